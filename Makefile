@@ -1,0 +1,25 @@
+# The two commands of the README: `make serve` and `make test`. Everything else is a step of theirs.
+SWIFT ?= swift
+BIN = $(shell $(SWIFT) build --show-bin-path)
+
+.PHONY: serve test deps build lint unit conformance
+
+deps:
+	@bash scripts/bootstrap.sh
+
+build: deps
+	$(SWIFT) build
+
+lint:
+	$(SWIFT) format lint --strict --recursive Package.swift Sources Tests
+
+unit: build
+	$(SWIFT) test
+
+conformance: build
+	FACET_BIN="$(BIN)/facet" .venv/bin/python -m pytest -q conformance
+
+test: deps lint unit conformance
+
+serve: build
+	@bash scripts/serve.sh "$(BIN)/facet"

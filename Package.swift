@@ -1,0 +1,47 @@
+// swift-tools-version: 6.0
+import PackageDescription
+
+let package = Package(
+    name: "Facet",
+    platforms: [.macOS(.v14)],
+    products: [
+        .executable(name: "facet", targets: ["facet"]),
+        .library(name: "DICOMCore", targets: ["DICOMCore"]),
+        .library(name: "DICOMCodec", targets: ["DICOMCodec"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2")
+    ],
+    targets: [
+        .target(
+            name: "CDCMTK",
+            cxxSettings: [
+                .unsafeFlags(["-Wno-deprecated-declarations"])
+            ],
+            linkerSettings: [
+                .linkedLibrary("dcmjpeg"),
+                .linkedLibrary("dcmimage"),
+                .linkedLibrary("dcmimgle"),
+                .linkedLibrary("i2d"),
+                .linkedLibrary("dcmdata"),
+                .linkedLibrary("oflog"),
+                .linkedLibrary("ofstd"),
+                .linkedLibrary("png"),
+                .linkedLibrary("z"),
+            ]
+        ),
+        .target(name: "DICOMCore"),
+        .target(name: "DICOMCodec", dependencies: ["CDCMTK", "DICOMCore"]),
+        .executableTarget(
+            name: "facet",
+            dependencies: [
+                "DICOMCodec", "DICOMCore",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ]
+        ),
+        .testTarget(name: "DICOMCoreTests", dependencies: ["DICOMCore"]),
+        .testTarget(name: "DICOMCodecTests", dependencies: ["DICOMCodec", "DICOMCore"]),
+    ],
+    swiftLanguageModes: [.v6],
+    cxxLanguageStandard: .cxx17
+)

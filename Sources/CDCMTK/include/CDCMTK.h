@@ -1,0 +1,93 @@
+/*
+ * CDCMTK: Facet's only door to DCMTK and libpng.
+ *
+ * Plain C. No DCMTK type and no C++ exception crosses this header. Every function returns a status code
+ * (CDCMTK_OK on success) and, on failure, writes one readable line into the caller's `error` buffer. Buffers
+ * returned through `out` pointers are allocated here and freed by the caller with cdcmtk_free().
+ */
+#ifndef CDCMTK_H
+#define CDCMTK_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+enum {
+    CDCMTK_OK = 0,
+    CDCMTK_ERR_INIT = 1,        /* DICOM dictionary not loaded, or codecs could not register */
+    CDCMTK_ERR_NOT_DICOM = 2,   /* input is not a DICOM Part-10 file */
+    CDCMTK_ERR_MALFORMED = 3,   /* DICOM that DCMTK cannot parse (truncated, bad lengths, ...) */
+    CDCMTK_ERR_IO = 4,          /* file could not be read or written */
+    CDCMTK_ERR_UNSUPPORTED = 5, /* well-formed input that Facet does not accept */
+    CDCMTK_ERR_LIMIT = 6,       /* input exceeds a configured limit (dimensions, sizes) */
+    CDCMTK_ERR_MEMORY = 7,
+};
+
+/* Loads nothing twice; safe to call from several threads. Returns CDCMTK_ERR_INIT when DCMTK's data
+ * dictionary is not loaded (DCMDICTPATH wrong or the dcmtk data package missing). Silences DCMTK's own logger. */
+int cdcmtk_initialize(char *error, size_t error_capacity);
+
+/* Frees any buffer this library returned. */
+void cdcmtk_free(void *buffer);
+
+/*
+ * Walk format produced by the readers, little endian, one record after another:
+ *   1 element:        u16 group, u16 element, char vr[2], u8 is_bulk, u32 length, value[length] unless is_bulk
+ *   2 sequence start: u16 group, u16 element
+ *   3 item start
+ *   4 item end
+ *   5 sequence end
+ * Values are the element's bytes in Explicit VR Little Endian form; text is converted to UTF-8 where DCMTK
+ * can. Values longer than bulk_threshold (binary VRs, encapsulated pixel data) are reported with their length
+ * only and never loaded. The File Meta Information (group 0002) comes first.
+ */
+int cdcmtk_read_file(const char *path, uint32_t bulk_threshold, uint8_t **out, size_t *out_length, char *error,
+                     size_t error_capacity);
+int cdcmtk_read_buffer(const uint8_t *buffer, size_t length, uint32_t bulk_threshold, uint8_t **out,
+                       size_t *out_length, char *error, size_t error_capacity);
+
+/* Reads one element's full value (for example the Encapsulated Document) from a Part-10 file without loading the
+ * rest of the bulk data. The tag must be at the top level of the dataset. */
+int cdcmtk_read_element_value(const char *path, uint16_t group, uint16_t element, uint8_t **out,
+                              size_t *out_length, char *error, size_t error_capacity);
+
+/* Writes a Part-10 file. `dataset` is the dataset without File Meta Information, encoded as Explicit VR Little
+ * Endian (encapsulated Pixel Data as an undefined-length OB item sequence when the transfer syntax is
+ * encapsulated). DCMTK parses it, builds the File Meta Information for `transfer_syntax_uid`, writes to a
+ * temporary file beside `path`, fsyncs it and renames it into place, so that `path` is either whole or absent. */
+int cdcmtk_write_part10(const uint8_t *dataset, size_t dataset_length, const char *transfer_syntax_uid,
+                        const char *path, char *error, size_t error_capacity);
+
+/* Decodes one JPEG frame (as it would be stored encapsulated under `transfer_syntax_uid`) to interleaved
+ * 8-bit pixels with DCMTK's IJG decoder. YCbCr input is converted to RGB. `photometric` is the interpretation of
+ * the compressed data (YBR_FULL, YBR_FULL_422, RGB, MONOCHROME2). */
+int cdcmtk_decode_jpeg(const uint8_t *jpeg, size_t length, const char *transfer_syntax_uid, uint16_t rows,
+                       uint16_t columns, uint16_t samples_per_pixel, const char *photometric, uint8_t **out_pixels,
+                       size_t *out_length, char *error, size_t error_capacity);
+
+/* Result of decoding a PNG. */
+typedef struct cdcmtk_png_info {
+    uint32_t width;
+    uint32_t height;
+    uint8_t samples_per_pixel; /* 1 (gray) or 3 (RGB) after conversion */
+    uint8_t source_bit_depth;  /* as in IHDR */
+    uint8_t source_color_type; /* as in IHDR: 0 gray, 2 RGB, 3 palette, 4 gray+alpha, 6 RGBA */
+    uint8_t had_alpha;         /* alpha channel or tRNS present: composited over white */
+    uint8_t was_interlaced;
+} cdcmtk_png_info;
+
+/* Decodes a PNG with libpng into interleaved 8-bit gray or RGB. Dimensions are checked against max_dimension
+ * (each side) and max_pixels before any pixel buffer is allocated. Palette is expanded, 1/2/4-bit gray widened,
+ * 16-bit scaled to 8-bit with rounding, alpha composited over white. */
+int cdcmtk_decode_png(const uint8_t *png, size_t length, uint32_t max_dimension, uint64_t max_pixels,
+                      cdcmtk_png_info *info, uint8_t **out_pixels, size_t *out_length, char *error,
+                      size_t error_capacity);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif

@@ -1,0 +1,366 @@
+// C++17 implementation of CDCMTK.h over DCMTK 3.6.7. Nothing here throws across the C boundary: every entry
+// point catches and turns failures into a status code plus one line of text.
+
+#include "CDCMTK.h"
+
+#include "dcmtk/config/osconfig.h"
+#include "dcmtk/dcmdata/dctk.h"
+#include "dcmtk/dcmdata/dcistrmb.h"
+#include "dcmtk/dcmdata/dcfcache.h"
+#include "dcmtk/dcmdata/dcpxitem.h"
+#include "dcmtk/dcmjpeg/djdecode.h"
+#include "dcmtk/oflog/oflog.h"
+
+#include <cerrno>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <fcntl.h>
+#include <mutex>
+#include <new>
+#include <string>
+#include <unistd.h>
+#include <vector>
+
+namespace {
+
+void setError(char *error, size_t capacity, const std::string &message) {
+    if (error == nullptr || capacity == 0) return;
+    std::snprintf(error, capacity, "%s", message.c_str());
+}
+
+std::once_flag initOnce;
+bool initOK = false;
+std::string initMessage;
+
+void doInitialize() {
+    // DCMTK logs to stderr by default; Facet reports errors itself and never lets a library print.
+    OFLog::configure(OFLogger::OFF_LOG_LEVEL);
+    if (!dcmDataDict.isDictionaryLoaded()) {
+        initMessage = "DCMTK data dictionary is not loaded (install the dcmtk data files or set DCMDICTPATH)";
+        return;
+    }
+    DJDecoderRegistration::registerCodecs(EDC_photometricInterpretation, EUC_never);
+    initOK = true;
+}
+
+bool ensureInitialized(char *error, size_t capacity) {
+    std::call_once(initOnce, doInitialize);
+    if (!initOK) setError(error, capacity, initMessage);
+    return initOK;
+}
+
+struct Writer {
+    std::vector<uint8_t> bytes;
+    void u8(uint8_t v) { bytes.push_back(v); }
+    void u16(uint16_t v) {
+        bytes.push_back(uint8_t(v & 0xff));
+        bytes.push_back(uint8_t(v >> 8));
+    }
+    void u32(uint32_t v) {
+        for (int i = 0; i < 4; ++i) bytes.push_back(uint8_t((v >> (8 * i)) & 0xff));
+    }
+};
+
+bool isBinaryVR(DcmEVR vr) {
+    switch (vr) {
+    case EVR_OB: case EVR_OW: case EVR_OF: case EVR_OD: case EVR_OL: case EVR_OV: case EVR_UN:
+        return true;
+    default:
+        return false;
+    }
+}
+
+OFCondition walkItem(DcmItem *item, uint32_t threshold, bool encapsulatedPixels, Writer &out) {
+    const unsigned long count = item->card();
+    for (unsigned long i = 0; i < count; ++i) {
+        DcmElement *element = item->getElement(i);
+        if (element == nullptr) continue;
+        const DcmTag &tag = element->getTag();
+        if (element->ident() == EVR_SQ) {
+            auto *sequence = OFstatic_cast(DcmSequenceOfItems *, element);
+            out.u8(2);
+            out.u16(tag.getGroup());
+            out.u16(tag.getElement());
+            for (unsigned long j = 0; j < sequence->card(); ++j) {
+                out.u8(3);
+                OFCondition status = walkItem(sequence->getItem(j), threshold, false, out);
+                if (status.bad()) return status;
+                out.u8(4);
+            }
+            out.u8(5);
+            continue;
+        }
+        DcmVR vr(element->getVR());
+        DcmEVR valid = vr.getValidEVR();
+        const char *name = DcmVR(valid).getVRName();
+        const Uint32 length = element->getLength();
+        bool pixelSequence = tag == DCM_PixelData && encapsulatedPixels;
+        bool bulk = pixelSequence || (isBinaryVR(valid) && length > threshold) || length > (16u << 20);
+        out.u8(1);
+        out.u16(tag.getGroup());
+        out.u16(tag.getElement());
+        out.u8(uint8_t(name[0]));
+        out.u8(uint8_t(name[1]));
+        out.u8(bulk ? 1 : 0);
+        out.u32(pixelSequence ? 0xFFFFFFFFu : length);
+        if (bulk || length == 0) continue;
+        size_t offset = out.bytes.size();
+        out.bytes.resize(offset + length);
+        OFCondition status = element->getPartialValue(out.bytes.data() + offset, 0, length, nullptr, EBO_LittleEndian);
+        if (status.bad()) return status;
+    }
+    return EC_Normal;
+}
+
+int finishRead(DcmFileFormat &file, uint32_t threshold, uint8_t **out, size_t *outLength, char *error,
+               size_t capacity) {
+    DcmDataset *dataset = file.getDataset();
+    // Text is handed to Swift as UTF-8. A dataset whose character set DCMTK cannot convert keeps its bytes.
+    (void)dataset->convertToUTF8();
+    Writer writer;
+    OFCondition status = walkItem(file.getMetaInfo(), threshold, false, writer);
+    if (status.good()) {
+        bool encapsulated = DcmXfer(dataset->getOriginalXfer()).isEncapsulated();
+        status = walkItem(dataset, threshold, encapsulated, writer);
+    }
+    if (status.bad()) {
+        setError(error, capacity, std::string("DICOM value could not be read: ") + status.text());
+        return CDCMTK_ERR_MALFORMED;
+    }
+    auto *buffer = static_cast<uint8_t *>(std::malloc(writer.bytes.empty() ? 1 : writer.bytes.size()));
+    if (buffer == nullptr) return CDCMTK_ERR_MEMORY;
+    if (!writer.bytes.empty()) std::memcpy(buffer, writer.bytes.data(), writer.bytes.size());
+    *out = buffer;
+    *outLength = writer.bytes.size();
+    return CDCMTK_OK;
+}
+
+bool hasPreamble(const uint8_t *bytes, size_t length) {
+    return length >= 132 && std::memcmp(bytes + 128, "DICM", 4) == 0;
+}
+
+int readFailure(const OFCondition &status, char *error, size_t capacity) {
+    setError(error, capacity, std::string("malformed or truncated DICOM: ") + status.text());
+    return CDCMTK_ERR_MALFORMED;
+}
+
+int fsyncPath(const std::string &path, bool directory) {
+    int fd = ::open(path.c_str(), directory ? (O_RDONLY | O_DIRECTORY) : O_RDONLY);
+    if (fd < 0) return -1;
+    int result = ::fsync(fd);
+    ::close(fd);
+    return result;
+}
+
+std::string parentDirectory(const std::string &path) {
+    auto slash = path.find_last_of('/');
+    if (slash == std::string::npos) return ".";
+    if (slash == 0) return "/";
+    return path.substr(0, slash);
+}
+
+// Runs one entry point's body: initialises DCMTK first and turns any C++ exception into a status code.
+template <typename Body>
+int guarded(char *error, size_t capacity, const char *what, int failure, Body body) {
+    try {
+        if (!ensureInitialized(error, capacity)) return CDCMTK_ERR_INIT;
+        return body();
+    } catch (const std::bad_alloc &) {
+        setError(error, capacity, std::string("out of memory while ") + what);
+        return CDCMTK_ERR_MEMORY;
+    } catch (...) {
+        setError(error, capacity, std::string("unexpected failure while ") + what);
+        return failure;
+    }
+}
+
+}  // namespace
+
+extern "C" int cdcmtk_initialize(char *error, size_t error_capacity) {
+    try {
+        return ensureInitialized(error, error_capacity) ? CDCMTK_OK : CDCMTK_ERR_INIT;
+    } catch (...) {
+        setError(error, error_capacity, "DCMTK initialisation failed");
+        return CDCMTK_ERR_INIT;
+    }
+}
+
+extern "C" void cdcmtk_free(void *buffer) { std::free(buffer); }
+
+extern "C" int cdcmtk_read_file(const char *path, uint32_t bulk_threshold, uint8_t **out, size_t *out_length,
+                                char *error, size_t error_capacity) {
+    return guarded(error, error_capacity, "reading DICOM", CDCMTK_ERR_MALFORMED, [&]() -> int {
+        FILE *handle = std::fopen(path, "rb");
+        if (handle == nullptr) {
+            setError(error, error_capacity, std::string("cannot open file: ") + std::strerror(errno));
+            return CDCMTK_ERR_IO;
+        }
+        uint8_t head[132];
+        size_t got = std::fread(head, 1, sizeof head, handle);
+        std::fclose(handle);
+        if (!hasPreamble(head, got)) {
+            setError(error, error_capacity, "not a DICOM Part-10 file: no 'DICM' prefix after the 128-byte preamble");
+            return CDCMTK_ERR_NOT_DICOM;
+        }
+        DcmFileFormat file;
+        OFCondition status = file.loadFile(OFFilename(path), EXS_Unknown, EGL_noChange, bulk_threshold, ERM_fileOnly);
+        if (status.bad()) return readFailure(status, error, error_capacity);
+        return finishRead(file, bulk_threshold, out, out_length, error, error_capacity);
+    });
+}
+
+extern "C" int cdcmtk_read_buffer(const uint8_t *buffer, size_t length, uint32_t bulk_threshold, uint8_t **out,
+                                  size_t *out_length, char *error, size_t error_capacity) {
+    return guarded(error, error_capacity, "reading DICOM", CDCMTK_ERR_MALFORMED, [&]() -> int {
+        if (!hasPreamble(buffer, length)) {
+            setError(error, error_capacity, "not a DICOM Part-10 file: no 'DICM' prefix after the 128-byte preamble");
+            return CDCMTK_ERR_NOT_DICOM;
+        }
+        DcmInputBufferStream stream;
+        stream.setBuffer(buffer, OFstatic_cast(offile_off_t, length));
+        stream.setEos();
+        DcmFileFormat file;
+        file.transferInit();
+        OFCondition status = file.read(stream, EXS_Unknown, EGL_noChange, DCM_MaxReadLength);
+        file.transferEnd();
+        if (status.bad()) return readFailure(status, error, error_capacity);
+        return finishRead(file, bulk_threshold, out, out_length, error, error_capacity);
+    });
+}
+
+extern "C" int cdcmtk_read_element_value(const char *path, uint16_t group, uint16_t element, uint8_t **out,
+                                         size_t *out_length, char *error, size_t error_capacity) {
+    return guarded(error, error_capacity, "reading a DICOM element", CDCMTK_ERR_MALFORMED, [&]() -> int {
+        DcmFileFormat file;
+        OFCondition status = file.loadFile(OFFilename(path), EXS_Unknown, EGL_noChange, 4096, ERM_fileOnly);
+        if (status.bad()) return readFailure(status, error, error_capacity);
+        DcmElement *found = nullptr;
+        status = file.getDataset()->findAndGetElement(DcmTagKey(group, element), found, OFFalse);
+        if (status.bad() || found == nullptr || found->ident() == EVR_SQ) {
+            setError(error, error_capacity, "element not present in the dataset");
+            return CDCMTK_ERR_UNSUPPORTED;
+        }
+        const Uint32 length = found->getLength();
+        auto *buffer = static_cast<uint8_t *>(std::malloc(length == 0 ? 1 : length));
+        if (buffer == nullptr) return CDCMTK_ERR_MEMORY;
+        if (length > 0) {
+            DcmFileCache cache;
+            status = found->getPartialValue(buffer, 0, length, &cache, EBO_LittleEndian);
+            if (status.bad()) {
+                std::free(buffer);
+                return readFailure(status, error, error_capacity);
+            }
+        }
+        *out = buffer;
+        *out_length = length;
+        return CDCMTK_OK;
+    });
+}
+
+extern "C" int cdcmtk_write_part10(const uint8_t *dataset, size_t dataset_length, const char *transfer_syntax_uid,
+                                   const char *path, char *error, size_t error_capacity) {
+    std::string temporary;
+    try {
+        if (!ensureInitialized(error, error_capacity)) return CDCMTK_ERR_INIT;
+        DcmXfer xfer(transfer_syntax_uid);
+        if (xfer.getXfer() == EXS_Unknown) {
+            setError(error, error_capacity, "unknown transfer syntax");
+            return CDCMTK_ERR_UNSUPPORTED;
+        }
+        DcmFileFormat file;
+        DcmDataset *target = file.getDataset();
+        DcmInputBufferStream stream;
+        stream.setBuffer(dataset, OFstatic_cast(offile_off_t, dataset_length));
+        stream.setEos();
+        target->transferInit();
+        // The bytes are always Explicit VR Little Endian; for an encapsulated syntax the dataset encoding is the
+        // same and the Pixel Data is an item sequence.
+        OFCondition status = target->read(stream, xfer.getXfer(), EGL_noChange, DCM_MaxReadLength);
+        target->transferEnd();
+        if (status.bad()) {
+            setError(error, error_capacity, std::string("dataset rejected by DCMTK: ") + status.text());
+            return CDCMTK_ERR_MALFORMED;
+        }
+        temporary = std::string(path) + ".tmp" + std::to_string(::getpid());
+        status = file.saveFile(OFFilename(temporary.c_str()), xfer.getXfer(), EET_ExplicitLength, EGL_recalcGL,
+                               EPD_noChange, 0, 0, EWM_createNewMeta);
+        if (status.bad()) {
+            ::unlink(temporary.c_str());
+            setError(error, error_capacity, std::string("cannot write DICOM file: ") + status.text());
+            return CDCMTK_ERR_IO;
+        }
+        if (fsyncPath(temporary, false) != 0 || ::rename(temporary.c_str(), path) != 0) {
+            int saved = errno;
+            ::unlink(temporary.c_str());
+            setError(error, error_capacity, std::string("cannot place DICOM file: ") + std::strerror(saved));
+            return CDCMTK_ERR_IO;
+        }
+        (void)fsyncPath(parentDirectory(path), true);
+        return CDCMTK_OK;
+    } catch (...) {
+        if (!temporary.empty()) ::unlink(temporary.c_str());
+        setError(error, error_capacity, "unexpected failure while writing DICOM");
+        return CDCMTK_ERR_IO;
+    }
+}
+
+extern "C" int cdcmtk_decode_jpeg(const uint8_t *jpeg, size_t length, const char *transfer_syntax_uid,
+                                  uint16_t rows, uint16_t columns, uint16_t samples_per_pixel,
+                                  const char *photometric, uint8_t **out_pixels, size_t *out_length, char *error,
+                                  size_t error_capacity) {
+    return guarded(error, error_capacity, "decoding JPEG", CDCMTK_ERR_MALFORMED, [&]() -> int {
+        DcmXfer xfer(transfer_syntax_uid);
+        if (!xfer.isEncapsulated()) {
+            setError(error, error_capacity, "not an encapsulated transfer syntax");
+            return CDCMTK_ERR_UNSUPPORTED;
+        }
+        if (length > 0xFFFFFFF0u) {
+            setError(error, error_capacity, "JPEG stream too large");
+            return CDCMTK_ERR_LIMIT;
+        }
+        DcmDataset dataset;
+        dataset.putAndInsertUint16(DCM_Rows, rows);
+        dataset.putAndInsertUint16(DCM_Columns, columns);
+        dataset.putAndInsertUint16(DCM_SamplesPerPixel, samples_per_pixel);
+        dataset.putAndInsertString(DCM_PhotometricInterpretation, photometric);
+        dataset.putAndInsertUint16(DCM_BitsAllocated, 8);
+        dataset.putAndInsertUint16(DCM_BitsStored, 8);
+        dataset.putAndInsertUint16(DCM_HighBit, 7);
+        dataset.putAndInsertUint16(DCM_PixelRepresentation, 0);
+        if (samples_per_pixel > 1) dataset.putAndInsertUint16(DCM_PlanarConfiguration, 0);
+
+        Uint32 even = OFstatic_cast(Uint32, length + (length & 1));
+        std::vector<Uint8> fragmentBytes(even, 0);
+        std::memcpy(fragmentBytes.data(), jpeg, length);
+        auto *sequence = new DcmPixelSequence(DcmTag(DCM_PixelData, EVR_OB));
+        auto *offsets = new DcmPixelItem(DcmTag(DCM_Item, EVR_OB));
+        sequence->insert(offsets);
+        auto *fragment = new DcmPixelItem(DcmTag(DCM_Item, EVR_OB));
+        fragment->putUint8Array(fragmentBytes.data(), even);
+        sequence->insert(fragment);
+        auto *pixels = new DcmPixelData(DCM_PixelData);
+        pixels->putOriginalRepresentation(xfer.getXfer(), nullptr, sequence);
+        dataset.insert(pixels);
+
+        OFCondition status = dataset.chooseRepresentation(EXS_LittleEndianExplicit, nullptr);
+        if (status.bad() || !dataset.canWriteXfer(EXS_LittleEndianExplicit)) {
+            setError(error, error_capacity, std::string("DCMTK could not decode the JPEG: ") + status.text());
+            return CDCMTK_ERR_UNSUPPORTED;
+        }
+        const Uint8 *decoded = nullptr;
+        unsigned long count = 0;
+        status = dataset.findAndGetUint8Array(DCM_PixelData, decoded, &count);
+        size_t expected = size_t(rows) * columns * samples_per_pixel;
+        if (status.bad() || decoded == nullptr || count < expected) {
+            setError(error, error_capacity, "DCMTK decoded fewer pixels than the frame holds");
+            return CDCMTK_ERR_MALFORMED;
+        }
+        auto *buffer = static_cast<uint8_t *>(std::malloc(expected == 0 ? 1 : expected));
+        if (buffer == nullptr) return CDCMTK_ERR_MEMORY;
+        std::memcpy(buffer, decoded, expected);
+        *out_pixels = buffer;
+        *out_length = expected;
+        return CDCMTK_OK;
+    });
+}

@@ -1,0 +1,107 @@
+import CDCMTK
+import DICOMCore
+import Foundation
+
+/// Thin Swift face of the CDCMTK shim: converts status codes into `DICOMCodecError` and shim buffers into `Data`.
+enum DCMTK {
+    static func initialize() throws(DICOMCodecError) {
+        try call { error, capacity in cdcmtk_initialize(error, capacity) }
+    }
+
+    static func readFile(_ path: String, bulkThreshold: UInt32) throws(DICOMCodecError) -> Data {
+        try buffer { out, length, error, capacity in
+            cdcmtk_read_file(path, bulkThreshold, out, length, error, capacity)
+        }
+    }
+
+    static func readBuffer(_ data: Data, bulkThreshold: UInt32) throws(DICOMCodecError) -> Data {
+        try buffer { out, length, error, capacity in
+            data.withUnsafeBytes { raw in
+                cdcmtk_read_buffer(
+                    raw.bindMemory(to: UInt8.self).baseAddress, raw.count, bulkThreshold, out, length, error, capacity)
+            }
+        }
+    }
+
+    static func readElementValue(_ path: String, tag: Tag) throws(DICOMCodecError) -> Data {
+        try buffer { out, length, error, capacity in
+            cdcmtk_read_element_value(path, tag.group, tag.element, out, length, error, capacity)
+        }
+    }
+
+    static func writePart10(_ dataset: Data, transferSyntax: String, to path: String) throws(DICOMCodecError) {
+        try call { error, capacity in
+            dataset.withUnsafeBytes { raw in
+                cdcmtk_write_part10(
+                    raw.bindMemory(to: UInt8.self).baseAddress, raw.count, transferSyntax, path, error, capacity)
+            }
+        }
+    }
+
+    static func decodeJPEG(
+        _ jpeg: Data, transferSyntax: String, rows: Int, columns: Int, samplesPerPixel: Int, photometric: String
+    ) throws(DICOMCodecError) -> Data {
+        try buffer { out, length, error, capacity in
+            jpeg.withUnsafeBytes { raw in
+                cdcmtk_decode_jpeg(
+                    raw.bindMemory(to: UInt8.self).baseAddress, raw.count, transferSyntax, UInt16(rows),
+                    UInt16(columns), UInt16(samplesPerPixel), photometric, out, length, error, capacity)
+            }
+        }
+    }
+
+    static func decodePNG(_ png: Data, maxDimension: UInt32, maxPixels: UInt64) throws(DICOMCodecError) -> (
+        cdcmtk_png_info, Data
+    ) {
+        var info = cdcmtk_png_info()
+        let pixels = try buffer { out, length, error, capacity in
+            png.withUnsafeBytes { raw in
+                cdcmtk_decode_png(
+                    raw.bindMemory(to: UInt8.self).baseAddress, raw.count, maxDimension, maxPixels, &info, out,
+                    length, error, capacity)
+            }
+        }
+        return (info, pixels)
+    }
+
+    // MARK: plumbing
+
+    private static let errorCapacity = 512
+
+    private static func call(_ body: (UnsafeMutablePointer<CChar>, Int) -> Int32) throws(DICOMCodecError) {
+        var message = [CChar](repeating: 0, count: errorCapacity)
+        let status = message.withUnsafeMutableBufferPointer { pointer in
+            body(pointer.baseAddress!, errorCapacity)
+        }
+        guard status == CDCMTK_OK else {
+            let text = message.withUnsafeBufferPointer { String(cString: $0.baseAddress!) }
+            throw mapError(status, text)
+        }
+    }
+
+    private static func buffer(
+        _ body: (
+            UnsafeMutablePointer<UnsafeMutablePointer<UInt8>?>, UnsafeMutablePointer<Int>, UnsafeMutablePointer<CChar>,
+            Int
+        ) -> Int32
+    ) throws(DICOMCodecError) -> Data {
+        var out: UnsafeMutablePointer<UInt8>? = nil
+        var length = 0
+        try call { error, capacity in body(&out, &length, error, capacity) }
+        guard let out else { return Data() }
+        return Data(bytesNoCopy: out, count: length, deallocator: .custom { pointer, _ in cdcmtk_free(pointer) })
+    }
+
+    private static func mapError(_ status: Int32, _ text: String) -> DICOMCodecError {
+        let message = text.isEmpty ? "DCMTK failure \(status)" : text
+        switch Int(status) {
+        case Int(CDCMTK_ERR_INIT): return DICOMCodecError(.initialization, message)
+        case Int(CDCMTK_ERR_NOT_DICOM): return DICOMCodecError(.notDICOM, message)
+        case Int(CDCMTK_ERR_MALFORMED): return DICOMCodecError(.malformedDICOM, message)
+        case Int(CDCMTK_ERR_IO): return DICOMCodecError(.io, message)
+        case Int(CDCMTK_ERR_LIMIT): return DICOMCodecError(.limitExceeded, message)
+        case Int(CDCMTK_ERR_MEMORY): return DICOMCodecError(.limitExceeded, "out of memory: \(message)")
+        default: return DICOMCodecError(.unsupported, message)
+        }
+    }
+}

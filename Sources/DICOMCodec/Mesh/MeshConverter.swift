@@ -1,0 +1,252 @@
+import DICOMCore
+import Foundation
+
+/// Wraps 3D surface files as Encapsulated STL, OBJ and MTL Storage objects (Modality M3D). The encapsulated bytes
+/// are the original file's, unchanged. An OBJ brings along the MTL files it names and the textures those name:
+/// OBJ and MTL share one Model Group UID and reference each other's instances with the Relative URI the file
+/// uses; textures become VL Photographic images of the same study in their own series.
+public enum MeshConverter {
+    /// Largest mesh file wrapped (encapsulated documents are limited to 4 GiB by the UL length).
+    public static let maximumFileSize = 1 << 30
+
+    public static let ucumMillimetre = CodedConcept("mm", "UCUM", "millimeter")
+
+    /// Prepares the STL object. Only binary STL is accepted, as the standard requires.
+    public static func convertSTL(_ data: Data, context: InstanceContext, seriesNumber: Int) throws(DICOMCodecError)
+        -> [PreparedInstance]
+    {
+        try checkSize(data)
+        guard data.count >= 84 else {
+            if data.isEmpty { throw DICOMCodecError(.invalidMesh, "file is empty") }
+            throw DICOMCodecError(.invalidMesh, "not an STL file: shorter than a binary STL header")
+        }
+        let header = [UInt8](data[data.startIndex + 80..<data.startIndex + 84])
+        var count: UInt32 = 0
+        for byte in header.reversed() { count = count << 8 | UInt32(byte) }
+        // Binary is decided by length, not by a leading "solid": many binary files start with that word.
+        guard 84 + 50 * UInt64(count) == UInt64(data.count) else {
+            let head = String(decoding: data.prefix(512), as: UTF8.self).lowercased()
+            if head.trimmingCharacters(in: .whitespacesAndNewlines).hasPrefix("solid") && head.contains("facet") {
+                throw DICOMCodecError(
+                    .unsupported,
+                    "ASCII STL: Encapsulated STL must be binary; convert with MeshKit (not yet available) or export binary STL"
+                )
+            }
+            throw DICOMCodecError(
+                .invalidMesh,
+                "not a binary STL: the triangle count in the header (\(count)) disagrees with the file size")
+        }
+        guard count > 0 else { throw DICOMCodecError(.invalidMesh, "STL has no triangles") }
+        let series = context.uids.make()
+        let frame = context.uids.make()
+        let dataset = documentDataset(
+            data, sopClass: UID.encapsulatedSTLStorage, mime: "model/stl", title: "3D surface model (STL)",
+            context: context, seriesUID: series, seriesNumber: seriesNumber, instanceNumber: 1, frameOfReference: frame,
+            modelGroup: nil, references: [])
+        return [PreparedInstance(dataset: dataset, transferSyntaxUID: UID.explicitVRLittleEndian, notes: [])]
+    }
+
+    /// Prepares the OBJ, every MTL it names and every texture those name. Nothing is read outside the OBJ's folder.
+    public static func convertOBJ(at url: URL, context: InstanceContext, seriesNumber: Int, textureSeriesNumber: Int)
+        throws(DICOMCodecError) -> [PreparedInstance]
+    {
+        let data = try read(url, what: "OBJ")
+        try checkSize(data)
+        guard let text = String(data: data, encoding: .utf8) ?? String(data: data, encoding: .isoLatin1), !data.isEmpty
+        else {
+            throw DICOMCodecError(.invalidMesh, data.isEmpty ? "file is empty" : "OBJ is not text")
+        }
+        guard !data.contains(0), OBJReferences.looksLikeMesh(text) else {
+            throw DICOMCodecError(.invalidMesh, "not an OBJ mesh: no vertices and faces found")
+        }
+        let directory = url.deletingLastPathComponent()
+        let libraries = OBJReferences.materialLibraries(text) { name in
+            (try? SafePath.resolve(name, in: directory, what: "MTL")) != nil
+        }
+
+        let series = context.uids.make()
+        let textureSeries = context.uids.make()
+        let frame = context.uids.make()
+        let modelGroup = context.uids.make()
+        var instances: [PreparedInstance] = []
+        var objReferences: [Reference] = []
+        var textureNumber = 0
+        var textureByPath: [String: PreparedInstance] = [:]
+        var instanceNumber = 2
+
+        for library in libraries {
+            let mtlURL: URL
+            do {
+                mtlURL = try SafePath.resolve(library.uri, in: directory, what: "MTL")
+            } catch {
+                throw DICOMCodecError(error.code, "mtllib on line \(library.line): \(error.message)")
+            }
+            let mtlData = try read(mtlURL, what: "MTL")
+            try checkSize(mtlData)
+            guard let mtlText = String(data: mtlData, encoding: .utf8) ?? String(data: mtlData, encoding: .isoLatin1),
+                !mtlData.contains(0)
+            else {
+                throw DICOMCodecError(.invalidMesh, "MTL named on line \(library.line) is not text")
+            }
+            var mtlReferences: [Reference] = []
+            let mtlDirectory = mtlURL.deletingLastPathComponent()
+            for texture in OBJReferences.textures(mtlText) {
+                let textureURL: URL
+                do {
+                    // The MTL lies inside the OBJ's folder, so a texture confined to the MTL's folder is too.
+                    textureURL = try SafePath.resolve(texture.uri, in: mtlDirectory, what: "texture")
+                } catch {
+                    throw DICOMCodecError(error.code, "MTL line \(texture.line): \(error.message)")
+                }
+                if let existing = textureByPath[textureURL.path] {
+                    mtlReferences.append(Reference(texture.uri, existing))
+                    continue
+                }
+                let textureData = try read(textureURL, what: "texture")
+                guard PhotoConverter.kind(of: textureData) != nil else {
+                    throw DICOMCodecError(.unsupported, "MTL line \(texture.line): texture is not JPEG or PNG")
+                }
+                textureNumber += 1
+                var prepared: PreparedInstance
+                do {
+                    prepared = try PhotoConverter.convert(
+                        textureData, context: textureContext(context),
+                        placement: .init(
+                            seriesInstanceUID: textureSeries, seriesNumber: textureSeriesNumber,
+                            instanceNumber: textureNumber))
+                } catch {
+                    throw DICOMCodecError(error.code, "texture named on MTL line \(texture.line): \(error.message)")
+                }
+                textureByPath[textureURL.path] = prepared
+                instances.append(prepared)
+                mtlReferences.append(Reference(texture.uri, prepared))
+            }
+            let mtlDataset = documentDataset(
+                mtlData, sopClass: UID.encapsulatedMTLStorage, mime: "model/mtl", title: "3D surface material (MTL)",
+                context: context, seriesUID: series, seriesNumber: seriesNumber, instanceNumber: instanceNumber,
+                frameOfReference: nil, modelGroup: modelGroup, references: mtlReferences)
+            instanceNumber += 1
+            let mtl = PreparedInstance(dataset: mtlDataset, transferSyntaxUID: UID.explicitVRLittleEndian, notes: [])
+            instances.append(mtl)
+            objReferences.append(Reference(library.uri, mtl))
+        }
+        let objDataset = documentDataset(
+            data, sopClass: UID.encapsulatedOBJStorage, mime: "model/obj", title: "3D surface model (OBJ)",
+            context: context, seriesUID: series, seriesNumber: seriesNumber, instanceNumber: 1, frameOfReference: frame,
+            modelGroup: libraries.isEmpty ? nil : modelGroup, references: objReferences)
+        instances.insert(
+            PreparedInstance(dataset: objDataset, transferSyntaxUID: UID.explicitVRLittleEndian, notes: []), at: 0)
+        return instances
+    }
+
+    /// Textures are photographs of the capture: same patient and study, no view or timing of their own.
+    private static func textureContext(_ context: InstanceContext) -> InstanceContext {
+        var textures = context
+        textures.metadata.view = nil
+        textures.metadata.seriesDescription = "3D capture textures"
+        return textures
+    }
+
+    static func documentDataset(
+        _ document: Data, sopClass: String, mime: String, title: String, context: InstanceContext, seriesUID: String,
+        seriesNumber: Int, instanceNumber: Int, frameOfReference: String?, modelGroup: String?,
+        references: [Reference]
+    ) -> Dataset {
+        var dataset = context.baseDataset(
+            sopClassUID: sopClass, sopInstanceUID: context.uids.make(), seriesInstanceUID: seriesUID, modality: "M3D",
+            seriesNumber: seriesNumber, instanceNumber: instanceNumber)
+        let metadata = context.metadata
+        // Enhanced General Equipment: Type 1. Without a capture device named in the metadata, the equipment that
+        // produced the instance is Facet's converter.
+        dataset.set(.manufacturer, .LO, metadata.manufacturer ?? Facet.manufacturer)
+        dataset.set(.manufacturerModelName, .LO, metadata.manufacturerModelName ?? "Facet dicomize")
+        dataset.set(.deviceSerialNumber, .LO, metadata.deviceSerialNumber ?? context.deviceSerialNumber)
+        dataset.set(.softwareVersions, .LO, metadata.softwareVersions ?? "Facet \(context.softwareVersion)")
+        if let frameOfReference {
+            dataset.set(.frameOfReferenceUID, .UI, frameOfReference)
+            dataset.set(.positionReferenceIndicator, .LO, strings: [])
+        }
+        dataset.set(.contentDate, .DA, context.nowDate)
+        dataset.set(.contentTime, .TM, context.nowTime)
+        dataset.set(.acquisitionDateTime, .DT, strings: [])
+        dataset.set(Tag(0x0028, 0x0301), .CS, "NO")  // Burned In Annotation
+        dataset.set(.documentTitle, .ST, title)
+        dataset.set(.conceptNameCodeSequence, sequence: [])
+        dataset.set(.mimeTypeOfEncapsulatedDocument, .LO, mime)
+        dataset.set(.measurementUnitsCodeSequence, sequence: [ucumMillimetre.item])
+        if let region = metadata.region { dataset.set(.anatomicRegionSequence, sequence: [region.code.item]) }
+        if let modelGroup { dataset.set(.modelGroupUID, .UI, modelGroup) }
+        if sopClass != UID.encapsulatedSTLStorage {
+            // OBJ and MTL carry colour (vertex colours, Kd, textures): the ICC Profile module is required.
+            dataset.set(DataElement(.iccProfile, .OB, .bytes(SRGBProfile.data)))
+            dataset.set(Tag(0x0028, 0x2002), .CS, "SRGB")  // Color Space
+        }
+        if !references.isEmpty {
+            dataset.set(
+                .referencedInstanceSequence,
+                sequence: references.map { reference in
+                    var item = Dataset()
+                    item.set(.referencedSOPClassUID, .UI, reference.sopClass)
+                    item.set(.referencedSOPInstanceUID, .UI, reference.sopInstance)
+                    item.set(Tag(0x0068, 0x7005), .UR, reference.uri)
+                    return item
+                })
+            // Common Instance Reference module: every referenced instance, by series.
+            var bySeries: [String: [Reference]] = [:]
+            for reference in references { bySeries[reference.series, default: []].append(reference) }
+            dataset.set(
+                Tag(0x0008, 0x1115),
+                sequence: bySeries.keys.sorted().map { series in
+                    var item = Dataset()
+                    item.set(.seriesInstanceUID, .UI, series)
+                    item.set(
+                        .referencedInstanceSequence,
+                        sequence: (bySeries[series] ?? []).map { reference in
+                            var instance = Dataset()
+                            instance.set(.referencedSOPClassUID, .UI, reference.sopClass)
+                            instance.set(.referencedSOPInstanceUID, .UI, reference.sopInstance)
+                            return instance
+                        })
+                    return item
+                })
+        }
+        dataset.set(DataElement(.encapsulatedDocument, .OB, .bytes(document)))
+        dataset.set(DataElement(.encapsulatedDocumentLength, .UL, .unsigned([UInt64(document.count)])))
+        return dataset
+    }
+
+    /// An instance that a mesh file names, with the exact text it uses for it.
+    struct Reference {
+        var uri: String
+        var sopClass: String
+        var sopInstance: String
+        var series: String
+
+        init(_ uri: String, _ instance: PreparedInstance) {
+            self.uri = uri
+            self.sopClass = instance.sopClassUID
+            self.sopInstance = instance.sopInstanceUID
+            self.series = instance.dataset.string(.seriesInstanceUID) ?? ""
+        }
+    }
+
+    static func checkSize(_ data: Data) throws(DICOMCodecError) {
+        guard data.count <= maximumFileSize else {
+            throw DICOMCodecError(.limitExceeded, "mesh file is larger than \(maximumFileSize >> 20) MiB")
+        }
+    }
+
+    static func read(_ url: URL, what: String) throws(DICOMCodecError) -> Data {
+        do {
+            let attributes = try FileManager.default.attributesOfItem(atPath: url.path)
+            if let size = attributes[.size] as? Int, size > maximumFileSize {
+                throw DICOMCodecError(.limitExceeded, "\(what) file is larger than \(maximumFileSize >> 20) MiB")
+            }
+            return try Data(contentsOf: url)
+        } catch let error as DICOMCodecError {
+            throw error
+        } catch {
+            throw DICOMCodecError(.io, "\(what) file cannot be read")
+        }
+    }
+}

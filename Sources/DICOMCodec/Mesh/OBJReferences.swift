@@ -1,0 +1,106 @@
+import Foundation
+
+/// The file references of OBJ and MTL text: `mtllib` lines of an OBJ, texture map lines of an MTL. The exact
+/// text of each reference is kept: it becomes the Relative URI in the DICOM objects.
+enum OBJReferences {
+    /// One referenced file and the 1-based line it was named on.
+    struct Reference: Equatable {
+        var uri: String
+        var line: Int
+    }
+
+    /// Logical lines: CRLF and CR normalised, `\` continuations joined, comments dropped.
+    static func lines(_ text: String) -> [(number: Int, text: String)] {
+        var result: [(Int, String)] = []
+        var pending = ""
+        var startLine = 0
+        var number = 0
+        for raw in text.split(
+            omittingEmptySubsequences: false, whereSeparator: { $0 == "\n" || $0 == "\r\n" || $0 == "\r" })
+        {
+            number += 1
+            var line = String(raw)
+            if pending.isEmpty { startLine = number }
+            if line.hasSuffix("\\") {
+                line.removeLast()
+                pending += line + " "
+                continue
+            }
+            pending += line
+            if let hash = pending.firstIndex(of: "#") { pending = String(pending[..<hash]) }
+            let trimmed = pending.trimmingCharacters(in: .whitespaces)
+            if !trimmed.isEmpty { result.append((startLine, trimmed)) }
+            pending = ""
+        }
+        return result
+    }
+
+    static func keywordAndRest(_ line: String) -> (String, String) {
+        guard let space = line.firstIndex(where: { $0 == " " || $0 == "\t" }) else { return (line, "") }
+        return (String(line[..<space]), line[space...].trimmingCharacters(in: .whitespaces))
+    }
+
+    /// `mtllib` references. A name with spaces is taken whole when such a file exists, otherwise split.
+    static func materialLibraries(_ text: String, exists: (String) -> Bool) -> [Reference] {
+        var found: [Reference] = []
+        for (number, line) in lines(text) {
+            let (keyword, rest) = keywordAndRest(line)
+            guard keyword == "mtllib", !rest.isEmpty else { continue }
+            if exists(rest) || !rest.contains(where: { $0 == " " || $0 == "\t" }) {
+                found.append(Reference(uri: rest, line: number))
+            } else {
+                for name in rest.split(whereSeparator: { $0 == " " || $0 == "\t" }) {
+                    found.append(Reference(uri: String(name), line: number))
+                }
+            }
+        }
+        return found
+    }
+
+    /// Options of texture statements and how many arguments each takes (MTL spec, Wavefront).
+    private static let optionArity: [String: Int] = [
+        "-blendu": 1, "-blendv": 1, "-bm": 1, "-boost": 1, "-cc": 1, "-clamp": 1, "-imfchan": 1, "-mm": 2,
+        "-o": 3, "-s": 3, "-t": 3, "-texres": 1, "-type": 1,
+    ]
+
+    static let textureKeywords: Set<String> = [
+        "map_Kd", "map_Ka", "map_Ks", "map_Ke", "map_Ns", "map_d", "map_bump", "map_Bump", "bump", "disp", "decal",
+        "norm", "map_Pr", "map_Pm", "map_Ps",
+    ]
+
+    /// Texture files named by an MTL, each once, in order of first mention.
+    static func textures(_ text: String) -> [Reference] {
+        var found: [Reference] = []
+        for (number, line) in lines(text) {
+            let (keyword, rest) = keywordAndRest(line)
+            guard textureKeywords.contains(keyword) else { continue }
+            var tokens = rest.split(whereSeparator: { $0 == " " || $0 == "\t" }).map(String.init)[...]
+            while let first = tokens.first, first.hasPrefix("-"), let arity = optionArity[first] {
+                tokens = tokens.dropFirst(1)
+                // -o/-s/-t take 1 to 3 numbers.
+                var taken = 0
+                while taken < arity, let next = tokens.first, arity <= 1 || Double(next) != nil {
+                    tokens = tokens.dropFirst()
+                    taken += 1
+                }
+            }
+            let name = tokens.joined(separator: " ")
+            if !name.isEmpty && !found.contains(where: { $0.uri == name }) {
+                found.append(Reference(uri: name, line: number))
+            }
+        }
+        return found
+    }
+
+    /// Light structural check before MeshKit exists: at least three vertices and one face.
+    static func looksLikeMesh(_ text: String) -> Bool {
+        var vertices = 0
+        var faces = 0
+        for (_, line) in lines(text) {
+            if line.hasPrefix("v ") || line.hasPrefix("v\t") { vertices += 1 }
+            if line.hasPrefix("f ") || line.hasPrefix("f\t") { faces += 1 }
+            if vertices >= 3 && faces >= 1 { return true }
+        }
+        return false
+    }
+}

@@ -1,0 +1,29 @@
+import ArgumentParser
+import DICOMCodec
+import DICOMCore
+import Foundation
+
+/// The `facet` command: Facet's archive tools.
+@main
+struct FacetCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "facet",
+        abstract: "Facet: the archive for clinical photographs and 3D surface captures.",
+        version: Facet.version,
+        subcommands: [DicomizeCommand.self, DumpCommand.self]
+    )
+}
+
+/// One readable line on stderr, then the exit code. Never includes PHI: callers pass codec messages only.
+func fail(_ message: String, code: Int32 = 1) -> ExitCode {
+    FileHandle.standardError.write(Data("facet: \(message)\n".utf8))
+    return ExitCode(code)
+}
+
+func initializeDCMTK() throws {
+    do {
+        try Part10.initialize()
+    } catch {
+        throw fail(error.message, code: 3)
+    }
+}

@@ -1,0 +1,104 @@
+import DICOMCore
+import Foundation
+import Testing
+
+@testable import DICOMCodec
+
+@Suite struct MeshConversionTests {
+    @Test func binarySTLIsEncapsulatedByteForByte() throws {
+        let source = try Fixtures.data("meshes/cube-binary.stl")
+        #expect(source.prefix(5) == Data("solid".utf8))  // binary despite the word: decided by length
+        let instances = try MeshConverter.convertSTL(source, context: try Fixtures.context(), seriesNumber: 2)
+        #expect(instances.count == 1)
+        let (url, file) = try Fixtures.roundTrip(instances[0])
+        #expect(try Part10.readValue(path: url.path, tag: .encapsulatedDocument).prefix(source.count) == source)
+        let dataset = file.dataset
+        #expect(dataset.string(.sopClassUID) == UID.encapsulatedSTLStorage)
+        #expect(dataset.string(.modality) == "M3D")
+        #expect(dataset.string(.mimeTypeOfEncapsulatedDocument) == "model/stl")
+        #expect(dataset.int(.encapsulatedDocumentLength) == source.count)
+        #expect(dataset.items(.measurementUnitsCodeSequence)?.first?.string(.codeValue) == "mm")
+        #expect(dataset.items(.measurementUnitsCodeSequence)?.first?.string(.codingSchemeDesignator) == "UCUM")
+        #expect(dataset.string(.frameOfReferenceUID) != nil)
+        for tag in [Tag.manufacturer, .manufacturerModelName, .deviceSerialNumber, .softwareVersions] {
+            #expect(dataset.string(tag)?.isEmpty == false)
+        }
+    }
+
+    @Test func asciiAndMiscountedSTLAreRefused() throws {
+        let context = try Fixtures.context()
+        let ascii = #expect(throws: DICOMCodecError.self) {
+            try MeshConverter.convertSTL(try Fixtures.data("meshes/cube-ascii.stl"), context: context, seriesNumber: 2)
+        }
+        #expect(ascii?.message.contains("ASCII STL") == true)
+        let counted = #expect(throws: DICOMCodecError.self) {
+            try MeshConverter.convertSTL(try Fixtures.data("bad/count-mismatch.stl"), context: context, seriesNumber: 2)
+        }
+        #expect(counted?.message.contains("disagrees with the file size") == true)
+    }
+
+    @Test func objBringsItsMTLAndTextureLinkedByRelativeURI() throws {
+        let instances = try MeshConverter.convertOBJ(
+            at: Fixtures.url("meshes/face/face.obj"), context: try Fixtures.context(), seriesNumber: 2,
+            textureSeriesNumber: 3)
+        let bySOPClass = Dictionary(grouping: instances, by: \.sopClassUID)
+        let obj = try #require(bySOPClass[UID.encapsulatedOBJStorage]?.first)
+        let mtl = try #require(bySOPClass[UID.encapsulatedMTLStorage]?.first)
+        let texture = try #require(bySOPClass[UID.vlPhotographicImageStorage]?.first)
+        #expect(instances.count == 3)
+
+        #expect(obj.dataset.string(.modelGroupUID) != nil)
+        #expect(obj.dataset.string(.modelGroupUID) == mtl.dataset.string(.modelGroupUID))
+        #expect(obj.dataset.string(.seriesInstanceUID) == mtl.dataset.string(.seriesInstanceUID))
+        #expect(texture.dataset.string(.studyInstanceUID) == obj.dataset.string(.studyInstanceUID))
+        #expect(obj.dataset.string(.mimeTypeOfEncapsulatedDocument) == "model/obj")
+        #expect(mtl.dataset.string(.mimeTypeOfEncapsulatedDocument) == "model/mtl")
+
+        let objReference = try #require(obj.dataset.items(.referencedInstanceSequence)?.first)
+        #expect(objReference.string(.referencedSOPInstanceUID) == mtl.sopInstanceUID)
+        #expect(objReference.string(Tag(0x0068, 0x7005)) == "face.mtl")
+        let mtlReference = try #require(mtl.dataset.items(.referencedInstanceSequence)?.first)
+        #expect(mtlReference.string(.referencedSOPInstanceUID) == texture.sopInstanceUID)
+        #expect(mtlReference.string(Tag(0x0068, 0x7005)) == "face_texture.jpg")
+
+        let (url, _) = try Fixtures.roundTrip(obj)
+        let original = try Fixtures.data("meshes/face/face.obj")
+        #expect(try Part10.readValue(path: url.path, tag: .encapsulatedDocument).prefix(original.count) == original)
+    }
+
+    @Test(arguments: [
+        ("bad/missing-mtl.obj", DICOMCodecError.Code.missingFile),
+        ("bad/escape/relative.obj", .unsafePath),
+        ("bad/escape/absolute.obj", .unsafePath),
+    ])
+    func objReferencesOutsideItsFolderOrMissingAreRefused(_ name: String, _ code: DICOMCodecError.Code) throws {
+        let context = try Fixtures.context()
+        let error = #expect(throws: DICOMCodecError.self) {
+            try MeshConverter.convertOBJ(
+                at: Fixtures.url(name), context: context, seriesNumber: 2, textureSeriesNumber: 3)
+        }
+        #expect(error?.code == code)
+    }
+
+    @Test func aSymlinkLeadingOutOfTheFolderIsRefused() throws {
+        let folder = try Fixtures.temporaryDirectory()
+        try "mtllib link.mtl\nv 0 0 0\nv 1 0 0\nv 0 1 0\nf 1 2 3\n".write(
+            to: folder.appendingPathComponent("m.obj"), atomically: true, encoding: .utf8)
+        try FileManager.default.createSymbolicLink(
+            atPath: folder.appendingPathComponent("link.mtl").path, withDestinationPath: "/etc/hostname")
+        let context = try Fixtures.context()
+        let error = #expect(throws: DICOMCodecError.self) {
+            try MeshConverter.convertOBJ(
+                at: folder.appendingPathComponent("m.obj"), context: context, seriesNumber: 2, textureSeriesNumber: 3)
+        }
+        #expect(error?.code == .unsafePath)
+    }
+
+    @Test func textureStatementOptionsAreSkipped() {
+        let references = OBJReferences.textures(
+            "newmtl a\nmap_Kd -s 1 1 1 -o 0.5 0.5 skin tex.jpg\nmap_Ka -clamp on a.png\nmap_Kd skin tex.jpg\n")
+        #expect(references.map(\.uri) == ["skin tex.jpg", "a.png"])
+        let libraries = OBJReferences.materialLibraries("mtllib a.mtl b.mtl\r\nmtllib \\\n c.mtl\n") { _ in false }
+        #expect(libraries.map(\.uri) == ["a.mtl", "b.mtl", "c.mtl"])
+    }
+}
