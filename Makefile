@@ -13,7 +13,10 @@ build: deps
 lint:
 	$(SWIFT) format lint --strict --recursive Package.swift Sources Tests
 
-unit: build
+testdata/generated/manifest.json: testdata/generate_meshes.py
+	.venv/bin/python testdata/generate_meshes.py
+
+unit: build testdata/generated/manifest.json
 	$(SWIFT) test
 
 conformance: build

@@ -8,6 +8,7 @@ let package = Package(
         .executable(name: "facet", targets: ["facet"]),
         .library(name: "DICOMCore", targets: ["DICOMCore"]),
         .library(name: "DICOMCodec", targets: ["DICOMCodec"]),
+        .library(name: "MeshKit", targets: ["MeshKit"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2")
@@ -31,16 +32,19 @@ let package = Package(
             ]
         ),
         .target(name: "DICOMCore"),
+        // Geometry is unusable unoptimised (tests would take minutes); MeshKit is always built with -O.
+        .target(name: "MeshKit", swiftSettings: [.unsafeFlags(["-O"])]),
         .target(name: "DICOMCodec", dependencies: ["CDCMTK", "DICOMCore"]),
         .executableTarget(
             name: "facet",
             dependencies: [
-                "DICOMCodec", "DICOMCore",
+                "DICOMCodec", "DICOMCore", "MeshKit",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
         .testTarget(name: "DICOMCoreTests", dependencies: ["DICOMCore"]),
         .testTarget(name: "DICOMCodecTests", dependencies: ["DICOMCodec", "DICOMCore"]),
+        .testTarget(name: "MeshKitTests", dependencies: ["MeshKit"]),
     ],
     swiftLanguageModes: [.v6],
     cxxLanguageStandard: .cxx17
