@@ -168,23 +168,7 @@ public struct Registration: Sendable {
 
     /// k-th smallest value (0-based), reordering `values`.
     static func quickSelect(_ values: inout [Double], _ k: Int) -> Double {
-        var lo = 0
-        var hi = values.count - 1
-        while lo < hi {
-            let pivot = values[(lo + hi) / 2]
-            var i = lo
-            var j = hi
-            while i <= j {
-                while values[i] < pivot { i += 1 }
-                while values[j] > pivot { j -= 1 }
-                if i <= j {
-                    values.swapAt(i, j)
-                    i += 1
-                    j -= 1
-                }
-            }
-            if k <= j { hi = j } else if k >= i { lo = i } else { break }
-        }
+        MeshKit.quickSelect(&values, 0, values.count, k) { $0 }
         return values[k]
     }
 

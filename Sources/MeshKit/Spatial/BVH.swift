@@ -60,32 +60,11 @@ public struct BVH: Sendable {
         let extent = centreHigh - centreLow
         let axis = extent.x >= extent.y && extent.x >= extent.z ? 0 : (extent.y >= extent.z ? 1 : 2)
         let middle = (start + end) / 2
-        select(start, end, middle, axis, centroids)
+        quickSelect(&order, start, end, middle) { centroids[Int($0)][axis] }
         nodes[index].count = 0
         build(start, middle, &centroids)
         nodes[index].start = Int32(nodes.count)
         build(middle, end, &centroids)
-    }
-
-    /// Quickselect on `order[start..<end]` so that slot `k` holds the median centroid along `axis`.
-    private mutating func select(_ start: Int, _ end: Int, _ k: Int, _ axis: Int, _ centroids: [SIMD3<Double>]) {
-        var lo = start
-        var hi = end - 1
-        while lo < hi {
-            let pivot = centroids[Int(order[(lo + hi) / 2])][axis]
-            var i = lo
-            var j = hi
-            while i <= j {
-                while centroids[Int(order[i])][axis] < pivot { i += 1 }
-                while centroids[Int(order[j])][axis] > pivot { j -= 1 }
-                if i <= j {
-                    order.swapAt(i, j)
-                    i += 1
-                    j -= 1
-                }
-            }
-            if k <= j { hi = j } else if k >= i { lo = i } else { return }
-        }
     }
 
     @inline(__always) private static func boxDistanceSquared(

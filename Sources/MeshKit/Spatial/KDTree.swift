@@ -26,23 +26,8 @@ public struct KDTree: Sendable {
         let extent = high - low
         let axis = extent.x >= extent.y && extent.x >= extent.z ? 0 : (extent.y >= extent.z ? 1 : 2)
         let middle = (start + end) / 2
-        var lo = start
-        var hi = end - 1
-        while lo < hi {
-            let pivot = points[Int(indices[(lo + hi) / 2])][axis]
-            var i = lo
-            var j = hi
-            while i <= j {
-                while points[Int(indices[i])][axis] < pivot { i += 1 }
-                while points[Int(indices[j])][axis] > pivot { j -= 1 }
-                if i <= j {
-                    indices.swapAt(i, j)
-                    i += 1
-                    j -= 1
-                }
-            }
-            if middle <= j { hi = j } else if middle >= i { lo = i } else { break }
-        }
+        let source = points
+        quickSelect(&indices, start, end, middle) { source[Int($0)][axis] }
         axes[middle] = UInt8(axis)
         build(start, middle)
         build(middle + 1, end)
