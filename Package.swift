@@ -42,6 +42,7 @@ let package = Package(
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
+        .executableTarget(name: "meshkit-bench", dependencies: ["MeshKit"], path: "Benchmarks/MeshKitBench"),
         .testTarget(name: "DICOMCoreTests", dependencies: ["DICOMCore"]),
         .testTarget(name: "DICOMCodecTests", dependencies: ["DICOMCodec", "DICOMCore"]),
         .testTarget(name: "MeshKitTests", dependencies: ["MeshKit"]),

@@ -87,3 +87,12 @@ public enum MeshFormat: String, Sendable {
     let l = length(a)
     return l > 0 ? a / l : .zero
 }
+
+/// Component-wise minimum and maximum, written out so that they inline in hot loops.
+@inline(__always) func vmin(_ a: SIMD3<Double>, _ b: SIMD3<Double>) -> SIMD3<Double> {
+    SIMD3(Swift.min(a.x, b.x), Swift.min(a.y, b.y), Swift.min(a.z, b.z))
+}
+
+@inline(__always) func vmax(_ a: SIMD3<Double>, _ b: SIMD3<Double>) -> SIMD3<Double> {
+    SIMD3(Swift.max(a.x, b.x), Swift.max(a.y, b.y), Swift.max(a.z, b.z))
+}

@@ -37,6 +37,12 @@ public struct Histogram: Sendable {
     public var areasMM2: [Double]
 }
 
+/// A spatial index built in parallel with the others.
+private enum Index: Sendable {
+    case bvh(BVH)
+    case tree(KDTree)
+}
+
 /// Computes a `ChangeReport`.
 public struct ChangeAnalysis: Sendable {
     public struct Options: Sendable {
@@ -56,8 +62,21 @@ public struct ChangeAnalysis: Sendable {
     public static func compare(
         before: Mesh, after: Mesh, options: Options = Options(), progress: (@Sendable (String) -> Void)? = nil
     ) throws(MeshError) -> ChangeReport {
-        progress?("indexing BEFORE")
-        let beforeBVH = BVH(before)
+        progress?("indexing both surfaces")
+        // Both hierarchies are built at once, AFTER's in its own frame: distances and areas are the same in any
+        // frame, so queries are moved into AFTER's frame instead of moving AFTER.
+        let built = parallelMap(3, minimumChunk: 1) { range -> [Index] in
+            range.map { job in
+                switch job {
+                case 0: .bvh(BVH(before))
+                case 1: .bvh(BVH(after))
+                default: .tree(KDTree(before.positions))
+                }
+            }
+        }
+        guard case .bvh(let beforeBVH) = built[0], case .bvh(let afterBVH) = built[1],
+            case .tree(let beforeTree) = built[2]
+        else { throw MeshError(.registrationFailed, "spatial indexes could not be built") }
         var registrationOptions = options.registration
         registrationOptions.excluded = options.region.map { $0.expanded(by: options.exclusionMarginMM) }
         if case .vertices(let mask)? = options.region {
@@ -76,33 +95,26 @@ public struct ChangeAnalysis: Sendable {
             registrationOptions.initial = aligned.transform
         }
         progress?("registering AFTER onto BEFORE")
-        let registration = try Registration(fixed: before, bvh: beforeBVH).register(
-            moving: after, options: registrationOptions)
-        let moved = after.transformed(by: registration.transform)
+        let registrar = Registration(fixed: before, tree: beforeTree)
+        let registration = try registrar.register(moving: after, options: registrationOptions)
+        let toAfter = registration.transform.inverse
+        progress?("registered")
 
         progress?("measuring displacement")
-        let afterBVH = BVH(moved)
         let normals = before.vertexNormals()
-        var distances = [Double](repeating: .nan, count: before.vertexCount)
         let maximum = options.maximumDistanceMM
-        let chunks = max(1, min(ProcessInfo.processInfo.activeProcessorCount, 8)) * 4
-        let chunkSize = (before.vertexCount + chunks - 1) / chunks
-        distances.withUnsafeMutableBufferPointer { output in
-            let out = UnsafeMutableSendablePointer(output.baseAddress)
-            DispatchQueue.concurrentPerform(iterations: chunks) { chunk in
-                let start = chunk * chunkSize
-                let end = min(before.vertexCount, start + chunkSize)
-                guard start < end, let base = out.pointer else { return }
-                for v in start..<end {
-                    let n = normals[v]
-                    guard dot(n, n) > 0.5,
-                        let hit = afterBVH.nearestCrossing(from: before.positions[v], direction: n, maximum: maximum)
-                    else { continue }
-                    base[v] = hit.t
-                }
+        let distances = parallelMap(before.vertexCount, minimumChunk: 4096) { range -> [Double] in
+            range.map { v in
+                let n = normals[v]
+                guard dot(n, n) > 0.5,
+                    let hit = afterBVH.nearestCrossing(
+                        from: toAfter.apply(before.positions[v]), direction: toAfter.rotate(n), maximum: maximum)
+                else { return .nan }
+                return hit.t
             }
         }
 
+        progress?("measured displacement")
         // Region membership.
         let inRegion: [Bool]
         switch options.region {
@@ -178,21 +190,31 @@ public struct ChangeAnalysis: Sendable {
 
         // Area change: AFTER triangles whose centroid falls (projected onto BEFORE) inside the measured region.
         progress?("measuring area change")
-        var afterArea = 0.0
-        for t in 0..<moved.triangleCount {
-            let (a, b, c) = moved.corners(t)
-            let centre = (a + b + c) / 3
-            guard let hit = beforeBVH.closestPoint(to: centre, within: maximum) else { continue }
-            let tri = before.triangles[hit.triangle]
-            let corners = [Int(tri.x), Int(tri.y), Int(tri.z)]
-            guard corners.filter({ inRegion[$0] }).count >= 2, corners.allSatisfy({ distances[$0].isFinite }) else {
-                continue
+        let regionMask = inRegion
+        let measured = distances
+        let toBefore = registration.transform
+        let afterArea = parallelMap(after.triangleCount, minimumChunk: 4096) { range -> [Double] in
+            var sum = 0.0
+            for t in range {
+                let (a, b, c) = after.corners(t)
+                let centre = toBefore.apply((a + b + c) / 3)
+                if let region = options.region, !region.mayContain(centre, margin: maximum) { continue }
+                guard let hit = beforeBVH.closestPoint(to: centre, within: maximum) else { continue }
+                let tri = before.triangles[hit.triangle]
+                let (i, j, k) = (Int(tri.x), Int(tri.y), Int(tri.z))
+                let members = (regionMask[i] ? 1 : 0) + (regionMask[j] ? 1 : 0) + (regionMask[k] ? 1 : 0)
+                guard members >= 2, measured[i].isFinite, measured[j].isFinite, measured[k].isFinite else { continue }
+                sum += after.triangleArea(t)
             }
-            afterArea += moved.triangleArea(t)
-        }
+            return [sum]
+        }.reduce(0, +)
 
+        progress?("measured area change")
+        // Enclosed volumes only for closed meshes; an open BEFORE (the usual face scan) skips the edge analysis.
         var enclosedChange: Double?
-        if let v0 = before.enclosedVolumeMM3(), let v1 = after.enclosedVolumeMM3() { enclosedChange = (v1 - v0) / 1000 }
+        if !registrar.fixedIsOpen, let v0 = before.enclosedVolumeMM3(), let v1 = after.enclosedVolumeMM3() {
+            enclosedChange = (v1 - v0) / 1000
+        }
 
         return ChangeReport(
             volumeChangeML: volume / 1000, positiveVolumeML: positive / 1000, negativeVolumeML: negative / 1000,
@@ -227,10 +249,4 @@ public struct ChangeAnalysis: Sendable {
             return x >= 0 ? SIMD3(255, fade, fade) : SIMD3(fade, fade, 255)
         }
     }
-}
-
-/// A raw pointer that may cross into concurrent work whose writes never overlap.
-struct UnsafeMutableSendablePointer: @unchecked Sendable {
-    let pointer: UnsafeMutablePointer<Double>?
-    init(_ pointer: UnsafeMutablePointer<Double>?) { self.pointer = pointer }
 }

@@ -18,6 +18,14 @@ public enum Region: Sendable, Equatable {
         }
     }
 
+    /// False only when `p` is certainly further than `margin` from the region (a vertex mask cannot say).
+    public func mayContain(_ p: SIMD3<Double>, margin: Double) -> Bool {
+        switch self {
+        case .vertices: true
+        default: expanded(by: margin).contains(p)
+        }
+    }
+
     /// The same region grown by `margin` mm (a vertex mask cannot grow and is returned as is).
     public func expanded(by margin: Double) -> Region {
         switch self {
@@ -49,7 +57,7 @@ public enum Region: Sendable, Equatable {
             guard values.count == 6 else { throw MeshError(.malformed, "box region needs X0,Y0,Z0,X1,Y1,Z1") }
             let a = SIMD3(values[0], values[1], values[2])
             let b = SIMD3(values[3], values[4], values[5])
-            self = .box(minimum: pointwiseMin(a, b), maximum: pointwiseMax(a, b))
+            self = .box(minimum: vmin(a, b), maximum: vmax(a, b))
         default:
             throw MeshError(.malformed, "region must be sphere:X,Y,Z,R or box:X0,Y0,Z0,X1,Y1,Z1")
         }

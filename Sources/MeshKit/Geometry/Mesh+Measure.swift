@@ -12,8 +12,8 @@ public struct BoundingBox: Sendable, Equatable {
         var low = SIMD3<Double>(repeating: .infinity)
         var high = SIMD3<Double>(repeating: -.infinity)
         for p in points {
-            low = pointwiseMin(low, p)
-            high = pointwiseMax(high, p)
+            low = vmin(low, p)
+            high = vmax(high, p)
         }
         self.init(minimum: low, maximum: high)
     }

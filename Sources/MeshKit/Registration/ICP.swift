@@ -29,18 +29,41 @@ public struct Registration: Sendable {
     }
 
     let fixed: Mesh
-    let fixedBVH: BVH
-    let fixedFaceNormals: [SIMD3<Double>]
-    let fixedBoundaryTriangles: [Bool]
+    /// Correspondences are the nearest fixed vertex with its normal (the tangent plane there): as accurate as
+    /// the closest point on the surface at scan resolutions, and several times faster to find.
+    let fixedTree: KDTree
+    let fixedNormals: [SIMD3<Double>]
+    let fixedBoundaryVertices: [Bool]
     let edgeLength: Double
+    /// A sparse sample of the fixed vertices for the global search: a query far from the surface costs the
+    /// number of points near it, so misaligned candidates are scored against a few thousand points only.
+    let sparse: (tree: KDTree, vertices: [Int], spacing: Double)
 
-    public init(fixed: Mesh, bvh: BVH? = nil) {
+    public init(fixed: Mesh, tree: KDTree? = nil) {
+        let clock = ContinuousClock.now
+        defer { trace("registration setup", clock) }
         self.fixed = fixed
-        self.fixedBVH = bvh ?? BVH(fixed)
-        self.fixedFaceNormals = fixed.faceNormals()
-        self.fixedBoundaryTriangles = fixed.boundaryTriangles()
+        self.fixedTree = tree ?? KDTree(fixed.positions)
+        self.fixedNormals = fixed.vertexNormals()
+        var boundary = [Bool](repeating: false, count: fixed.vertexCount)
+        for (index, flag) in fixed.boundaryTriangles().enumerated() where flag {
+            let t = fixed.triangles[index]
+            boundary[Int(t.x)] = true
+            boundary[Int(t.y)] = true
+            boundary[Int(t.z)] = true
+        }
+        self.fixedBoundaryVertices = boundary
         self.edgeLength = fixed.meanEdgeLength()
+        let step = max(1, fixed.vertexCount / 5000)
+        let sparseVertices = Array(Swift.stride(from: 0, to: fixed.vertexCount, by: step))
+        self.sparse = (
+            KDTree(sparseVertices.map { fixed.positions[$0] }), sparseVertices,
+            edgeLength * Double(step).squareRoot()
+        )
     }
+
+    /// True when the fixed surface has a boundary (is open).
+    public var fixedIsOpen: Bool { fixedBoundaryVertices.contains(true) }
 
     public func register(moving: Mesh, options: Options = Options()) throws(MeshError) -> Result {
         let all = moving.positions
@@ -50,13 +73,24 @@ public struct Registration: Sendable {
         let stride = max(1, all.count / options.samplePoints)
         let samples = Swift.stride(from: 0, to: all.count, by: stride).map { all[$0] }
         var start: RigidTransform
+        let clock = ContinuousClock.now
         if let initial = options.initial {
             start = initial
         } else {
             start = try globalSearch(samples: samples, options: options)
         }
-        return try refine(
-            samples: samples, from: start, options: options, iterations: options.maximumIterations, gate: nil)
+        trace("global search", clock)
+        // Coarse to fine: converge on a few thousand points, then polish on all samples.
+        let coarseStride = max(1, samples.count / 4000)
+        let coarse = Swift.stride(from: 0, to: samples.count, by: coarseStride).map { samples[$0] }
+        let rough = try refine(
+            samples: coarse, from: start, options: options, iterations: options.maximumIterations, gate: nil)
+        let fine = try refine(samples: samples, from: rough.transform, options: options, iterations: 12, gate: nil)
+        if ProcessInfo.processInfo.environment["MESHKIT_TRACE"] != nil {
+            FileHandle.standardError.write(
+                Data("icp coarse \(rough.iterations) fine \(fine.iterations) samples \(samples.count)\n".utf8))
+        }
+        return fine
     }
 
     /// Tries rotations within ±20° about the three axes (and the principal-axes alignment) around the centroids,
@@ -80,20 +114,36 @@ public struct Registration: Sendable {
                 }
             }
         }
-        var bestScore = Double.infinity
-        var best = candidates[13]
+        // Stage 1: a few iterations on a few hundred points for every candidate; stage 2: polish the best three.
         let gate = max(30.0, fixed.boundingBox.diagonal / 4)
+        let fewStride = max(1, coarse.count / 300)
+        let few = Swift.stride(from: 0, to: coarse.count, by: fewStride).map { coarse[$0] }
+        func score(_ result: Result, _ count: Int) -> Double {
+            // Residual with a penalty for poor coverage.
+            let coverage = Double(result.correspondences) / Double(max(count, 1))
+            return result.rmsMM / max(coverage, 0.05)
+        }
+        var ranked: [(Double, RigidTransform)] = []
         for candidate in candidates {
             guard
-                let result = try? refine(samples: coarse, from: candidate, options: options, iterations: 15, gate: gate)
+                let result = try? refine(
+                    samples: few, from: candidate, options: options, iterations: 4, gate: gate, useSparse: true)
             else {
                 continue
             }
-            // Score: residual with a penalty for poor coverage.
-            let coverage = Double(result.correspondences) / Double(coarse.count)
-            let score = result.rmsMM / max(coverage, 0.05)
-            if score < bestScore {
-                bestScore = score
+            ranked.append((score(result, few.count), result.transform))
+        }
+        ranked.sort { $0.0 < $1.0 }
+        var bestScore = Double.infinity
+        var best = candidates[13]
+        for (_, candidate) in ranked.prefix(3) {
+            guard
+                let result = try? refine(
+                    samples: coarse, from: candidate, options: options, iterations: 15, gate: gate, useSparse: true)
+            else { continue }
+            let value = score(result, coarse.count)
+            if value < bestScore {
+                bestScore = value
                 best = result.transform
             }
         }
@@ -105,31 +155,39 @@ public struct Registration: Sendable {
 
     func refine(
         samples: [SIMD3<Double>], from start: RigidTransform, options: Options, iterations: Int,
-        gate initialGate: Double?
+        gate initialGate: Double?, useSparse: Bool = false
     ) throws(MeshError) -> Result {
+        let tree = useSparse ? sparse.tree : fixedTree
+        let spacing = useSparse ? sparse.spacing : edgeLength
         var transform = start
-        var gate = initialGate ?? max(10 * edgeLength, 5.0)
+        var gate = initialGate ?? max(10 * spacing, 5.0)
         var rms = Double.infinity
         var used = 0
         var iteration = 0
-        let lateralLimit = 0.5 * edgeLength + 1e-9
+        let lateralLimit = 0.5 * spacing + 1e-9
         var residuals: [(Double, SIMD3<Double>, SIMD3<Double>)] = []
-        residuals.reserveCapacity(samples.count)
         while iteration < iterations {
             iteration += 1
-            residuals.removeAll(keepingCapacity: true)
-            for point in samples {
-                let p = transform.apply(point)
-                if let excluded = options.excluded, excluded.contains(p) { continue }
-                guard let hit = fixedBVH.closestPoint(to: p, within: gate) else { continue }
-                let n = fixedFaceNormals[hit.triangle]
-                let d = p - hit.point
-                let along = dot(d, n)
-                if fixedBoundaryTriangles[hit.triangle] {
-                    let lateral = (max(0, dot(d, d) - along * along)).squareRoot()
-                    if lateral > lateralLimit { continue }  // beyond the edge of the fixed surface
+            let current = transform
+            let currentGate = gate
+            residuals = parallelMap(samples.count, minimumChunk: 1024) { range in
+                var found: [(Double, SIMD3<Double>, SIMD3<Double>)] = []
+                found.reserveCapacity(range.count)
+                for index in range {
+                    let p = current.apply(samples[index])
+                    if let excluded = options.excluded, excluded.contains(p) { continue }
+                    guard let hit = tree.nearest(to: p, within: currentGate) else { continue }
+                    let vertex = useSparse ? sparse.vertices[hit.index] : hit.index
+                    let n = fixedNormals[vertex]
+                    let d = p - fixed.positions[vertex]
+                    let along = dot(d, n)
+                    if fixedBoundaryVertices[vertex] {
+                        let lateral = (max(0, dot(d, d) - along * along)).squareRoot()
+                        if lateral > lateralLimit { continue }  // beyond the edge of the fixed surface
+                    }
+                    found.append((along, p, n))
                 }
-                residuals.append((along, p, n))
+                return found
             }
             guard residuals.count >= 6 else { throw MeshError(.registrationFailed, "the surfaces do not overlap") }
             // Trim: keep the best fraction by |residual|.
@@ -160,8 +218,9 @@ public struct Registration: Sendable {
                 ? RigidTransform(axis: omega, angle: angle, translation: SIMD3(x[3], x[4], x[5]))
                 : RigidTransform(rotation: RigidTransform.identity.rotation, translation: SIMD3(x[3], x[4], x[5]))
             transform = step.composed(after: transform)
-            gate = max(min(gate, 6 * rms + 3 * edgeLength), 0.5)
-            if angle < 1e-7 && length(SIMD3(x[3], x[4], x[5])) < 1e-6 { break }
+            gate = max(min(gate, 6 * rms + 3 * spacing), 0.5)
+            // Converged when a step moves points by about a micrometre (1e-5 rad is 1 µm at 100 mm).
+            if angle < 1e-5 && length(SIMD3(x[3], x[4], x[5])) < 1e-3 { break }
         }
         return Result(transform: transform, rmsMM: rms, correspondences: used, iterations: iteration)
     }
@@ -201,19 +260,16 @@ public struct Registration: Sendable {
 }
 
 extension Mesh {
-    /// Per triangle: true when one of its edges is a boundary edge.
+    /// Per triangle: true when one of its edges is a boundary edge (used by exactly one triangle).
     public func boundaryTriangles() -> [Bool] {
-        var counts: [UInt64: Int32] = [:]
-        counts.reserveCapacity(triangleCount * 2)
+        var counts = EdgeCounter(expectedEdges: 3 * triangleCount / 2 + 16)
         for t in triangles {
-            for (u, v) in [(t.x, t.y), (t.y, t.z), (t.z, t.x)] {
-                counts[UInt64(min(u, v)) << 32 | UInt64(max(u, v)), default: 0] += 1
-            }
+            counts.add(t.x, t.y)
+            counts.add(t.y, t.z)
+            counts.add(t.z, t.x)
         }
         return triangles.map { t in
-            [(t.x, t.y), (t.y, t.z), (t.z, t.x)].contains {
-                counts[UInt64(min($0, $1)) << 32 | UInt64(max($0, $1))] == 1
-            }
+            counts.count(t.x, t.y) == 1 || counts.count(t.y, t.z) == 1 || counts.count(t.z, t.x) == 1
         }
     }
 
@@ -230,4 +286,67 @@ extension Mesh {
         }
         return sum / Double(count)
     }
+}
+
+/// How many triangles use each undirected edge (open addressing, linear probing).
+struct EdgeCounter {
+    private var keys: [UInt64]
+    private var counts: [UInt32]
+    private var mask: Int
+    private var used = 0
+
+    init(expectedEdges: Int) {
+        var capacity = 1024
+        while capacity < expectedEdges * 2 { capacity <<= 1 }
+        keys = Array(repeating: UInt64.max, count: capacity)
+        counts = Array(repeating: 0, count: capacity)
+        mask = capacity - 1
+    }
+
+    @inline(__always) private static func key(_ u: UInt32, _ v: UInt32) -> UInt64 {
+        UInt64(Swift.min(u, v)) << 32 | UInt64(Swift.max(u, v))
+    }
+
+    @inline(__always) private func slot(for key: UInt64) -> Int {
+        var hash = key &* 0x9E37_79B9_7F4A_7C15
+        hash ^= hash >> 29
+        var slot = Int(truncatingIfNeeded: hash) & mask
+        while keys[slot] != key && keys[slot] != UInt64.max { slot = (slot + 1) & mask }
+        return slot
+    }
+
+    mutating func add(_ u: UInt32, _ v: UInt32) {
+        let key = Self.key(u, v)
+        let index = slot(for: key)
+        if keys[index] == UInt64.max {
+            keys[index] = key
+            used += 1
+        }
+        counts[index] += 1
+        if used * 2 > keys.count { grow() }
+    }
+
+    func count(_ u: UInt32, _ v: UInt32) -> UInt32 {
+        let index = slot(for: Self.key(u, v))
+        return keys[index] == UInt64.max ? 0 : counts[index]
+    }
+
+    private mutating func grow() {
+        let oldKeys = keys
+        let oldCounts = counts
+        keys = Array(repeating: UInt64.max, count: oldKeys.count * 2)
+        counts = Array(repeating: 0, count: oldKeys.count * 2)
+        mask = keys.count - 1
+        for (index, key) in oldKeys.enumerated() where key != UInt64.max {
+            let target = slot(for: key)
+            keys[target] = key
+            counts[target] = oldCounts[index]
+        }
+    }
+}
+
+/// Prints a phase's duration to stderr when MESHKIT_TRACE is set (for profiling; never in normal runs).
+func trace(_ phase: String, _ start: ContinuousClock.Instant) {
+    guard ProcessInfo.processInfo.environment["MESHKIT_TRACE"] != nil else { return }
+    FileHandle.standardError.write(Data("  \(phase): \(ContinuousClock.now - start)\n".utf8))
 }

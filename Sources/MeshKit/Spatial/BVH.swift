@@ -49,10 +49,10 @@ public struct BVH: Sendable {
         var centreHigh = high
         for slot in start..<end {
             let t = Int(order[slot])
-            low = pointwiseMin(low, pointwiseMin(a[t], pointwiseMin(b[t], c[t])))
-            high = pointwiseMax(high, pointwiseMax(a[t], pointwiseMax(b[t], c[t])))
-            centreLow = pointwiseMin(centreLow, centroids[t])
-            centreHigh = pointwiseMax(centreHigh, centroids[t])
+            low = vmin(low, vmin(a[t], vmin(b[t], c[t])))
+            high = vmax(high, vmax(a[t], vmax(b[t], c[t])))
+            centreLow = vmin(centreLow, centroids[t])
+            centreHigh = vmax(centreHigh, centroids[t])
         }
         let index = nodes.count
         nodes.append(Node(low: low, high: high, start: Int32(start), count: Int32(end - start)))
@@ -70,7 +70,7 @@ public struct BVH: Sendable {
     @inline(__always) private static func boxDistanceSquared(
         _ p: SIMD3<Double>, _ low: SIMD3<Double>, _ high: SIMD3<Double>
     ) -> Double {
-        let d = pointwiseMax(pointwiseMax(low - p, p - high), .zero)
+        let d = vmax(vmax(low - p, p - high), .zero)
         return (d * d).sum()
     }
 
@@ -82,42 +82,41 @@ public struct BVH: Sendable {
         var best = maximum * maximum
         var bestPoint = SIMD3<Double>.zero
         var bestTriangle = -1
-        var stack = [Int32](repeating: 0, count: 64)
-        var top = 1
-        stack[0] = 0
-        while top > 0 {
-            top -= 1
-            let node = nodes[Int(stack[top])]
-            if Self.boxDistanceSquared(p, node.low, node.high) >= best { continue }
-            if node.count > 0 {
-                for slot in Int(node.start)..<Int(node.start + node.count) {
-                    let q = Self.closestPointOnTriangle(p, a[slot], b[slot], c[slot])
-                    let d = q - p
-                    let distance = (d * d).sum()
-                    if distance < best {
-                        best = distance
-                        bestPoint = q
-                        bestTriangle = Int(order[slot])
+        // Median splits keep the tree balanced (depth ≤ log2 n), so a fixed stack on the call frame suffices.
+        withUnsafeTemporaryAllocation(of: Int32.self, capacity: Self.stackCapacity) { stack in
+            var top = 1
+            stack[0] = 0
+            while top > 0 {
+                top -= 1
+                let current = Int(stack[top])
+                let node = nodes[current]
+                if Self.boxDistanceSquared(p, node.low, node.high) >= best { continue }
+                if node.count > 0 {
+                    for slot in Int(node.start)..<Int(node.start + node.count) {
+                        let q = Self.closestPointOnTriangle(p, a[slot], b[slot], c[slot])
+                        let d = q - p
+                        let distance = (d * d).sum()
+                        if distance < best {
+                            best = distance
+                            bestPoint = q
+                            bestTriangle = Int(order[slot])
+                        }
                     }
+                } else if top + 2 <= Self.stackCapacity {
+                    let left = current + 1
+                    let right = Int(node.start)
+                    let dl = Self.boxDistanceSquared(p, nodes[left].low, nodes[left].high)
+                    let dr = Self.boxDistanceSquared(p, nodes[right].low, nodes[right].high)
+                    stack[top] = Int32(dl < dr ? right : left)
+                    stack[top + 1] = Int32(dl < dr ? left : right)
+                    top += 2
                 }
-            } else {
-                let left = Int(stack[top]) + 1
-                let right = Int(node.start)
-                let dl = Self.boxDistanceSquared(p, nodes[left].low, nodes[left].high)
-                let dr = Self.boxDistanceSquared(p, nodes[right].low, nodes[right].high)
-                if top + 2 > stack.count { stack += [Int32](repeating: 0, count: 64) }
-                if dl < dr {
-                    stack[top] = Int32(right)
-                    stack[top + 1] = Int32(left)
-                } else {
-                    stack[top] = Int32(left)
-                    stack[top + 1] = Int32(right)
-                }
-                top += 2
             }
         }
         return bestTriangle < 0 ? nil : (bestPoint, bestTriangle, best)
     }
+
+    static let stackCapacity = 256
 
     /// Along the line `origin + t·direction` (unit direction), the crossing with the smallest |t| ≤ `maximum`.
     public func nearestCrossing(from origin: SIMD3<Double>, direction: SIMD3<Double>, maximum: Double) -> (
@@ -129,32 +128,32 @@ public struct BVH: Sendable {
         var bestTriangle = -1
         func safeInverse(_ x: Double) -> Double { 1 / (abs(x) < 1e-300 ? 1e-300 : x) }
         let inverse = SIMD3(safeInverse(direction.x), safeInverse(direction.y), safeInverse(direction.z))
-        var stack = [Int32](repeating: 0, count: 64)
-        var top = 1
-        stack[0] = 0
-        while top > 0 {
-            top -= 1
-            let current = Int(stack[top])
-            let node = nodes[current]
-            // Slab test of the segment t ∈ [-bestAbs, bestAbs].
-            let t1 = (node.low - origin) * inverse
-            let t2 = (node.high - origin) * inverse
-            let near = pointwiseMin(t1, t2).max()
-            let far = pointwiseMax(t1, t2).min()
-            if near > far || far < -bestAbs || near > bestAbs { continue }
-            if node.count > 0 {
-                for slot in Int(node.start)..<Int(node.start + node.count) {
-                    if let t = Self.intersect(origin, direction, a[slot], b[slot], c[slot]), abs(t) < bestAbs {
-                        bestAbs = abs(t)
-                        bestT = t
-                        bestTriangle = Int(order[slot])
+        withUnsafeTemporaryAllocation(of: Int32.self, capacity: Self.stackCapacity) { stack in
+            var top = 1
+            stack[0] = 0
+            while top > 0 {
+                top -= 1
+                let current = Int(stack[top])
+                let node = nodes[current]
+                // Slab test of the segment t ∈ [-bestAbs, bestAbs].
+                let t1 = (node.low - origin) * inverse
+                let t2 = (node.high - origin) * inverse
+                let near = vmin(t1, t2).max()
+                let far = vmax(t1, t2).min()
+                if near > far || far < -bestAbs || near > bestAbs { continue }
+                if node.count > 0 {
+                    for slot in Int(node.start)..<Int(node.start + node.count) {
+                        if let t = Self.intersect(origin, direction, a[slot], b[slot], c[slot]), abs(t) < bestAbs {
+                            bestAbs = abs(t)
+                            bestT = t
+                            bestTriangle = Int(order[slot])
+                        }
                     }
+                } else if top + 2 <= Self.stackCapacity {
+                    stack[top] = Int32(current + 1)
+                    stack[top + 1] = node.start
+                    top += 2
                 }
-            } else {
-                if top + 2 > stack.count { stack += [Int32](repeating: 0, count: 64) }
-                stack[top] = Int32(current + 1)
-                stack[top + 1] = node.start
-                top += 2
             }
         }
         return bestTriangle < 0 ? nil : (bestT, bestTriangle)

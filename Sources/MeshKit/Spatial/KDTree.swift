@@ -20,8 +20,8 @@ public struct KDTree: Sendable {
         var low = SIMD3<Double>(repeating: .infinity)
         var high = SIMD3<Double>(repeating: -.infinity)
         for slot in start..<end {
-            low = pointwiseMin(low, points[Int(indices[slot])])
-            high = pointwiseMax(high, points[Int(indices[slot])])
+            low = vmin(low, points[Int(indices[slot])])
+            high = vmax(high, points[Int(indices[slot])])
         }
         let extent = high - low
         let axis = extent.x >= extent.y && extent.x >= extent.z ? 0 : (extent.y >= extent.z ? 1 : 2)
@@ -39,25 +39,46 @@ public struct KDTree: Sendable {
     )? {
         var best = maximum * maximum
         var bestSlot = -1
-        var stack: [(Int, Int)] = [(0, points.count)]
-        stack.reserveCapacity(64)
-        while let (start, end) = stack.popLast() {
-            guard start < end else { continue }
-            let middle = (start + end) / 2
-            let q = points[middle]
-            let d = q - p
-            let distance = (d * d).sum()
-            if distance < best {
-                best = distance
-                bestSlot = middle
+        // Ranges to visit with the squared distance from `p` to their side of the splitting plane; a fixed stack on
+        // the call frame (the tree is balanced, so its depth is log2 n).
+        withUnsafeTemporaryAllocation(of: (Int32, Int32, Double).self, capacity: 256) { stack in
+            var top = 1
+            stack[0] = (0, Int32(points.count), 0)
+            while top > 0 {
+                top -= 1
+                let (start32, end32, bound) = stack[top]
+                if bound >= best { continue }
+                var start = Int(start32)
+                var end = Int(end32)
+                // Descend towards `p`, leaving the far sides on the stack.
+                while start < end {
+                    let middle = (start + end) / 2
+                    let q = points[middle]
+                    let d = q - p
+                    let distance = (d * d).sum()
+                    if distance < best {
+                        best = distance
+                        bestSlot = middle
+                    }
+                    if end - start == 1 { break }
+                    let axis = Int(axes[middle])
+                    let delta = p[axis] - q[axis]
+                    let planeDistance = delta * delta
+                    if delta < 0 {
+                        if planeDistance < best && top < 256 {
+                            stack[top] = (Int32(middle + 1), Int32(end), planeDistance)
+                            top += 1
+                        }
+                        end = middle
+                    } else {
+                        if planeDistance < best && top < 256 {
+                            stack[top] = (Int32(start), Int32(middle), planeDistance)
+                            top += 1
+                        }
+                        start = middle + 1
+                    }
+                }
             }
-            guard end - start > 1 else { continue }
-            let axis = Int(axes[middle])
-            let delta = p[axis] - q[axis]
-            let (nearRange, farRange) =
-                delta < 0 ? ((start, middle), (middle + 1, end)) : ((middle + 1, end), (start, middle))
-            if delta * delta < best { stack.append(farRange) }
-            stack.append(nearRange)
         }
         return bestSlot < 0 ? nil : (Int(indices[bestSlot]), best)
     }
