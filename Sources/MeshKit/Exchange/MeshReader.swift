@@ -33,7 +33,7 @@ public enum MeshReader {
     {
         let data: Data
         do {
-            data = try Data(contentsOf: url, options: .alwaysMapped)
+            data = try Data(contentsOf: url)
         } catch {
             throw MeshError(.malformed, "mesh file cannot be read")
         }

@@ -170,6 +170,56 @@ public enum PLYReader {
         var triangles: [SIMD3<UInt32>] = []
         var polygon: [Int] = []
         for element in elements {
+            if encoding != .ascii, element.name == "vertex", let stride = element.fixedSize,
+                reader.end - reader.position >= element.count * stride
+            {
+                let layout = FixedVertices(
+                    element: element, xyz: [xIndex, yIndex, zIndex],
+                    colours: hasColour ? colourIndices.compactMap { $0 } : [],
+                    big: encoding == .big)
+                // A body of just these vertices and a triangle list: read both blocks at once, on two cores.
+                if elements.count == 2, elements[1].name == "face", let faces = FaceList(elements[1]) {
+                    let vertexStart = reader.position
+                    let faceStart = vertexStart + element.count * stride
+                    let bytes = SharedBytes(base: base)
+                    let blocks = parallelMap(2, minimumChunk: 1) { range -> [Block] in
+                        let base = bytes.base
+                        return range.map { job -> Block in
+                            do throws(MeshError) {
+                                if job == 0 {
+                                    let (v, c) = try layout.read(base, from: vertexStart, count: element.count)
+                                    return Block.vertices(v, c)
+                                }
+                                let (f, end) = try faces.read(
+                                    base, from: faceStart, end: count, count: elements[1].count,
+                                    vertexCount: element.count, big: encoding == .big, limits: limits)
+                                return Block.faces(f, end)
+                            } catch {
+                                return Block.failure(error)
+                            }
+                        }
+                    }
+                    for block in blocks { if case .failure(let error) = block { throw error } }
+                    guard case .vertices(let v, let c) = blocks[0], case .faces(let f, _) = blocks[1] else {
+                        throw MeshError(.malformed, "PLY could not be read")
+                    }
+                    guard !f.isEmpty else { throw MeshError(.empty, "PLY has no faces") }
+                    return Mesh(positions: v, triangles: f, colors: hasColour ? c : nil)
+                }
+                let (v, c) = try layout.read(base, from: reader.position, count: element.count)
+                positions = v
+                colors = c
+                reader.position += element.count * stride
+                continue
+            }
+            if encoding != .ascii, element.name == "face", let faces = FaceList(element) {
+                let (f, end) = try faces.read(
+                    base, from: reader.position, end: count, count: element.count, vertexCount: positions.count,
+                    big: encoding == .big, limits: limits)
+                triangles = f
+                reader.position = end
+                continue
+            }
             if element.name == "vertex" {
                 positions.reserveCapacity(element.count)
                 if hasColour { colors.reserveCapacity(element.count) }
@@ -254,6 +304,170 @@ public enum PLYReader {
         guard !positions.isEmpty else { throw MeshError(.empty, "PLY has no vertices") }
         guard !triangles.isEmpty else { throw MeshError(.empty, "PLY has no faces") }
         return Mesh(positions: positions, triangles: triangles, colors: hasColour ? colors : nil)
+    }
+
+    @inline(__always) static func scalar(_ type: Scalar, _ pointer: UnsafeRawPointer, big: Bool) -> Double {
+        switch type {
+        case .int8: return Double(pointer.load(as: Int8.self))
+        case .uint8: return Double(pointer.load(as: UInt8.self))
+        case .int16:
+            let bits = pointer.loadUnaligned(as: UInt16.self)
+            return Double(Int16(bitPattern: big ? UInt16(bigEndian: bits) : UInt16(littleEndian: bits)))
+        case .uint16:
+            let bits = pointer.loadUnaligned(as: UInt16.self)
+            return Double(big ? UInt16(bigEndian: bits) : UInt16(littleEndian: bits))
+        case .int32:
+            let bits = pointer.loadUnaligned(as: UInt32.self)
+            return Double(Int32(bitPattern: big ? UInt32(bigEndian: bits) : UInt32(littleEndian: bits)))
+        case .uint32:
+            let bits = pointer.loadUnaligned(as: UInt32.self)
+            return Double(big ? UInt32(bigEndian: bits) : UInt32(littleEndian: bits))
+        case .float32:
+            let bits = pointer.loadUnaligned(as: UInt32.self)
+            return Double(Float(bitPattern: big ? UInt32(bigEndian: bits) : UInt32(littleEndian: bits)))
+        case .float64:
+            let bits = pointer.loadUnaligned(as: UInt64.self)
+            return Double(bitPattern: big ? UInt64(bigEndian: bits) : UInt64(littleEndian: bits))
+        }
+    }
+
+    /// The file's bytes, shared read-only by the two block readers while `read` holds the buffer.
+    struct SharedBytes: @unchecked Sendable {
+        let base: UnsafePointer<UInt8>
+    }
+
+    /// What one of the two parallel block readers produced.
+    enum Block: Sendable {
+        case vertices([SIMD3<Double>], [SIMD3<UInt8>])
+        case faces([SIMD3<UInt32>], Int)
+        case failure(MeshError)
+    }
+
+    /// Reader of a binary vertex element whose records all have one size: properties are read at fixed offsets.
+    struct FixedVertices: Sendable {
+        let types: [Scalar]
+        let offsets: [Int]
+        let colourTypes: [Scalar]
+        let colourOffsets: [Int]
+        let stride: Int
+        let big: Bool
+
+        init(element: Element, xyz: [Int], colours: [Int], big: Bool) {
+            var offsets: [Int] = []
+            var offset = 0
+            for property in element.properties {
+                offsets.append(offset)
+                offset += property.type.size
+            }
+            self.types = xyz.map { element.properties[$0].type }
+            self.offsets = xyz.map { offsets[$0] }
+            self.colourTypes = colours.map { element.properties[$0].type }
+            self.colourOffsets = colours.map { offsets[$0] }
+            self.stride = offset
+            self.big = big
+        }
+
+        func read(_ base: UnsafePointer<UInt8>, from start: Int, count: Int) throws(MeshError) -> (
+            [SIMD3<Double>], [SIMD3<UInt8>]
+        ) {
+            var positions = [SIMD3<Double>]()
+            var colors = [SIMD3<UInt8>]()
+            positions.reserveCapacity(count)
+            if !colourTypes.isEmpty { colors.reserveCapacity(count) }
+            let raw = UnsafeRawPointer(base)
+            let floats = types.allSatisfy { $0 == .float32 } && !big
+            let (ox, oy, oz) = (offsets[0], offsets[1], offsets[2])
+            for record in 0..<count {
+                let at = start + record * stride
+                let p: SIMD3<Double>
+                if floats {
+                    // The common layout: little-endian float32 coordinates.
+                    p = SIMD3(
+                        Double(
+                            Float(
+                                bitPattern: UInt32(
+                                    littleEndian: raw.loadUnaligned(fromByteOffset: at + ox, as: UInt32.self)))),
+                        Double(
+                            Float(
+                                bitPattern: UInt32(
+                                    littleEndian: raw.loadUnaligned(fromByteOffset: at + oy, as: UInt32.self)))),
+                        Double(
+                            Float(
+                                bitPattern: UInt32(
+                                    littleEndian: raw.loadUnaligned(fromByteOffset: at + oz, as: UInt32.self)))))
+                } else {
+                    p = SIMD3(
+                        PLYReader.scalar(types[0], raw + at + ox, big: big),
+                        PLYReader.scalar(types[1], raw + at + oy, big: big),
+                        PLYReader.scalar(types[2], raw + at + oz, big: big))
+                }
+                guard p.x.isFinite && p.y.isFinite && p.z.isFinite else {
+                    throw MeshError(.nonFinite, "PLY vertex \(record) has a NaN or infinite coordinate")
+                }
+                positions.append(p)
+                if !colourTypes.isEmpty {
+                    var rgb = SIMD3<UInt8>()
+                    for channel in 0..<3 {
+                        let value = PLYReader.scalar(colourTypes[channel], raw + at + colourOffsets[channel], big: big)
+                        let scaled = colourTypes[channel].isFloat ? value * 255 : value
+                        rgb[channel] = UInt8(max(0, min(255, scaled.isFinite ? scaled.rounded() : 0)))
+                    }
+                    colors.append(rgb)
+                }
+            }
+            return (positions, colors)
+        }
+    }
+
+    /// Reader of the usual binary face element: one list of 32-bit indices with a one-byte count.
+    struct FaceList: Sendable {
+        init?(_ element: Element) {
+            guard element.properties.count == 1, let countType = element.properties[0].countType, countType.size == 1,
+                element.properties[0].type.size == 4, !element.properties[0].type.isFloat,
+                element.properties[0].name == "vertex_indices" || element.properties[0].name == "vertex_index"
+            else { return nil }
+        }
+
+        /// The triangles and the offset after the element.
+        func read(
+            _ base: UnsafePointer<UInt8>, from start: Int, end: Int, count: Int, vertexCount: Int, big: Bool,
+            limits: MeshLimits
+        ) throws(MeshError) -> ([SIMD3<UInt32>], Int) {
+            var triangles = [SIMD3<UInt32>]()
+            triangles.reserveCapacity(min(count, limits.maximumTriangles))
+            let raw = UnsafeRawPointer(base)
+            let vertices = UInt32(min(vertexCount, Int(UInt32.max)))
+            var position = start
+            for faceNumber in 0..<count {
+                guard end - position >= 1 else { throw MeshError(.truncated, "PLY body ends early") }
+                let n = Int(base[position])
+                guard n >= 3 else {
+                    throw MeshError(.malformed, "PLY face \(faceNumber) has fewer than three vertices")
+                }
+                guard end - position >= 1 + 4 * n else { throw MeshError(.truncated, "PLY body ends early") }
+                guard triangles.count + n - 2 <= limits.maximumTriangles else {
+                    throw MeshError(.limitExceeded, "PLY has more than \(limits.maximumTriangles) triangles")
+                }
+                @inline(__always) func index(_ k: Int) throws(MeshError) -> UInt32 {
+                    var bits = raw.loadUnaligned(fromByteOffset: position + 1 + 4 * k, as: UInt32.self)
+                    bits = big ? UInt32(bigEndian: bits) : UInt32(littleEndian: bits)
+                    // A negative int32 is a huge uint32 here, so one comparison checks both.
+                    guard bits < vertices else {
+                        throw MeshError(.indexOutOfRange, "PLY face \(faceNumber) names a vertex out of range")
+                    }
+                    return bits
+                }
+                let first = try index(0)
+                var previous = try index(1)
+                for k in 2..<n {
+                    let next = try index(k)
+                    triangles.append(SIMD3(first, previous, next))
+                    previous = next
+                }
+                position += 1 + 4 * n
+            }
+            return (triangles, position)
+        }
     }
 
     /// Reads scalar values in the body, in any of the three encodings, never past the end.
