@@ -26,3 +26,9 @@ test: deps lint unit conformance
 
 serve: build
 	@bash scripts/serve.sh "$(BIN)/facet"
+
+# Benchmarks (not part of `make test`): MeshKit against trimesh, numpy-stl and plyfile.
+.PHONY: bench-mesh
+bench-mesh: deps
+	.venv/bin/pip install -q -r Benchmarks/requirements.txt
+	.venv/bin/python Benchmarks/mesh_benchmark.py

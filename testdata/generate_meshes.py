@@ -241,6 +241,15 @@ def write_binary_ply_fast(path, verts, faces, colors=None):
         fh.write(f.tobytes())
 
 
+def write_ascii_ply_fast(path, verts, faces):
+    header = f"ply\nformat ascii 1.0\nelement vertex {len(verts)}\nproperty float x\nproperty float y\n" \
+             f"property float z\nelement face {len(faces)}\nproperty list uchar int vertex_indices\nend_header\n"
+    with open(path, "w") as fh:
+        fh.write(header)
+        np.savetxt(fh, verts, fmt="%.9g")
+        np.savetxt(fh, np.column_stack([np.full(len(faces), 3), faces]), fmt="%d")
+
+
 def write_stl_binary(path, verts, faces, header=b"solid binary file despite this word"):
     tri = verts[faces].astype(np.float32)
     normals = np.cross(tri[:, 1] - tri[:, 0], tri[:, 2] - tri[:, 0])
@@ -473,6 +482,7 @@ def main():
         write_binary_ply_fast(os.path.join(big, "sphere-1.3M.ply"), v, f)
         write_obj(os.path.join(big, "sphere-1.3M.obj"), v, f)
         write_stl_ascii(os.path.join(big, "sphere-1.3M-ascii.stl"), v, f)
+        write_ascii_ply_fast(os.path.join(big, "sphere-1.3M-ascii.ply"), v, f)
         manifest["large"] = {"sphere": {"triangles": len(f), "vertices": len(v)},
                              "pair": face_pair(big, "face500k", (35, -10, 7, 3), spacing=0.17)}
     with open(os.path.join(out, "manifest.json"), "w") as fh:
