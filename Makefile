@@ -2,7 +2,7 @@
 SWIFT ?= swift
 BIN = $(shell $(SWIFT) build --show-bin-path)
 
-.PHONY: serve test deps build lint unit conformance
+.PHONY: serve test deps build lint unit conformance fuzz
 
 deps:
 	@bash scripts/bootstrap.sh
@@ -11,7 +11,8 @@ build: deps
 	$(SWIFT) build
 
 lint:
-	$(SWIFT) format lint --strict --recursive Package.swift Sources Tests
+	$(SWIFT) format lint --strict --recursive Package.swift Sources Tests Benchmarks Fuzz/Package.swift \
+		Fuzz/Sources/FuzzOBJ Fuzz/Sources/FuzzPLY Fuzz/Sources/FuzzSTL
 
 testdata/generated/manifest.json: testdata/generate_meshes.py
 	.venv/bin/python testdata/generate_meshes.py
@@ -22,7 +23,12 @@ unit: build testdata/generated/manifest.json
 conformance: build
 	FACET_BIN="$(BIN)/facet" .venv/bin/python -m pytest -q conformance
 
+# MeshKit's readers under libFuzzer + AddressSanitizer, briefly (FUZZ_SECONDS each; longer runs: make fuzz).
+fuzz: deps
+	bash scripts/fuzz.sh
+
 test: deps lint unit conformance
+	FUZZ_SECONDS=$${FUZZ_SECONDS:-15} bash scripts/fuzz.sh
 
 serve: build
 	@bash scripts/serve.sh "$(BIN)/facet"

@@ -100,6 +100,10 @@ public enum PLYReader {
                 let name = scanner.text(scanner.token())
                 guard let count = scanner.integer(), count >= 0 else { throw fail("element count is not a number") }
                 guard elements.count < 64 else { throw fail("too many elements") }
+                // Readers look elements up by name: a second "vertex" would be read with the first one's layout.
+                guard !elements.contains(where: { $0.name == name }) else {
+                    throw fail("element \(name) is declared twice")
+                }
                 elements.append(Element(name: name, count: count))
             } else if scanner.matches(keyword, "property") {
                 guard !elements.isEmpty else { throw fail("property before any element") }
