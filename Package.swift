@@ -34,7 +34,7 @@ let package = Package(
         .target(name: "DICOMCore"),
         // Geometry is unusable unoptimised (tests would take minutes); MeshKit is always built with -O.
         .target(name: "MeshKit", swiftSettings: [.unsafeFlags(["-O"])]),
-        .target(name: "DICOMCodec", dependencies: ["CDCMTK", "DICOMCore"]),
+        .target(name: "DICOMCodec", dependencies: ["CDCMTK", "DICOMCore", "MeshKit"]),
         .executableTarget(
             name: "facet",
             dependencies: [
@@ -44,7 +44,7 @@ let package = Package(
         ),
         .executableTarget(name: "meshkit-bench", dependencies: ["MeshKit"], path: "Benchmarks/MeshKitBench"),
         .testTarget(name: "DICOMCoreTests", dependencies: ["DICOMCore"]),
-        .testTarget(name: "DICOMCodecTests", dependencies: ["DICOMCodec", "DICOMCore"]),
+        .testTarget(name: "DICOMCodecTests", dependencies: ["DICOMCodec", "DICOMCore", "MeshKit"]),
         .testTarget(name: "MeshKitTests", dependencies: ["MeshKit"]),
     ],
     swiftLanguageModes: [.v6],

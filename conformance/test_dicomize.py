@@ -212,8 +212,7 @@ BAD_INPUTS = [
     ("bad/missing-mtl.obj", "does not exist"),
     ("bad/escape/relative.obj", "leaves the mesh's folder"),
     ("bad/escape/absolute.obj", "absolute path"),
-    ("meshes/cube-ascii.stl", "ASCII STL"),
-    ("bad/count-mismatch.stl", "disagrees with the file size"),
+    ("bad/count-mismatch.stl", "claims 4000000000 triangles"),
 ]
 
 
@@ -302,3 +301,20 @@ def test_dump_json_uses_bulkdata_uri_for_pixel_data(facet, clinic_set):
     data = json.loads(result.stdout)
     pixel = data.get("7FE00010") or data.get("00420011")
     assert pixel is not None and "BulkDataURI" in pixel and "InlineBinary" not in pixel
+
+
+def test_ascii_stl_and_ply_become_valid_3d_objects(facet, dciodvfy, tmp_path):
+    generated = TESTDATA / "generated" / "pairs" / "cheek_after.ply"
+    result, written = dicomize(facet, tmp_path, TESTDATA / "meshes/cube-ascii.stl", generated,
+                               args=("--patient-id", "P9", "--region", "face"))
+    assert result.returncode == 0, result.stderr
+    classes = by_class(written)
+    (stl_path, stl), = classes["1.2.840.10008.5.1.4.1.1.104.3"]
+    document = stl.EncapsulatedDocument[:stl.EncapsulatedDocumentLength]
+    assert len(document) == 84 + 50 * struct.unpack("<I", document[80:84])[0] == 84 + 50 * 12
+    (obj_path, obj), = classes["1.2.840.10008.5.1.4.1.1.104.4"]
+    text = obj.EncapsulatedDocument[:obj.EncapsulatedDocumentLength].decode()
+    assert text.count("\nv ") + text.startswith("v ") > 1000 and "\nf " in text
+    for path in (stl_path, obj_path):
+        errors, _ = dciodvfy_report(dciodvfy, path)
+        assert errors == []

@@ -63,8 +63,8 @@ public struct Dicomizer: Sendable {
                 case .mtl:
                     throw DICOMCodecError(.unsupported, "an MTL is stored with the OBJ that names it; pass the OBJ")
                 case .ply:
-                    throw DICOMCodecError(
-                        .unsupported, "PLY is converted to OBJ by MeshKit, which is not available yet")
+                    prepared = try MeshConverter.convertPLY(data, context: context, seriesNumber: nextSeriesNumber)
+                    nextSeriesNumber += 1
                 case nil:
                     if data.isEmpty { throw DICOMCodecError(.invalidImage, "file is empty") }
                     throw DICOMCodecError(.unsupported, "unrecognised input: expected JPEG, PNG, STL or OBJ")

@@ -1,5 +1,6 @@
 import DICOMCore
 import Foundation
+import MeshKit
 import Testing
 
 @testable import DICOMCodec
@@ -25,16 +26,49 @@ import Testing
         }
     }
 
-    @Test func asciiAndMiscountedSTLAreRefused() throws {
+    @Test func asciiSTLIsConvertedToBinaryByMeshKit() throws {
+        let ascii = try Fixtures.data("meshes/cube-ascii.stl")
+        let instances = try MeshConverter.convertSTL(ascii, context: try Fixtures.context(), seriesNumber: 2)
+        let (url, file) = try Fixtures.roundTrip(instances[0])
+        let document = try Part10.readValue(path: url.path, tag: .encapsulatedDocument)
+        let length = try #require(file.dataset.int(.encapsulatedDocumentLength))
+        let stored = document.prefix(length)
+        #expect(STLReader.isBinary(stored))
+        let original = try STLReader.read(ascii)
+        let converted = try STLReader.read(stored)
+        #expect(converted.triangles == original.triangles)
+        #expect(converted.positions == original.positions)
+        #expect(file.dataset.string(.documentTitle)?.contains("converted from ASCII") == true)
+    }
+
+    @Test func brokenMeshesAreRefusedWithMeshKitsReason() throws {
         let context = try Fixtures.context()
-        let ascii = #expect(throws: DICOMCodecError.self) {
-            try MeshConverter.convertSTL(try Fixtures.data("meshes/cube-ascii.stl"), context: context, seriesNumber: 2)
-        }
-        #expect(ascii?.message.contains("ASCII STL") == true)
         let counted = #expect(throws: DICOMCodecError.self) {
             try MeshConverter.convertSTL(try Fixtures.data("bad/count-mismatch.stl"), context: context, seriesNumber: 2)
         }
-        #expect(counted?.message.contains("disagrees with the file size") == true)
+        #expect(counted?.code == .invalidMesh)
+        #expect(counted?.message.contains("claims 4000000000 triangles") == true)
+        let folder = try Fixtures.temporaryDirectory()
+        let obj = folder.appendingPathComponent("bad.obj")
+        try "v 0 0 0\nv 1 0 0\nv 0 1 0\nf 1 2 5\n".write(to: obj, atomically: true, encoding: .utf8)
+        let index = #expect(throws: DICOMCodecError.self) {
+            try MeshConverter.convertOBJ(at: obj, context: context, seriesNumber: 2, textureSeriesNumber: 3)
+        }
+        #expect(index?.message.contains("out of range") == true)
+    }
+
+    @Test func plyIsConvertedToAnEncapsulatedOBJWithItsColours() throws {
+        var ply = "ply\nformat ascii 1.0\nelement vertex 3\nproperty float x\nproperty float y\nproperty float z\n"
+        ply += "property uchar red\nproperty uchar green\nproperty uchar blue\nelement face 1\n"
+        ply +=
+            "property list uchar int vertex_indices\nend_header\n0 0 0 255 0 0\n10 0 0 0 255 0\n0 10 0 0 0 255\n3 0 1 2\n"
+        let instances = try MeshConverter.convertPLY(Data(ply.utf8), context: try Fixtures.context(), seriesNumber: 2)
+        let (url, file) = try Fixtures.roundTrip(instances[0])
+        #expect(file.dataset.string(.sopClassUID) == UID.encapsulatedOBJStorage)
+        let length = try #require(file.dataset.int(.encapsulatedDocumentLength))
+        let obj = try OBJReader.read(try Part10.readValue(path: url.path, tag: .encapsulatedDocument).prefix(length))
+        #expect(obj.colors == [SIMD3(255, 0, 0), SIMD3(0, 255, 0), SIMD3(0, 0, 255)])
+        #expect(obj.areaMM2 == 50)
     }
 
     @Test func objBringsItsMTLAndTextureLinkedByRelativeURI() throws {

@@ -1,5 +1,6 @@
 import DICOMCore
 import Foundation
+import MeshKit
 
 /// Wraps 3D surface files as Encapsulated STL, OBJ and MTL Storage objects (Modality M3D). The encapsulated bytes
 /// are the original file's, unchanged. An OBJ brings along the MTL files it names and the textures those name:
@@ -11,39 +12,63 @@ public enum MeshConverter {
 
     public static let ucumMillimetre = CodedConcept("mm", "UCUM", "millimeter")
 
-    /// Prepares the STL object. Only binary STL is accepted, as the standard requires.
+    /// Parses and validates a mesh with MeshKit; a broken mesh is refused with MeshKit's reason.
+    static func validate(_ data: Data, format: MeshFormat) throws(DICOMCodecError) -> Mesh {
+        do {
+            return try MeshReader.read(data, format: format)
+        } catch {
+            throw DICOMCodecError(.invalidMesh, error.message)
+        }
+    }
+
+    /// Prepares the STL object. Encapsulated STL must be binary: a binary file is stored as it is; an ASCII file
+    /// is converted to binary STL by MeshKit (the original text is not in the DICOM object).
     public static func convertSTL(_ data: Data, context: InstanceContext, seriesNumber: Int) throws(DICOMCodecError)
         -> [PreparedInstance]
     {
         try checkSize(data)
-        guard data.count >= 84 else {
-            if data.isEmpty { throw DICOMCodecError(.invalidMesh, "file is empty") }
-            throw DICOMCodecError(.invalidMesh, "not an STL file: shorter than a binary STL header")
-        }
-        let header = [UInt8](data[data.startIndex + 80..<data.startIndex + 84])
-        var count: UInt32 = 0
-        for byte in header.reversed() { count = count << 8 | UInt32(byte) }
-        // Binary is decided by length, not by a leading "solid": many binary files start with that word.
-        guard 84 + 50 * UInt64(count) == UInt64(data.count) else {
-            let head = String(decoding: data.prefix(512), as: UTF8.self).lowercased()
-            if head.trimmingCharacters(in: .whitespacesAndNewlines).hasPrefix("solid") && head.contains("facet") {
-                throw DICOMCodecError(
-                    .unsupported,
-                    "ASCII STL: Encapsulated STL must be binary; convert with MeshKit (not yet available) or export binary STL"
-                )
-            }
-            throw DICOMCodecError(
-                .invalidMesh,
-                "not a binary STL: the triangle count in the header (\(count)) disagrees with the file size")
-        }
-        guard count > 0 else { throw DICOMCodecError(.invalidMesh, "STL has no triangles") }
+        guard !data.isEmpty else { throw DICOMCodecError(.invalidMesh, "file is empty") }
+        let mesh = try validate(data, format: .stl)
+        let binary = STLReader.isBinary(data)
+        let document = binary ? data : MeshWriter.binarySTL(mesh)
+        return [
+            stlInstance(
+                document, title: binary ? "3D surface model (STL)" : "3D surface model (STL, converted from ASCII STL)",
+                context: context, seriesNumber: seriesNumber)
+        ]
+    }
+
+    /// Prepares a PLY capture: PLY has no DICOM SOP class, so MeshKit converts it to OBJ (vertex colours kept as
+    /// `v x y z r g b`) and that is encapsulated.
+    public static func convertPLY(_ data: Data, context: InstanceContext, seriesNumber: Int) throws(DICOMCodecError)
+        -> [PreparedInstance]
+    {
+        try checkSize(data)
+        guard !data.isEmpty else { throw DICOMCodecError(.invalidMesh, "file is empty") }
+        let mesh = try validate(data, format: .ply)
+        let obj = MeshWriter.obj(mesh)
+        try checkSize(obj)
+        let dataset = documentDataset(
+            obj, sopClass: UID.encapsulatedOBJStorage, mime: "model/obj",
+            title: "3D surface model (OBJ, converted from PLY)",
+            context: context, seriesUID: context.uids.make(), seriesNumber: seriesNumber, instanceNumber: 1,
+            frameOfReference: context.uids.make(), modelGroup: nil, references: [])
+        return [
+            PreparedInstance(
+                dataset: dataset, transferSyntaxUID: UID.explicitVRLittleEndian, notes: ["converted from PLY"])
+        ]
+    }
+
+    static func stlInstance(_ document: Data, title: String, context: InstanceContext, seriesNumber: Int)
+        -> PreparedInstance
+    {
         let series = context.uids.make()
         let frame = context.uids.make()
         let dataset = documentDataset(
-            data, sopClass: UID.encapsulatedSTLStorage, mime: "model/stl", title: "3D surface model (STL)",
+            document, sopClass: UID.encapsulatedSTLStorage, mime: "model/stl", title: title,
             context: context, seriesUID: series, seriesNumber: seriesNumber, instanceNumber: 1, frameOfReference: frame,
             modelGroup: nil, references: [])
-        return [PreparedInstance(dataset: dataset, transferSyntaxUID: UID.explicitVRLittleEndian, notes: [])]
+        return PreparedInstance(dataset: dataset, transferSyntaxUID: UID.explicitVRLittleEndian, notes: [])
     }
 
     /// Prepares the OBJ, every MTL it names and every texture those name. Nothing is read outside the OBJ's folder.
@@ -59,6 +84,7 @@ public enum MeshConverter {
         guard !data.contains(0), OBJReferences.looksLikeMesh(text) else {
             throw DICOMCodecError(.invalidMesh, "not an OBJ mesh: no vertices and faces found")
         }
+        _ = try validate(data, format: .obj)
         let directory = url.deletingLastPathComponent()
         let libraries = OBJReferences.materialLibraries(text) { name in
             (try? SafePath.resolve(name, in: directory, what: "MTL")) != nil
