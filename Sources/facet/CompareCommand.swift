@@ -23,7 +23,10 @@ struct CompareCommand: ParsableCommand {
     @Argument(help: "The later capture.")
     var after: String
 
-    @Option(help: "Region of interest in BEFORE's frame: sphere:X,Y,Z,R or box:X0,Y0,Z0,X1,Y1,Z1 (mm).")
+    @Option(
+        help:
+            "Region of interest in BEFORE's frame (mm): sphere:X,Y,Z,R, box:X0,Y0,Z0,X1,Y1,Z1, or mask:FILE of vertex indices."
+    )
     var roi: String?
 
     @Option(help: "Landmarks JSON: {\"before\": {\"name\": [x,y,z], ...}, \"after\": {...}}.")

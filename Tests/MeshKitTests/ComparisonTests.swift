@@ -78,6 +78,19 @@ import Testing
         #expect(abs((report.enclosedVolumeChangeML ?? 0) - expected) < 1e-6)
     }
 
+    @Test func aVertexMaskRegionMeasuresTheSameBump() throws {
+        let (before, after, truth) = try Generated.pair("cheek-0.9ml")
+        let sphere = try Region(parsing: try #require(truth["roi"] as? String))
+        let mask = before.positions.indices.filter { sphere.contains(before.positions[$0]) }
+        let file = FileManager.default.temporaryDirectory.appendingPathComponent("mask-\(UUID().uuidString).json")
+        try Data(("[" + mask.map(String.init).joined(separator: ",") + "]").utf8).write(to: file)
+        var options = ChangeAnalysis.Options()
+        options.region = try Region(parsing: "mask:" + file.path)
+        let report = try ChangeAnalysis.compare(before: before, after: after, options: options)
+        let expected = try #require(truth["volume_change_ml"] as? Double)
+        #expect(abs(report.volumeChangeML - expected) <= max(0.05, 0.03 * expected))
+    }
+
     @Test func regionsParseAndContain() throws {
         #expect(try Region(parsing: "sphere:1,2,3,4").contains(SIMD3(1, 2, 6.9)))
         #expect(try !Region(parsing: "sphere:1,2,3,4").contains(SIMD3(1, 2, 7.1)))

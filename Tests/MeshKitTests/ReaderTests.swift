@@ -172,3 +172,17 @@ import Testing
         }
     }
 }
+
+@Suite struct MTLTests {
+    @Test func materialsKeepColourAndTextureWithoutOptions() throws {
+        let source =
+            "# skin\r\nnewmtl skin\r\nKa 1 1 1\r\nKd 0.9 0.75 0.65\r\nmap_Kd -s 1 1 1 -clamp on skin tex.jpg\r\nnewmtl lips\nKd 1 0 0\n"
+        let materials = try MTLReader.read(text(source))
+        #expect(materials.map(\.name) == ["skin", "lips"])
+        #expect(materials[0].diffuse == SIMD3(0.9, 0.75, 0.65))
+        #expect(materials[0].diffuseMap == "skin tex.jpg")
+        #expect(materials[1].diffuseMap == nil)
+        #expect(try MTLReader.read(MTLReader.write(materials)) == materials)
+        #expect(throws: MeshError.self) { try MTLReader.read(text("Kd 1 1 1\n")) }
+    }
+}

@@ -36,11 +36,30 @@ public enum Region: Sendable, Equatable {
         }
     }
 
-    /// Parses `sphere:X,Y,Z,R` or `box:X0,Y0,Z0,X1,Y1,Z1`.
+    /// Parses `sphere:X,Y,Z,R`, `box:X0,Y0,Z0,X1,Y1,Z1` or `mask:FILE` (FILE lists BEFORE's vertex indices,
+    /// 0-based, separated by commas, spaces or newlines, or as a JSON array).
     public init(parsing text: String) throws(MeshError) {
+        if text.lowercased().hasPrefix("mask:") {
+            let path = String(text.dropFirst(5))
+            guard let data = FileManager.default.contents(atPath: path), data.count <= 256 << 20 else {
+                throw MeshError(.malformed, "vertex mask file cannot be read")
+            }
+            let separators = CharacterSet(charactersIn: "[], \t\r\n")
+            var indices = Set<Int>()
+            for token in String(decoding: data, as: UTF8.self).components(separatedBy: separators) where !token.isEmpty
+            {
+                guard let index = Int(token), index >= 0 else {
+                    throw MeshError(.malformed, "vertex mask must hold non-negative integers")
+                }
+                indices.insert(index)
+            }
+            guard !indices.isEmpty else { throw MeshError(.malformed, "vertex mask is empty") }
+            self = .vertices(indices)
+            return
+        }
         let parts = text.split(separator: ":", maxSplits: 1)
         guard parts.count == 2 else {
-            throw MeshError(.malformed, "region must be sphere:X,Y,Z,R or box:X0,Y0,Z0,X1,Y1,Z1")
+            throw MeshError(.malformed, "region must be sphere:X,Y,Z,R, box:X0,Y0,Z0,X1,Y1,Z1 or mask:FILE")
         }
         let numbers = parts[1].split(separator: ",").map { Double($0.trimmingCharacters(in: .whitespaces)) }
         guard numbers.allSatisfy({ $0?.isFinite == true }) else {
@@ -59,7 +78,7 @@ public enum Region: Sendable, Equatable {
             let b = SIMD3(values[3], values[4], values[5])
             self = .box(minimum: vmin(a, b), maximum: vmax(a, b))
         default:
-            throw MeshError(.malformed, "region must be sphere:X,Y,Z,R or box:X0,Y0,Z0,X1,Y1,Z1")
+            throw MeshError(.malformed, "region must be sphere:X,Y,Z,R, box:X0,Y0,Z0,X1,Y1,Z1 or mask:FILE")
         }
     }
 }
