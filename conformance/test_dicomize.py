@@ -318,3 +318,12 @@ def test_ascii_stl_and_ply_become_valid_3d_objects(facet, dciodvfy, tmp_path):
     for path in (stl_path, obj_path):
         errors, _ = dciodvfy_report(dciodvfy, path)
         assert errors == []
+
+
+def test_objects_without_any_metadata_are_still_valid(facet, dciodvfy, tmp_path):
+    result, written = dicomize(facet, tmp_path, TESTDATA / "photos/rgb.png", TESTDATA / "photos/phone-gps.jpg",
+                               TESTDATA / "meshes/cube-binary.stl")
+    assert result.returncode == 0, result.stderr
+    for path in written:
+        errors, _ = dciodvfy_report(dciodvfy, path)
+        assert errors == [], f"{path.name}: {errors}"

