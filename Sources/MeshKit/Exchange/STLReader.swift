@@ -37,7 +37,7 @@ public enum STLReader {
         guard count <= limits.maximumTriangles else {
             throw MeshError(.limitExceeded, "STL has more than \(limits.maximumTriangles) triangles")
         }
-        var welder = Welder(expectedVertices: count / 2 + 16)
+        var welder = Welder<FloatBitsKey>(expectedVertices: count / 2 + 16)
         var triangles = [SIMD3<UInt32>]()
         triangles.reserveCapacity(count)
         var bad: Int?
@@ -58,7 +58,7 @@ public enum STLReader {
                         bad = t
                         return
                     }
-                    corner[k] = welder.index(bits: SIMD3(UInt64(bits.x), UInt64(bits.y), UInt64(bits.z)), point: point)
+                    corner[k] = welder.index(key: FloatBitsKey(bits), point: point)
                 }
                 triangles.append(corner)
             }
@@ -73,7 +73,7 @@ public enum STLReader {
                 return .failure(MeshError(.empty, "STL file is empty"))
             }
             var scanner = TextScanner(base: base, count: raw.count)
-            var welder = Welder(expectedVertices: raw.count / 200 + 16)
+            var welder = Welder<DoubleBitsKey>(expectedVertices: raw.count / 200 + 16)
             var triangles = [SIMD3<UInt32>]()
             var corner = SIMD3<UInt32>()
             var cornerCount = 0
@@ -101,8 +101,7 @@ public enum STLReader {
                     return .failure(MeshError(.nonFinite, "ASCII STL line \(scanner.line): NaN or infinite coordinate"))
                 }
                 let point = SIMD3(x, y, z)
-                corner[cornerCount] = welder.index(
-                    bits: SIMD3(x.bitPattern, y.bitPattern, z.bitPattern), point: point)
+                corner[cornerCount] = welder.index(key: DoubleBitsKey(point), point: point)
                 cornerCount += 1
                 if cornerCount == 3 {
                     guard triangles.count < limits.maximumTriangles else {
@@ -124,10 +123,53 @@ public enum STLReader {
     }
 }
 
+/// A vertex's identity for welding: its coordinates' bit patterns (-0 folded into +0).
+protocol WeldKey: Equatable {
+    var hash: UInt64 { get }
+}
+
+/// Three float32 bit patterns packed into 12 bytes (binary STL).
+struct FloatBitsKey: WeldKey {
+    var xy: UInt64
+    var z: UInt32
+
+    init(_ bits: SIMD3<UInt32>) {
+        // -0 and +0 are one position.
+        let clean = SIMD3(
+            bits.x == 0x8000_0000 ? 0 : bits.x, bits.y == 0x8000_0000 ? 0 : bits.y, bits.z == 0x8000_0000 ? 0 : bits.z)
+        xy = UInt64(clean.x) << 32 | UInt64(clean.y)
+        z = clean.z
+    }
+
+    @inline(__always) var hash: UInt64 {
+        var h = xy &* 0x9E37_79B9_7F4A_7C15
+        h = (h ^ (h >> 29)) &+ UInt64(z) &* 0xBF58_476D_1CE4_E5B9
+        return h ^ (h >> 32)
+    }
+}
+
+/// Three float64 bit patterns (ASCII STL).
+struct DoubleBitsKey: WeldKey {
+    var bits: SIMD3<UInt64>
+
+    init(_ point: SIMD3<Double>) {
+        bits = SIMD3(
+            point.x == 0 ? 0 : point.x.bitPattern, point.y == 0 ? 0 : point.y.bitPattern,
+            point.z == 0 ? 0 : point.z.bitPattern)
+    }
+
+    @inline(__always) var hash: UInt64 {
+        var h = bits.x &* 0x9E37_79B9_7F4A_7C15
+        h = (h ^ (h >> 29)) &+ bits.y &* 0xBF58_476D_1CE4_E5B9
+        h = (h ^ (h >> 31)) &+ bits.z &* 0x94D0_49BB_1331_11EB
+        return h ^ (h >> 32)
+    }
+}
+
 /// Merges vertices whose coordinate bit patterns are identical (open addressing, linear probing).
-struct Welder {
+struct Welder<Key: WeldKey> {
     var positions: [SIMD3<Double>] = []
-    private var keys: [SIMD3<UInt64>] = []
+    private var keys: [Key] = []
     private var slots: [Int32]
     private var mask: Int
 
@@ -140,15 +182,8 @@ struct Welder {
         keys.reserveCapacity(expectedVertices)
     }
 
-    @inline(__always) mutating func index(bits: SIMD3<UInt64>, point: SIMD3<Double>) -> UInt32 {
-        // Treat -0 and +0 as one position.
-        let key = SIMD3(
-            point.x == 0 ? 0 : bits.x, point.y == 0 ? 0 : bits.y, point.z == 0 ? 0 : bits.z)
-        var hash = key.x &* 0x9E37_79B9_7F4A_7C15
-        hash = (hash ^ (hash >> 29)) &+ key.y &* 0xBF58_476D_1CE4_E5B9
-        hash = (hash ^ (hash >> 31)) &+ key.z &* 0x94D0_49BB_1331_11EB
-        hash ^= hash >> 32
-        var slot = Int(truncatingIfNeeded: hash) & mask
+    @inline(__always) mutating func index(key: Key, point: SIMD3<Double>) -> UInt32 {
+        var slot = Int(truncatingIfNeeded: key.hash) & mask
         while true {
             let existing = slots[slot]
             if existing < 0 { break }
@@ -168,11 +203,7 @@ struct Welder {
         slots = Array(repeating: -1, count: capacity)
         mask = capacity - 1
         for (index, key) in keys.enumerated() {
-            var hash = key.x &* 0x9E37_79B9_7F4A_7C15
-            hash = (hash ^ (hash >> 29)) &+ key.y &* 0xBF58_476D_1CE4_E5B9
-            hash = (hash ^ (hash >> 31)) &+ key.z &* 0x94D0_49BB_1331_11EB
-            hash ^= hash >> 32
-            var slot = Int(truncatingIfNeeded: hash) & mask
+            var slot = Int(truncatingIfNeeded: key.hash) & mask
             while slots[slot] >= 0 { slot = (slot + 1) & mask }
             slots[slot] = Int32(index)
         }
