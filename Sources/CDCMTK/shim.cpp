@@ -222,7 +222,8 @@ extern "C" int cdcmtk_read_buffer(const uint8_t *buffer, size_t length, uint32_t
         stream.setEos();
         DcmFileFormat file;
         file.transferInit();
-        OFCondition status = file.read(stream, EXS_Unknown, EGL_noChange, DCM_MaxReadLength);
+        // The input is in memory already: load every value (a value left unloaded could not be fetched later).
+        OFCondition status = file.read(stream, EXS_Unknown, EGL_noChange, 0xFFFFFFFFu);
         file.transferEnd();
         if (status.bad()) return readFailure(status, error, error_capacity);
         return finishRead(file, bulk_threshold, out, out_length, error, error_capacity);

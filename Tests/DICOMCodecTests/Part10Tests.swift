@@ -27,6 +27,21 @@ import Testing
         #expect(fromFile.dataset.tags == fromBuffer.dataset.tags)
     }
 
+    @Test func longTextValuesAreReadFromFilesAndBuffers() throws {
+        var dataset = Dataset()
+        dataset.set(.sopClassUID, .UI, UID.encapsulatedSTLStorage)
+        dataset.set(.sopInstanceUID, .UI, "1.2.3.4.5")
+        let text = String(repeating: "Ünïcode text, ", count: 400)
+        dataset.set(Tag(0x0020, 0x4000), .LT, text)  // Image Comments, ~5.6 kB
+        let url = try Fixtures.temporaryDirectory().appendingPathComponent("long.dcm")
+        try Part10.write(dataset, transferSyntax: UID.explicitVRLittleEndian, to: url.path)
+        #expect(
+            try Part10.read(path: url.path).dataset.string(Tag(0x0020, 0x4000))
+                == text.trimmingCharacters(in: .whitespaces))
+        let fromBuffer = try Part10.read(data: try Data(contentsOf: url))
+        #expect(fromBuffer.dataset.string(Tag(0x0020, 0x4000)) == text.trimmingCharacters(in: .whitespaces))
+    }
+
     @Test func nonDICOMInputIsRefused() throws {
         let folder = try Fixtures.temporaryDirectory()
         for (name, bytes) in [
