@@ -480,13 +480,14 @@ public enum PLYReader {
         let end: Int
         var position: Int
         let encoding: Encoding
-        lazy var scanner = TextScanner(base: base, count: end, position: position)
+        var scanner: TextScanner
 
         init(base: UnsafePointer<UInt8>, end: Int, position: Int, encoding: Encoding) {
             self.base = base
             self.end = end
             self.position = position
             self.encoding = encoding
+            self.scanner = TextScanner(base: base, count: end, position: position)
         }
 
         mutating func listCount(_ type: Scalar) throws(MeshError) -> Int {
@@ -499,16 +500,19 @@ public enum PLYReader {
 
         @inline(__always) mutating func value(_ type: Scalar) throws(MeshError) -> Double {
             if encoding == .ascii {
-                while true {
-                    scanner.skipSpaces()
-                    if scanner.atEnd { throw MeshError(.truncated, "PLY body ends early") }
+                // Values run across line ends freely: skip spaces and newlines alike.
+                while scanner.position < scanner.end {
                     let byte = scanner.base[scanner.position]
-                    if byte == 0x0A || byte == 0x0D {
-                        scanner.nextLine()
-                        continue
+                    if byte == 0x20 || byte == 0x09 || byte == 0x0D {
+                        scanner.position += 1
+                    } else if byte == 0x0A {
+                        scanner.position += 1
+                        scanner.line += 1
+                    } else {
+                        break
                     }
-                    break
                 }
+                if scanner.atEnd { throw MeshError(.truncated, "PLY body ends early") }
                 guard let value = scanner.double() else {
                     throw MeshError(.malformed, "PLY body line has a value that is not a number")
                 }
