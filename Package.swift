@@ -9,9 +9,11 @@ let package = Package(
         .library(name: "DICOMCore", targets: ["DICOMCore"]),
         .library(name: "DICOMCodec", targets: ["DICOMCodec"]),
         .library(name: "MeshKit", targets: ["MeshKit"]),
+        .library(name: "Archive", targets: ["Archive"]),
     ],
     dependencies: [
-        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2")
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+        .package(url: "https://github.com/apple/swift-crypto", from: "3.12.3"),
     ],
     targets: [
         .target(
@@ -35,10 +37,13 @@ let package = Package(
         // Geometry is unusable unoptimised (tests would take minutes); MeshKit is always built with -O.
         .target(name: "MeshKit", swiftSettings: [.unsafeFlags(["-O"])]),
         .target(name: "DICOMCodec", dependencies: ["CDCMTK", "DICOMCore", "MeshKit"]),
+        .target(
+            name: "Archive",
+            dependencies: ["DICOMCodec", "DICOMCore", "MeshKit", .product(name: "Crypto", package: "swift-crypto")]),
         .executableTarget(
             name: "facet",
             dependencies: [
-                "DICOMCodec", "DICOMCore", "MeshKit",
+                "Archive", "DICOMCodec", "DICOMCore", "MeshKit",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
@@ -46,6 +51,7 @@ let package = Package(
         .testTarget(name: "DICOMCoreTests", dependencies: ["DICOMCore"]),
         .testTarget(name: "DICOMCodecTests", dependencies: ["DICOMCodec", "DICOMCore", "MeshKit"]),
         .testTarget(name: "MeshKitTests", dependencies: ["MeshKit"]),
+        .testTarget(name: "ArchiveTests", dependencies: ["Archive"]),
     ],
     swiftLanguageModes: [.v6],
     cxxLanguageStandard: .cxx17

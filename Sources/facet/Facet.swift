@@ -10,7 +10,7 @@ struct FacetCommand: ParsableCommand {
         commandName: "facet",
         abstract: "Facet: the archive for clinical photographs and 3D surface captures.",
         version: Facet.version,
-        subcommands: [DicomizeCommand.self, DumpCommand.self, MeshCommand.self, CompareCommand.self]
+        subcommands: [DicomizeCommand.self, DumpCommand.self, MeshCommand.self, CompareCommand.self, AuditCommand.self]
     )
 }
 

@@ -1,0 +1,151 @@
+import Crypto
+import Foundation
+
+/// The key hierarchy: a master key (key file with mode 0600, or FACET_MASTER_KEY) wraps one key per tenant; each
+/// tenant key wraps the per-object data keys kept in the blobs' headers. Keys are 256-bit AES-GCM keys; wrapping is
+/// AES-GCM with the wrapped key's purpose as authenticated data.
+public struct KeyHierarchy: Sendable {
+    public let tenant: String
+    // Raw bytes (SymmetricKey is not Sendable); keys are rebuilt where they are used.
+    private let tenantKeyBytes: Data
+    private let masterKeyBytes: Data
+
+    var tenantKey: SymmetricKey { SymmetricKey(data: tenantKeyBytes) }
+    var masterKey: SymmetricKey { SymmetricKey(data: masterKeyBytes) }
+
+    init(tenant: String, tenantKey: SymmetricKey, masterKey: SymmetricKey) {
+        self.tenant = tenant
+        self.tenantKeyBytes = tenantKey.withUnsafeBytes { Data($0) }
+        self.masterKeyBytes = masterKey.withUnsafeBytes { Data($0) }
+    }
+
+    /// Loads the master key and the tenant's key from `keyDirectory`, creating them on first use. `created`
+    /// reports a newly generated master key so that the caller can warn that it must be backed up.
+    public static func open(
+        keyDirectory: URL, tenant: String = "default",
+        environment: [String: String] = ProcessInfo.processInfo.environment
+    ) throws(ArchiveError) -> (keys: KeyHierarchy, createdMasterKey: Bool) {
+        guard tenant.allSatisfy({ $0.isLetter || $0.isNumber || $0 == "-" }), !tenant.isEmpty, tenant.count <= 64 else {
+            throw ArchiveError(.key, "tenant names are letters, digits and '-'")
+        }
+        try createPrivateDirectory(keyDirectory)
+        var created = false
+        let master: SymmetricKey
+        if let encoded = environment["FACET_MASTER_KEY"] {
+            guard let bytes = Data(base64Encoded: encoded), bytes.count == 32 else {
+                throw ArchiveError(.key, "FACET_MASTER_KEY must be 32 bytes, base64-encoded")
+            }
+            master = SymmetricKey(data: bytes)
+        } else {
+            let file = keyDirectory.appendingPathComponent("master.key")
+            if FileManager.default.fileExists(atPath: file.path) {
+                master = SymmetricKey(data: try readPrivateFile(file, expectedLength: 32))
+            } else {
+                master = SymmetricKey(size: .bits256)
+                try writePrivateFile(file, master.withUnsafeBytes { Data($0) })
+                created = true
+            }
+        }
+        let tenantFile = keyDirectory.appendingPathComponent("tenant-\(tenant).key")
+        let tenantKey: SymmetricKey
+        if FileManager.default.fileExists(atPath: tenantFile.path) {
+            let sealed = try readPrivateFile(tenantFile, expectedLength: nil)
+            tenantKey = try unwrap(sealed, with: master, purpose: "tenant:\(tenant)")
+        } else {
+            tenantKey = SymmetricKey(size: .bits256)
+            try writePrivateFile(tenantFile, try wrap(tenantKey, with: master, purpose: "tenant:\(tenant)"))
+        }
+        return (KeyHierarchy(tenant: tenant, tenantKey: tenantKey, masterKey: master), created)
+    }
+
+    /// A fresh data key for one object, and its wrapped form to store beside the object.
+    func newDataKey() throws(ArchiveError) -> (key: SymmetricKey, wrapped: Data) {
+        let key = SymmetricKey(size: .bits256)
+        return (key, try Self.wrap(key, with: tenantKey, purpose: "data:\(tenant)"))
+    }
+
+    func unwrapDataKey(_ wrapped: Data) throws(ArchiveError) -> SymmetricKey {
+        try Self.unwrap(wrapped, with: tenantKey, purpose: "data:\(tenant)")
+    }
+
+    /// A key derived from the master key for one purpose (HKDF-SHA256), e.g. the audit anchor's MAC.
+    public func derivedKey(_ purpose: String) -> SymmetricKey {
+        HKDF<SHA256>.deriveKey(inputKeyMaterial: masterKey, info: Data(purpose.utf8), outputByteCount: 32)
+    }
+
+    static func wrap(_ key: SymmetricKey, with wrapping: SymmetricKey, purpose: String) throws(ArchiveError) -> Data {
+        do {
+            let sealed = try AES.GCM.seal(
+                key.withUnsafeBytes { Data($0) }, using: wrapping, authenticating: Data(purpose.utf8))
+            guard let combined = sealed.combined else { throw ArchiveError(.key, "key could not be wrapped") }
+            return combined
+        } catch let error as ArchiveError {
+            throw error
+        } catch {
+            throw ArchiveError(.key, "key could not be wrapped")
+        }
+    }
+
+    static func unwrap(_ data: Data, with wrapping: SymmetricKey, purpose: String) throws(ArchiveError) -> SymmetricKey
+    {
+        do {
+            let box = try AES.GCM.SealedBox(combined: data)
+            let bytes = try AES.GCM.open(box, using: wrapping, authenticating: Data(purpose.utf8))
+            guard bytes.count == 32 else { throw ArchiveError(.key, "wrapped key has the wrong length") }
+            return SymmetricKey(data: bytes)
+        } catch let error as ArchiveError {
+            throw error
+        } catch {
+            throw ArchiveError(
+                .key, "a wrapped key does not open with its wrapping key (wrong master key, or tampered)")
+        }
+    }
+}
+
+/// Creates a directory readable by the owner only.
+func createPrivateDirectory(_ url: URL) throws(ArchiveError) {
+    do {
+        try FileManager.default.createDirectory(
+            at: url, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
+    } catch {
+        throw ArchiveError(.io, "directory cannot be created")
+    }
+}
+
+/// Writes a small secret file with mode 0600, durably (temporary file, fsync, rename).
+func writePrivateFile(_ url: URL, _ data: Data) throws(ArchiveError) {
+    let temporary = url.deletingLastPathComponent().appendingPathComponent(".\(UUID().uuidString).tmp")
+    let fd = open(temporary.path, O_WRONLY | O_CREAT | O_EXCL, 0o600)
+    guard fd >= 0 else { throw ArchiveError(.io, "key file cannot be created") }
+    let written = data.withUnsafeBytes { write(fd, $0.baseAddress, $0.count) }
+    let synced = fsync(fd)
+    close(fd)
+    guard written == data.count, synced == 0, rename(temporary.path, url.path) == 0 else {
+        unlink(temporary.path)
+        throw ArchiveError(.io, "key file cannot be written")
+    }
+    syncDirectory(url.deletingLastPathComponent())
+}
+
+/// Reads a secret file, refusing one that others can read.
+func readPrivateFile(_ url: URL, expectedLength: Int?) throws(ArchiveError) -> Data {
+    var info = stat()
+    guard stat(url.path, &info) == 0 else { throw ArchiveError(.io, "key file cannot be read") }
+    guard info.st_mode & 0o077 == 0 else {
+        throw ArchiveError(.key, "key file is readable by others; chmod 600 it")
+    }
+    guard let data = FileManager.default.contents(atPath: url.path) else {
+        throw ArchiveError(.io, "key file cannot be read")
+    }
+    if let expectedLength, data.count != expectedLength {
+        throw ArchiveError(.key, "key file has the wrong length")
+    }
+    return data
+}
+
+func syncDirectory(_ url: URL) {
+    let fd = open(url.path, O_RDONLY | O_DIRECTORY)
+    guard fd >= 0 else { return }
+    _ = fsync(fd)
+    close(fd)
+}
