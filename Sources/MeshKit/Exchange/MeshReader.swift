@@ -33,7 +33,14 @@ public enum MeshReader {
     {
         let data: Data
         do {
+            // The size is checked before anything is read.
+            let size = (try FileManager.default.attributesOfItem(atPath: url.path)[.size] as? Int) ?? 0
+            guard size <= limits.maximumFileBytes else {
+                throw MeshError(.limitExceeded, "mesh file is larger than \(limits.maximumFileBytes >> 20) MiB")
+            }
             data = try Data(contentsOf: url)
+        } catch let error as MeshError {
+            throw error
         } catch {
             throw MeshError(.malformed, "mesh file cannot be read")
         }
