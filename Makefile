@@ -12,7 +12,7 @@ build: deps
 
 lint:
 	$(SWIFT) format lint --strict --recursive Package.swift Sources Tests Benchmarks Fuzz/Package.swift \
-		Fuzz/Sources/FuzzOBJ Fuzz/Sources/FuzzPLY Fuzz/Sources/FuzzSTL
+		Fuzz/Sources/FuzzOBJ Fuzz/Sources/FuzzPLY Fuzz/Sources/FuzzSTL Fuzz/Sources/FuzzSupport
 
 testdata/generated/manifest.json: testdata/generate_meshes.py
 	.venv/bin/python testdata/generate_meshes.py

@@ -9,9 +9,10 @@ let package = Package(
     name: "FacetFuzz",
     targets: [
         .target(name: "MeshKit", swiftSettings: [.unsafeFlags(["-O"])]),
-        .executableTarget(name: "FuzzOBJ", dependencies: ["MeshKit"], swiftSettings: fuzzer),
-        .executableTarget(name: "FuzzPLY", dependencies: ["MeshKit"], swiftSettings: fuzzer),
-        .executableTarget(name: "FuzzSTL", dependencies: ["MeshKit"], swiftSettings: fuzzer),
+        .target(name: "FuzzSupport", dependencies: ["MeshKit"]),
+        .executableTarget(name: "FuzzOBJ", dependencies: ["FuzzSupport", "MeshKit"], swiftSettings: fuzzer),
+        .executableTarget(name: "FuzzPLY", dependencies: ["FuzzSupport", "MeshKit"], swiftSettings: fuzzer),
+        .executableTarget(name: "FuzzSTL", dependencies: ["FuzzSupport", "MeshKit"], swiftSettings: fuzzer),
     ],
     swiftLanguageModes: [.v6]
 )

@@ -173,7 +173,8 @@ public enum DICOMJSON {
         return bytes.isEmpty
     }
 
-    static func quote(_ text: String) -> String {
+    /// `text` as a JSON string literal (quotes, backslashes and control characters escaped).
+    public static func quote(_ text: String) -> String {
         var out = "\""
         for scalar in text.unicodeScalars {
             switch scalar {

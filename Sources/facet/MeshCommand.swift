@@ -1,4 +1,5 @@
 import ArgumentParser
+import DICOMCore
 import Foundation
 import MeshKit
 
@@ -100,7 +101,5 @@ enum JSONText {
 
     static func number(_ value: Double) -> String { value.isFinite ? "\(value)" : "null" }
 
-    static func string(_ value: String) -> String {
-        "\"" + value.replacingOccurrences(of: "\\", with: "\\\\").replacingOccurrences(of: "\"", with: "\\\"") + "\""
-    }
+    static func string(_ value: String) -> String { DICOMJSON.quote(value) }
 }

@@ -1,4 +1,5 @@
 import Crypto
+import DICOMCore
 import Foundation
 
 /// One audited access. Carries identifiers of objects (UIDs) and of the actor, never PHI.
@@ -150,6 +151,7 @@ public final class AuditLog: @unchecked Sendable {
     static func body(sequence: Int, event: AuditEvent, previous: String) -> String {
         let formatter = ISO8601DateFormatter()
         formatter.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
+        let quote = DICOMJSON.quote
         func list(_ values: [String]) -> String { "[" + values.map(quote).joined(separator: ",") + "]" }
         return "{\"seq\":\(sequence),\"time\":\(quote(formatter.string(from: event.time))),"
             + "\"actor\":\(quote(event.actor)),\"address\":\(quote(event.address)),\"action\":\(quote(event.action)),"
@@ -163,22 +165,5 @@ public final class AuditLog: @unchecked Sendable {
 
     static func hex<D: Sequence>(_ bytes: D) -> String where D.Element == UInt8 {
         bytes.map { String(format: "%02x", $0) }.joined()
-    }
-
-    static func quote(_ text: String) -> String {
-        var out = "\""
-        for scalar in text.unicodeScalars {
-            switch scalar {
-            case "\"": out += "\\\""
-            case "\\": out += "\\\\"
-            default:
-                if scalar.value < 0x20 {
-                    out += String(format: "\\u%04x", scalar.value)
-                } else {
-                    out.unicodeScalars.append(scalar)
-                }
-            }
-        }
-        return out + "\""
     }
 }
