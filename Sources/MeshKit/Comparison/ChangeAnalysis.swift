@@ -98,7 +98,6 @@ public struct ChangeAnalysis: Sendable {
         let registrar = Registration(fixed: before, tree: beforeTree)
         let registration = try registrar.register(moving: after, options: registrationOptions)
         let toAfter = registration.transform.inverse
-        progress?("registered")
 
         progress?("measuring displacement")
         let normals = before.vertexNormals()
@@ -114,7 +113,6 @@ public struct ChangeAnalysis: Sendable {
             }
         }
 
-        progress?("measured displacement")
         // Region membership.
         let inRegion: [Bool]
         switch options.region {
@@ -209,7 +207,6 @@ public struct ChangeAnalysis: Sendable {
             return [sum]
         }.reduce(0, +)
 
-        progress?("measured area change")
         // Enclosed volumes only for closed meshes; an open BEFORE (the usual face scan) skips the edge analysis.
         var enclosedChange: Double?
         if !registrar.fixedIsOpen, let v0 = before.enclosedVolumeMM3(), let v1 = after.enclosedVolumeMM3() {

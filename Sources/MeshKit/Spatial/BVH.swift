@@ -9,7 +9,6 @@ public struct BVH: Sendable {
         var count: Int32
     }
 
-    let mesh: Mesh
     private(set) var nodes: [Node] = []
     private(set) var order: [Int32]
     private var a: [SIMD3<Double>]
@@ -17,7 +16,6 @@ public struct BVH: Sendable {
     private var c: [SIMD3<Double>]
 
     public init(_ mesh: Mesh) {
-        self.mesh = mesh
         let n = mesh.triangleCount
         order = (0..<n).map { Int32($0) }
         a = []
