@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Builds MeshKit's libFuzzer targets (Fuzz/, with AddressSanitizer) and runs each for FUZZ_SECONDS (default 15)
+# Builds MeshKit's libFuzzer targets (Fuzz/, with AddressSanitizer) and runs each for FUZZ_SECONDS (default 15,
+# seed FUZZ_SEED, default 1, so that a run can be repeated)
 # on a copy of its committed seed corpus. A crash, leak, hang (>10 s per input) or >2 GiB RSS fails the run;
 # libFuzzer writes the input that broke it into the working folder: keep it under testdata/regressions/.
 set -euo pipefail
@@ -14,7 +15,7 @@ for target in OBJ PLY STL; do
     mkdir -p "$work/$lower"
     cp Fuzz/Corpus/"$lower"/* "$work/$lower/"
     echo "fuzz: Fuzz$target for ${seconds}s"
-    if ! (cd "$work" && "$OLDPWD/$bin/Fuzz$target" "$lower" -max_total_time="$seconds" -max_len=65536 -timeout=10 \
+    if ! (cd "$work" && "$OLDPWD/$bin/Fuzz$target" "$lower" -max_total_time="$seconds" -seed="${FUZZ_SEED:-1}" -max_len=65536 -timeout=10 \
         -rss_limit_mb=2048 -print_final_stats=1 >"$work/$lower.log" 2>&1); then
         grep -E "ERROR|SUMMARY|artifact|Test unit written" "$work/$lower.log" | head -20
         mkdir -p testdata/regressions
