@@ -83,8 +83,11 @@ OFCondition walkItem(DcmItem *item, uint32_t threshold, bool encapsulatedPixels,
             out.u16(tag.getGroup());
             out.u16(tag.getElement());
             for (unsigned long j = 0; j < sequence->card(); ++j) {
+                DcmItem *child = sequence->getItem(j);
+                if (child == nullptr) continue;
                 out.u8(3);
-                OFCondition status = walkItem(sequence->getItem(j), threshold, false, out);
+                // Pixel Data inside items (icon images) is encapsulated too under an encapsulated syntax.
+                OFCondition status = walkItem(child, threshold, encapsulatedPixels, out);
                 if (status.bad()) return status;
                 out.u8(4);
             }

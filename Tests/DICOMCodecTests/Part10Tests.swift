@@ -42,6 +42,29 @@ import Testing
         #expect(fromBuffer.dataset.string(Tag(0x0020, 0x4000)) == text.trimmingCharacters(in: .whitespaces))
     }
 
+    @Test func encapsulatedIconPixelDataInsideASequenceIsLeftOnDisk() throws {
+        let instance = try PhotoConverter.convert(
+            try Fixtures.data("photos/gray.jpg"), context: try Fixtures.context(), placement: Fixtures.placement)
+        var dataset = instance.dataset
+        var icon = Dataset()
+        icon.set(.samplesPerPixel, .US, unsigned: 1)
+        icon.set(.photometricInterpretation, .CS, "MONOCHROME2")
+        icon.set(.rows, .US, unsigned: 240)
+        icon.set(.columns, .US, unsigned: 320)
+        icon.set(.bitsAllocated, .US, unsigned: 8)
+        icon.set(.bitsStored, .US, unsigned: 8)
+        icon.set(.highBit, .US, unsigned: 7)
+        icon.set(.pixelRepresentation, .US, unsigned: 0)
+        icon.set(try #require(dataset[.pixelData]))
+        dataset.set(Tag(0x0088, 0x0200), sequence: [icon])  // Icon Image Sequence
+        let url = try Fixtures.temporaryDirectory().appendingPathComponent("icon.dcm")
+        try Part10.write(dataset, transferSyntax: instance.transferSyntaxUID, to: url.path)
+        let read = try Part10.read(path: url.path)
+        let item = try #require(read.dataset.items(Tag(0x0088, 0x0200))?.first)
+        #expect(item[.pixelData]?.value == .bulk(length: UInt32.max))
+        #expect(item.int(.rows) == 240)
+    }
+
     @Test func nonDICOMInputIsRefused() throws {
         let folder = try Fixtures.temporaryDirectory()
         for (name, bytes) in [
