@@ -1,4 +1,5 @@
 import Foundation
+import MeshKit
 
 /// The file references of OBJ and MTL text: `mtllib` lines of an OBJ, texture map lines of an MTL. The exact
 /// text of each reference is kept: it becomes the Relative URI in the DICOM objects.
@@ -57,12 +58,6 @@ enum OBJReferences {
         return found
     }
 
-    /// Options of texture statements and how many arguments each takes (MTL spec, Wavefront).
-    private static let optionArity: [String: Int] = [
-        "-blendu": 1, "-blendv": 1, "-bm": 1, "-boost": 1, "-cc": 1, "-clamp": 1, "-imfchan": 1, "-mm": 2,
-        "-o": 3, "-s": 3, "-t": 3, "-texres": 1, "-type": 1,
-    ]
-
     static let textureKeywords: Set<String> = [
         "map_Kd", "map_Ka", "map_Ks", "map_Ke", "map_Ns", "map_d", "map_bump", "map_Bump", "bump", "disp", "decal",
         "norm", "map_Pr", "map_Pm", "map_Ps",
@@ -74,18 +69,9 @@ enum OBJReferences {
         for (number, line) in lines(text) {
             let (keyword, rest) = keywordAndRest(line)
             guard textureKeywords.contains(keyword) else { continue }
-            var tokens = rest.split(whereSeparator: { $0 == " " || $0 == "\t" }).map(String.init)[...]
-            while let first = tokens.first, first.hasPrefix("-"), let arity = optionArity[first] {
-                tokens = tokens.dropFirst(1)
-                // -o/-s/-t take 1 to 3 numbers.
-                var taken = 0
-                while taken < arity, let next = tokens.first, arity <= 1 || Double(next) != nil {
-                    tokens = tokens.dropFirst()
-                    taken += 1
-                }
-            }
-            let name = tokens.joined(separator: " ")
-            if !name.isEmpty && !found.contains(where: { $0.uri == name }) {
+            let tokens = rest.split(whereSeparator: { $0 == " " || $0 == "\t" }).map(String.init)
+            guard let name = MTLReader.textureName(tokens) else { continue }
+            if !found.contains(where: { $0.uri == name }) {
                 found.append(Reference(uri: name, line: number))
             }
         }

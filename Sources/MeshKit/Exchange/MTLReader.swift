@@ -56,8 +56,8 @@ public enum MTLReader {
         return materials
     }
 
-    /// The file name of a texture statement, after its options (`-s 1 1 1`, `-clamp on`, ...).
-    static func textureName(_ tokens: [String]) -> String? {
+    /// The file name of a texture statement (`map_Kd`, `bump`, ...), after its options (`-s 1 1 1`, `-clamp on`).
+    public static func textureName(_ tokens: [String]) -> String? {
         let arity: [String: Int] = [
             "-blendu": 1, "-blendv": 1, "-bm": 1, "-boost": 1, "-cc": 1, "-clamp": 1, "-imfchan": 1, "-mm": 2,
             "-o": 3, "-s": 3, "-t": 3, "-texres": 1, "-type": 1,
