@@ -10,6 +10,7 @@ let package = Package(
         .library(name: "DICOMCodec", targets: ["DICOMCodec"]),
         .library(name: "MeshKit", targets: ["MeshKit"]),
         .library(name: "Archive", targets: ["Archive"]),
+        .library(name: "ArchiveServer", targets: ["ArchiveServer"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
@@ -40,6 +41,8 @@ let package = Package(
         .target(
             name: "Archive",
             dependencies: ["DICOMCodec", "DICOMCore", "MeshKit", .product(name: "Crypto", package: "swift-crypto")]),
+        // The DICOMweb server; for now its streaming multipart reader (the Hummingbird application comes next).
+        .target(name: "ArchiveServer", dependencies: ["Archive"]),
         .executableTarget(
             name: "facet",
             dependencies: [
@@ -52,6 +55,7 @@ let package = Package(
         .testTarget(name: "DICOMCodecTests", dependencies: ["DICOMCodec", "DICOMCore", "MeshKit"]),
         .testTarget(name: "MeshKitTests", dependencies: ["MeshKit"]),
         .testTarget(name: "ArchiveTests", dependencies: ["Archive"]),
+        .testTarget(name: "ArchiveServerTests", dependencies: ["ArchiveServer"]),
     ],
     swiftLanguageModes: [.v6],
     cxxLanguageStandard: .cxx17

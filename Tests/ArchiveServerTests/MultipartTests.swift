@@ -1,0 +1,111 @@
+import Foundation
+import Testing
+
+@testable import ArchiveServer
+
+func folder() throws -> URL {
+    let url = FileManager.default.temporaryDirectory.appendingPathComponent("facet-multipart-\(UUID().uuidString)")
+    try FileManager.default.createDirectory(at: url, withIntermediateDirectories: true)
+    return url
+}
+
+func body(boundary: String, parts: [(String, Data)], preamble: String = "", epilogue: String = "") -> Data {
+    var out = Data(preamble.utf8)
+    for (type, content) in parts {
+        out += Data("--\(boundary)\r\nContent-Type: \(type)\r\n\r\n".utf8) + content + Data("\r\n".utf8)
+    }
+    out += Data("--\(boundary)--\(epilogue)".utf8)
+    return out
+}
+
+func read(_ data: Data, contentType: String, chunk: Int, limits: MultipartRelatedReader.Limits = .init()) throws
+    -> [MultipartPart]
+{
+    let reader = try MultipartRelatedReader(contentType: contentType, temporaryFolder: try folder(), limits: limits)
+    var offset = 0
+    while offset < data.count {
+        let end = min(data.count, offset + chunk)
+        try reader.consume(data[offset..<end])
+        offset = end
+    }
+    return try reader.finish()
+}
+
+@Suite struct MultipartTests {
+    // Content that contains near-boundaries, CRLFs and dashes, as DICOM bytes can.
+    let first = Data("DICM\r\n--abc\r\n-- not the boundary \r\n--abcd".utf8) + Data((0..<300).map { UInt8($0 % 256) })
+    let second = Data(repeating: 0x2D, count: 40) + Data("\r\n".utf8)
+
+    @Test(arguments: [1, 2, 3, 7, 64, 100_000])
+    func partsSurviveAnyChunking(_ chunk: Int) throws {
+        let data = body(
+            boundary: "abcde", parts: [("application/dicom", first), ("application/dicom", second)],
+            preamble: "ignored preamble\r\n", epilogue: "\r\nignored epilogue")
+        let parts = try read(
+            data, contentType: "multipart/related; type=\"application/dicom\"; boundary=abcde", chunk: chunk)
+        #expect(parts.count == 2)
+        #expect(try Data(contentsOf: parts[0].file) == first)
+        #expect(try Data(contentsOf: parts[1].file) == second)
+        #expect(parts[0].contentType?.essence == "application/dicom")
+        #expect(parts[1].size == second.count)
+    }
+
+    @Test func quotedAndUnquotedBoundariesAndParameters() throws {
+        let media = try #require(MediaType("Multipart/Related; type=\"application/dicom\"; boundary=\"a b;c\""))
+        #expect(media.essence == "multipart/related")
+        #expect(media.parameters["type"] == "application/dicom")
+        #expect(media.parameters["boundary"] == "a b;c")
+        let data = body(boundary: "a b;c", parts: [("application/dicom", first)])
+        let parts = try read(
+            data, contentType: "multipart/related; boundary=\"a b;c\"; type=application/dicom", chunk: 5)
+        #expect(try Data(contentsOf: parts[0].file) == first)
+        #expect(MediaType("multipart/related; boundary=\"unclosed") == nil)
+        #expect(MediaType("no-slash") == nil)
+    }
+
+    @Test func aBodyWithoutItsClosingBoundaryIsRefused() throws {
+        var data = body(boundary: "xyz", parts: [("application/dicom", first)])
+        data = data.prefix(data.count - 7)
+        let error = #expect(throws: MultipartError.self) {
+            try read(data, contentType: "multipart/related; boundary=xyz", chunk: 10)
+        }
+        #expect(error?.status == 400)
+    }
+
+    @Test func limitsAreEnforcedWhileStreaming() throws {
+        let data = body(boundary: "xyz", parts: [("application/dicom", Data(count: 5000))])
+        var limits = MultipartRelatedReader.Limits()
+        limits.maximumPartBytes = 4096
+        let part = #expect(throws: MultipartError.self) {
+            try read(data, contentType: "multipart/related; boundary=xyz", chunk: 512, limits: limits)
+        }
+        #expect(part?.status == 413)
+        limits = .init()
+        limits.maximumBodyBytes = 1000
+        let whole = #expect(throws: MultipartError.self) {
+            try read(data, contentType: "multipart/related; boundary=xyz", chunk: 512, limits: limits)
+        }
+        #expect(whole?.status == 413)
+    }
+
+    @Test func nonMultipartOrBoundarylessContentTypesAreRefused() {
+        let wrong = #expect(throws: MultipartError.self) {
+            try MultipartRelatedReader(contentType: "application/dicom", temporaryFolder: URL(fileURLWithPath: "/tmp"))
+        }
+        #expect(wrong?.status == 415)
+        let missing = #expect(throws: MultipartError.self) {
+            try MultipartRelatedReader(
+                contentType: "multipart/related; type=application/dicom", temporaryFolder: URL(fileURLWithPath: "/tmp"))
+        }
+        #expect(missing?.status == 400)
+    }
+
+    @Test func emptyPartsAndTransportPaddingAreAccepted() throws {
+        let data = Data("--b  \r\nContent-Type: application/dicom\r\n\r\n\r\n--b\r\n\r\nxyz\r\n--b--".utf8)
+        let parts = try read(data, contentType: "multipart/related; boundary=b", chunk: 3)
+        #expect(parts.count == 2)
+        #expect(parts[0].size == 0)
+        #expect(try Data(contentsOf: parts[1].file) == Data("xyz".utf8))
+        #expect(parts[1].headers.isEmpty)
+    }
+}
