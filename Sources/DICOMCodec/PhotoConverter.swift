@@ -123,6 +123,8 @@ public enum PhotoConverter {
         if !removed.isEmpty { notes.append("removed JPEG segments: " + removed.joined(separator: ", ")) }
 
         let pixelValue: Value
+        // What decoding did, for Derivation Description (nil when the JPEG is stored as it came).
+        var derivation: String?
         if keepsStream {
             pixelValue = .fragments([jpeg.stripped])
         } else {
@@ -135,11 +137,11 @@ public enum PhotoConverter {
                 samplesPerPixel: samples,
                 photometric: photometric)
             pixelValue = .bytes(pixels)
-            notes.append(
+            derivation =
                 jpeg.process == .progressive
-                    ? "progressive JPEG decoded by DCMTK and stored uncompressed"
-                    : "4:4:4 YCbCr JPEG (YBR_FULL, not allowed in VL Photographic) decoded by DCMTK and stored uncompressed as RGB"
-            )
+                ? "progressive JPEG decoded by DCMTK and stored uncompressed"
+                : "4:4:4 YCbCr JPEG (YBR_FULL, not allowed in VL Photographic) decoded by DCMTK and stored uncompressed as RGB"
+            notes.append(derivation ?? "")
             if samples == 3 { photometric = "RGB" }
         }
 
@@ -164,9 +166,7 @@ public enum PhotoConverter {
         if let icc = jpeg.iccProfile, icc.count <= 4 << 20, icc.count >= 128 {
             dataset.set(DataElement(.iccProfile, .OB, .bytes(icc)))
         }
-        if !keepsStream {
-            dataset.set(.derivationDescription, .ST, notes.last ?? "decoded from JPEG")
-        }
+        if let derivation { dataset.set(.derivationDescription, .ST, derivation) }
         dataset.set(DataElement(.pixelData, .OB, pixelValue))
         return PreparedInstance(
             dataset: dataset, transferSyntaxUID: transferSyntax ?? UID.explicitVRLittleEndian, notes: notes)

@@ -94,6 +94,20 @@ import Testing
         }
     }
 
+    @Test func derivationDescriptionNamesTheDecodingEvenWhenOrientationIsRecorded() throws {
+        // A progressive JPEG given an EXIF orientation of 6 (little-endian TIFF, one IFD entry).
+        var tiff: [UInt8] = Array("Exif".utf8) + [0, 0, 0x49, 0x49, 42, 0, 8, 0, 0, 0, 1, 0]
+        tiff += [0x12, 0x01, 3, 0, 1, 0, 0, 0, 6, 0, 0, 0, 0, 0, 0, 0]
+        let source = try Fixtures.data("photos/progressive.jpg")
+        let segment = Data([0xFF, 0xE1, UInt8((tiff.count + 2) >> 8), UInt8((tiff.count + 2) & 0xFF)] + tiff)
+        let jpeg = source.prefix(2) + segment + source.dropFirst(2)
+        let dataset = try Fixtures.roundTrip(
+            try PhotoConverter.convert(jpeg, context: try Fixtures.context(), placement: Fixtures.placement)
+        ).file.dataset
+        #expect(dataset.int(PrivateTags.exifOrientation) == 6)
+        #expect(dataset.string(.derivationDescription)?.contains("progressive JPEG decoded") == true)
+    }
+
     @Test(arguments: [
         ("photos/arithmetic.jpg", "arithmetic"), ("photos/cmyk.jpg", "CMYK"), ("photos/twelve-bit.jpg", "12-bit"),
         ("bad/truncated.jpg", "truncated"), ("bad/text.jpg", "not a JPEG or PNG"), ("bad/empty.jpg", "empty"),

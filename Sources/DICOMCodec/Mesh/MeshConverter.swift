@@ -81,9 +81,7 @@ public enum MeshConverter {
         else {
             throw DICOMCodecError(.invalidMesh, data.isEmpty ? "file is empty" : "OBJ is not text")
         }
-        guard !data.contains(0), OBJReferences.looksLikeMesh(text) else {
-            throw DICOMCodecError(.invalidMesh, "not an OBJ mesh: no vertices and faces found")
-        }
+        // MeshKit decides whether it is a mesh (vertices, faces, indices in range) and says why not.
         _ = try validate(data, format: .obj)
         let directory = url.deletingLastPathComponent()
         let libraries = OBJReferences.materialLibraries(text) { name in

@@ -77,16 +77,4 @@ enum OBJReferences {
         }
         return found
     }
-
-    /// Light structural check before MeshKit exists: at least three vertices and one face.
-    static func looksLikeMesh(_ text: String) -> Bool {
-        var vertices = 0
-        var faces = 0
-        for (_, line) in lines(text) {
-            if line.hasPrefix("v ") || line.hasPrefix("v\t") { vertices += 1 }
-            if line.hasPrefix("f ") || line.hasPrefix("f\t") { faces += 1 }
-            if vertices >= 3 && faces >= 1 { return true }
-        }
-        return false
-    }
 }
