@@ -1,4 +1,4 @@
-// swift-tools-version: 6.0
+// swift-tools-version: 6.1
 import PackageDescription
 
 let package = Package(
@@ -15,6 +15,10 @@ let package = Package(
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
         .package(url: "https://github.com/apple/swift-crypto", from: "3.12.3"),
+        .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.28.1"),
+        .package(url: "https://github.com/groue/GRDB.swift", from: "7.10.0"),
+        .package(url: "https://github.com/apple/swift-configuration", from: "1.4.0", traits: [.defaults, "YAML"]),
+        .package(url: "https://github.com/apple/swift-system", from: "1.8.1"),
     ],
     targets: [
         .target(
@@ -40,14 +44,25 @@ let package = Package(
         .target(name: "DICOMCodec", dependencies: ["CDCMTK", "DICOMCore", "MeshKit"]),
         .target(
             name: "Archive",
-            dependencies: ["DICOMCodec", "DICOMCore", "MeshKit", .product(name: "Crypto", package: "swift-crypto")]),
-        // The DICOMweb server; for now its streaming multipart reader (the Hummingbird application comes next).
-        .target(name: "ArchiveServer", dependencies: ["Archive"]),
+            dependencies: [
+                "DICOMCodec", "DICOMCore", "MeshKit", .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "GRDB", package: "GRDB.swift"),
+            ]),
+        // The DICOMweb server (Hummingbird 2): routes, controllers, multipart, middleware. Handlers stay thin.
+        .target(
+            name: "ArchiveServer",
+            dependencies: [
+                "Archive", "DICOMCodec", "DICOMCore",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "Configuration", package: "swift-configuration"),
+                .product(name: "SystemPackage", package: "swift-system"),
+            ]),
         .executableTarget(
             name: "facet",
             dependencies: [
-                "Archive", "DICOMCodec", "DICOMCore", "MeshKit",
+                "Archive", "ArchiveServer", "DICOMCodec", "DICOMCore", "MeshKit",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Hummingbird", package: "hummingbird"),
             ]
         ),
         .executableTarget(name: "meshkit-bench", dependencies: ["MeshKit"], path: "Benchmarks/MeshKitBench"),
@@ -55,7 +70,12 @@ let package = Package(
         .testTarget(name: "DICOMCodecTests", dependencies: ["DICOMCodec", "DICOMCore", "MeshKit"]),
         .testTarget(name: "MeshKitTests", dependencies: ["MeshKit"]),
         .testTarget(name: "ArchiveTests", dependencies: ["Archive"]),
-        .testTarget(name: "ArchiveServerTests", dependencies: ["ArchiveServer"]),
+        .testTarget(
+            name: "ArchiveServerTests",
+            dependencies: [
+                "ArchiveServer", "Archive", "DICOMCodec", "DICOMCore",
+                .product(name: "HummingbirdTesting", package: "hummingbird"),
+            ]),
     ],
     swiftLanguageModes: [.v6],
     cxxLanguageStandard: .cxx17

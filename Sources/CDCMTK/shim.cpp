@@ -9,12 +9,19 @@
 #include "dcmtk/dcmdata/dcfcache.h"
 #include "dcmtk/dcmdata/dcpxitem.h"
 #include "dcmtk/dcmjpeg/djdecode.h"
+#include "dcmtk/dcmjpeg/dipijpeg.h"
+#include "dcmtk/dcmimgle/dcmimage.h"
+#include "dcmtk/dcmimage/diregist.h"
+#include "dcmtk/dcmimage/dipipng.h"
+#include "dcmtk/dcmdata/dcostrmb.h"
+#include "dcmtk/dcmdata/dcrledrg.h"
 #include "dcmtk/oflog/oflog.h"
 
 #include <cerrno>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <memory>
 #include <fcntl.h>
 #include <mutex>
 #include <new>
@@ -41,6 +48,7 @@ void doInitialize() {
         return;
     }
     DJDecoderRegistration::registerCodecs(EDC_photometricInterpretation, EUC_never);
+    DcmRLEDecoderRegistration::registerCodecs();
     initOK = true;
 }
 
@@ -178,6 +186,28 @@ int guarded(char *error, size_t capacity, const char *what, int failure, Body bo
     }
 }
 
+// Parses a dataset given as Explicit VR Little Endian bytes (for an encapsulated syntax the dataset encoding is the
+// same and the Pixel Data is an item sequence) into `file`, to be written under `xfer`.
+int parseDataset(const uint8_t *dataset, size_t length, const DcmXfer &xfer, DcmFileFormat &file, char *error,
+                 size_t capacity) {
+    if (xfer.getXfer() == EXS_Unknown) {
+        setError(error, capacity, "unknown transfer syntax");
+        return CDCMTK_ERR_UNSUPPORTED;
+    }
+    DcmDataset *target = file.getDataset();
+    DcmInputBufferStream stream;
+    stream.setBuffer(dataset, OFstatic_cast(offile_off_t, length));
+    stream.setEos();
+    target->transferInit();
+    OFCondition status = target->read(stream, xfer.getXfer(), EGL_noChange, DCM_MaxReadLength);
+    target->transferEnd();
+    if (status.bad()) {
+        setError(error, capacity, std::string("dataset rejected by DCMTK: ") + status.text());
+        return CDCMTK_ERR_MALFORMED;
+    }
+    return CDCMTK_OK;
+}
+
 }  // namespace
 
 extern "C" int cdcmtk_initialize(char *error, size_t error_capacity) {
@@ -268,24 +298,10 @@ extern "C" int cdcmtk_write_part10(const uint8_t *dataset, size_t dataset_length
     try {
         if (!ensureInitialized(error, error_capacity)) return CDCMTK_ERR_INIT;
         DcmXfer xfer(transfer_syntax_uid);
-        if (xfer.getXfer() == EXS_Unknown) {
-            setError(error, error_capacity, "unknown transfer syntax");
-            return CDCMTK_ERR_UNSUPPORTED;
-        }
         DcmFileFormat file;
-        DcmDataset *target = file.getDataset();
-        DcmInputBufferStream stream;
-        stream.setBuffer(dataset, OFstatic_cast(offile_off_t, dataset_length));
-        stream.setEos();
-        target->transferInit();
-        // The bytes are always Explicit VR Little Endian; for an encapsulated syntax the dataset encoding is the
-        // same and the Pixel Data is an item sequence.
-        OFCondition status = target->read(stream, xfer.getXfer(), EGL_noChange, DCM_MaxReadLength);
-        target->transferEnd();
-        if (status.bad()) {
-            setError(error, error_capacity, std::string("dataset rejected by DCMTK: ") + status.text());
-            return CDCMTK_ERR_MALFORMED;
-        }
+        int parsed = parseDataset(dataset, dataset_length, xfer, file, error, error_capacity);
+        if (parsed != CDCMTK_OK) return parsed;
+        OFCondition status;
         temporary = std::string(path) + ".tmp" + std::to_string(::getpid());
         status = file.saveFile(OFFilename(temporary.c_str()), xfer.getXfer(), EET_ExplicitLength, EGL_recalcGL,
                                EPD_noChange, 0, 0, EWM_createNewMeta);
@@ -366,5 +382,186 @@ extern "C" int cdcmtk_decode_jpeg(const uint8_t *jpeg, size_t length, const char
         *out_pixels = buffer;
         *out_length = expected;
         return CDCMTK_OK;
+    });
+}
+
+namespace {
+
+// Loads a whole Part-10 file held in memory (every value; the bytes are here already).
+int loadBuffer(const uint8_t *buffer, size_t length, DcmFileFormat &file, char *error, size_t capacity) {
+    if (!hasPreamble(buffer, length)) {
+        setError(error, capacity, "not a DICOM Part-10 file: no 'DICM' prefix after the 128-byte preamble");
+        return CDCMTK_ERR_NOT_DICOM;
+    }
+    DcmInputBufferStream stream;
+    stream.setBuffer(buffer, OFstatic_cast(offile_off_t, length));
+    stream.setEos();
+    file.transferInit();
+    OFCondition status = file.read(stream, EXS_Unknown, EGL_noChange, 0xFFFFFFFFu);
+    file.transferEnd();
+    if (status.bad()) return readFailure(status, error, capacity);
+    return CDCMTK_OK;
+}
+
+int handOver(const std::vector<uint8_t> &bytes, uint8_t **out, size_t *outLength) {
+    auto *buffer = static_cast<uint8_t *>(std::malloc(bytes.empty() ? 1 : bytes.size()));
+    if (buffer == nullptr) return CDCMTK_ERR_MEMORY;
+    if (!bytes.empty()) std::memcpy(buffer, bytes.data(), bytes.size());
+    *out = buffer;
+    *outLength = bytes.size();
+    return CDCMTK_OK;
+}
+
+}  // namespace
+
+extern "C" int cdcmtk_transcode(const uint8_t *part10, size_t length, const char *transfer_syntax_uid, uint8_t **out,
+                                size_t *out_length, char *error, size_t error_capacity) {
+    return guarded(error, error_capacity, "transcoding DICOM", CDCMTK_ERR_MALFORMED, [&]() -> int {
+        DcmXfer target(transfer_syntax_uid);
+        if (target.getXfer() == EXS_Unknown) {
+            setError(error, error_capacity, "unknown transfer syntax");
+            return CDCMTK_ERR_UNSUPPORTED;
+        }
+        DcmFileFormat file;
+        int loaded = loadBuffer(part10, length, file, error, error_capacity);
+        if (loaded != CDCMTK_OK) return loaded;
+        DcmDataset *dataset = file.getDataset();
+        OFCondition status = dataset->chooseRepresentation(target.getXfer(), nullptr);
+        if (status.bad() || !dataset->canWriteXfer(target.getXfer())) {
+            setError(error, error_capacity, std::string("DCMTK cannot convert to ") + target.getXferName());
+            return CDCMTK_ERR_UNSUPPORTED;
+        }
+        // Meta information for the new syntax, then the whole file into memory.
+        file.getMetaInfo()->putAndInsertString(DCM_TransferSyntaxUID, target.getXferID());
+        Uint32 size = file.calcElementLength(target.getXfer(), EET_ExplicitLength) + 4096;
+        std::vector<uint8_t> bytes(size);
+        DcmOutputBufferStream stream(bytes.data(), size);
+        file.transferInit();
+        status = file.write(stream, target.getXfer(), EET_ExplicitLength, nullptr, EGL_recalcGL, EPD_noChange, 0, 0,
+                            0, EWM_updateMeta);
+        file.transferEnd();
+        if (status.bad()) {
+            setError(error, error_capacity, std::string("cannot encode DICOM: ") + status.text());
+            return CDCMTK_ERR_MALFORMED;
+        }
+        void *written = nullptr;
+        offile_off_t count = 0;
+        stream.flushBuffer(written, count);
+        bytes.resize(size_t(count));
+        return handOver(bytes, out, out_length);
+    });
+}
+
+extern "C" int cdcmtk_render(const uint8_t *part10, size_t length, uint32_t frame, const uint32_t region[4],
+                             uint32_t out_width, uint32_t out_height, int format, int quality, uint8_t **out,
+                             size_t *out_length, char *error, size_t error_capacity) {
+    return guarded(error, error_capacity, "rendering an image", CDCMTK_ERR_MALFORMED, [&]() -> int {
+        DcmFileFormat file;
+        int loaded = loadBuffer(part10, length, file, error, error_capacity);
+        if (loaded != CDCMTK_OK) return loaded;
+        DcmDataset *dataset = file.getDataset();
+        if (!dataset->tagExists(DCM_PixelData)) {
+            setError(error, error_capacity, "the instance has no pixel data to render");
+            return CDCMTK_ERR_UNSUPPORTED;
+        }
+        Uint16 rows = 0, columns = 0;
+        dataset->findAndGetUint16(DCM_Rows, rows);
+        dataset->findAndGetUint16(DCM_Columns, columns);
+        if (uint64_t(rows) * columns > 200000000ull) {
+            setError(error, error_capacity, "image too large to render");
+            return CDCMTK_ERR_LIMIT;
+        }
+        DicomImage image(&file, dataset->getOriginalXfer(), CIF_MayDetachPixelData, frame, 1);
+        if (image.getStatus() != EIS_Normal) {
+            setError(error, error_capacity, std::string("cannot render: ") + DicomImage::getString(image.getStatus()));
+            return CDCMTK_ERR_UNSUPPORTED;
+        }
+        if (image.isMonochrome()) {
+            if (image.getWindowCount() > 0) image.setWindow(0); else image.setMinMaxWindow();
+        }
+        std::unique_ptr<DicomImage> clipped;
+        DicomImage *source = &image;
+        if (region != nullptr && region[2] > 0 && region[3] > 0) {
+            if (uint64_t(region[0]) + region[2] > image.getWidth() ||
+                uint64_t(region[1]) + region[3] > image.getHeight()) {
+                setError(error, error_capacity, "viewport region lies outside the image");
+                return CDCMTK_ERR_LIMIT;
+            }
+            clipped.reset(image.createClippedImage(long(region[0]), long(region[1]), region[2], region[3]));
+            if (!clipped) {
+                setError(error, error_capacity, "cannot clip the image");
+                return CDCMTK_ERR_UNSUPPORTED;
+            }
+            source = clipped.get();
+        }
+        std::unique_ptr<DicomImage> scaled;
+        if (out_width > 0 && out_height > 0) {
+            double fx = double(out_width) / double(source->getWidth());
+            double fy = double(out_height) / double(source->getHeight());
+            double factor = fx < fy ? fx : fy;
+            unsigned long width = (unsigned long)(double(source->getWidth()) * factor + 0.5);
+            unsigned long height = (unsigned long)(double(source->getHeight()) * factor + 0.5);
+            if (width < 1) width = 1;
+            if (height < 1) height = 1;
+            if (width != source->getWidth() || height != source->getHeight()) {
+                scaled.reset(source->createScaledImage(width, height, 1, 0));
+                if (!scaled) {
+                    setError(error, error_capacity, "cannot scale the image");
+                    return CDCMTK_ERR_UNSUPPORTED;
+                }
+                source = scaled.get();
+            }
+        }
+        char *memory = nullptr;
+        size_t size = 0;
+        FILE *stream = open_memstream(&memory, &size);
+        if (stream == nullptr) return CDCMTK_ERR_MEMORY;
+        int ok = 0;
+        if (format == 1) {
+            DiPNGPlugin plugin;
+            plugin.setMetainfoType(E_pngNoMetainfo);
+            ok = source->writePluginFormat(&plugin, stream, 0);
+        } else {
+            DiJPEGPlugin plugin;
+            plugin.setQuality(quality < 1 ? 1 : (quality > 100 ? 100 : quality));
+            plugin.setSampling(ESS_411);
+            ok = source->writePluginFormat(&plugin, stream, 0);
+        }
+        std::fclose(stream);
+        if (!ok || memory == nullptr || size == 0) {
+            std::free(memory);
+            setError(error, error_capacity, "the image could not be encoded");
+            return CDCMTK_ERR_UNSUPPORTED;
+        }
+        *out = reinterpret_cast<uint8_t *>(memory);
+        *out_length = size;
+        return CDCMTK_OK;
+    });
+}
+
+extern "C" int cdcmtk_encode_part10(const uint8_t *dataset, size_t dataset_length, const char *transfer_syntax_uid,
+                                    uint8_t **out, size_t *out_length, char *error, size_t error_capacity) {
+    return guarded(error, error_capacity, "encoding DICOM", CDCMTK_ERR_MALFORMED, [&]() -> int {
+        DcmXfer xfer(transfer_syntax_uid);
+        DcmFileFormat file;
+        int parsed = parseDataset(dataset, dataset_length, xfer, file, error, error_capacity);
+        if (parsed != CDCMTK_OK) return parsed;
+        OFCondition status;
+        Uint32 size = file.calcElementLength(xfer.getXfer(), EET_ExplicitLength) + 4096;
+        std::vector<uint8_t> bytes(size);
+        DcmOutputBufferStream stream(bytes.data(), size);
+        file.transferInit();
+        status = file.write(stream, xfer.getXfer(), EET_ExplicitLength, nullptr, EGL_recalcGL, EPD_noChange, 0, 0, 0,
+                            EWM_createNewMeta);
+        file.transferEnd();
+        if (status.bad()) {
+            setError(error, error_capacity, std::string("cannot encode DICOM: ") + status.text());
+            return CDCMTK_ERR_MALFORMED;
+        }
+        void *written = nullptr;
+        offile_off_t count = 0;
+        stream.flushBuffer(written, count);
+        bytes.resize(size_t(count));
+        return handOver(bytes, out, out_length);
     });
 }

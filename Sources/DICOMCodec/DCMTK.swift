@@ -38,6 +38,38 @@ enum DCMTK {
         }
     }
 
+    static func encodePart10(_ dataset: Data, transferSyntax: String) throws(DICOMCodecError) -> Data {
+        try buffer { out, length, error, capacity in
+            dataset.withUnsafeBytes { raw in
+                cdcmtk_encode_part10(
+                    raw.bindMemory(to: UInt8.self).baseAddress, raw.count, transferSyntax, out, length, error, capacity)
+            }
+        }
+    }
+
+    static func transcode(_ part10: Data, transferSyntax: String) throws(DICOMCodecError) -> Data {
+        try buffer { out, length, error, capacity in
+            part10.withUnsafeBytes { raw in
+                cdcmtk_transcode(
+                    raw.bindMemory(to: UInt8.self).baseAddress, raw.count, transferSyntax, out, length, error, capacity)
+            }
+        }
+    }
+
+    static func render(
+        _ part10: Data, frame: Int, region: [UInt32], width: UInt32, height: UInt32, png: Bool, quality: Int
+    ) throws(DICOMCodecError) -> Data {
+        try buffer { out, length, error, capacity in
+            part10.withUnsafeBytes { raw in
+                region.withUnsafeBufferPointer { area in
+                    cdcmtk_render(
+                        raw.bindMemory(to: UInt8.self).baseAddress, raw.count, UInt32(frame), area.baseAddress, width,
+                        height, png ? 1 : 0, Int32(quality), out, length, error, capacity)
+                }
+            }
+        }
+    }
+
     static func decodeJPEG(
         _ jpeg: Data, transferSyntax: String, rows: Int, columns: Int, samplesPerPixel: Int, photometric: String
     ) throws(DICOMCodecError) -> Data {

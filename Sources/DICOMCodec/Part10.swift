@@ -46,6 +46,17 @@ public enum Part10 {
         try DCMTK.writePart10(bytes, transferSyntax: transferSyntax, to: path)
     }
 
+    /// Encodes `dataset` as a whole Part-10 file in memory (File Meta Information built by DCMTK).
+    public static func encode(_ dataset: Dataset, transferSyntax: String) throws(DICOMCodecError) -> Data {
+        let bytes: Data
+        do {
+            bytes = try dataset.encodedExplicitVRLittleEndian()
+        } catch {
+            throw DICOMCodecError(.invalidMetadata, error.message)
+        }
+        return try DCMTK.encodePart10(bytes, transferSyntax: transferSyntax)
+    }
+
     // MARK: walk format (see CDCMTK.h)
 
     static func decodeWalk(_ walk: Data) throws(DICOMCodecError) -> DICOMFile {

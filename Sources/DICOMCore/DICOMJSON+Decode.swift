@@ -5,6 +5,11 @@ extension DICOMJSON {
     public static let maximumDepth = 16
 
     /// Reads one DICOM JSON object (a dataset).
+    /// JSON `true`/`false`, told apart from the numbers 1 and 0 (which Foundation on Linux also calls `Bool`).
+    static func isBoolean(_ value: Any) -> Bool {
+        String(describing: type(of: value)).contains("Boolean") || type(of: value) == Bool.self
+    }
+
     public static func decode(_ data: Data) throws(DICOMCoreError) -> Dataset {
         let object: Any
         do {
@@ -110,7 +115,7 @@ extension DICOMJSON {
             for value in values {
                 if value is NSNull {
                     strings.append("")
-                } else if let number = value as? NSNumber, !(value is Bool) {
+                } else if let number = value as? NSNumber, !Self.isBoolean(value) {
                     strings.append(vr == .IS ? String(number.int64Value) : shortest(number.doubleValue))
                 } else if let text = value as? String {
                     strings.append(text)

@@ -5,12 +5,15 @@ import Foundation
 
 /// The `facet` command: Facet's archive tools.
 @main
-struct FacetCommand: ParsableCommand {
+struct FacetCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "facet",
         abstract: "Facet: the archive for clinical photographs and 3D surface captures.",
         version: Facet.version,
-        subcommands: [DicomizeCommand.self, DumpCommand.self, MeshCommand.self, CompareCommand.self, AuditCommand.self]
+        subcommands: [
+            ServeCommand.self, DicomizeCommand.self, DumpCommand.self, MeshCommand.self, CompareCommand.self,
+            AuditCommand.self,
+        ]
     )
 }
 

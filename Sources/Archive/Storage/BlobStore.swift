@@ -20,4 +20,6 @@ public protocol BlobStore: Sendable {
     func read(_ id: String, range: Range<Int>) throws(ArchiveError) -> Data
     func delete(_ id: String) throws(ArchiveError)
     func exists(_ id: String) -> Bool
+    /// Every blob id present, for reconciling with the index at start-up.
+    func allIDs() -> [String]
 }

@@ -47,6 +47,19 @@ public struct EncryptedFileBlobStore: BlobStore {
             .appendingPathComponent(id)
     }
 
+    public func allIDs() -> [String] {
+        let blobs = root.appendingPathComponent("blobs")
+        var ids: [String] = []
+        for a in (try? FileManager.default.contentsOfDirectory(atPath: blobs.path)) ?? [] {
+            let folderA = blobs.appendingPathComponent(a)
+            for b in (try? FileManager.default.contentsOfDirectory(atPath: folderA.path)) ?? [] {
+                let folderB = folderA.appendingPathComponent(b)
+                ids += (try? FileManager.default.contentsOfDirectory(atPath: folderB.path)) ?? []
+            }
+        }
+        return ids
+    }
+
     public func exists(_ id: String) -> Bool {
         guard let url = try? path(id) else { return false }
         return FileManager.default.fileExists(atPath: url.path)

@@ -1,13 +1,36 @@
+import Archive
 import Foundation
 
-/// One part of a multipart body: its headers and its content, spooled to a private temporary file.
+/// One part of a multipart body: its headers and its content, held in memory when small, otherwise in an
+/// encrypted spool file (never in the clear on disk).
 public struct MultipartPart: Sendable {
     /// Header names lower-cased.
     public var headers: [String: String]
-    public var file: URL
     public var size: Int
+    let memory: Data?
+    let spool: SealedSpool?
 
     public var contentType: MediaType? { headers["content-type"].flatMap(MediaType.init) }
+
+    /// The part's content.
+    public func data() throws(ArchiveError) -> Data {
+        if let memory { return memory }
+        guard let spool else { return Data() }
+        return try spool.readAll()
+    }
+
+    /// The `filename` of a Content-Disposition header (multipart/form-data), if any.
+    public var fileName: String? { dispositionParameter("filename") }
+    /// The `name` of a Content-Disposition header (multipart/form-data), if any.
+    public var fieldName: String? { dispositionParameter("name") }
+
+    private func dispositionParameter(_ name: String) -> String? {
+        // `form-data; name="photo"; filename="a.jpg"` has the parameter syntax of a media type.
+        guard let disposition = headers["content-disposition"], let semicolon = disposition.firstIndex(of: ";") else {
+            return nil
+        }
+        return MediaType("x/x" + disposition[semicolon...])?.parameters[name]
+    }
 }
 
 /// Errors of multipart parsing, with the HTTP status they deserve.
@@ -18,19 +41,23 @@ public struct MultipartError: Error, Sendable, CustomStringConvertible, Equatabl
 }
 
 /// Streams a `multipart/related` (or any multipart) body part by part: bytes arrive in chunks of any size through
-/// `consume`, each part's content goes to a temporary file as it arrives, and nothing larger than one chunk plus
-/// the boundary is held in memory. Sizes of headers, parts and the whole body are bounded.
+/// `consume`. Parts are kept in memory while the request's parts together stay within `memoryBudget`; beyond it,
+/// a part goes to an encrypted spool file as it arrives, so memory stays bounded. Sizes of headers, parts and
+/// the whole body are bounded.
 public final class MultipartRelatedReader {
     public struct Limits: Sendable {
         public var maximumPartBytes: Int
         public var maximumBodyBytes: Int
         public var maximumHeaderBytes: Int
         public var maximumParts: Int
+        /// Bytes of part content one request may hold in memory before parts are spooled.
+        public var memoryBudget: Int
 
         public init(
             maximumPartBytes: Int = 2 << 30, maximumBodyBytes: Int = 8 << 30, maximumHeaderBytes: Int = 16 << 10,
-            maximumParts: Int = 10_000
+            maximumParts: Int = 10_000, memoryBudget: Int = 64 << 20
         ) {
+            self.memoryBudget = memoryBudget
             self.maximumPartBytes = maximumPartBytes
             self.maximumBodyBytes = maximumBodyBytes
             self.maximumHeaderBytes = maximumHeaderBytes
@@ -47,8 +74,10 @@ public final class MultipartRelatedReader {
     private var buffer: [UInt8] = []
     private var total = 0
     private var headers: [String: String] = [:]
-    private var handle: FileHandle?
-    private var partURL: URL?
+    private var memory: [UInt8] = []
+    private var memoryTotal = 0
+    private var spool: SealedSpool?
+    private var inPart = false
     private var partSize = 0
     public private(set) var parts: [MultipartPart] = []
 
@@ -66,10 +95,6 @@ public final class MultipartRelatedReader {
         // The first delimiter may start the body without a preceding CRLF.
         buffer = Array("\r\n".utf8)
         total = -2
-    }
-
-    deinit {
-        try? handle?.close()
     }
 
     /// Feeds the next bytes of the body.
@@ -93,10 +118,10 @@ public final class MultipartRelatedReader {
         return parts
     }
 
-    /// Removes the temporary files of all parts.
+    /// Removes the spool files of all parts.
     public func removeFiles() {
         discardCurrentPart()
-        for part in parts { try? FileManager.default.removeItem(at: part.file) }
+        for part in parts { part.spool?.remove() }
     }
 
     private func process() throws(MultipartError) {
@@ -201,41 +226,56 @@ public final class MultipartRelatedReader {
     }
 
     private func startPart() throws(MultipartError) {
-        let url = folder.appendingPathComponent("part-\(UUID().uuidString)")
-        guard FileManager.default.createFile(atPath: url.path, contents: nil, attributes: [.posixPermissions: 0o600]),
-            let file = try? FileHandle(forWritingTo: url)
-        else { throw MultipartError(status: 500, message: "temporary part file cannot be created") }
-        handle = file
-        partURL = url
+        inPart = true
+        memory = []
+        spool = nil
         partSize = 0
     }
 
     private func write(_ bytes: ArraySlice<UInt8>) throws(MultipartError) {
-        guard !bytes.isEmpty, let handle else { return }
+        guard !bytes.isEmpty, inPart else { return }
         partSize += bytes.count
         guard partSize <= limits.maximumPartBytes else {
             throw MultipartError(status: 413, message: "a part exceeds \(limits.maximumPartBytes >> 20) MiB")
         }
         do {
-            try handle.write(contentsOf: Data(bytes))
+            if let spool {
+                try spool.append(bytes)
+            } else if memoryTotal + partSize > limits.memoryBudget {
+                let file = try SealedSpool(folder: folder)
+                try file.append(memory)
+                try file.append(bytes)
+                memory = []
+                spool = file
+            } else {
+                memory.append(contentsOf: bytes)
+            }
         } catch {
             throw MultipartError(status: 500, message: "temporary part file cannot be written")
         }
     }
 
     private func endPart() throws(MultipartError) {
-        guard let handle, let partURL else { return }
-        try? handle.close()
-        self.handle = nil
-        self.partURL = nil
-        parts.append(MultipartPart(headers: headers, file: partURL, size: partSize))
+        guard inPart else { return }
+        inPart = false
+        if let spool {
+            do { try spool.close() } catch {
+                throw MultipartError(status: 500, message: "temporary part file cannot be written")
+            }
+            parts.append(MultipartPart(headers: headers, size: partSize, memory: nil, spool: spool))
+        } else {
+            memoryTotal += memory.count
+            parts.append(MultipartPart(headers: headers, size: partSize, memory: Data(memory), spool: nil))
+        }
+        memory = []
+        spool = nil
     }
 
     private func discardCurrentPart() {
-        try? handle?.close()
-        handle = nil
-        if let partURL { try? FileManager.default.removeItem(at: partURL) }
-        partURL = nil
+        spool?.remove()
+        spool = nil
+        memory = []
+        inPart = false
     }
 
     /// First index of `needle` in the buffer at or after `start`.

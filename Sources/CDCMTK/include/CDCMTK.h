@@ -86,6 +86,24 @@ int cdcmtk_decode_png(const uint8_t *png, size_t length, uint32_t max_dimension,
                       cdcmtk_png_info *info, uint8_t **out_pixels, size_t *out_length, char *error,
                       size_t error_capacity);
 
+/* As cdcmtk_write_part10, but returns the Part-10 file in memory (for storing it encrypted). */
+int cdcmtk_encode_part10(const uint8_t *dataset, size_t dataset_length, const char *transfer_syntax_uid,
+                         uint8_t **out, size_t *out_length, char *error, size_t error_capacity);
+
+/* Re-encodes a Part-10 file held in memory under another transfer syntax (for WADO-RS: Implicit VR or Big Endian
+ * or RLE/JPEG-lossless stored objects sent as Explicit VR Little Endian). Fails with CDCMTK_ERR_UNSUPPORTED when
+ * DCMTK has no codec for the conversion. The result is a whole Part-10 file with updated File Meta Information. */
+int cdcmtk_transcode(const uint8_t *part10, size_t length, const char *transfer_syntax_uid, uint8_t **out,
+                     size_t *out_length, char *error, size_t error_capacity);
+
+/* Renders one frame (0-based) of an image held as a Part-10 file in memory to JPEG (format 0, `quality` 1-100) or
+ * PNG (format 1). `region` (x, y, width, height in source pixels) selects a part of the frame when its width and
+ * height are non-zero; the result is scaled to fit inside `out_width` x `out_height` preserving the aspect ratio
+ * (0 x 0 keeps the size). Monochrome frames use their first VOI window, or the min-max window. */
+int cdcmtk_render(const uint8_t *part10, size_t length, uint32_t frame, const uint32_t region[4], uint32_t out_width,
+                  uint32_t out_height, int format, int quality, uint8_t **out, size_t *out_length, char *error,
+                  size_t error_capacity);
+
 #ifdef __cplusplus
 }
 #endif

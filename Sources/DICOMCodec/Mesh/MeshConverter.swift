@@ -76,6 +76,62 @@ public enum MeshConverter {
         throws(DICOMCodecError) -> [PreparedInstance]
     {
         let data = try read(url, what: "OBJ")
+        let directory = url.deletingLastPathComponent()
+        return try convertOBJ(
+            data, context: context, seriesNumber: seriesNumber, textureSeriesNumber: textureSeriesNumber,
+            exists: { name in (try? SafePath.resolve(name, in: directory, what: "MTL")) != nil },
+            load: { (reference, base, what) throws(DICOMCodecError) in
+                let folder = base.isEmpty ? directory : URL(fileURLWithPath: base)
+                let resolved = try SafePath.resolve(reference, in: folder, what: what)
+                return (resolved.path, resolved.deletingLastPathComponent().path, try read(resolved, what: what))
+            })
+    }
+
+    /// Prepares an OBJ uploaded with its companion files held in memory, keyed by their relative paths
+    /// (`face.mtl`, `textures/skin.jpg`). References are resolved as on disk: relative to the file naming them,
+    /// never upwards (`..`), never absolute.
+    public static func convertOBJ(
+        _ data: Data, files: [String: Data], context: InstanceContext, seriesNumber: Int, textureSeriesNumber: Int
+    ) throws(DICOMCodecError) -> [PreparedInstance] {
+        var normalized: [String: Data] = [:]
+        for (name, content) in files { normalized[name.replacingOccurrences(of: "\\", with: "/")] = content }
+        func resolve(_ reference: String, _ base: String, _ what: String) throws(DICOMCodecError) -> String {
+            let text = reference.replacingOccurrences(of: "\\", with: "/")
+            if text.isEmpty { throw DICOMCodecError(.unsafePath, "\(what) reference is empty") }
+            if text.hasPrefix("/") || text.hasPrefix("~") || text.contains("://")
+                || (text.count >= 2 && text.dropFirst().first == ":")
+            {
+                throw DICOMCodecError(
+                    .unsafePath, "\(what) reference is absolute; only files sent with the mesh are read")
+            }
+            let components = text.split(separator: "/", omittingEmptySubsequences: true)
+            if components.contains("..") {
+                throw DICOMCodecError(.unsafePath, "\(what) reference leaves the mesh's folder ('..')")
+            }
+            let path = (base.isEmpty ? [] : [base]) + components.map(String.init)
+            let key = path.joined(separator: "/")
+            guard normalized[key] != nil else {
+                throw DICOMCodecError(.missingFile, "\(what) file named by the mesh was not sent with it")
+            }
+            return key
+        }
+        return try convertOBJ(
+            data, context: context, seriesNumber: seriesNumber, textureSeriesNumber: textureSeriesNumber,
+            exists: { name in (try? resolve(name, "", "MTL")) != nil },
+            load: { (reference, base, what) throws(DICOMCodecError) in
+                let key = try resolve(reference, base, what)
+                let folder = key.split(separator: "/").dropLast().joined(separator: "/")
+                return (key, folder, normalized[key] ?? Data())
+            })
+    }
+
+    /// `load(reference, base folder key, what)` returns a unique key for the file, the folder key its own
+    /// references are relative to, and its bytes.
+    static func convertOBJ(
+        _ data: Data, context: InstanceContext, seriesNumber: Int, textureSeriesNumber: Int,
+        exists: (String) -> Bool,
+        load: (String, String, String) throws(DICOMCodecError) -> (key: String, folder: String, data: Data)
+    ) throws(DICOMCodecError) -> [PreparedInstance] {
         try checkSize(data)
         guard let text = String(data: data, encoding: .utf8) ?? String(data: data, encoding: .isoLatin1), !data.isEmpty
         else {
@@ -83,10 +139,7 @@ public enum MeshConverter {
         }
         // MeshKit decides whether it is a mesh (vertices, faces, indices in range) and says why not.
         _ = try validate(data, format: .obj)
-        let directory = url.deletingLastPathComponent()
-        let libraries = OBJReferences.materialLibraries(text) { name in
-            (try? SafePath.resolve(name, in: directory, what: "MTL")) != nil
-        }
+        let libraries = OBJReferences.materialLibraries(text, exists: exists)
 
         let series = context.uids.make()
         let textureSeries = context.uids.make()
@@ -99,13 +152,13 @@ public enum MeshConverter {
         var instanceNumber = 2
 
         for library in libraries {
-            let mtlURL: URL
+            let mtlFile: (key: String, folder: String, data: Data)
             do {
-                mtlURL = try SafePath.resolve(library.uri, in: directory, what: "MTL")
+                mtlFile = try load(library.uri, "", "MTL")
             } catch {
                 throw DICOMCodecError(error.code, "mtllib on line \(library.line): \(error.message)")
             }
-            let mtlData = try read(mtlURL, what: "MTL")
+            let mtlData = mtlFile.data
             try checkSize(mtlData)
             guard let mtlText = String(data: mtlData, encoding: .utf8) ?? String(data: mtlData, encoding: .isoLatin1),
                 !mtlData.contains(0)
@@ -113,20 +166,19 @@ public enum MeshConverter {
                 throw DICOMCodecError(.invalidMesh, "MTL named on line \(library.line) is not text")
             }
             var mtlReferences: [Reference] = []
-            let mtlDirectory = mtlURL.deletingLastPathComponent()
             for texture in OBJReferences.textures(mtlText) {
-                let textureURL: URL
+                let textureFile: (key: String, folder: String, data: Data)
                 do {
                     // The MTL lies inside the OBJ's folder, so a texture confined to the MTL's folder is too.
-                    textureURL = try SafePath.resolve(texture.uri, in: mtlDirectory, what: "texture")
+                    textureFile = try load(texture.uri, mtlFile.folder, "texture")
                 } catch {
                     throw DICOMCodecError(error.code, "MTL line \(texture.line): \(error.message)")
                 }
-                if let existing = textureByPath[textureURL.path] {
+                if let existing = textureByPath[textureFile.key] {
                     mtlReferences.append(Reference(texture.uri, existing))
                     continue
                 }
-                let textureData = try read(textureURL, what: "texture")
+                let textureData = textureFile.data
                 guard PhotoConverter.kind(of: textureData) != nil else {
                     throw DICOMCodecError(.unsupported, "MTL line \(texture.line): texture is not JPEG or PNG")
                 }
@@ -141,7 +193,7 @@ public enum MeshConverter {
                 } catch {
                     throw DICOMCodecError(error.code, "texture named on MTL line \(texture.line): \(error.message)")
                 }
-                textureByPath[textureURL.path] = prepared
+                textureByPath[textureFile.key] = prepared
                 instances.append(prepared)
                 mtlReferences.append(Reference(texture.uri, prepared))
             }

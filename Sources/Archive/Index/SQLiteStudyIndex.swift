@@ -1,0 +1,277 @@
+import Crypto
+import DICOMCore
+import Foundation
+import GRDB
+
+/// The embedded index: SQLite through GRDB in WAL mode with `synchronous=FULL`.
+///
+/// At rest, only UIDs, SOP classes, transfer syntaxes, modality, blob ids, sizes and hashes are in the clear.
+/// Every other attribute (names, birth dates, patient IDs, accession numbers, descriptions, dates) is in the
+/// row's `attributes` column, AES-256-GCM sealed under a key derived from the master key, with the row's UID as
+/// associated data (a sealed value moved to another row fails). PatientID and AccessionNumber also get keyed
+/// blind indexes (HMAC-SHA256 under a second derived key) for exact lookups. The decrypted catalog is kept in
+/// memory, which a clinic's volume allows, so searches never touch the disk.
+public final class SQLiteStudyIndex: StudyIndex, @unchecked Sendable {
+    private let pool: DatabasePool
+    private let sealingKey: SymmetricKey
+    private let blindKey: SymmetricKey
+    private let lock = NSLock()
+    private var current = Catalog()
+
+    public init(path: URL, keys: KeyHierarchy) throws(ArchiveError) {
+        sealingKey = keys.derivedKey("facet index attributes v1")
+        blindKey = keys.derivedKey("facet index blind v1")
+        do {
+            var configuration = Configuration()
+            configuration.prepareDatabase { db in
+                try db.execute(sql: "PRAGMA synchronous = FULL")
+            }
+            pool = try DatabasePool(path: path.path, configuration: configuration)
+            try pool.write { db in
+                try db.execute(
+                    sql: """
+                        CREATE TABLE IF NOT EXISTS studies (
+                            study_uid TEXT PRIMARY KEY NOT NULL,
+                            attributes BLOB NOT NULL,
+                            patient_id_index TEXT,
+                            accession_index TEXT);
+                        CREATE INDEX IF NOT EXISTS studies_patient ON studies(patient_id_index);
+                        CREATE INDEX IF NOT EXISTS studies_accession ON studies(accession_index);
+                        CREATE TABLE IF NOT EXISTS series (
+                            series_uid TEXT PRIMARY KEY NOT NULL,
+                            study_uid TEXT NOT NULL REFERENCES studies(study_uid),
+                            modality TEXT,
+                            attributes BLOB NOT NULL);
+                        CREATE TABLE IF NOT EXISTS instances (
+                            sop_uid TEXT PRIMARY KEY NOT NULL,
+                            sop_class TEXT NOT NULL,
+                            series_uid TEXT NOT NULL REFERENCES series(series_uid),
+                            study_uid TEXT NOT NULL REFERENCES studies(study_uid),
+                            transfer_syntax TEXT NOT NULL,
+                            blob_id TEXT NOT NULL,
+                            size INTEGER NOT NULL,
+                            sha256 TEXT NOT NULL,
+                            stored REAL NOT NULL,
+                            seq INTEGER NOT NULL,
+                            attributes BLOB NOT NULL,
+                            metadata BLOB NOT NULL);
+                        CREATE TABLE IF NOT EXISTS superseded (
+                            blob_id TEXT PRIMARY KEY NOT NULL,
+                            sop_uid TEXT NOT NULL,
+                            sha256 TEXT NOT NULL,
+                            replaced REAL NOT NULL);
+                        """)
+            }
+            try load()
+        } catch let error as ArchiveError {
+            throw error
+        } catch {
+            throw ArchiveError(.io, "index database cannot be opened")
+        }
+    }
+
+    private func load() throws {
+        var catalog = Catalog()
+        try pool.read { db in
+            var studies: [String: Dataset] = [:]
+            for row in try Row.fetchAll(db, sql: "SELECT study_uid, attributes FROM studies") {
+                let uid: String = row["study_uid"]
+                studies[uid] = try open(row["attributes"], uid: uid)
+            }
+            var series: [String: Dataset] = [:]
+            for row in try Row.fetchAll(db, sql: "SELECT series_uid, attributes FROM series") {
+                let uid: String = row["series_uid"]
+                series[uid] = try open(row["attributes"], uid: uid)
+            }
+            let rows = try Row.fetchAll(
+                db,
+                sql: """
+                    SELECT sop_uid, sop_class, series_uid, study_uid, transfer_syntax, blob_id, size, sha256, stored,
+                    attributes FROM instances ORDER BY seq
+                    """)
+            for row in rows {
+                let uid: String = row["sop_uid"]
+                let record = InstanceRecord(
+                    sopInstanceUID: uid, sopClassUID: row["sop_class"], seriesInstanceUID: row["series_uid"],
+                    studyInstanceUID: row["study_uid"], transferSyntaxUID: row["transfer_syntax"],
+                    blob: BlobReference(id: row["blob_id"], size: row["size"], sha256: row["sha256"]),
+                    attributes: try open(row["attributes"], uid: uid),
+                    stored: Date(timeIntervalSince1970: row["stored"]))
+                catalog.insert(
+                    study: studies[record.studyInstanceUID] ?? Dataset(),
+                    series: series[record.seriesInstanceUID] ?? Dataset(), instance: record)
+            }
+        }
+        current = catalog
+    }
+
+    // MARK: sealing
+
+    private func seal(_ dataset: Dataset, uid: String) throws -> Data {
+        try seal(Data(DICOMJSON.encode(dataset).utf8), uid: uid)
+    }
+
+    private func seal(_ data: Data, uid: String) throws -> Data {
+        let box = try AES.GCM.seal(data, using: sealingKey, authenticating: Data(uid.utf8))
+        guard let combined = box.combined else { throw ArchiveError(.key, "index value cannot be sealed") }
+        return Data(combined)
+    }
+
+    private func openData(_ sealed: Data, uid: String) throws -> Data {
+        do {
+            let box = try AES.GCM.SealedBox(combined: sealed)
+            return Data(try AES.GCM.open(box, using: sealingKey, authenticating: Data(uid.utf8)))
+        } catch {
+            throw ArchiveError(.integrity, "an index row fails authentication (wrong key or altered)")
+        }
+    }
+
+    private func open(_ sealed: Data, uid: String) throws -> Dataset {
+        let data = try openData(sealed, uid: uid)
+        do {
+            return try DICOMJSON.decode(data)
+        } catch {
+            throw ArchiveError(.integrity, "an index row holds malformed attributes (\(error.message))")
+        }
+    }
+
+    /// HMAC-SHA256 of the normalised value under the blind-index key, hex; nil for an empty value.
+    func blindIndex(_ field: String, _ value: String?) -> String? {
+        guard let value = value?.trimmingCharacters(in: .whitespaces), !value.isEmpty else { return nil }
+        let mac = HMAC<SHA256>.authenticationCode(for: Data("\(field)\u{0}\(value)".utf8), using: blindKey)
+        return Data(mac).prefix(16).map { String(format: "%02x", $0) }.joined()
+    }
+
+    // MARK: StudyIndex
+
+    public func catalog() -> Catalog {
+        lock.lock()
+        defer { lock.unlock() }
+        return current
+    }
+
+    public func instance(_ sopInstanceUID: String) -> InstanceRecord? {
+        lock.lock()
+        defer { lock.unlock() }
+        return current.instances[sopInstanceUID]
+    }
+
+    public func commit(_ entry: IndexEntry, allowNewVersion: Bool) throws(ArchiveError) -> CommitResult {
+        // One writer at a time: the duplicate check and the insert are one step.
+        lock.lock()
+        defer { lock.unlock() }
+        let record = entry.instance
+        var result = CommitResult.committed
+        if let existing = current.instances[record.sopInstanceUID] {
+            if existing.blob.sha256 == record.blob.sha256 { return .identical }
+            guard allowNewVersion, existing.seriesInstanceUID == record.seriesInstanceUID,
+                existing.studyInstanceUID == record.studyInstanceUID
+            else { return .conflict }
+            result = .newVersion
+        }
+        if let series = current.series[record.seriesInstanceUID], series.studyInstanceUID != record.studyInstanceUID {
+            // A series belongs to one study.
+            return .conflict
+        }
+        let existing = current.instances[record.sopInstanceUID]
+        let newStudy = current.studies[record.studyInstanceUID] == nil
+        let newSeries = current.series[record.seriesInstanceUID] == nil
+        do {
+            let studyRow = newStudy ? try seal(entry.study, uid: record.studyInstanceUID) : nil
+            let seriesRow = newSeries ? try seal(entry.series, uid: record.seriesInstanceUID) : nil
+            let attributes = try seal(record.attributes, uid: record.sopInstanceUID)
+            let metadata = try seal(Data(entry.metadataJSON.utf8), uid: record.sopInstanceUID)
+            let patientIndex = blindIndex("PatientID", entry.study.string(.patientID))
+            let accessionIndex = blindIndex("AccessionNumber", entry.study.string(.accessionNumber))
+            try pool.write { db in
+                if let studyRow {
+                    try db.execute(
+                        sql: """
+                            INSERT INTO studies (study_uid, attributes, patient_id_index, accession_index)
+                            VALUES (?, ?, ?, ?)
+                            """,
+                        arguments: [record.studyInstanceUID, studyRow, patientIndex, accessionIndex])
+                }
+                if let seriesRow {
+                    try db.execute(
+                        sql: "INSERT INTO series (series_uid, study_uid, modality, attributes) VALUES (?, ?, ?, ?)",
+                        arguments: [
+                            record.seriesInstanceUID, record.studyInstanceUID, entry.series.string(.modality),
+                            seriesRow,
+                        ])
+                }
+                if let existing {
+                    try db.execute(
+                        sql: "INSERT INTO superseded (blob_id, sop_uid, sha256, replaced) VALUES (?, ?, ?, ?)",
+                        arguments: [
+                            existing.blob.id, existing.sopInstanceUID, existing.blob.sha256,
+                            Date().timeIntervalSince1970,
+                        ])
+                    try db.execute(sql: "DELETE FROM instances WHERE sop_uid = ?", arguments: [existing.sopInstanceUID])
+                }
+                let seq = try Int.fetchOne(db, sql: "SELECT COALESCE(MAX(seq), 0) + 1 FROM instances") ?? 1
+                try db.execute(
+                    sql: """
+                        INSERT INTO instances (sop_uid, sop_class, series_uid, study_uid, transfer_syntax, blob_id,
+                        size, sha256, stored, seq, attributes, metadata) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                        """,
+                    arguments: [
+                        record.sopInstanceUID, record.sopClassUID, record.seriesInstanceUID, record.studyInstanceUID,
+                        record.transferSyntaxUID, record.blob.id, record.blob.size, record.blob.sha256,
+                        record.stored.timeIntervalSince1970, seq, attributes, metadata,
+                    ])
+            }
+        } catch let error as ArchiveError {
+            throw error
+        } catch {
+            throw ArchiveError(.io, "index cannot be written")
+        }
+        current.insert(study: entry.study, series: entry.series, instance: record)
+        return result
+    }
+
+    public func metadataJSON(_ sopInstanceUID: String) throws(ArchiveError) -> String? {
+        do {
+            guard
+                let sealed = try pool.read({ db in
+                    try Data.fetchOne(
+                        db, sql: "SELECT metadata FROM instances WHERE sop_uid = ?", arguments: [sopInstanceUID])
+                })
+            else { return nil }
+            return String(decoding: try openData(sealed, uid: sopInstanceUID), as: UTF8.self)
+        } catch let error as ArchiveError {
+            throw error
+        } catch {
+            throw ArchiveError(.io, "index cannot be read")
+        }
+    }
+
+    public func studyUIDs(patientID: String) throws(ArchiveError) -> [String] {
+        try lookup("patient_id_index", blindIndex("PatientID", patientID))
+    }
+
+    public func studyUIDs(accessionNumber: String) throws(ArchiveError) -> [String] {
+        try lookup("accession_index", blindIndex("AccessionNumber", accessionNumber))
+    }
+
+    private func lookup(_ column: String, _ key: String?) throws(ArchiveError) -> [String] {
+        guard let key else { return [] }
+        do {
+            return try pool.read { db in
+                try String.fetchAll(db, sql: "SELECT study_uid FROM studies WHERE \(column) = ?", arguments: [key])
+            }
+        } catch {
+            throw ArchiveError(.io, "index cannot be read")
+        }
+    }
+
+    public func referencedBlobIDs() throws(ArchiveError) -> Set<String> {
+        do {
+            return try pool.read { db in
+                Set(try String.fetchAll(db, sql: "SELECT blob_id FROM instances UNION SELECT blob_id FROM superseded"))
+            }
+        } catch {
+            throw ArchiveError(.io, "index cannot be read")
+        }
+    }
+}

@@ -1,0 +1,117 @@
+import DICOMCore
+import Foundation
+
+/// One stored instance as the index knows it: where its bytes are and the instance-level attributes QIDO-RS
+/// returns and matches on.
+public struct InstanceRecord: Sendable, Hashable {
+    public var sopInstanceUID: String
+    public var sopClassUID: String
+    public var seriesInstanceUID: String
+    public var studyInstanceUID: String
+    public var transferSyntaxUID: String
+    public var blob: BlobReference
+    /// Instance-level attributes (no bulk values).
+    public var attributes: Dataset
+    public var stored: Date
+
+    public init(
+        sopInstanceUID: String, sopClassUID: String, seriesInstanceUID: String, studyInstanceUID: String,
+        transferSyntaxUID: String, blob: BlobReference, attributes: Dataset, stored: Date
+    ) {
+        self.sopInstanceUID = sopInstanceUID
+        self.sopClassUID = sopClassUID
+        self.seriesInstanceUID = seriesInstanceUID
+        self.studyInstanceUID = studyInstanceUID
+        self.transferSyntaxUID = transferSyntaxUID
+        self.blob = blob
+        self.attributes = attributes
+        self.stored = stored
+    }
+}
+
+/// A series: its series-level attributes and its instances in the order they were stored.
+public struct SeriesRecord: Sendable, Hashable {
+    public var seriesInstanceUID: String
+    public var studyInstanceUID: String
+    public var attributes: Dataset
+    public var instanceUIDs: [String]
+}
+
+/// A study: its patient- and study-level attributes and its series in the order they were stored.
+public struct StudyRecord: Sendable, Hashable {
+    public var studyInstanceUID: String
+    public var attributes: Dataset
+    public var seriesUIDs: [String]
+}
+
+/// The whole index as an immutable value: what QIDO-RS searches. Taking one is cheap (copy on write).
+public struct Catalog: Sendable {
+    public var studies: [String: StudyRecord] = [:]
+    public var series: [String: SeriesRecord] = [:]
+    public var instances: [String: InstanceRecord] = [:]
+
+    public init() {}
+
+    /// Adds or replaces an instance, creating its series and study (whose attributes the first instance sets).
+    mutating func insert(study: Dataset, series seriesAttributes: Dataset, instance: InstanceRecord) {
+        if studies[instance.studyInstanceUID] == nil {
+            studies[instance.studyInstanceUID] = StudyRecord(
+                studyInstanceUID: instance.studyInstanceUID, attributes: study, seriesUIDs: [])
+        }
+        if series[instance.seriesInstanceUID] == nil {
+            series[instance.seriesInstanceUID] = SeriesRecord(
+                seriesInstanceUID: instance.seriesInstanceUID, studyInstanceUID: instance.studyInstanceUID,
+                attributes: seriesAttributes, instanceUIDs: [])
+            studies[instance.studyInstanceUID]?.seriesUIDs.append(instance.seriesInstanceUID)
+        }
+        if instances[instance.sopInstanceUID] == nil {
+            series[instance.seriesInstanceUID]?.instanceUIDs.append(instance.sopInstanceUID)
+        }
+        instances[instance.sopInstanceUID] = instance
+    }
+}
+
+/// What the store pipeline commits for one instance once its blob is durable.
+public struct IndexEntry: Sendable {
+    public var study: Dataset
+    public var series: Dataset
+    public var instance: InstanceRecord
+    /// The instance's full metadata as DICOM JSON, bulk values as relative `bulkdata/<tag>` URIs.
+    public var metadataJSON: String
+
+    public init(study: Dataset, series: Dataset, instance: InstanceRecord, metadataJSON: String) {
+        self.study = study
+        self.series = series
+        self.instance = instance
+        self.metadataJSON = metadataJSON
+    }
+}
+
+/// How a commit went.
+public enum CommitResult: Sendable, Equatable {
+    case committed
+    /// The same SOP Instance UID with the same bytes is already stored; nothing changed.
+    case identical
+    /// The same SOP Instance UID is stored with other bytes (or in another study or series); nothing changed.
+    case conflict
+    /// The earlier version was kept aside (its blob stays) and the new one is current.
+    case newVersion
+}
+
+/// The index of studies, series and instances. Implementations keep identifying attributes encrypted at rest and
+/// answer searches from the index alone.
+public protocol StudyIndex: Sendable {
+    /// Everything, for searching.
+    func catalog() -> Catalog
+    func instance(_ sopInstanceUID: String) -> InstanceRecord?
+    /// Commits one instance. With `allowNewVersion`, a conflicting instance of the same study and series
+    /// replaces the current one and the old blob is recorded as superseded.
+    func commit(_ entry: IndexEntry, allowNewVersion: Bool) throws(ArchiveError) -> CommitResult
+    /// The stored metadata JSON of an instance (bulk values as relative `bulkdata/<tag>` URIs).
+    func metadataJSON(_ sopInstanceUID: String) throws(ArchiveError) -> String?
+    /// Exact lookups through the keyed blind indexes, without decrypting anything.
+    func studyUIDs(patientID: String) throws(ArchiveError) -> [String]
+    func studyUIDs(accessionNumber: String) throws(ArchiveError) -> [String]
+    /// Every blob the index refers to (current and superseded versions).
+    func referencedBlobIDs() throws(ArchiveError) -> Set<String>
+}

@@ -1,0 +1,92 @@
+import Crypto
+import Foundation
+
+/// A private temporary file for request bytes too large to hold in memory, encrypted with AES-256-GCM under a
+/// key that exists only in this process's memory: a crash leaves ciphertext nobody can read, and start-up
+/// deletes it. Chunks are `length (u32 LE) | nonce | ciphertext | tag`, each nonce counting up.
+public final class SealedSpool: @unchecked Sendable {
+    public let url: URL
+    private let key = SymmetricKey(size: .bits256)
+    private var handle: FileHandle?
+    private var counter: UInt64 = 0
+    private var pending = Data()
+    private let chunkSize = 1 << 20
+    public private(set) var size = 0
+
+    public init(folder: URL) throws(ArchiveError) {
+        url = folder.appendingPathComponent("spool-\(UUID().uuidString.lowercased())")
+        guard FileManager.default.createFile(atPath: url.path, contents: nil, attributes: [.posixPermissions: 0o600]),
+            let file = try? FileHandle(forWritingTo: url)
+        else { throw ArchiveError(.io, "temporary spool file cannot be created") }
+        handle = file
+    }
+
+    deinit {
+        try? handle?.close()
+    }
+
+    public func append(_ bytes: some Sequence<UInt8>) throws(ArchiveError) {
+        let before = pending.count
+        pending.append(contentsOf: bytes)
+        size += pending.count - before
+        while pending.count >= chunkSize {
+            try flush(pending.prefix(chunkSize))
+            pending.removeFirst(chunkSize)
+        }
+    }
+
+    private func flush(_ chunk: Data) throws(ArchiveError) {
+        guard let handle else { throw ArchiveError(.io, "spool is closed") }
+        var nonceBytes = Data(count: 12)
+        withUnsafeBytes(of: counter.littleEndian) { nonceBytes.replaceSubrange(0..<8, with: $0) }
+        counter += 1
+        do {
+            let box = try AES.GCM.seal(chunk, using: key, nonce: try AES.GCM.Nonce(data: nonceBytes))
+            guard let combined = box.combined else { throw ArchiveError(.io, "spool chunk cannot be sealed") }
+            var record = Data(withUnsafeBytes(of: UInt32(combined.count).littleEndian) { Array($0) })
+            record.append(combined)
+            try handle.write(contentsOf: record)
+        } catch let error as ArchiveError {
+            throw error
+        } catch {
+            throw ArchiveError(.io, "temporary spool file cannot be written")
+        }
+    }
+
+    /// Ends writing; the bytes can then be read back with `readAll()`.
+    public func close() throws(ArchiveError) {
+        if !pending.isEmpty {
+            try flush(pending)
+            pending.removeAll()
+        }
+        try? handle?.close()
+        handle = nil
+    }
+
+    /// Decrypts the whole spool into memory.
+    public func readAll() throws(ArchiveError) -> Data {
+        guard let raw = try? Data(contentsOf: url) else { throw ArchiveError(.io, "spool cannot be read") }
+        var output = Data(capacity: size)
+        var offset = raw.startIndex
+        while offset < raw.endIndex {
+            guard raw.endIndex - offset >= 4 else { throw ArchiveError(.integrity, "spool is truncated") }
+            let length = raw[offset..<offset + 4].reversed().reduce(0) { $0 << 8 | Int($1) }
+            offset += 4
+            guard raw.endIndex - offset >= length else { throw ArchiveError(.integrity, "spool is truncated") }
+            do {
+                let box = try AES.GCM.SealedBox(combined: raw[offset..<offset + length])
+                output.append(try AES.GCM.open(box, using: key))
+            } catch {
+                throw ArchiveError(.integrity, "spool chunk fails authentication")
+            }
+            offset += length
+        }
+        return output
+    }
+
+    public func remove() {
+        try? handle?.close()
+        handle = nil
+        try? FileManager.default.removeItem(at: url)
+    }
+}

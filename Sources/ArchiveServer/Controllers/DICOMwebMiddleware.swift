@@ -1,0 +1,443 @@
+import Archive
+import DICOMCodec
+import DICOMCore
+import Foundation
+import HTTPTypes
+import Hummingbird
+import Logging
+import NIOCore
+
+/// One audited request's facts, filled in by the handler.
+final class AuditNote: @unchecked Sendable {
+    var action = ""
+    var studyUID: String?
+    var seriesUIDs: [String] = []
+    var instanceUIDs: [String] = []
+}
+
+/// Serves `/dicomweb/...` (QIDO-RS, WADO-RS, STOW-RS, capabilities) and `/api/v1/...` (clinic uploads), answers
+/// CORS preflights, and appends one audit event per request. Handlers are thin: the work is in `ArchiveService`,
+/// `SearchService` and DICOMCodec.
+struct DICOMwebMiddleware: RouterMiddleware {
+    typealias Context = FacetRequestContext
+
+    let settings: ServerSettings
+    let service: ArchiveService
+    let metrics: Metrics
+    let logger: Logger
+    let search: SearchService
+    let renders = RenderCache()
+
+    init(settings: ServerSettings, service: ArchiveService, metrics: Metrics, logger: Logger) {
+        self.settings = settings
+        self.service = service
+        self.metrics = metrics
+        self.logger = logger
+        search = SearchService(
+            index: service.index, baseURL: settings.baseURL + "/dicomweb", maximumResults: settings.maximumResults)
+    }
+
+    var dicomwebBase: String { settings.baseURL + "/dicomweb" }
+
+    func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws
+        -> Response
+    {
+        let path = request.uri.path
+        let family: String
+        if path == "/dicomweb" || path.hasPrefix("/dicomweb/") {
+            family = "dicomweb"
+        } else if path.hasPrefix("/api/v1/") {
+            family = "api"
+        } else {
+            return try await next(request, context)
+        }
+        let started = DispatchTime.now()
+        let origin = request.headers[.origin]
+        var response: Response
+        let note = AuditNote()
+        if request.method == .options && origin != nil && request.headers[.accessControlRequestMethod] != nil {
+            response = preflight()
+        } else {
+            do {
+                response = try await route(request, path: path, note: note)
+            } catch let failure as HTTPFailure {
+                response = Responses.failure(failure)
+            } catch let failure as ArchiveError where failure.code == .integrity {
+                logger.error("integrity failure", metadata: ["reason": "\(failure.message)"])
+                response = Responses.failure(HTTPFailure(.internalServerError, "stored data failed verification"))
+            } catch {
+                logger.error("request failed", metadata: ["error": "\(type(of: error))"])
+                response = Responses.failure(HTTPFailure(.internalServerError, "internal error"))
+            }
+            if !note.action.isEmpty {
+                let address = context.remoteAddress?.ipAddress ?? "unknown"
+                let status = response.status.code
+                let outcome = status < 300 ? "success" : (status < 500 ? "failure-\(status)" : "error-\(status)")
+                do {
+                    try service.audit.append(
+                        AuditEvent(
+                            actor: "anonymous", address: address, action: note.action, studyUID: note.studyUID,
+                            seriesUIDs: note.seriesUIDs, instanceUIDs: note.instanceUIDs, outcome: outcome))
+                } catch {
+                    // Nothing is sent whose access cannot be recorded.
+                    logger.error("audit append failed")
+                    response = Responses.failure(HTTPFailure(.serviceUnavailable, "the audit log cannot be written"))
+                }
+            }
+        }
+        if origin != nil && !settings.corsAllowOrigin.isEmpty {
+            response.headers[.accessControlAllowOrigin] = settings.corsAllowOrigin
+            response.headers[.accessControlExposeHeaders] = "Content-Type, Content-Location, Warning, Location"
+            response.headers[.crossOriginResourcePolicy] = "cross-origin"
+        }
+        let seconds = Double(DispatchTime.now().uptimeNanoseconds - started.uptimeNanoseconds) / 1e9
+        metrics.request(family, status: Int(response.status.code), seconds: seconds)
+        return response
+    }
+
+    func preflight() -> Response {
+        var headers = HTTPFields()
+        if !settings.corsAllowOrigin.isEmpty {
+            headers[.accessControlAllowOrigin] = settings.corsAllowOrigin
+            headers[.accessControlAllowMethods] = "GET, POST, OPTIONS"
+            headers[.accessControlAllowHeaders] = "Authorization, Accept, Content-Type"
+            headers[.accessControlMaxAge] = "600"
+        }
+        return Response(status: .noContent, headers: headers)
+    }
+
+    // MARK: routing
+
+    func route(_ request: Request, path: String, note: AuditNote) async throws -> Response {
+        let segments = path.split(separator: "/", omittingEmptySubsequences: true).map(String.init)
+        if segments.first == "api" {
+            guard request.method == .post, segments.count == 3, segments[1] == "v1",
+                segments[2] == "photos" || segments[2] == "scans"
+            else { throw HTTPFailure(.notFound, "no such resource") }
+            return try await upload(request, kind: segments[2], note: note)
+        }
+        let rest = Array(segments.dropFirst())
+        if request.method == .options {
+            guard rest.isEmpty else { throw HTTPFailure(.notFound, "capabilities are at the service root") }
+            return Capabilities.response()
+        }
+        if request.method == .post {
+            if rest == ["studies"] { return try await store(request, study: nil, note: note) }
+            if rest.count == 2 && rest[0] == "studies" {
+                guard UID.isValid(rest[1]) else { throw HTTPFailure(.badRequest, "study UID in the URL is not a UID") }
+                return try await store(request, study: rest[1], note: note)
+            }
+            throw HTTPFailure(.methodNotAllowed, "only /studies and /studies/{study} accept POST")
+        }
+        guard request.method == .get || request.method == .head else {
+            throw HTTPFailure(.methodNotAllowed, "method not allowed")
+        }
+        // Searches.
+        switch rest.count {
+        case 1 where rest[0] == "studies": return try searchResponse(request, .init(level: .study), note)
+        case 1 where rest[0] == "series": return try searchResponse(request, .init(level: .series), note)
+        case 1 where rest[0] == "instances": return try searchResponse(request, .init(level: .instance), note)
+        case 3 where rest[0] == "studies" && rest[2] == "series":
+            return try searchResponse(request, .init(level: .series, study: try uid(rest[1])), note)
+        case 3 where rest[0] == "studies" && rest[2] == "instances":
+            return try searchResponse(request, .init(level: .instance, study: try uid(rest[1])), note)
+        case 5 where rest[0] == "studies" && rest[2] == "series" && rest[4] == "instances":
+            return try searchResponse(
+                request, .init(level: .instance, study: try uid(rest[1]), series: try uid(rest[3])), note)
+        default: break
+        }
+        // Retrieves: studies/{s}[/series/{se}[/instances/{i}]][/metadata|/rendered|/thumbnail|/bulkdata/..|/frames/..]
+        guard rest.count >= 2, rest[0] == "studies" else { throw HTTPFailure(.notFound, "no such resource") }
+        var target = Target(study: try uid(rest[1]))
+        var index = 2
+        if rest.count >= 4 && rest[2] == "series" {
+            target.series = try uid(rest[3])
+            index = 4
+            if rest.count >= 6 && rest[4] == "instances" {
+                target.instance = try uid(rest[5])
+                index = 6
+            }
+        }
+        let tail = Array(rest[index...])
+        note.studyUID = target.study
+        let query = try queryItems(request)
+        switch tail.count {
+        case 0:
+            note.action = "WADO retrieve"
+            return try retrieveInstances(request, target, note)
+        case 1 where tail[0] == "metadata":
+            note.action = "WADO metadata"
+            return try retrieveMetadata(request, target, note)
+        case 1 where tail[0] == "rendered":
+            note.action = "WADO rendered"
+            return try rendered(request, target, frames: nil, query: query, thumbnail: false, note)
+        case 1 where tail[0] == "thumbnail":
+            note.action = "WADO thumbnail"
+            return try rendered(request, target, frames: nil, query: query, thumbnail: true, note)
+        case 2 where tail[0] == "bulkdata" && target.instance != nil:
+            note.action = "WADO bulkdata"
+            return try bulkdata(request, target, tag: tail[1], note)
+        case 2 where tail[0] == "frames" && target.instance != nil:
+            note.action = "WADO frames"
+            return try frames(request, target, list: try frameList(tail[1]), note)
+        case 3 where tail[0] == "frames" && target.instance != nil && (tail[2] == "rendered" || tail[2] == "thumbnail"):
+            note.action = tail[2] == "rendered" ? "WADO rendered" : "WADO thumbnail"
+            return try rendered(
+                request, target, frames: try frameList(tail[1]), query: query, thumbnail: tail[2] == "thumbnail", note)
+        default:
+            throw HTTPFailure(.notFound, "no such resource")
+        }
+    }
+
+    func uid(_ text: String) throws -> String {
+        guard UID.isValid(text) else { throw HTTPFailure(.badRequest, "a UID in the URL is not a valid UID") }
+        return text
+    }
+
+    func frameList(_ text: String) throws -> [Int] {
+        let numbers = text.split(separator: ",").map { Int($0.trimmingCharacters(in: .whitespaces)) }
+        guard !numbers.isEmpty, numbers.allSatisfy({ ($0 ?? 0) >= 1 }) else {
+            throw HTTPFailure(.badRequest, "frame numbers are positive integers separated by commas")
+        }
+        return numbers.map { $0! }
+    }
+
+    /// Query parameters, percent-decoded (`+` is a space), in order; malformed encodings are refused.
+    func queryItems(_ request: Request) throws -> [(name: String, value: String)] {
+        guard let raw = request.uri.query, !raw.isEmpty else { return [] }
+        var items: [(String, String)] = []
+        for pair in raw.split(separator: "&", omittingEmptySubsequences: true) {
+            let parts = pair.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false)
+            func decode(_ text: Substring) throws -> String {
+                let spaced = text.replacingOccurrences(of: "+", with: " ")
+                guard let decoded = spaced.removingPercentEncoding else {
+                    throw HTTPFailure(.badRequest, "a query parameter is not valid percent-encoded UTF-8")
+                }
+                return decoded
+            }
+            let name = try decode(parts[0])
+            let value = parts.count > 1 ? try decode(parts[1]) : ""
+            // Repeated includefield parameters and comma lists mean the same.
+            items.append((name, value))
+        }
+        return items
+    }
+
+    func accept(_ request: Request) -> [AcceptEntry] {
+        Negotiation.entries(request.headers[values: .accept])
+    }
+
+    // MARK: QIDO-RS
+
+    func searchResponse(_ request: Request, _ resource: SearchService.Resource, _ note: AuditNote) throws -> Response {
+        note.action = "QIDO \(resource.level)"
+        note.studyUID = resource.study
+        if let series = resource.series { note.seriesUIDs = [series] }
+        var vary = HTTPFields()
+        vary[.vary] = "Accept"
+        // Negotiate first: 406 before any work.
+        var useXML = false
+        var chosen = false
+        for entry in accept(request) {
+            let media = entry.media
+            if Negotiation.covers(media, "application", "dicom+json")
+                || Negotiation.covers(media, "application", "json")
+            {
+                if media.type == "multipart" { continue }
+                chosen = true
+                break
+            }
+            if media.type == "multipart" && (media.subtype == "related" || media.subtype == "*") {
+                let type = media.parameters["type"].map { $0.lowercased() }
+                if type == nil || type == "application/dicom+xml" {
+                    useXML = true
+                    chosen = true
+                    break
+                }
+            }
+        }
+        guard chosen else {
+            return Responses.failure(
+                HTTPFailure(.notAcceptable, "QIDO-RS answers application/dicom+json or multipart/related XML"),
+                extra: vary)
+        }
+        let query: Query
+        do {
+            query = try Query.parse(try queryItems(request))
+        } catch let error as DICOMCoreError {
+            return Responses.failure(HTTPFailure(.badRequest, error.message), extra: vary)
+        }
+        let result = try search.search(query, resource)
+        var headers = vary
+        var warnings: [String] = []
+        if query.fuzzyMatching {
+            warnings.append(
+                "299 \(dicomwebBase): \"The fuzzymatching parameter is not supported. Only literal matching has been performed.\""
+            )
+        }
+        if result.truncated {
+            warnings.append("299 \(dicomwebBase): \"There are additional results that can be requested\"")
+        }
+        if !warnings.isEmpty { headers[.warning] = warnings.joined(separator: ", ") }
+        if useXML {
+            return Responses.multipart(
+                type: "application/dicom+xml",
+                parts: result.datasets.map { ("application/dicom+xml", nil, Data(DICOMXML.encode($0).utf8)) },
+                extra: headers)
+        }
+        return Responses.text(DICOMJSON.encode(result.datasets), contentType: "application/dicom+json", extra: headers)
+    }
+
+    // MARK: STOW-RS
+
+    func store(_ request: Request, study: String?, note: AuditNote) async throws -> Response {
+        note.action = "STOW store"
+        note.studyUID = study
+        guard let contentType = request.headers[.contentType], let media = MediaType(contentType) else {
+            throw HTTPFailure(.unsupportedMediaType, "STOW-RS needs Content-Type multipart/related")
+        }
+        guard media.essence == "multipart/related" else {
+            throw HTTPFailure(.unsupportedMediaType, "STOW-RS takes multipart/related; type=\"application/dicom\"")
+        }
+        if let type = media.parameters["type"]?.lowercased(), type != "application/dicom" {
+            throw HTTPFailure(
+                .unsupportedMediaType,
+                "only Part-10 parts (type=\"application/dicom\") are accepted; metadata+bulkdata STOW is not supported")
+        }
+        // Negotiate the response type before reading the body.
+        var xml = false
+        var acceptable = false
+        for entry in accept(request) {
+            if Negotiation.covers(entry.media, "application", "dicom+json") && entry.media.type != "multipart"
+                || Negotiation.covers(entry.media, "application", "json")
+            {
+                acceptable = true
+                break
+            }
+            if Negotiation.covers(entry.media, "application", "dicom+xml") {
+                xml = true
+                acceptable = true
+                break
+            }
+        }
+        guard acceptable else {
+            throw HTTPFailure(.notAcceptable, "STOW-RS answers application/dicom+json or application/dicom+xml")
+        }
+        let parts = try await readMultipart(request, contentType: contentType)
+        defer { for part in parts { part.spool?.remove() } }
+
+        var referenced: [Dataset] = []
+        var failed: [Dataset] = []
+        var failureTexts: [String] = []
+        var anyStored = false
+        var onlyConflicts = true
+        for (number, part) in parts.enumerated() {
+            if let type = part.contentType, type.essence != "application/dicom" {
+                failed.append(Self.failureItem(nil, nil, reason: FailureReason.cannotUnderstand))
+                failureTexts.append("part \(number + 1): Content-Type \(type.essence) is not application/dicom")
+                onlyConflicts = false
+                continue
+            }
+            let data: Data
+            do { data = try part.data() } catch {
+                failed.append(Self.failureItem(nil, nil, reason: FailureReason.processingFailure))
+                failureTexts.append("part \(number + 1): could not be read back")
+                onlyConflicts = false
+                continue
+            }
+            switch service.store(data, expectedStudy: study) {
+            case .stored(let record, _):
+                anyStored = true
+                var item = Dataset()
+                item.set(.referencedSOPClassUID, .UI, record.sopClassUID)
+                item.set(.referencedSOPInstanceUID, .UI, record.sopInstanceUID)
+                item.set(
+                    Tag(0x0008, 0x1190), .UR,
+                    "\(dicomwebBase)/studies/\(record.studyInstanceUID)/series/\(record.seriesInstanceUID)/instances/\(record.sopInstanceUID)"
+                )
+                referenced.append(item)
+                note.instanceUIDs.append(record.sopInstanceUID)
+                if !note.seriesUIDs.contains(record.seriesInstanceUID) {
+                    note.seriesUIDs.append(record.seriesInstanceUID)
+                }
+                if note.studyUID == nil { note.studyUID = record.studyInstanceUID }
+                metrics.add("stored_instances_total", 1)
+            case .failed(let sopClass, let sopInstance, let reason, let message):
+                failed.append(Self.failureItem(sopClass, sopInstance, reason: reason))
+                failureTexts.append("part \(number + 1): \(message)")
+                if reason != FailureReason.datasetDoesNotMatchSOPClass && reason != FailureReason.sopClassNotSupported
+                    && reason != FailureReason.duplicateSOPInstance
+                {
+                    onlyConflicts = false
+                }
+                if let sopInstance { note.instanceUIDs.append(sopInstance) }
+                metrics.add("failed_instances_total", 1)
+            }
+        }
+        if parts.isEmpty { throw HTTPFailure(.badRequest, "the multipart body has no parts") }
+        var response = Dataset()
+        if let study = study ?? note.studyUID {
+            response.set(Tag(0x0008, 0x1190), .UR, "\(dicomwebBase)/studies/\(study)")
+        } else {
+            response.set(DataElement(Tag(0x0008, 0x1190), .UR, strings: []))
+        }
+        if !referenced.isEmpty { response.set(Tag(0x0008, 0x1199), sequence: referenced) }
+        if !failed.isEmpty { response.set(Tag(0x0008, 0x1198), sequence: failed) }
+        let status: HTTPResponse.Status
+        if failed.isEmpty {
+            status = .ok
+        } else if anyStored {
+            status = .accepted
+        } else {
+            status = onlyConflicts ? .conflict : .badRequest
+        }
+        var headers = HTTPFields()
+        headers[.vary] = "Accept"
+        if !failureTexts.isEmpty {
+            // The reasons in words, for people reading logs of their client; never PHI.
+            headers[.warning] = failureTexts.prefix(20).map {
+                "299 \(dicomwebBase): \"\($0.replacingOccurrences(of: "\"", with: "'"))\""
+            }.joined(separator: ", ")
+        }
+        if xml {
+            return Responses.text(
+                DICOMXML.encode(response), status: status, contentType: "application/dicom+xml", extra: headers)
+        }
+        // One object, not an array: what dcm4chee, Orthanc and Google send and what dicomweb-client parses.
+        return Responses.text(
+            DICOMJSON.encode(response), status: status, contentType: "application/dicom+json", extra: headers)
+    }
+
+    static func failureItem(_ sopClass: String?, _ sopInstance: String?, reason: UInt16) -> Dataset {
+        var item = Dataset()
+        item.set(DataElement(.referencedSOPClassUID, .UI, strings: sopClass.map { [$0] } ?? []))
+        item.set(DataElement(.referencedSOPInstanceUID, .UI, strings: sopInstance.map { [$0] } ?? []))
+        item.set(Tag(0x0008, 0x1197), .US, unsigned: UInt64(reason))
+        return item
+    }
+
+    func readMultipart(_ request: Request, contentType: String) async throws -> [MultipartPart] {
+        let limits = MultipartRelatedReader.Limits(
+            maximumPartBytes: settings.maximumPartMiB << 20, maximumBodyBytes: settings.maximumBodyMiB << 20,
+            memoryBudget: settings.memoryBudgetMiB << 20)
+        let reader: MultipartRelatedReader
+        do {
+            reader = try MultipartRelatedReader(
+                contentType: contentType, temporaryFolder: service.temporaryDirectory, limits: limits)
+        } catch {
+            throw HTTPFailure(HTTPResponse.Status(code: error.status), error.message)
+        }
+        do {
+            for try await buffer in request.body {
+                try reader.consume(buffer.readableBytesView)
+            }
+            return try reader.finish()
+        } catch let error as MultipartError {
+            reader.removeFiles()
+            throw HTTPFailure(HTTPResponse.Status(code: error.status), error.message)
+        } catch {
+            reader.removeFiles()
+            throw HTTPFailure(.badRequest, "the request body could not be read")
+        }
+    }
+}

@@ -1,0 +1,78 @@
+import Archive
+import ArchiveServer
+import ArgumentParser
+import DICOMCodec
+import Foundation
+import Hummingbird
+import Logging
+
+/// `facet serve`: the archive with its DICOMweb face.
+struct ServeCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "serve",
+        abstract: "Run the archive: DICOMweb under /dicomweb, uploads under /api/v1, health and metrics.",
+        discussion: """
+            Settings come from the options, then the environment (FACET_DATA_DIR, FACET_HOST, FACET_PORT, \
+            FACET_PUBLIC_BASE_URL, FACET_DUPLICATES, FACET_MAX_BODY_MIB, FACET_MAX_PART_MIB, \
+            FACET_MEMORY_BUDGET_MIB, FACET_MAX_RESULTS, FACET_CORS_ALLOW_ORIGIN), then --config FILE (YAML, see \
+            config/facet.example.yaml). The master key is read from FACET_MASTER_KEY or DATA/keys/master.key \
+            (created on first start, with a warning to back it up).
+            """)
+
+    @Option(name: .customLong("data-dir"), help: "Data folder (default ./facet-data).") var dataDirectory: String?
+    @Option(help: "Address to listen on (default 127.0.0.1).") var host: String?
+    @Option(help: "Port (default 8042).") var port: Int?
+    @Option(help: "YAML configuration file.") var config: String?
+    @Flag(help: "Load the synthetic demo clinic when the archive is empty.") var demo = false
+
+    func run() async throws {
+        var settings: ServerSettings
+        do {
+            settings = try await ServerSettings.load(configFile: config)
+        } catch let error as SettingsError {
+            throw fail(error.message, code: 2)
+        } catch {
+            throw fail("configuration cannot be read: \(error)", code: 2)
+        }
+        if let dataDirectory { settings.dataDirectory = dataDirectory }
+        if let host { settings.host = host }
+        if let port { settings.port = port }
+        do { try settings.validate() } catch { throw fail("\(error)", code: 2) }
+        try initializeDCMTK()
+
+        let service: ArchiveService
+        let report: ArchiveService.StartReport
+        do {
+            (service, report) = try ArchiveService.openEmbedded(
+                dataDirectory: URL(fileURLWithPath: settings.dataDirectory), duplicatePolicy: settings.duplicatePolicy)
+        } catch {
+            throw fail("the archive cannot be opened: \(error.message)", code: 3)
+        }
+        var logger = Logger(label: "facet")
+        logger.logLevel = .info
+        if report.createdMasterKey {
+            logger.warning(
+                "generated a new master key in DATA/keys/master.key: back it up apart from the data, or the archive cannot be read"
+            )
+        }
+        if report.removedTemporaryFiles > 0 || report.removedOrphanBlobs > 0 {
+            logger.notice(
+                "cleaned up after an interrupted run",
+                metadata: [
+                    "temporary-files": "\(report.removedTemporaryFiles)",
+                    "uncommitted-blobs": "\(report.removedOrphanBlobs)",
+                ])
+        }
+        if demo && report.instances == 0 {
+            do {
+                let count = try DemoClinic.load(into: service)
+                logger.info("loaded the synthetic demo clinic", metadata: ["instances": "\(count)"])
+            } catch {
+                throw fail("the demo clinic could not be loaded: \(error)", code: 3)
+            }
+        }
+        let app = buildApplication(settings: settings, service: service, logger: logger)
+        print("Facet \(Facet.version) is serving DICOMweb at \(settings.baseURL)/dicomweb (Ctrl-C stops it)")
+        try await app.runService()
+    }
+}
