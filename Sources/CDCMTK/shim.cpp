@@ -565,3 +565,98 @@ extern "C" int cdcmtk_encode_part10(const uint8_t *dataset, size_t dataset_lengt
         return handOver(bytes, out, out_length);
     });
 }
+
+extern "C" int cdcmtk_element_value(const uint8_t *part10, size_t length, uint16_t group, uint16_t element,
+                                    uint8_t **out, size_t *out_length, char *error, size_t error_capacity) {
+    return guarded(error, error_capacity, "reading a DICOM element", CDCMTK_ERR_MALFORMED, [&]() -> int {
+        DcmFileFormat file;
+        int loaded = loadBuffer(part10, length, file, error, error_capacity);
+        if (loaded != CDCMTK_OK) return loaded;
+        DcmDataset *dataset = file.getDataset();
+        DcmElement *found = nullptr;
+        OFCondition status = dataset->findAndGetElement(DcmTagKey(group, element), found, OFFalse);
+        if (status.bad() || found == nullptr || found->ident() == EVR_SQ) {
+            setError(error, error_capacity, "element not present in the dataset");
+            return CDCMTK_ERR_UNSUPPORTED;
+        }
+        if (DcmTagKey(group, element) == DCM_PixelData && DcmXfer(dataset->getOriginalXfer()).isEncapsulated()) {
+            setError(error, error_capacity, "encapsulated pixel data is read by frame");
+            return CDCMTK_ERR_UNSUPPORTED;
+        }
+        const Uint32 size = found->getLength();
+        std::vector<uint8_t> bytes(size);
+        if (size > 0) {
+            DcmFileCache cache;
+            status = found->getPartialValue(bytes.data(), 0, size, &cache, EBO_LittleEndian);
+            if (status.bad()) return readFailure(status, error, error_capacity);
+        }
+        return handOver(bytes, out, out_length);
+    });
+}
+
+extern "C" int cdcmtk_frame(const uint8_t *part10, size_t length, uint32_t frame, uint8_t **out, size_t *out_length,
+                            char *error, size_t error_capacity) {
+    return guarded(error, error_capacity, "reading a frame", CDCMTK_ERR_MALFORMED, [&]() -> int {
+        DcmFileFormat file;
+        int loaded = loadBuffer(part10, length, file, error, error_capacity);
+        if (loaded != CDCMTK_OK) return loaded;
+        DcmDataset *dataset = file.getDataset();
+        DcmElement *element = nullptr;
+        if (dataset->findAndGetElement(DCM_PixelData, element, OFFalse).bad() || element == nullptr) {
+            setError(error, error_capacity, "the instance has no pixel data");
+            return CDCMTK_ERR_UNSUPPORTED;
+        }
+        auto *pixels = OFstatic_cast(DcmPixelData *, element);
+        Sint32 frames = 1;
+        dataset->findAndGetSint32(DCM_NumberOfFrames, frames);
+        if (frames < 1) frames = 1;
+        if (frame >= Uint32(frames)) {
+            setError(error, error_capacity, "no such frame");
+            return CDCMTK_ERR_LIMIT;
+        }
+        E_TransferSyntax xfer = dataset->getOriginalXfer();
+        std::vector<uint8_t> bytes;
+        if (DcmXfer(xfer).isEncapsulated()) {
+            DcmPixelSequence *sequence = nullptr;
+            if (pixels->getEncapsulatedRepresentation(xfer, nullptr, sequence).bad() || sequence == nullptr) {
+                setError(error, error_capacity, "encapsulated pixel data cannot be read");
+                return CDCMTK_ERR_MALFORMED;
+            }
+            unsigned long fragments = sequence->card();  // item 0 is the Basic Offset Table
+            unsigned long first = 1, last = fragments;   // [first, last)
+            if (frames > 1) {
+                if (fragments - 1 != Uint32(frames)) {
+                    setError(error, error_capacity, "frames span several fragments; not supported");
+                    return CDCMTK_ERR_UNSUPPORTED;
+                }
+                first = frame + 1;
+                last = frame + 2;
+            }
+            for (unsigned long i = first; i < last; ++i) {
+                DcmPixelItem *item = nullptr;
+                if (sequence->getItem(item, i).bad() || item == nullptr) continue;
+                Uint8 *data = nullptr;
+                if (item->getUint8Array(data).bad() || data == nullptr) continue;
+                bytes.insert(bytes.end(), data, data + item->getLength());
+            }
+        } else {
+            Uint16 rows = 0, columns = 0, samples = 1, bits = 8;
+            dataset->findAndGetUint16(DCM_Rows, rows);
+            dataset->findAndGetUint16(DCM_Columns, columns);
+            dataset->findAndGetUint16(DCM_SamplesPerPixel, samples);
+            dataset->findAndGetUint16(DCM_BitsAllocated, bits);
+            uint64_t frameBytes = uint64_t(rows) * columns * samples * bits / 8;
+            const Uint32 size = pixels->getLength();
+            if (frameBytes == 0 || (uint64_t(frame) + 1) * frameBytes > size) {
+                setError(error, error_capacity, "pixel data is shorter than its frames");
+                return CDCMTK_ERR_MALFORMED;
+            }
+            bytes.resize(size_t(frameBytes));
+            DcmFileCache cache;
+            OFCondition status = pixels->getPartialValue(bytes.data(), Uint32(uint64_t(frame) * frameBytes),
+                                                         Uint32(frameBytes), &cache, EBO_LittleEndian);
+            if (status.bad()) return readFailure(status, error, error_capacity);
+        }
+        return handOver(bytes, out, out_length);
+    });
+}

@@ -47,6 +47,25 @@ enum DCMTK {
         }
     }
 
+    static func elementValue(_ part10: Data, tag: Tag) throws(DICOMCodecError) -> Data {
+        try buffer { out, length, error, capacity in
+            part10.withUnsafeBytes { raw in
+                cdcmtk_element_value(
+                    raw.bindMemory(to: UInt8.self).baseAddress, raw.count, tag.group, tag.element, out, length, error,
+                    capacity)
+            }
+        }
+    }
+
+    static func frame(_ part10: Data, index: Int) throws(DICOMCodecError) -> Data {
+        try buffer { out, length, error, capacity in
+            part10.withUnsafeBytes { raw in
+                cdcmtk_frame(
+                    raw.bindMemory(to: UInt8.self).baseAddress, raw.count, UInt32(index), out, length, error, capacity)
+            }
+        }
+    }
+
     static func transcode(_ part10: Data, transferSyntax: String) throws(DICOMCodecError) -> Data {
         try buffer { out, length, error, capacity in
             part10.withUnsafeBytes { raw in

@@ -36,29 +36,15 @@ public enum Rendering {
         try DCMTK.transcode(part10, transferSyntax: transferSyntax)
     }
 
-    /// The bytes of frame `number` (1-based) of a dataset read with every value loaded: the concatenated fragments
-    /// of an encapsulated frame (one fragment per frame, or all fragments for a single frame), or the frame's slice
-    /// of native pixel data.
-    public static func frame(_ number: Int, of dataset: Dataset) -> Data? {
-        guard number >= 1, let pixels = dataset[.pixelData] else { return nil }
-        let frames = dataset.int(.numberOfFrames) ?? 1
-        guard number <= max(frames, 1) else { return nil }
-        switch pixels.value {
-        case .fragments(let fragments):
-            if frames <= 1 { return fragments.reduce(into: Data()) { $0.append($1) } }
-            guard fragments.count == frames else { return nil }
-            return fragments[number - 1]
-        case .bytes(let data):
-            guard let rows = dataset.int(.rows), let columns = dataset.int(.columns),
-                let bits = dataset.int(.bitsAllocated)
-            else { return nil }
-            let samples = dataset.int(.samplesPerPixel) ?? 1
-            let size = rows * columns * samples * bits / 8
-            let start = (number - 1) * size
-            guard size > 0, start + size <= data.count else { return nil }
-            return data.subdata(in: data.startIndex + start..<data.startIndex + start + size)
-        default:
-            return nil
-        }
+    /// The bytes of frame `number` (1-based) of a Part-10 file held in memory, as stored: the compressed bitstream
+    /// of an encapsulated frame, or the frame's slice of native pixel data.
+    public static func frame(_ number: Int, of part10: Data) throws(DICOMCodecError) -> Data {
+        guard number >= 1 else { throw DICOMCodecError(.unsupported, "frame numbers start at 1") }
+        return try DCMTK.frame(part10, index: number - 1)
+    }
+
+    /// One top-level element's whole value (an Encapsulated Document of any size, an ICC profile, ...).
+    public static func value(_ tag: Tag, of part10: Data) throws(DICOMCodecError) -> Data {
+        try DCMTK.elementValue(part10, tag: tag)
     }
 }

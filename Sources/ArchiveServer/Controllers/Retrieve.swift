@@ -154,14 +154,17 @@ extension DICOMwebMiddleware {
             metrics.add("served_bytes_total", data.count)
             return Responses.bytes(data, contentType: "application/dicom; transfer-syntax=\(syntax)", extra: headers)
         }
+        // The first instance is read (and verified) before the status line goes out, so a damaged blob answers 500;
+        // a later damaged one ends the body early: its bytes are never sent.
+        let first = try instanceBytes(records[0], wanted: wanted)
         let boundary = Responses.boundary()
         let service = self
         let requested = wanted
         return Responses.multipart(type: "application/dicom", boundary: boundary, extra: vary) {
             AsyncThrowingStream { continuation in
                 do {
-                    for record in records {
-                        let (data, syntax) = try service.instanceBytes(record, wanted: requested)
+                    for (index, record) in records.enumerated() {
+                        let (data, syntax) = index == 0 ? first : try service.instanceBytes(record, wanted: requested)
                         service.metrics.add("served_bytes_total", data.count)
                         continuation.yield(
                             ("application/dicom; transfer-syntax=\(syntax)", service.instanceURL(record), data))
@@ -234,12 +237,17 @@ extension DICOMwebMiddleware {
         note.instanceUIDs = [record.sopInstanceUID]
         var vary = HTTPFields()
         vary[.vary] = "Accept"
-        let file = try Part10.read(data: try service.read(record), bulkThreshold: .max)
-        guard let element = file.dataset[tag] else { throw HTTPFailure(.notFound, "no such bulk data") }
+        let stored = try service.read(record)
+        // The metadata says which attributes exist (and the document's length and type) without loading values.
+        let file = try Part10.read(data: stored)
+        guard file.dataset[tag] != nil else { throw HTTPFailure(.notFound, "no such bulk data") }
         if tag == .pixelData {
             return try frames(request, target, list: Array(1...max(1, file.dataset.int(.numberOfFrames) ?? 1)), note)
         }
-        guard case .bytes(var data) = element.value else {
+        var data: Data
+        do {
+            data = try Rendering.value(tag, of: stored)
+        } catch {
             throw HTTPFailure(.notFound, "the attribute is not bulk data")
         }
         var ownType = "application/octet-stream"
@@ -326,12 +334,13 @@ extension DICOMwebMiddleware {
             data = try Rendering.transcode(data, to: UID.explicitVRLittleEndian)
             syntax = UID.explicitVRLittleEndian
         }
-        let dataset = try Part10.read(data: data, bulkThreshold: .max).dataset
-        guard dataset[.pixelData] != nil else { throw HTTPFailure(.notFound, "the instance has no frames") }
         var parts: [(String, String?, Data)] = []
         for number in list {
-            guard let frame = Rendering.frame(number, of: dataset) else {
-                throw HTTPFailure(.notFound, "frame \(number) does not exist")
+            let frame: Data
+            do {
+                frame = try Rendering.frame(number, of: data)
+            } catch {
+                throw HTTPFailure(.notFound, "frame \(number): \(error.message)")
             }
             parts.append(("\(partType); transfer-syntax=\(syntax)", nil, frame))
         }

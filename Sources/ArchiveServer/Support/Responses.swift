@@ -5,16 +5,8 @@ import Hummingbird
 import NIOCore
 
 extension HTTPField.Name {
+    // Not among swift-http-types' names.
     static let warning = HTTPField.Name("Warning")!
-    static let vary = HTTPField.Name("Vary")!
-    static let contentLocation = HTTPField.Name("Content-Location")!
-    static let accessControlAllowOrigin = HTTPField.Name("Access-Control-Allow-Origin")!
-    static let accessControlAllowMethods = HTTPField.Name("Access-Control-Allow-Methods")!
-    static let accessControlAllowHeaders = HTTPField.Name("Access-Control-Allow-Headers")!
-    static let accessControlExposeHeaders = HTTPField.Name("Access-Control-Expose-Headers")!
-    static let accessControlMaxAge = HTTPField.Name("Access-Control-Max-Age")!
-    static let accessControlRequestMethod = HTTPField.Name("Access-Control-Request-Method")!
-    static let crossOriginResourcePolicy = HTTPField.Name("Cross-Origin-Resource-Policy")!
 }
 
 /// A failure a handler reports: the HTTP status and one line safe to show (never PHI).

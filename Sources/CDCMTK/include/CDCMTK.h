@@ -90,6 +90,17 @@ int cdcmtk_decode_png(const uint8_t *png, size_t length, uint32_t max_dimension,
 int cdcmtk_encode_part10(const uint8_t *dataset, size_t dataset_length, const char *transfer_syntax_uid,
                          uint8_t **out, size_t *out_length, char *error, size_t error_capacity);
 
+/* One top-level element's value (for example the Encapsulated Document) of a Part-10 file held in memory, in
+ * little-endian byte order. Encapsulated Pixel Data is refused: use cdcmtk_frame. */
+int cdcmtk_element_value(const uint8_t *part10, size_t length, uint16_t group, uint16_t element, uint8_t **out,
+                         size_t *out_length, char *error, size_t error_capacity);
+
+/* The bytes of one frame (0-based) of a Part-10 file held in memory, as stored: the compressed bitstream of an
+ * encapsulated frame (all fragments of a single-frame image, or the frame's own fragment), or the frame's slice of
+ * native Pixel Data. */
+int cdcmtk_frame(const uint8_t *part10, size_t length, uint32_t frame, uint8_t **out, size_t *out_length, char *error,
+                 size_t error_capacity);
+
 /* Re-encodes a Part-10 file held in memory under another transfer syntax (for WADO-RS: Implicit VR or Big Endian
  * or RLE/JPEG-lossless stored objects sent as Explicit VR Little Endian). Fails with CDCMTK_ERR_UNSUPPORTED when
  * DCMTK has no codec for the conversion. The result is a whole Part-10 file with updated File Meta Information. */
