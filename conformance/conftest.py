@@ -36,3 +36,96 @@ def dciodvfy():
 
 def run(*args, **kwargs):
     return subprocess.run([str(a) for a in args], capture_output=True, text=True, timeout=120, **kwargs)
+
+
+def pytest_addoption(parser):
+    parser.addoption(
+        "--base-url",
+        default=None,
+        help="run the DICOMweb suite against this server (e.g. Orthanc's http://127.0.0.1:8042/dicom-web) "
+        "instead of a facet serve started by the suite",
+    )
+
+
+def free_port():
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class FacetServer:
+    """A `facet serve` child on a free loopback port with its own data folder."""
+
+    def __init__(self, binary, data_dir, port=None, extra_env=None):
+        self.binary = binary
+        self.data_dir = Path(data_dir)
+        self.port = port or free_port()
+        self.env = dict(os.environ, **(extra_env or {}))
+        self.process = None
+
+    @property
+    def root(self):
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def url(self):
+        return self.root + "/dicomweb"
+
+    def start(self):
+        import time
+        import urllib.request
+
+        self.log = open(self.data_dir.parent / f"serve-{self.port}.log", "ab")
+        self.process = subprocess.Popen(
+            [self.binary, "serve", "--data-dir", str(self.data_dir), "--port", str(self.port)],
+            stdout=self.log,
+            stderr=subprocess.STDOUT,
+            env=self.env,
+        )
+        deadline = time.time() + 60
+        while time.time() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"facet serve exited with {self.process.returncode}")
+            try:
+                with urllib.request.urlopen(self.root + "/health/ready", timeout=1) as answer:
+                    if answer.status == 200:
+                        return self
+            except OSError:
+                time.sleep(0.2)
+        raise RuntimeError("facet serve did not become ready")
+
+    def stop(self, kill=False):
+        if self.process and self.process.poll() is None:
+            if kill:
+                self.process.kill()
+            else:
+                self.process.terminate()
+            code = self.process.wait(timeout=30)
+            self.log.close()
+            return code
+        return self.process.returncode if self.process else None
+
+
+@pytest.fixture(scope="session")
+def external_base(request):
+    return request.config.getoption("--base-url")
+
+
+@pytest.fixture(scope="session")
+def server(facet, external_base, tmp_path_factory):
+    """The DICOMweb base URL under test: Facet started here, or the --base-url server."""
+    if external_base:
+        yield None, external_base.rstrip("/")
+        return
+    folder = tmp_path_factory.mktemp("facet-server")
+    child = FacetServer(facet, folder / "data").start()
+    yield child, child.url
+    assert child.stop() == 0, "facet serve did not shut down cleanly on SIGTERM"
+
+
+@pytest.fixture
+def facet_only(external_base):
+    if external_base:
+        pytest.skip("Facet-specific (not a DICOMweb transaction)")

@@ -30,6 +30,14 @@ public enum AnatomicRegion: String, Sendable, CaseIterable {
     case hand
     case wholeBody = "whole-body"
 
+    /// Whether the structure comes in left and right (series Laterality is then required, Type 2C).
+    public var isPaired: Bool {
+        switch self {
+        case .ear, .eye, .breast, .buttock, .thigh, .upperArm, .hand: true
+        case .face, .head, .neck, .nose, .lip, .chest, .abdomen, .back, .wholeBody: false
+        }
+    }
+
     public var code: CodedConcept {
         switch self {
         case .face: CodedConcept("89545001", "SCT", "Face")

@@ -241,9 +241,9 @@ public enum PhotoConverter {
         dataset.set(.patientOrientation, .CS, strings: [])
         if let laterality = metadata.laterality {
             dataset.set(.imageLaterality, .CS, laterality)
-        } else {
+        } else if metadata.region?.isPaired ?? true {
             // Series Laterality is Type 2C (needed for paired body parts when Image Laterality is absent): present
-            // and empty says "not known" without asserting anything about the body part.
+            // and empty says "not known". For an unpaired region (the face) it must be absent.
             dataset.set(.laterality, .CS, strings: [])
         }
         if let region = metadata.region { dataset.set(.anatomicRegionSequence, sequence: [region.code.item]) }

@@ -76,8 +76,8 @@ extension DICOMwebMiddleware {
     func instanceBytes(_ record: InstanceRecord, wanted: String?) throws -> (data: Data, transferSyntax: String) {
         let stored = record.transferSyntaxUID
         let data = try service.read(record)
-        if wanted == "*" || wanted == stored { return (data, stored) }
         let target = wanted ?? UID.explicitVRLittleEndian
+        if wanted == "*" || target == stored { return (data, stored) }
         if wanted == nil
             && (Self.lossyTransferSyntaxes.contains(stored)
                 || record.attributes.string(.lossyImageCompression) == "01")
@@ -258,19 +258,22 @@ extension DICOMwebMiddleware {
             }
             ownType = file.dataset.string(.mimeTypeOfEncapsulatedDocument) ?? ownType
         }
+        // The document's own type when the client accepts it (or any type), otherwise application/octet-stream.
+        func pick(_ range: MediaType) -> String? {
+            let own = ownType.split(separator: "/").map(String.init)
+            if own.count == 2 && Negotiation.covers(range, own[0], own[1]) { return ownType }
+            if Negotiation.covers(range, "application", "octet-stream") { return "application/octet-stream" }
+            return nil
+        }
         for entry in accept(request) {
             let media = entry.media
             if media.type == "multipart" && ["related", "*"].contains(media.subtype) {
-                let type = media.parameters["type"]?.lowercased() ?? "application/octet-stream"
-                guard type == "application/octet-stream" || type == ownType else { continue }
+                let range = MediaType(media.parameters["type"] ?? "application/octet-stream") ?? media
+                guard let type = pick(range) else { continue }
                 metrics.add("served_bytes_total", data.count)
                 return Responses.multipart(type: type, parts: [(type, nil, data)], extra: vary)
             }
-            if media.essence == "application/octet-stream" || media.essence == ownType
-                || (media.type == "*"
-                    || (media.type == ownType.split(separator: "/").first.map(String.init) && media.subtype == "*"))
-            {
-                let type = media.essence == "application/octet-stream" ? media.essence : ownType
+            if let type = pick(media) {
                 metrics.add("served_bytes_total", data.count)
                 return Responses.bytes(data, contentType: type, extra: vary)
             }
