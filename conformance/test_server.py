@@ -50,6 +50,10 @@ def test_photo_upload_is_stored_like_stow(fresh):
     first = body["instances"][0]["retrieveURL"]
     frame = requests.get(first + "/frames/1", headers={"Accept": 'multipart/related; type="image/jpeg"'})
     assert frame.status_code == 200 and frame.content.count(b"\xff\xd9") >= 1
+    # The uploaded file itself is kept, byte for byte (EXIF and all), beside its instance.
+    listing = requests.get(body["instances"][0]["originalsURL"]).json()
+    assert listing[0]["fileName"] == "front.jpg" and listing[0]["size"] == len(jpeg)
+    assert requests.get(body["instances"][0]["originalsURL"] + "/1").content == jpeg
 
 
 def test_scan_upload_with_mtl_and_texture_and_a_broken_mesh(fresh):
@@ -67,6 +71,18 @@ def test_scan_upload_with_mtl_and_texture_and_a_broken_mesh(fresh):
     obj = next(i for i in answer.json()["instances"] if i["sopClassUID"].endswith("104.4"))
     original = requests.get(obj["retrieveURL"] + "/bulkdata/00420011", headers={"Accept": "model/obj"})
     assert original.content == (face / "face.obj").read_bytes()
+    kept = requests.get(obj["originalsURL"]).json()
+    assert [item["fileName"] for item in kept] == ["face.obj", "face.mtl", "face_texture.jpg"]
+    assert requests.get(obj["originalsURL"] + "/3").content == (face / "face_texture.jpg").read_bytes()
+    # A PLY becomes Encapsulated OBJ; the PLY itself stays retrievable.
+    ply = sorted((TESTDATA / "generated" / "closed").glob("*.ply"))[0]
+    converted = requests.post(fresh.root + "/api/v1/scans", files=[
+        ("metadata", (None, metadata_part(), "application/json")),
+        ("mesh", (ply.name, ply.read_bytes(), "application/octet-stream"))])
+    assert converted.status_code == 201, converted.text
+    made = converted.json()["instances"][0]
+    assert made["sopClassUID"] == "1.2.840.10008.5.1.4.1.1.104.4"
+    assert requests.get(made["originalsURL"] + "/1").content == ply.read_bytes()
     # A mesh without its MTL, and a mesh that is not one: refused with the reason, nothing stored.
     before = len(requests.get(fresh.url + "/instances").json())
     missing = requests.post(fresh.root + "/api/v1/scans", files=[

@@ -55,6 +55,14 @@ public final class SQLiteStudyIndex: StudyIndex, @unchecked Sendable {
                             seq INTEGER NOT NULL,
                             attributes BLOB NOT NULL,
                             metadata BLOB NOT NULL);
+                        CREATE TABLE IF NOT EXISTS originals (
+                            sop_uid TEXT NOT NULL,
+                            seq INTEGER NOT NULL,
+                            blob_id TEXT NOT NULL,
+                            size INTEGER NOT NULL,
+                            sha256 TEXT NOT NULL,
+                            details BLOB NOT NULL,
+                            PRIMARY KEY (sop_uid, seq));
                         CREATE TABLE IF NOT EXISTS superseded (
                             blob_id TEXT PRIMARY KEY NOT NULL,
                             sop_uid TEXT NOT NULL,
@@ -268,8 +276,59 @@ public final class SQLiteStudyIndex: StudyIndex, @unchecked Sendable {
     public func referencedBlobIDs() throws(ArchiveError) -> Set<String> {
         do {
             return try pool.read { db in
-                Set(try String.fetchAll(db, sql: "SELECT blob_id FROM instances UNION SELECT blob_id FROM superseded"))
+                Set(
+                    try String.fetchAll(
+                        db,
+                        sql: """
+                            SELECT blob_id FROM instances UNION SELECT blob_id FROM superseded
+                            UNION SELECT blob_id FROM originals
+                            """))
             }
+        } catch {
+            throw ArchiveError(.io, "index cannot be read")
+        }
+    }
+
+    public func addOriginal(_ original: OriginalFile, to sopInstanceUID: String) throws(ArchiveError) {
+        do {
+            var details: [String: String] = ["mediaType": original.mediaType]
+            if let name = original.fileName { details["fileName"] = name }
+            let sealed = try seal(try JSONSerialization.data(withJSONObject: details), uid: sopInstanceUID)
+            try pool.write { db in
+                let seq =
+                    try Int.fetchOne(
+                        db, sql: "SELECT COALESCE(MAX(seq), 0) + 1 FROM originals WHERE sop_uid = ?",
+                        arguments: [sopInstanceUID]) ?? 1
+                try db.execute(
+                    sql:
+                        "INSERT INTO originals (sop_uid, seq, blob_id, size, sha256, details) VALUES (?, ?, ?, ?, ?, ?)",
+                    arguments: [
+                        sopInstanceUID, seq, original.blob.id, original.blob.size, original.blob.sha256, sealed,
+                    ])
+            }
+        } catch let error as ArchiveError {
+            throw error
+        } catch {
+            throw ArchiveError(.io, "index cannot be written")
+        }
+    }
+
+    public func originals(of sopInstanceUID: String) throws(ArchiveError) -> [OriginalFile] {
+        do {
+            let rows = try pool.read { db in
+                try Row.fetchAll(
+                    db, sql: "SELECT blob_id, size, sha256, details FROM originals WHERE sop_uid = ? ORDER BY seq",
+                    arguments: [sopInstanceUID])
+            }
+            return try rows.map { row in
+                let details = try openData(row["details"], uid: sopInstanceUID)
+                let fields = (try JSONSerialization.jsonObject(with: details) as? [String: String]) ?? [:]
+                return OriginalFile(
+                    blob: BlobReference(id: row["blob_id"], size: row["size"], sha256: row["sha256"]),
+                    mediaType: fields["mediaType"] ?? "application/octet-stream", fileName: fields["fileName"])
+            }
+        } catch let error as ArchiveError {
+            throw error
         } catch {
             throw ArchiveError(.io, "index cannot be read")
         }

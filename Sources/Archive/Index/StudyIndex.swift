@@ -112,6 +112,24 @@ public protocol StudyIndex: Sendable {
     /// Exact lookups through the keyed blind indexes, without decrypting anything.
     func studyUIDs(patientID: String) throws(ArchiveError) -> [String]
     func studyUIDs(accessionNumber: String) throws(ArchiveError) -> [String]
-    /// Every blob the index refers to (current and superseded versions).
+    /// Every blob the index refers to (current and superseded versions, originals).
     func referencedBlobIDs() throws(ArchiveError) -> Set<String>
+    /// Records an uploaded file kept byte for byte beside the instance made from it.
+    func addOriginal(_ original: OriginalFile, to sopInstanceUID: String) throws(ArchiveError)
+    /// The originals kept for an instance, in upload order.
+    func originals(of sopInstanceUID: String) throws(ArchiveError) -> [OriginalFile]
+}
+
+/// An uploaded file as it arrived (a capture app's JPEG with its EXIF, a PLY or ASCII STL before conversion).
+public struct OriginalFile: Sendable, Hashable {
+    public var blob: BlobReference
+    public var mediaType: String
+    /// The uploaded file name (may identify the patient: sealed at rest like every attribute).
+    public var fileName: String?
+
+    public init(blob: BlobReference, mediaType: String, fileName: String?) {
+        self.blob = blob
+        self.mediaType = mediaType
+        self.fileName = fileName
+    }
 }

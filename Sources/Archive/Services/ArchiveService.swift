@@ -232,6 +232,29 @@ public final class ArchiveService: Sendable {
         return IndexEntry(study: study, series: series, instance: record, metadataJSON: json)
     }
 
+    /// Keeps an uploaded file byte for byte (encrypted like every blob) beside the instance made from it.
+    public func keepOriginal(_ data: Data, mediaType: String, fileName: String?, for sopInstanceUID: String)
+        throws(ArchiveError)
+    {
+        let reference = try blobs.put(data)
+        do {
+            try index.addOriginal(
+                OriginalFile(blob: reference, mediaType: mediaType, fileName: fileName), to: sopInstanceUID)
+        } catch {
+            try? blobs.delete(reference.id)
+            throw error
+        }
+    }
+
+    /// An original kept for an instance, verified like every blob.
+    public func readOriginal(_ original: OriginalFile) throws(ArchiveError) -> Data {
+        let data = try blobs.get(original.blob.id)
+        guard data.count == original.blob.size else {
+            throw ArchiveError(.integrity, "stored original length differs from the index")
+        }
+        return data
+    }
+
     // MARK: read
 
     /// The stored Part-10 bytes, decrypted and verified (chunk tags and the SHA-256 of the whole).

@@ -111,10 +111,17 @@ struct DICOMwebMiddleware: RouterMiddleware {
     func route(_ request: Request, path: String, note: AuditNote) async throws -> Response {
         let segments = path.split(separator: "/", omittingEmptySubsequences: true).map(String.init)
         if segments.first == "api" {
-            guard request.method == .post, segments.count == 3, segments[1] == "v1",
-                segments[2] == "photos" || segments[2] == "scans"
-            else { throw HTTPFailure(.notFound, "no such resource") }
-            return try await upload(request, kind: segments[2], note: note)
+            guard segments.count >= 3, segments[1] == "v1" else { throw HTTPFailure(.notFound, "no such resource") }
+            if request.method == .post, segments.count == 3, segments[2] == "photos" || segments[2] == "scans" {
+                return try await upload(request, kind: segments[2], note: note)
+            }
+            if request.method == .get, segments.count == 5 || segments.count == 6, segments[2] == "instances",
+                segments[4] == "originals"
+            {
+                let number = segments.count == 6 ? Int(segments[5]) ?? 0 : nil
+                return try originals(segments[3], number: number, note: note)
+            }
+            throw HTTPFailure(.notFound, "no such resource")
         }
         let rest = Array(segments.dropFirst())
         if request.method == .options {

@@ -74,6 +74,19 @@ extension DICOMwebMiddleware {
                 throw HTTPFailure(.internalServerError, "the converted instance could not be stored: \(message)")
             }
         }
+        // The uploaded files themselves, byte for byte: each photo beside its instance, every file of a scan
+        // beside the mesh instance.
+        for (number, file) in files.enumerated() {
+            let owner = kind == "photos" ? stored[number] : stored[0]
+            let type = file.type ?? "application/octet-stream"
+            do {
+                try service.keepOriginal(
+                    file.data, mediaType: type, fileName: file.name.isEmpty ? nil : file.name,
+                    for: owner.sopInstanceUID)
+            } catch {
+                throw HTTPFailure(.internalServerError, "the original file could not be kept: \(error.message)")
+            }
+        }
         note.seriesUIDs = Array(Set(stored.map(\.seriesInstanceUID))).sorted()
         note.instanceUIDs = stored.map(\.sopInstanceUID)
         var body = "{\"studyInstanceUID\":\(Responses.jsonString(context.studyInstanceUID)),"
@@ -83,7 +96,8 @@ extension DICOMwebMiddleware {
             "{\"sopClassUID\":\(Responses.jsonString(record.sopClassUID)),"
                 + "\"sopInstanceUID\":\(Responses.jsonString(record.sopInstanceUID)),"
                 + "\"seriesInstanceUID\":\(Responses.jsonString(record.seriesInstanceUID)),"
-                + "\"retrieveURL\":\(Responses.jsonString(instanceURL(record)))}"
+                + "\"retrieveURL\":\(Responses.jsonString(instanceURL(record))),"
+                + "\"originalsURL\":\(Responses.jsonString("\(settings.baseURL)/api/v1/instances/\(record.sopInstanceUID)/originals"))}"
         }.joined(separator: ",")
         body += "],\"notes\":["
         body += prepared.flatMap(\.notes).map(Responses.jsonString).joined(separator: ",") + "]}"
@@ -127,5 +141,29 @@ extension DICOMwebMiddleware {
             return try MeshConverter.convertOBJ(
                 mesh.data, files: companions, context: context, seriesNumber: 1, textureSeriesNumber: 2)
         }
+    }
+
+    /// `GET /api/v1/instances/{sop}/originals` lists the uploaded files kept for an instance;
+    /// `.../originals/{n}` returns the n-th (1-based) byte for byte.
+    func originals(_ sopInstanceUID: String, number: Int?, note: AuditNote) throws -> Response {
+        guard UID.isValid(sopInstanceUID), let record = service.index.instance(sopInstanceUID) else {
+            throw HTTPFailure(.notFound, "no such instance")
+        }
+        note.action = number == nil ? "list originals" : "retrieve original"
+        note.studyUID = record.studyInstanceUID
+        note.seriesUIDs = [record.seriesInstanceUID]
+        note.instanceUIDs = [sopInstanceUID]
+        let kept = try service.index.originals(of: sopInstanceUID)
+        guard let number else {
+            let items = kept.enumerated().map { index, original in
+                "{\"number\":\(index + 1),\"mediaType\":\(Responses.jsonString(original.mediaType)),"
+                    + "\"size\":\(original.blob.size),\"sha256\":\"\(original.blob.sha256)\","
+                    + "\"fileName\":\(original.fileName.map(Responses.jsonString) ?? "null")}"
+            }
+            return Responses.text("[" + items.joined(separator: ",") + "]", contentType: "application/json")
+        }
+        guard number >= 1 && number <= kept.count else { throw HTTPFailure(.notFound, "no such original") }
+        let original = kept[number - 1]
+        return Responses.bytes(try service.readOriginal(original), contentType: original.mediaType)
     }
 }
