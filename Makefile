@@ -8,7 +8,7 @@ deps:
 	@bash scripts/bootstrap.sh
 
 build: deps
-	$(SWIFT) build
+	$(SWIFT) build --build-tests
 
 lint:
 	$(SWIFT) format lint --strict --recursive Package.swift Sources Tests Benchmarks Fuzz/Package.swift \
@@ -33,8 +33,14 @@ test: deps lint unit conformance
 serve: build
 	@bash scripts/serve.sh "$(BIN)/facet"
 
-# Benchmarks (not part of `make test`): MeshKit against trimesh, numpy-stl and plyfile.
-.PHONY: bench-mesh
+# Benchmarks (not part of `make test`): MeshKit against trimesh, numpy-stl and plyfile; the DICOMweb server against Orthanc.
+.PHONY: bench-mesh bench-dicomweb
 bench-mesh: deps
 	.venv/bin/pip install -q -r Benchmarks/requirements.txt
 	.venv/bin/python Benchmarks/mesh_benchmark.py
+
+# Facet (release build) against Orthanc from Debian (installed here when missing and root).
+bench-dicomweb: deps
+	@command -v Orthanc >/dev/null || { [ "$$(id -u)" -eq 0 ] && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq orthanc orthanc-dicomweb >/dev/null; }
+	$(SWIFT) build -c release --product facet
+	.venv/bin/python Benchmarks/dicomweb_benchmark.py --facet "$$($(SWIFT) build -c release --show-bin-path)/facet"
