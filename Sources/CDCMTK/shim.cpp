@@ -156,6 +156,183 @@ int readFailure(const OFCondition &status, char *error, size_t capacity) {
     return CDCMTK_ERR_MALFORMED;
 }
 
+// DCMTK parses sequences recursively: a few megabytes of nested empty sequences overflow the stack. Before DCMTK
+// sees a file, this iterative scan follows the element structure (File Meta Information, then the dataset in its
+// transfer syntax) and refuses nesting deeper than kMaximumNesting sequences. Values are skipped, not read.
+const size_t kMaximumNesting = 64;
+
+struct ByteSource {
+    virtual ~ByteSource() = default;
+    virtual bool read(uint64_t offset, void *out, size_t count) = 0;
+};
+
+struct BufferSource : ByteSource {
+    const uint8_t *bytes;
+    size_t length;
+    BufferSource(const uint8_t *b, size_t n) : bytes(b), length(n) {}
+    bool read(uint64_t offset, void *out, size_t count) override {
+        if (offset > length || length - offset < count) return false;
+        std::memcpy(out, bytes + offset, count);
+        return true;
+    }
+};
+
+struct FileSource : ByteSource {
+    int fd;
+    explicit FileSource(int descriptor) : fd(descriptor) {}
+    bool read(uint64_t offset, void *out, size_t count) override {
+        return ::pread(fd, out, count, off_t(offset)) == ssize_t(count);
+    }
+};
+
+// VRs whose explicit encoding has a reserved field and a 32-bit length (PS3.5 7.1.2).
+bool isLongVR(const std::string &name) {
+    static const char *longVRs[] = {"OB", "OD", "OF", "OL", "OV", "OW", "SQ", "SV", "UC", "UN", "UR", "UT", "UV"};
+    for (const char *candidate : longVRs) {
+        if (name == candidate) return true;
+    }
+    return false;
+}
+
+// Returns false (with the reason) when the nesting is too deep or the transfer syntax is refused. Structure the
+// scan cannot follow is left for DCMTK to judge.
+bool nestingIsBounded(ByteSource &source, std::string &reason) {
+    auto u16 = [&](uint64_t at, bool big, uint16_t &value) {
+        uint8_t b[2];
+        if (!source.read(at, b, 2)) return false;
+        value = big ? uint16_t(b[0] << 8 | b[1]) : uint16_t(b[1] << 8 | b[0]);
+        return true;
+    };
+    auto u32 = [&](uint64_t at, bool big, uint32_t &value) {
+        uint8_t b[4];
+        if (!source.read(at, b, 4)) return false;
+        value = big ? (uint32_t(b[0]) << 24 | uint32_t(b[1]) << 16 | uint32_t(b[2]) << 8 | b[3])
+                    : (uint32_t(b[3]) << 24 | uint32_t(b[2]) << 16 | uint32_t(b[1]) << 8 | b[0]);
+        return true;
+    };
+    // File Meta Information: Explicit VR Little Endian, group 0002, read for the transfer syntax.
+    uint64_t pos = 132;
+    std::string syntax;
+    while (true) {
+        uint16_t group = 0, element = 0;
+        if (!u16(pos, false, group) || group != 0x0002 || !u16(pos + 2, false, element)) break;
+        char vr[2];
+        if (!source.read(pos + 4, vr, 2)) return true;
+        uint32_t length = 0;
+        uint64_t header = 8;
+        bool longForm = isLongVR(std::string(vr, 2));
+        if (longForm) {
+            if (!u32(pos + 8, false, length)) return true;
+            header = 12;
+        } else {
+            uint16_t short16 = 0;
+            if (!u16(pos + 6, false, short16)) return true;
+            length = short16;
+        }
+        if (element == 0x0010 && length < 128) {
+            std::vector<char> text(length);
+            if (!source.read(pos + header, text.data(), length)) return true;
+            syntax.assign(text.begin(), text.end());
+            while (!syntax.empty() && (syntax.back() == '\0' || syntax.back() == ' ')) syntax.pop_back();
+        }
+        if (length == 0xFFFFFFFFu) return true;
+        pos += header + length;
+    }
+    if (syntax == "1.2.840.10008.1.2.1.99") {
+        reason = "deflated transfer syntax is not accepted";
+        return false;
+    }
+    bool implicitVR = syntax == "1.2.840.10008.1.2";
+    bool big = syntax == "1.2.840.10008.1.2.2";
+    if (syntax.empty()) {
+        // No usable meta information: DCMTK will guess from the first element; so does the scan.
+        char vr[2];
+        if (!source.read(pos + 4, vr, 2)) return true;
+        implicitVR = !(vr[0] >= 'A' && vr[0] <= 'Z' && vr[1] >= 'A' && vr[1] <= 'Z');
+    }
+    // Open containers: where each ends (UINT64_MAX: undefined length, ends at its delimiter) and whether its
+    // content is implicit VR (UN of undefined length holds implicit VR Little Endian).
+    // `fragments`: the items of encapsulated pixel data, whose content is compressed bytes, not a dataset.
+    struct Open { uint64_t end; bool implicitVR; bool bigEndian; bool isItem; bool fragments; };
+    std::vector<Open> open;
+    size_t sequences = 0;
+    const uint64_t undefined = UINT64_MAX;
+    for (size_t steps = 0; steps < (size_t(1) << 32); ++steps) {
+        while (!open.empty() && open.back().end != undefined && pos >= open.back().end) {
+            if (!open.back().isItem) --sequences;
+            open.pop_back();
+        }
+        bool currentImplicit = open.empty() ? implicitVR : open.back().implicitVR;
+        bool currentBig = open.empty() ? big : open.back().bigEndian;
+        uint16_t group = 0, element = 0;
+        if (!u16(pos, currentBig, group) || !u16(pos + 2, currentBig, element)) return true;
+        if (group == 0xFFFE) {
+            uint32_t length = 0;
+            if (!u32(pos + 4, currentBig, length)) return true;
+            pos += 8;
+            if (element == 0xE000 && !open.empty() && open.back().fragments) {
+                if (length == 0xFFFFFFFFu) return true;
+                pos += length;
+            } else if (element == 0xE000) {
+                open.push_back({length == 0xFFFFFFFFu ? undefined : pos + length, currentImplicit, currentBig, true,
+                                false});
+            } else if (element == 0xE00D || element == 0xE0DD) {
+                if (!open.empty() && open.back().end == undefined) {
+                    if (!open.back().isItem) --sequences;
+                    open.pop_back();
+                }
+            }
+            continue;
+        }
+        uint32_t length = 0;
+        uint64_t header = 8;
+        bool sequence = false;
+        bool unknown = false;
+        bool binary = false;
+        if (currentImplicit) {
+            if (!u32(pos + 4, currentBig, length)) return true;
+            sequence = DcmTag(group, element).getEVR() == EVR_SQ;
+            binary = group == 0x7FE0 && element == 0x0010;
+        } else {
+            char vr[2];
+            if (!source.read(pos + 4, vr, 2)) return true;
+            std::string name(vr, 2);
+            if (isLongVR(name)) {
+                if (!u32(pos + 8, currentBig, length)) return true;
+                header = 12;
+            } else {
+                uint16_t short16 = 0;
+                if (!u16(pos + 6, currentBig, short16)) return true;
+                length = short16;
+            }
+            sequence = name == "SQ";
+            unknown = name == "UN";
+            binary = name == "OB" || name == "OW";
+        }
+        pos += header;
+        if (sequence || length == 0xFFFFFFFFu) {
+            // A sequence, or a value of undefined length (encapsulated pixel data, UN holding a sequence).
+            // UN of undefined length holds Implicit VR Little Endian (PS3.5 6.2.2).
+            open.push_back({length == 0xFFFFFFFFu ? undefined : pos + length, currentImplicit || unknown,
+                            unknown ? false : currentBig, false, binary && !sequence});
+            if (++sequences > kMaximumNesting) {
+                reason = "sequences nested more than 64 deep";
+                return false;
+            }
+            continue;
+        }
+        pos += length;
+    }
+    return true;
+}
+
+int checkNesting(ByteSource &source, char *error, size_t capacity) {
+    std::string reason;
+    if (nestingIsBounded(source, reason)) return CDCMTK_OK;
+    setError(error, capacity, "DICOM refused: " + reason);
+    return CDCMTK_ERR_LIMIT;
+}
+
 int fsyncPath(const std::string &path, bool directory) {
     int fd = ::open(path.c_str(), directory ? (O_RDONLY | O_DIRECTORY) : O_RDONLY);
     if (fd < 0) return -1;
@@ -236,6 +413,15 @@ extern "C" int cdcmtk_read_file(const char *path, uint32_t bulk_threshold, uint8
             setError(error, error_capacity, "not a DICOM Part-10 file: no 'DICM' prefix after the 128-byte preamble");
             return CDCMTK_ERR_NOT_DICOM;
         }
+        int descriptor = ::open(path, O_RDONLY);
+        if (descriptor < 0) {
+            setError(error, error_capacity, std::string("cannot open file: ") + std::strerror(errno));
+            return CDCMTK_ERR_IO;
+        }
+        FileSource source(descriptor);
+        int nesting = checkNesting(source, error, error_capacity);
+        ::close(descriptor);
+        if (nesting != CDCMTK_OK) return nesting;
         DcmFileFormat file;
         OFCondition status = file.loadFile(OFFilename(path), EXS_Unknown, EGL_noChange, bulk_threshold, ERM_fileOnly);
         if (status.bad()) return readFailure(status, error, error_capacity);
@@ -250,6 +436,9 @@ extern "C" int cdcmtk_read_buffer(const uint8_t *buffer, size_t length, uint32_t
             setError(error, error_capacity, "not a DICOM Part-10 file: no 'DICM' prefix after the 128-byte preamble");
             return CDCMTK_ERR_NOT_DICOM;
         }
+        BufferSource source(buffer, length);
+        int nesting = checkNesting(source, error, error_capacity);
+        if (nesting != CDCMTK_OK) return nesting;
         DcmInputBufferStream stream;
         stream.setBuffer(buffer, OFstatic_cast(offile_off_t, length));
         stream.setEos();
@@ -266,6 +455,15 @@ extern "C" int cdcmtk_read_buffer(const uint8_t *buffer, size_t length, uint32_t
 extern "C" int cdcmtk_read_element_value(const char *path, uint16_t group, uint16_t element, uint8_t **out,
                                          size_t *out_length, char *error, size_t error_capacity) {
     return guarded(error, error_capacity, "reading a DICOM element", CDCMTK_ERR_MALFORMED, [&]() -> int {
+        int descriptor = ::open(path, O_RDONLY);
+        if (descriptor < 0) {
+            setError(error, error_capacity, std::string("cannot open file: ") + std::strerror(errno));
+            return CDCMTK_ERR_IO;
+        }
+        FileSource source(descriptor);
+        int nesting = checkNesting(source, error, error_capacity);
+        ::close(descriptor);
+        if (nesting != CDCMTK_OK) return nesting;
         DcmFileFormat file;
         OFCondition status = file.loadFile(OFFilename(path), EXS_Unknown, EGL_noChange, 4096, ERM_fileOnly);
         if (status.bad()) return readFailure(status, error, error_capacity);
@@ -393,6 +591,9 @@ int loadBuffer(const uint8_t *buffer, size_t length, DcmFileFormat &file, char *
         setError(error, capacity, "not a DICOM Part-10 file: no 'DICM' prefix after the 128-byte preamble");
         return CDCMTK_ERR_NOT_DICOM;
     }
+    BufferSource source(buffer, length);
+    int nesting = checkNesting(source, error, capacity);
+    if (nesting != CDCMTK_OK) return nesting;
     DcmInputBufferStream stream;
     stream.setBuffer(buffer, OFstatic_cast(offile_off_t, length));
     stream.setEos();
