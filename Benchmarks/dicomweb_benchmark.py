@@ -301,7 +301,7 @@ def main():
         ("QIDO date range", lambda s, st: (f"{s.base}/studies", json_accept,
                                            {"StudyDate": f"{st.date[:6]}01-{st.date[:6]}15"})),
         ("QIDO name wildcard", lambda s, st: (f"{s.base}/studies", json_accept,
-                                              {"PatientName": st.name[:-2] + "*"})),
+                                              {"PatientName": st.name[:-1] + "*"})),
         ("QIDO series of a study", lambda s, st: (f"{s.base}/studies/{st.uid}/series", json_accept, None)),
         ("WADO instance", lambda s, st: (
             f"{s.base}/studies/{st.uid}/series/{st.series}/instances/{instance_of(s, st)}", single, None)),

@@ -58,9 +58,11 @@ public enum DICOMJSON {
             if !first { out += "," }
             first = false
             newline(options, depth + 1, &out)
-            out += "\"\(element.tag.hex)\":"
+            out += "\""
+            out += element.tag.hex
+            out += "\":"
             if options.prettyPrinted { out += " " }
-            write(element, path: path + [element.tag], options: options, depth: depth + 1, into: &out)
+            write(element, path: path, options: options, depth: depth + 1, into: &out)
         }
         if !first { newline(options, depth, &out) }
         out += "}"
@@ -68,21 +70,36 @@ public enum DICOMJSON {
 
     private static func write(_ element: DataElement, path: [Tag], options: Options, depth: Int, into out: inout String)
     {
-        out += "{\"vr\":\"\(element.vr.rawValue)\""
+        out += "{\"vr\":\""
+        out += element.vr.rawValue
+        out += "\""
         func values(_ items: [String]) {
             out += ",\"Value\":[" + items.joined(separator: ",") + "]"
         }
         switch element.value {
         case .strings(let strings):
             guard !strings.isEmpty else { break }
-            if element.vr == .IS || element.vr == .DS {
-                values(strings.map { numberText($0, integer: element.vr == .IS) })
-            } else {
-                values(strings.map { $0.isEmpty ? "null" : quote($0) })
+            out += ",\"Value\":["
+            let numeric = element.vr == .IS || element.vr == .DS
+            for (index, text) in strings.enumerated() {
+                if index > 0 { out += "," }
+                if numeric {
+                    out += numberText(text, integer: element.vr == .IS)
+                } else if text.isEmpty {
+                    out += "null"
+                } else {
+                    appendQuoted(text, to: &out)
+                }
             }
+            out += "]"
         case .personNames(let names):
             guard !names.isEmpty else { break }
-            values(names.map(personNameObject))
+            out += ",\"Value\":["
+            for (index, name) in names.enumerated() {
+                if index > 0 { out += "," }
+                out += personNameObject(name)
+            }
+            out += "]"
         case .unsigned(let numbers):
             guard !numbers.isEmpty else { break }
             values(numbers.map { String($0) })
@@ -97,13 +114,13 @@ public enum DICOMJSON {
             values(tags.map { "\"\($0.hex)\"" })
         case .bytes(let data):
             guard !data.isEmpty else { break }
-            if data.count > options.inlineBinaryThreshold, let uri = options.bulkDataURI?(path) {
+            if data.count > options.inlineBinaryThreshold, let uri = options.bulkDataURI?(path + [element.tag]) {
                 out += ",\"BulkDataURI\":" + quote(uri)
             } else {
                 out += ",\"InlineBinary\":\"" + data.base64EncodedString() + "\""
             }
         case .fragments, .bulk:
-            if let uri = options.bulkDataURI?(path) { out += ",\"BulkDataURI\":" + quote(uri) }
+            if let uri = options.bulkDataURI?(path + [element.tag]) { out += ",\"BulkDataURI\":" + quote(uri) }
         case .bulkURI(let uri):
             out += ",\"BulkDataURI\":" + quote(uri)
         case .sequence(let items):
@@ -111,7 +128,7 @@ public enum DICOMJSON {
             out += ",\"Value\":["
             for (index, item) in items.enumerated() {
                 if index > 0 { out += "," }
-                write(item, path: path, options: options, depth: depth + 1, into: &out)
+                write(item, path: path + [element.tag], options: options, depth: depth + 1, into: &out)
             }
             out += "]"
         }
@@ -174,7 +191,21 @@ public enum DICOMJSON {
     }
 
     /// `text` as a JSON string literal (quotes, backslashes and control characters escaped).
+    static func appendQuoted(_ text: String, to out: inout String) {
+        if !text.utf8.contains(where: { $0 < 0x20 || $0 == UInt8(ascii: "\"") || $0 == UInt8(ascii: "\\") }) {
+            out += "\""
+            out += text
+            out += "\""
+        } else {
+            out += quote(text)
+        }
+    }
+
     public static func quote(_ text: String) -> String {
+        // Most values need no escaping: copy them whole.
+        if !text.utf8.contains(where: { $0 < 0x20 || $0 == UInt8(ascii: "\"") || $0 == UInt8(ascii: "\\") }) {
+            return "\"" + text + "\""
+        }
         var out = "\""
         for scalar in text.unicodeScalars {
             switch scalar {

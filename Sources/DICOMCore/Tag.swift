@@ -22,8 +22,14 @@ public struct Tag: Hashable, Comparable, Sendable, CustomStringConvertible {
     public var combined: UInt32 { UInt32(group) << 16 | UInt32(element) }
     /// Upper-case eight-digit hexadecimal, the DICOM JSON key form.
     public var hex: String {
-        let digits = String(combined, radix: 16, uppercase: true)
-        return String(repeating: "0", count: 8 - digits.count) + digits
+        let value = combined
+        return String(unsafeUninitializedCapacity: 8) { buffer in
+            for index in 0..<8 {
+                let nibble = Int((value >> UInt32(28 - 4 * index)) & 0xF)
+                buffer[index] = nibble < 10 ? UInt8(48 + nibble) : UInt8(55 + nibble)
+            }
+            return 8
+        }
     }
     public var isPrivate: Bool { group % 2 == 1 }
     public var isPrivateCreator: Bool { isPrivate && element >= 0x10 && element <= 0xFF }

@@ -6,6 +6,11 @@ import Foundation
 import Hummingbird
 import Logging
 
+#if canImport(Glibc)
+    /// glibc's `mallopt` (malloc.h is not part of the Glibc module).
+    @_silgen_name("mallopt") func glibcMallopt(_ parameter: Int32, _ value: Int32) -> Int32
+#endif
+
 /// `facet serve`: the archive with its DICOMweb face.
 struct ServeCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
@@ -26,6 +31,13 @@ struct ServeCommand: AsyncParsableCommand {
     @Flag(help: "Load the synthetic demo clinic when the archive is empty.") var demo = false
 
     func run() async throws {
+        #if canImport(Glibc)
+            // Instances of a few MB are read, decrypted and sent per request: keep such buffers in the heap for reuse
+            // instead of a fresh mmap (and its page faults) each time (glibc: M_MMAP_THRESHOLD = -3, M_TRIM_THRESHOLD
+            // = -1).
+            _ = glibcMallopt(-3, 64 << 20)
+            _ = glibcMallopt(-1, 256 << 20)
+        #endif
         var settings: ServerSettings
         do {
             settings = try await ServerSettings.load(configFile: config)
@@ -74,5 +86,7 @@ struct ServeCommand: AsyncParsableCommand {
         let app = buildApplication(settings: settings, service: service, logger: logger)
         print("Facet \(Facet.version) is serving DICOMweb at \(settings.baseURL)/dicomweb (Ctrl-C stops it)")
         try await app.runService()
+        // Graceful shutdown: pending audit events to disk.
+        service.audit.flush()
     }
 }

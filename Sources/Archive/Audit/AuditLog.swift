@@ -40,6 +40,9 @@ public final class AuditLog: @unchecked Sendable {
     private let lock = NSLock()
     private var lastSequence: Int
     private var lastMAC: String
+    private var descriptor: Int32 = -1
+    private var dirty = false
+    private var flusherRunning = false
 
     static let genesis = String(repeating: "0", count: 64)
 
@@ -62,22 +65,73 @@ public final class AuditLog: @unchecked Sendable {
     var logURL: URL { folder.appendingPathComponent("audit.log") }
     var headURL: URL { folder.appendingPathComponent("head") }
 
-    /// Appends one event durably (write, fsync) and moves the head.
-    public func append(_ event: AuditEvent) throws(ArchiveError) {
+    /// How soon an appended event must be on stable storage.
+    public enum Durability: Sendable {
+        /// Written, fsynced and anchored in `head` before `append` returns (changes: stores, uploads).
+        case immediate
+        /// Written to the log before `append` returns (it survives the process being killed); fsynced and anchored
+        /// by a background flush within `batchInterval` (reads: searches, retrievals).
+        case batched
+    }
+
+    /// The longest a batched event waits for its fsync.
+    public static let batchInterval: TimeInterval = 0.05
+
+    /// Appends one event and moves the chain on.
+    public func append(_ event: AuditEvent, durability: Durability = .immediate) throws(ArchiveError) {
         lock.lock()
         defer { lock.unlock() }
         let sequence = lastSequence + 1
         let body = Self.body(sequence: sequence, event: event, previous: lastMAC)
         let mac = Self.mac(key, previous: lastMAC, body: body)
         let line = String(body.dropLast()) + ",\"mac\":\"\(mac)\"}\n"
-        let fd = open(logURL.path, O_WRONLY | O_APPEND | O_CREAT, 0o600)
-        guard fd >= 0 else { throw ArchiveError(.io, "audit log cannot be opened") }
-        let ok = writeAll(fd, Data(line.utf8)) && fsync(fd) == 0
-        close(fd)
-        guard ok else { throw ArchiveError(.io, "audit log cannot be written") }
+        if descriptor < 0 {
+            descriptor = open(logURL.path, O_WRONLY | O_APPEND | O_CREAT, 0o600)
+            guard descriptor >= 0 else { throw ArchiveError(.io, "audit log cannot be opened") }
+        }
+        guard writeAll(descriptor, Data(line.utf8)) else { throw ArchiveError(.io, "audit log cannot be written") }
         lastSequence = sequence
         lastMAC = mac
-        try writeHead()
+        switch durability {
+        case .immediate:
+            guard fsync(descriptor) == 0 else { throw ArchiveError(.io, "audit log cannot be written") }
+            try writeHead()
+            dirty = false
+        case .batched:
+            dirty = true
+            startFlusher()
+        }
+    }
+
+    /// Fsyncs the log and anchors the head if batched events are pending. Called by the background flush and at
+    /// shutdown.
+    public func flush() {
+        lock.lock()
+        defer { lock.unlock() }
+        guard dirty, descriptor >= 0 else { return }
+        if fsync(descriptor) == 0, (try? writeHead()) != nil { dirty = false }
+    }
+
+    private func startFlusher() {
+        guard !flusherRunning else { return }
+        flusherRunning = true
+        let thread = Thread { [weak self] in
+            while true {
+                Thread.sleep(forTimeInterval: AuditLog.batchInterval)
+                guard let log = self else { return }
+                log.flush()
+            }
+        }
+        thread.name = "facet-audit-flush"
+        thread.start()
+    }
+
+    deinit {
+        if dirty && descriptor >= 0 {
+            _ = fsync(descriptor)
+            try? writeHead()
+        }
+        if descriptor >= 0 { close(descriptor) }
     }
 
     private func writeHead() throws(ArchiveError) {
@@ -149,11 +203,9 @@ public final class AuditLog: @unchecked Sendable {
     }
 
     static func body(sequence: Int, event: AuditEvent, previous: String) -> String {
-        let formatter = ISO8601DateFormatter()
-        formatter.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
         let quote = DICOMJSON.quote
         func list(_ values: [String]) -> String { "[" + values.map(quote).joined(separator: ",") + "]" }
-        return "{\"seq\":\(sequence),\"time\":\(quote(formatter.string(from: event.time))),"
+        return "{\"seq\":\(sequence),\"time\":\(quote(Formatting.timestamp(event.time))),"
             + "\"actor\":\(quote(event.actor)),\"address\":\(quote(event.address)),\"action\":\(quote(event.action)),"
             + "\"study\":\(event.studyUID.map(quote) ?? "null"),\"series\":\(list(event.seriesUIDs)),"
             + "\"instances\":\(list(event.instanceUIDs)),\"outcome\":\(quote(event.outcome)),\"prev\":\"\(previous)\"}"
@@ -164,6 +216,6 @@ public final class AuditLog: @unchecked Sendable {
     }
 
     static func hex<D: Sequence>(_ bytes: D) -> String where D.Element == UInt8 {
-        bytes.map { String(format: "%02x", $0) }.joined()
+        Formatting.hex(bytes)
     }
 }

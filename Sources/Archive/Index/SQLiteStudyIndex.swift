@@ -147,7 +147,7 @@ public final class SQLiteStudyIndex: StudyIndex, @unchecked Sendable {
     func blindIndex(_ field: String, _ value: String?) -> String? {
         guard let value = value?.trimmingCharacters(in: .whitespaces), !value.isEmpty else { return nil }
         let mac = HMAC<SHA256>.authenticationCode(for: Data("\(field)\u{0}\(value)".utf8), using: blindKey)
-        return Data(mac).prefix(16).map { String(format: "%02x", $0) }.joined()
+        return Formatting.hex(Data(mac).prefix(16))
     }
 
     // MARK: StudyIndex

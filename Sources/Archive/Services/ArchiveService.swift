@@ -164,13 +164,16 @@ public final class ArchiveService: Sendable {
                 "an encapsulated document without Encapsulated Document (0042,0011)")
         }
 
-        let digest = SHA256.hash(data: data).map { String(format: "%02x", $0) }.joined()
-        if let existing = index.instance(sopInstance), existing.blob.sha256 == digest {
-            return .stored(existing, duplicate: true)
-        } else if index.instance(sopInstance) != nil && duplicatePolicy == .reject {
-            return fail(
-                FailureReason.duplicateSOPInstance,
-                "an instance with this SOP Instance UID is stored already with different content")
+        // A known SOP Instance UID: identical bytes are a success, other bytes follow the duplicate policy. (New
+        // instances are hashed once, by the blob store.)
+        if let existing = index.instance(sopInstance) {
+            let digest = Formatting.hex(SHA256.hash(data: data))
+            if existing.blob.sha256 == digest { return .stored(existing, duplicate: true) }
+            if duplicatePolicy == .reject {
+                return fail(
+                    FailureReason.duplicateSOPInstance,
+                    "an instance with this SOP Instance UID is stored already with different content")
+            }
         }
 
         let reference: BlobReference

@@ -126,7 +126,7 @@ public struct SearchService: Sendable {
                     return seriesMatches(series) && seriesHasMatchingInstance(series)
                 }
             }
-            studies.sort(by: Self.studyOrder)
+            studies = Self.sortedStudies(studies)
             let page = try paged(studies, query)
             datasets = page.items.map { studyDataset($0, catalog, query) }
             return Result(datasets: datasets, truncated: page.truncated)
@@ -189,6 +189,16 @@ public struct SearchService: Sendable {
     }
 
     // MARK: ordering (stable, so that paging is)
+
+    /// Studies newest first (sort keys computed once).
+    static func sortedStudies(_ studies: [StudyRecord]) -> [StudyRecord] {
+        let keyed = studies.map {
+            ((($0.attributes.string(.studyDate) ?? "") + ($0.attributes.string(.studyTime) ?? "")), $0)
+        }
+        return keyed.sorted { a, b in
+            a.0 != b.0 ? a.0 > b.0 : a.1.studyInstanceUID < b.1.studyInstanceUID
+        }.map(\.1)
+    }
 
     static func studyOrder(_ a: StudyRecord, _ b: StudyRecord) -> Bool {
         let keyA = (a.attributes.string(.studyDate) ?? "") + (a.attributes.string(.studyTime) ?? "")

@@ -146,7 +146,7 @@ public struct EncryptedFileBlobStore: BlobStore {
         try createPrivateDirectory(target.deletingLastPathComponent())
         guard rename(temporary.path, target.path) == 0 else { throw fail("blob cannot be placed") }
         syncDirectory(target.deletingLastPathComponent())
-        return BlobReference(id: id, size: length, sha256: digest.map { String(format: "%02x", $0) }.joined())
+        return BlobReference(id: id, size: length, sha256: Formatting.hex(digest))
     }
 
     public func get(_ id: String) throws(ArchiveError) -> Data {

@@ -73,11 +73,14 @@ struct DICOMwebMiddleware: RouterMiddleware {
                 let address = context.remoteAddress?.ipAddress ?? "unknown"
                 let status = response.status.code
                 let outcome = status < 300 ? "success" : (status < 500 ? "failure-\(status)" : "error-\(status)")
+                // Changes are fsynced before the answer; reads are written before it and fsynced within 50 ms.
+                let changes = request.method == .post
                 do {
                     try service.audit.append(
                         AuditEvent(
                             actor: "anonymous", address: address, action: note.action, studyUID: note.studyUID,
-                            seriesUIDs: note.seriesUIDs, instanceUIDs: note.instanceUIDs, outcome: outcome))
+                            seriesUIDs: note.seriesUIDs, instanceUIDs: note.instanceUIDs, outcome: outcome),
+                        durability: changes ? .immediate : .batched)
                 } catch {
                     // Nothing is sent whose access cannot be recorded.
                     logger.error("audit append failed")

@@ -1,6 +1,10 @@
 import Archive
 import Foundation
 
+#if canImport(Glibc)
+    import Glibc
+#endif
+
 /// One part of a multipart body: its headers and its content, held in memory when small, otherwise in an
 /// encrypted spool file (never in the clear on disk).
 public struct MultipartPart: Sendable {
@@ -278,23 +282,23 @@ public final class MultipartRelatedReader {
         inPart = false
     }
 
-    /// First index of `needle` in the buffer at or after `start`.
+    /// First index of `needle` in the buffer at or after `start`: memchr to each candidate first byte, then
+    /// memcmp, so the body is scanned at memory speed.
     private func find(_ needle: [UInt8], from start: Int) -> Int? {
-        guard buffer.count >= needle.count else { return nil }
-        let first = needle[0]
-        var index = start
-        let last = buffer.count - needle.count
-        while index <= last {
-            if buffer[index] == first {
-                var matched = true
-                for k in 1..<needle.count where buffer[index + k] != needle[k] {
-                    matched = false
-                    break
+        guard buffer.count - start >= needle.count, let first = needle.first else { return nil }
+        return buffer.withUnsafeBytes { haystack in
+            needle.withUnsafeBytes { pattern in
+                guard let base = haystack.baseAddress, let patternBase = pattern.baseAddress else { return nil }
+                var index = start
+                let last = haystack.count - needle.count
+                while index <= last {
+                    guard let hit = memchr(base + index, Int32(first), last - index + 1) else { return nil }
+                    let offset = base.distance(to: UnsafeRawPointer(hit))
+                    if memcmp(base + offset, patternBase, needle.count) == 0 { return offset }
+                    index = offset + 1
                 }
-                if matched { return index }
+                return nil
             }
-            index += 1
         }
-        return nil
     }
 }
