@@ -506,6 +506,14 @@ func parts(_ answer: Answer) throws -> [(headers: String, body: Data)] {
         }
     }
 
+    @Test func oneServerPerDataFolder() throws {
+        let archive = try TestArchive()
+        let error = #expect(throws: ArchiveError.self) {
+            _ = try ArchiveService.openEmbedded(dataDirectory: archive.folder, environment: [:])
+        }
+        #expect(error?.message.contains("another facet process") == true)
+    }
+
     @Test func aFlippedByteInABlobIsDetectedAndNotServed() async throws {
         let archive = try TestArchive()
         let photo = try TestArchive.photo()

@@ -39,6 +39,12 @@ public final class ArchiveService: Sendable {
     public let keys: KeyHierarchy
     public let duplicatePolicy: DuplicatePolicy
     public let temporaryDirectory: URL
+    /// The data folder's lock (held while the service lives); -1 when not opened through `openEmbedded`.
+    nonisolated(unsafe) var lockDescriptor: Int32 = -1
+
+    deinit {
+        if lockDescriptor >= 0 { close(lockDescriptor) }
+    }
 
     public init(
         blobs: any BlobStore, index: any StudyIndex, audit: AuditLog, keys: KeyHierarchy,
@@ -69,6 +75,13 @@ public final class ArchiveService: Sendable {
         environment: [String: String] = ProcessInfo.processInfo.environment
     ) throws(ArchiveError) -> (ArchiveService, StartReport) {
         try createPrivateDirectory(dataDirectory)
+        // One server per data folder: a second one would clean up the first one's writes in flight.
+        let lock = open(dataDirectory.appendingPathComponent("lock").path, O_RDWR | O_CREAT, 0o600)
+        guard lock >= 0 else { throw ArchiveError(.io, "the data folder's lock file cannot be opened") }
+        guard flock(lock, LOCK_EX | LOCK_NB) == 0 else {
+            close(lock)
+            throw ArchiveError(.io, "another facet process is using this data folder")
+        }
         let (keys, created) = try KeyHierarchy.open(
             keyDirectory: dataDirectory.appendingPathComponent("keys"), environment: environment)
         let store = try EncryptedFileBlobStore(root: dataDirectory, keys: keys)
@@ -85,6 +98,7 @@ public final class ArchiveService: Sendable {
         let service = ArchiveService(
             blobs: store, index: index, audit: audit, keys: keys, duplicatePolicy: duplicatePolicy,
             temporaryDirectory: spool)
+        service.lockDescriptor = lock
         let report = StartReport(
             createdMasterKey: created, removedTemporaryFiles: removedTemporary, removedOrphanBlobs: orphans,
             instances: index.catalog().instances.count)

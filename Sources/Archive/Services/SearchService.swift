@@ -91,10 +91,8 @@ public struct SearchService: Sendable {
             guard Query.matches(studyKeys, study.attributes) else { return false }
             if !modalityKeys.isEmpty {
                 let modalities = Set(study.seriesUIDs.compactMap { catalog.series[$0]?.attributes.string(.modality) })
-                for key in modalityKeys {
-                    let element = DataElement(.modality, .CS, strings: Array(modalities))
-                    guard modalityKeys.isEmpty || Self.anyValue(key, element) else { return false }
-                }
+                let element = DataElement(.modality, .CS, strings: modalities.sorted())
+                for key in modalityKeys where !Self.anyValue(key, element) { return false }
             }
             if !sopClassKeys.isEmpty {
                 let classes = Set(
