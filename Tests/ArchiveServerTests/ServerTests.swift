@@ -283,6 +283,33 @@ func parts(_ answer: Answer) throws -> [(headers: String, body: Data)] {
         #expect(empty.status == .ok && none.isEmpty && empty.body == Data("[]".utf8))
     }
 
+    @Test func clinicalKeysRegionViewTimingAndLaterality() async throws {
+        let archive = try TestArchive()
+        var front = TestArchive.metadata(patient: "Vue^Una", id: "V-1")
+        try front.setRegion("face")
+        try front.setView("frontal")
+        try front.setTiming("before")
+        var side = TestArchive.metadata(patient: "Vue^Una", id: "V-1")
+        try side.setRegion("breast")
+        try side.setView("lateral-left")
+        try side.setTiming("after")
+        side.laterality = "L"
+        for metadata in [front, side] {
+            guard case .stored = archive.service.store(try TestArchive.photo(metadata).bytes) else {
+                throw HTTPFailure(.badRequest, "not stored")
+            }
+        }
+        func count(_ query: String) async throws -> Int {
+            try await search(archive, "/dicomweb/instances?\(query)").1.count
+        }
+        #expect(try await count("AnatomicRegionSequence.CodeValue=89545001") == 1)
+        #expect(try await count("00082218.00080100=76752008") == 1)
+        #expect(try await count("AcquisitionContextSequence.ConceptCodeSequence.CodeValue=FRONTAL") == 1)
+        #expect(try await count("AcquisitionContextSequence.ConceptCodeSequence.CodeValue=AFTER") == 1)
+        #expect(try await count("ImageLaterality=L") == 1)
+        #expect(try await count("PatientID=V-1&Modality=XC") == 2)
+    }
+
     @Test func pagingIncludefieldNegotiationAndErrors() async throws {
         var archive = try await Self.loaded()
         archive.settings.maximumResults = 2
