@@ -333,6 +333,39 @@ int checkNesting(ByteSource &source, char *error, size_t capacity) {
     return CDCMTK_ERR_LIMIT;
 }
 
+// checkNesting on a file, by path.
+int checkFileNesting(const char *path, char *error, size_t capacity) {
+    int descriptor = ::open(path, O_RDONLY);
+    if (descriptor < 0) {
+        setError(error, capacity, std::string("cannot open file: ") + std::strerror(errno));
+        return CDCMTK_ERR_IO;
+    }
+    FileSource source(descriptor);
+    int nesting = checkNesting(source, error, capacity);
+    ::close(descriptor);
+    return nesting;
+}
+
+// Loads a whole Part-10 file held in memory (every value; the bytes are here already).
+int loadBuffer(const uint8_t *buffer, size_t length, DcmFileFormat &file, char *error, size_t capacity) {
+    if (!hasPreamble(buffer, length)) {
+        setError(error, capacity, "not a DICOM Part-10 file: no 'DICM' prefix after the 128-byte preamble");
+        return CDCMTK_ERR_NOT_DICOM;
+    }
+    BufferSource source(buffer, length);
+    int nesting = checkNesting(source, error, capacity);
+    if (nesting != CDCMTK_OK) return nesting;
+    DcmInputBufferStream stream;
+    stream.setBuffer(buffer, OFstatic_cast(offile_off_t, length));
+    stream.setEos();
+    file.transferInit();
+    OFCondition status = file.read(stream, EXS_Unknown, EGL_noChange, 0xFFFFFFFFu);
+    file.transferEnd();
+    if (status.bad()) return readFailure(status, error, capacity);
+    return CDCMTK_OK;
+}
+
+
 int fsyncPath(const std::string &path, bool directory) {
     int fd = ::open(path.c_str(), directory ? (O_RDONLY | O_DIRECTORY) : O_RDONLY);
     if (fd < 0) return -1;
@@ -413,14 +446,7 @@ extern "C" int cdcmtk_read_file(const char *path, uint32_t bulk_threshold, uint8
             setError(error, error_capacity, "not a DICOM Part-10 file: no 'DICM' prefix after the 128-byte preamble");
             return CDCMTK_ERR_NOT_DICOM;
         }
-        int descriptor = ::open(path, O_RDONLY);
-        if (descriptor < 0) {
-            setError(error, error_capacity, std::string("cannot open file: ") + std::strerror(errno));
-            return CDCMTK_ERR_IO;
-        }
-        FileSource source(descriptor);
-        int nesting = checkNesting(source, error, error_capacity);
-        ::close(descriptor);
+        int nesting = checkFileNesting(path, error, error_capacity);
         if (nesting != CDCMTK_OK) return nesting;
         DcmFileFormat file;
         OFCondition status = file.loadFile(OFFilename(path), EXS_Unknown, EGL_noChange, bulk_threshold, ERM_fileOnly);
@@ -432,22 +458,10 @@ extern "C" int cdcmtk_read_file(const char *path, uint32_t bulk_threshold, uint8
 extern "C" int cdcmtk_read_buffer(const uint8_t *buffer, size_t length, uint32_t bulk_threshold, uint8_t **out,
                                   size_t *out_length, char *error, size_t error_capacity) {
     return guarded(error, error_capacity, "reading DICOM", CDCMTK_ERR_MALFORMED, [&]() -> int {
-        if (!hasPreamble(buffer, length)) {
-            setError(error, error_capacity, "not a DICOM Part-10 file: no 'DICM' prefix after the 128-byte preamble");
-            return CDCMTK_ERR_NOT_DICOM;
-        }
-        BufferSource source(buffer, length);
-        int nesting = checkNesting(source, error, error_capacity);
-        if (nesting != CDCMTK_OK) return nesting;
-        DcmInputBufferStream stream;
-        stream.setBuffer(buffer, OFstatic_cast(offile_off_t, length));
-        stream.setEos();
-        DcmFileFormat file;
-        file.transferInit();
         // The input is in memory already: load every value (a value left unloaded could not be fetched later).
-        OFCondition status = file.read(stream, EXS_Unknown, EGL_noChange, 0xFFFFFFFFu);
-        file.transferEnd();
-        if (status.bad()) return readFailure(status, error, error_capacity);
+        DcmFileFormat file;
+        int loaded = loadBuffer(buffer, length, file, error, error_capacity);
+        if (loaded != CDCMTK_OK) return loaded;
         return finishRead(file, bulk_threshold, out, out_length, error, error_capacity);
     });
 }
@@ -455,14 +469,7 @@ extern "C" int cdcmtk_read_buffer(const uint8_t *buffer, size_t length, uint32_t
 extern "C" int cdcmtk_read_element_value(const char *path, uint16_t group, uint16_t element, uint8_t **out,
                                          size_t *out_length, char *error, size_t error_capacity) {
     return guarded(error, error_capacity, "reading a DICOM element", CDCMTK_ERR_MALFORMED, [&]() -> int {
-        int descriptor = ::open(path, O_RDONLY);
-        if (descriptor < 0) {
-            setError(error, error_capacity, std::string("cannot open file: ") + std::strerror(errno));
-            return CDCMTK_ERR_IO;
-        }
-        FileSource source(descriptor);
-        int nesting = checkNesting(source, error, error_capacity);
-        ::close(descriptor);
+        int nesting = checkFileNesting(path, error, error_capacity);
         if (nesting != CDCMTK_OK) return nesting;
         DcmFileFormat file;
         OFCondition status = file.loadFile(OFFilename(path), EXS_Unknown, EGL_noChange, 4096, ERM_fileOnly);
@@ -584,25 +591,6 @@ extern "C" int cdcmtk_decode_jpeg(const uint8_t *jpeg, size_t length, const char
 }
 
 namespace {
-
-// Loads a whole Part-10 file held in memory (every value; the bytes are here already).
-int loadBuffer(const uint8_t *buffer, size_t length, DcmFileFormat &file, char *error, size_t capacity) {
-    if (!hasPreamble(buffer, length)) {
-        setError(error, capacity, "not a DICOM Part-10 file: no 'DICM' prefix after the 128-byte preamble");
-        return CDCMTK_ERR_NOT_DICOM;
-    }
-    BufferSource source(buffer, length);
-    int nesting = checkNesting(source, error, capacity);
-    if (nesting != CDCMTK_OK) return nesting;
-    DcmInputBufferStream stream;
-    stream.setBuffer(buffer, OFstatic_cast(offile_off_t, length));
-    stream.setEos();
-    file.transferInit();
-    OFCondition status = file.read(stream, EXS_Unknown, EGL_noChange, 0xFFFFFFFFu);
-    file.transferEnd();
-    if (status.bad()) return readFailure(status, error, capacity);
-    return CDCMTK_OK;
-}
 
 int handOver(const std::vector<uint8_t> &bytes, uint8_t **out, size_t *outLength) {
     auto *buffer = static_cast<uint8_t *>(std::malloc(bytes.empty() ? 1 : bytes.size()));

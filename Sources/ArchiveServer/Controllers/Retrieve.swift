@@ -416,7 +416,7 @@ extension DICOMwebMiddleware {
         if records.isEmpty {
             throw HTTPFailure(.notAcceptable, "nothing here has pixel data to render (3D models are not rendered)")
         }
-        if thumbnail || target.instance == nil && frames == nil && records.count > 1 && thumbnail {
+        if thumbnail {
             records = [records[0]]
         }
         note.seriesUIDs = Array(Set(records.map(\.seriesInstanceUID))).sorted()

@@ -9,7 +9,7 @@ import Hummingbird
 /// JPEG/PNG parts, `POST /api/v1/scans` one mesh (OBJ with its MTL and textures, PLY or STL), each with a JSON
 /// part (`metadata`, or any `application/json` part) holding patient, study, region, view and timing. Bodies
 /// are `multipart/form-data` or `multipart/related`. Everything is wrapped by DICOMCodec (meshes validated by
-/// MeshKit first) and stored exactly like STOW-RS; one input that fails stores nothing of itself.
+/// MeshKit first) and stored exactly like STOW-RS; a file that cannot be converted stores nothing of the upload.
 extension DICOMwebMiddleware {
     func upload(_ request: Request, kind: String, note: AuditNote) async throws -> Response {
         note.action = kind == "photos" ? "upload photos" : "upload scan"
@@ -58,7 +58,8 @@ extension DICOMwebMiddleware {
         } catch let error as DICOMCodecError {
             throw HTTPFailure(.unprocessableContent, error.message)
         }
-        // Stored all-or-nothing per upload: a failure removes what this upload stored before it.
+        // Every file is converted before anything is stored, so a file that cannot be converted stores nothing. (A
+        // storage failure part-way, a full disk, answers 500 and can leave the instances stored before it.)
         var stored: [InstanceRecord] = []
         for instance in prepared {
             let bytes: Data
