@@ -17,7 +17,7 @@ public struct ServerSettings: Sendable {
     public var maximumBodyMiB = 4096
     public var maximumPartMiB = 1024
     /// Part content one request may hold in memory before it is spooled (encrypted) to disk.
-    public var memoryBudgetMiB = 64
+    public var memoryBudgetMiB = 32
     /// The most results one QIDO-RS response carries; more are announced with a Warning header.
     public var maximumResults = 1000
     /// `Access-Control-Allow-Origin` for browser viewers; empty disables CORS.

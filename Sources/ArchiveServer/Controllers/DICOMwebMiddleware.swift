@@ -419,7 +419,7 @@ struct DICOMwebMiddleware: RouterMiddleware {
     }
 
     /// How many parts of one STOW request are stored at the same time.
-    static let concurrentParts = 3
+    static let concurrentParts = 2
 
     /// One part through the store pipeline (a part that is not `application/dicom` fails with 0xC000).
     func storePart(_ part: MultipartPart, study: String?) -> StoreOutcome {
