@@ -78,7 +78,9 @@ extension DICOMwebMiddleware {
         let data = try service.read(record)
         let target = wanted ?? UID.explicitVRLittleEndian
         if wanted == "*" || target == stored { return (data, stored) }
-        if wanted == nil
+        // Lossy-compressed pixel data is sent as stored unless asked otherwise (PS3.18 8.7.3.4); a native syntax
+        // other than Explicit VR Little Endian never goes on the web.
+        if wanted == nil && !Self.nativeTransferSyntaxes.contains(stored)
             && (Self.lossyTransferSyntaxes.contains(stored)
                 || record.attributes.string(.lossyImageCompression) == "01")
         {
