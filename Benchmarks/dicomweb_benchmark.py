@@ -15,13 +15,11 @@ import concurrent.futures as futures
 import http.client
 import io
 import json
-import os
 import shutil
 import signal
 import socket
 import statistics
 import subprocess
-import sys
 import tempfile
 import time
 import urllib.parse

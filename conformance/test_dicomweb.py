@@ -5,7 +5,6 @@ run against Orthanc lists Orthanc's deviations as failures). Clients are the sto
 DCMTK's command-line tools on retrieved parts, and `dciodvfy -new` on every retrieved object."""
 import io
 import json
-import subprocess
 import uuid
 from pathlib import Path
 

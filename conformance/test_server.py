@@ -1,9 +1,6 @@
 """Facet's own promises, checked on a live `facet serve`: clinic uploads, the demo clinic, the audit log and its
 verifier, crash safety under SIGKILL, and nothing identifying on disk in the clear."""
-import io
 import json
-import os
-import signal
 import threading
 import time
 import uuid
