@@ -85,7 +85,9 @@ struct ServeCommand: AsyncParsableCommand {
             }
         }
         let app = buildApplication(settings: settings, service: service, logger: logger)
-        print("Facet \(Facet.version) is serving DICOMweb at \(settings.baseURL)/dicomweb (Ctrl-C stops it)")
+        // Written unbuffered: `make serve` piped into a log shows the URL at once.
+        FileHandle.standardOutput.write(
+            Data("Facet \(Facet.version) is serving DICOMweb at \(settings.baseURL)/dicomweb (Ctrl-C stops it)\n".utf8))
         try await app.runService()
         // Graceful shutdown: pending audit events to disk.
         service.audit.flush()
