@@ -411,6 +411,19 @@ func parts(_ answer: Answer) throws -> [(headers: String, body: Data)] {
             try await client.execute(uri: base + "/rendered?viewport=0,10", method: .get) { response in
                 #expect(response.status == .badRequest)
             }
+            try await client.execute(uri: base + "/frames/0", method: .get) { response in
+                #expect(response.status == .badRequest)
+            }
+            let many = (1...1001).map(String.init).joined(separator: ",")
+            try await client.execute(uri: base + "/frames/\(many)", method: .get) { response in
+                #expect(response.status == .badRequest)
+            }
+            try await client.execute(
+                uri: base + "/frames/2", method: .get,
+                headers: headers([(.accept, "multipart/related; type=\"image/jpeg\"")])
+            ) { response in
+                #expect(response.status == .notFound)
+            }
         }
     }
 

@@ -209,6 +209,7 @@ struct DICOMwebMiddleware: RouterMiddleware {
         guard !numbers.isEmpty, numbers.allSatisfy({ ($0 ?? 0) >= 1 }) else {
             throw HTTPFailure(.badRequest, "frame numbers are positive integers separated by commas")
         }
+        guard numbers.count <= 1000 else { throw HTTPFailure(.badRequest, "at most 1000 frames per request") }
         return numbers.map { $0! }
     }
 
