@@ -126,13 +126,25 @@ class Study:
         self.date = f"2025{(number % 12) + 1:02d}{(number % 28) + 1:02d}"
 
 
-def vl_photo(study, jpeg, number):
+def new_instance(sop_class, transfer_syntax):
+    """An empty Part-10 dataset with its File Meta Information and SOP Common UIDs."""
     meta = FileMetaDataset()
-    meta.MediaStorageSOPClassUID = "1.2.840.10008.5.1.4.1.1.77.1.4"
+    meta.MediaStorageSOPClassUID = sop_class
     meta.MediaStorageSOPInstanceUID = generate_uid()
-    meta.TransferSyntaxUID = JPEGBaseline8Bit
+    meta.TransferSyntaxUID = transfer_syntax
     ds = FileDataset("", {}, file_meta=meta, preamble=b"\0" * 128)
     ds.SOPClassUID, ds.SOPInstanceUID = meta.MediaStorageSOPClassUID, meta.MediaStorageSOPInstanceUID
+    return ds
+
+
+def part10_bytes(ds):
+    buffer = io.BytesIO()
+    ds.save_as(buffer, enforce_file_format=True)
+    return buffer.getvalue()
+
+
+def vl_photo(study, jpeg, number):
+    ds = new_instance("1.2.840.10008.5.1.4.1.1.77.1.4", JPEGBaseline8Bit)
     ds.StudyInstanceUID, ds.SeriesInstanceUID = study.uid, study.series
     ds.PatientName, ds.PatientID, ds.PatientBirthDate, ds.PatientSex = study.name, study.patient_id, "19800101", "F"
     ds.StudyDate, ds.StudyTime, ds.AccessionNumber, ds.StudyID = study.date, "093000", f"A{study.number}", "1"
@@ -147,9 +159,7 @@ def vl_photo(study, jpeg, number):
     ds.AcquisitionContextSequence = []
     ds.PixelData = encapsulate([jpeg])
     ds["PixelData"].VR = "OB"
-    buffer = io.BytesIO()
-    ds.save_as(buffer, enforce_file_format=True)
-    return buffer.getvalue()
+    return part10_bytes(ds)
 
 
 def encapsulated_stl(study, number, triangles=20000):
@@ -159,21 +169,14 @@ def encapsulated_stl(study, number, triangles=20000):
     record = np.zeros(triangles, dtype=[("n", "<f4", 3), ("v", "<f4", 9), ("a", "<u2")])
     record["v"] = rng.normal(0, 50, (triangles, 9))
     stl = body + record.tobytes()
-    meta = FileMetaDataset()
-    meta.MediaStorageSOPClassUID = "1.2.840.10008.5.1.4.1.1.104.3"
-    meta.MediaStorageSOPInstanceUID = generate_uid()
-    meta.TransferSyntaxUID = ExplicitVRLittleEndian
-    ds = FileDataset("", {}, file_meta=meta, preamble=b"\0" * 128)
-    ds.SOPClassUID, ds.SOPInstanceUID = meta.MediaStorageSOPClassUID, meta.MediaStorageSOPInstanceUID
+    ds = new_instance("1.2.840.10008.5.1.4.1.1.104.3", ExplicitVRLittleEndian)
     ds.StudyInstanceUID, ds.SeriesInstanceUID = study.uid, generate_uid()
     ds.PatientName, ds.PatientID = study.name, study.patient_id
     ds.StudyDate, ds.StudyTime, ds.Modality, ds.SeriesNumber, ds.InstanceNumber = study.date, "093000", "M3D", 2, 1
     ds.MIMETypeOfEncapsulatedDocument = "model/stl"
     ds.EncapsulatedDocument = stl
     ds.EncapsulatedDocumentLength = len(stl)
-    buffer = io.BytesIO()
-    ds.save_as(buffer, enforce_file_format=True)
-    return buffer.getvalue()
+    return part10_bytes(ds)
 
 
 # --- transactions ----------------------------------------------------------------------------------------------

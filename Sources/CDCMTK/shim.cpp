@@ -601,6 +601,26 @@ int handOver(const std::vector<uint8_t> &bytes, uint8_t **out, size_t *outLength
     return CDCMTK_OK;
 }
 
+// Writes a whole Part-10 file (explicit lengths, group lengths recalculated) into a buffer handed to the caller.
+int writeToMemory(DcmFileFormat &file, E_TransferSyntax xfer, E_FileWriteMode mode, uint8_t **out, size_t *outLength,
+                  char *error, size_t capacity) {
+    Uint32 size = file.calcElementLength(xfer, EET_ExplicitLength) + 4096;
+    std::vector<uint8_t> bytes(size);
+    DcmOutputBufferStream stream(bytes.data(), size);
+    file.transferInit();
+    OFCondition status = file.write(stream, xfer, EET_ExplicitLength, nullptr, EGL_recalcGL, EPD_noChange, 0, 0, 0, mode);
+    file.transferEnd();
+    if (status.bad()) {
+        setError(error, capacity, std::string("cannot encode DICOM: ") + status.text());
+        return CDCMTK_ERR_MALFORMED;
+    }
+    void *written = nullptr;
+    offile_off_t count = 0;
+    stream.flushBuffer(written, count);
+    bytes.resize(size_t(count));
+    return handOver(bytes, out, outLength);
+}
+
 }  // namespace
 
 extern "C" int cdcmtk_transcode(const uint8_t *part10, size_t length, const char *transfer_syntax_uid, uint8_t **out,
@@ -622,22 +642,7 @@ extern "C" int cdcmtk_transcode(const uint8_t *part10, size_t length, const char
         }
         // Meta information for the new syntax, then the whole file into memory.
         file.getMetaInfo()->putAndInsertString(DCM_TransferSyntaxUID, target.getXferID());
-        Uint32 size = file.calcElementLength(target.getXfer(), EET_ExplicitLength) + 4096;
-        std::vector<uint8_t> bytes(size);
-        DcmOutputBufferStream stream(bytes.data(), size);
-        file.transferInit();
-        status = file.write(stream, target.getXfer(), EET_ExplicitLength, nullptr, EGL_recalcGL, EPD_noChange, 0, 0,
-                            0, EWM_updateMeta);
-        file.transferEnd();
-        if (status.bad()) {
-            setError(error, error_capacity, std::string("cannot encode DICOM: ") + status.text());
-            return CDCMTK_ERR_MALFORMED;
-        }
-        void *written = nullptr;
-        offile_off_t count = 0;
-        stream.flushBuffer(written, count);
-        bytes.resize(size_t(count));
-        return handOver(bytes, out, out_length);
+        return writeToMemory(file, target.getXfer(), EWM_updateMeta, out, out_length, error, error_capacity);
     });
 }
 
@@ -735,23 +740,7 @@ extern "C" int cdcmtk_encode_part10(const uint8_t *dataset, size_t dataset_lengt
         DcmFileFormat file;
         int parsed = parseDataset(dataset, dataset_length, xfer, file, error, error_capacity);
         if (parsed != CDCMTK_OK) return parsed;
-        OFCondition status;
-        Uint32 size = file.calcElementLength(xfer.getXfer(), EET_ExplicitLength) + 4096;
-        std::vector<uint8_t> bytes(size);
-        DcmOutputBufferStream stream(bytes.data(), size);
-        file.transferInit();
-        status = file.write(stream, xfer.getXfer(), EET_ExplicitLength, nullptr, EGL_recalcGL, EPD_noChange, 0, 0, 0,
-                            EWM_createNewMeta);
-        file.transferEnd();
-        if (status.bad()) {
-            setError(error, error_capacity, std::string("cannot encode DICOM: ") + status.text());
-            return CDCMTK_ERR_MALFORMED;
-        }
-        void *written = nullptr;
-        offile_off_t count = 0;
-        stream.flushBuffer(written, count);
-        bytes.resize(size_t(count));
-        return handOver(bytes, out, out_length);
+        return writeToMemory(file, xfer.getXfer(), EWM_createNewMeta, out, out_length, error, error_capacity);
     });
 }
 

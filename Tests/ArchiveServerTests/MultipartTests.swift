@@ -108,4 +108,20 @@ func read(_ data: Data, contentType: String, chunk: Int, limits: MultipartRelate
         #expect(try parts[1].data() == Data("xyz".utf8))
         #expect(parts[1].headers.isEmpty)
     }
+
+    @Test func partsBeyondTheMemoryBudgetAreSpooledEncrypted() throws {
+        let secret = Data(repeating: 0x41, count: 3 << 20) + Data("Doe^Jane".utf8)
+        let data = body(boundary: "b", parts: [("application/dicom", secret)])
+        let parts = try read(
+            data, contentType: "multipart/related; boundary=b", chunk: 64 << 10,
+            limits: .init(memoryBudget: 1 << 20))
+        let spool = try #require(parts[0].spool)
+        let onDisk = try Data(contentsOf: spool.url)
+        #expect(onDisk.count >= secret.count)
+        #expect(onDisk.range(of: Data("Doe^Jane".utf8)) == nil)
+        #expect(onDisk.range(of: Data(repeating: 0x41, count: 64)) == nil)
+        #expect(try parts[0].data() == secret)
+        spool.remove()
+        #expect(!FileManager.default.fileExists(atPath: spool.url.path))
+    }
 }

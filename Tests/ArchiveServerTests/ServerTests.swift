@@ -534,7 +534,6 @@ func parts(_ answer: Answer) throws -> [(headers: String, body: Data)] {
         let archive = try TestArchive()
         let photo = try TestArchive.photo(TestArchive.metadata(patient: "Zebulon^Quartz", id: "ZQ-77"))
         guard case .stored = archive.service.store(photo.bytes) else { throw HTTPFailure(.badRequest, "not stored") }
-        // A large part spooled during a request must not be readable either.
         let files = archive.allFiles()
         #expect(files.count >= 4)  // key files, blob, index, audit
         for file in files {

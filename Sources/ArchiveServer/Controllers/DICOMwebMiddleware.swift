@@ -247,27 +247,7 @@ struct DICOMwebMiddleware: RouterMiddleware {
         var vary = HTTPFields()
         vary[.vary] = "Accept"
         // Negotiate first: 406 before any work.
-        var useXML = false
-        var chosen = false
-        for entry in accept(request) {
-            let media = entry.media
-            if Negotiation.covers(media, "application", "dicom+json")
-                || Negotiation.covers(media, "application", "json")
-            {
-                if media.type == "multipart" { continue }
-                chosen = true
-                break
-            }
-            if media.type == "multipart" && (media.subtype == "related" || media.subtype == "*") {
-                let type = media.parameters["type"].map { $0.lowercased() }
-                if type == nil || type == "application/dicom+xml" {
-                    useXML = true
-                    chosen = true
-                    break
-                }
-            }
-        }
-        guard chosen else {
+        guard let format = Negotiation.datasetFormat(accept(request)) else {
             return Responses.failure(
                 HTTPFailure(.notAcceptable, "QIDO-RS answers application/dicom+json or multipart/related XML"),
                 extra: vary)
@@ -290,7 +270,7 @@ struct DICOMwebMiddleware: RouterMiddleware {
             warnings.append("299 \(dicomwebBase): \"There are additional results that can be requested\"")
         }
         if !warnings.isEmpty { headers[.warning] = warnings.joined(separator: ", ") }
-        if useXML {
+        if format == .xml {
             return Responses.multipart(
                 type: "application/dicom+xml",
                 parts: result.datasets.map { ("application/dicom+xml", nil, Data(DICOMXML.encode($0).utf8)) },

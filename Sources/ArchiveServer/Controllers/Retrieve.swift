@@ -184,27 +184,7 @@ extension DICOMwebMiddleware {
     func retrieveMetadata(_ request: Request, _ target: Target, _ note: AuditNote) throws -> Response {
         var vary = HTTPFields()
         vary[.vary] = "Accept"
-        var xml = false
-        var chosen = false
-        for entry in accept(request) {
-            let media = entry.media
-            if media.type != "multipart"
-                && (Negotiation.covers(media, "application", "dicom+json")
-                    || Negotiation.covers(media, "application", "json"))
-            {
-                chosen = true
-                break
-            }
-            if media.type == "multipart" && ["related", "*"].contains(media.subtype) {
-                let type = media.parameters["type"]?.lowercased()
-                if type == nil || type == "application/dicom+xml" {
-                    xml = true
-                    chosen = true
-                    break
-                }
-            }
-        }
-        guard chosen else {
+        guard let format = Negotiation.datasetFormat(accept(request)) else {
             return Responses.failure(
                 HTTPFailure(.notAcceptable, "metadata is application/dicom+json or multipart/related XML"), extra: vary)
         }
@@ -218,7 +198,7 @@ extension DICOMwebMiddleware {
             }
             objects.append(json)
         }
-        if xml {
+        if format == .xml {
             var parts: [(String, String?, Data)] = []
             for json in objects {
                 let dataset = try DICOMJSON.decode(Data(json.utf8))
@@ -239,26 +219,24 @@ extension DICOMwebMiddleware {
         note.instanceUIDs = [record.sopInstanceUID]
         var vary = HTTPFields()
         vary[.vary] = "Accept"
-        let stored = try service.read(record)
-        // The metadata says which attributes exist (and the document's length and type) without loading values.
-        let file = try Part10.read(data: stored)
-        guard file.dataset[tag] != nil else { throw HTTPFailure(.notFound, "no such bulk data") }
+        // The index knows the frames, the document's length and its type: one DCMTK parse, for the value itself.
+        let attributes = record.attributes
         if tag == .pixelData {
-            return try frames(request, target, list: Array(1...max(1, file.dataset.int(.numberOfFrames) ?? 1)), note)
+            return try frames(request, target, list: Array(1...max(1, attributes.int(.numberOfFrames) ?? 1)), note)
         }
         var data: Data
         do {
-            data = try Rendering.value(tag, of: stored)
-        } catch {
-            throw HTTPFailure(.notFound, "the attribute is not bulk data")
+            data = try Rendering.value(tag, of: try service.read(record))
+        } catch let error as DICOMCodecError {
+            throw HTTPFailure(.notFound, "no such bulk data: \(error.message)")
         }
         var ownType = "application/octet-stream"
         if tag == .encapsulatedDocument {
             // Strip the pad byte: the document's own length is in (0042,0015).
-            if let length = file.dataset.int(.encapsulatedDocumentLength), length <= data.count {
+            if let length = attributes.int(.encapsulatedDocumentLength), length <= data.count {
                 data = data.prefix(length)
             }
-            ownType = file.dataset.string(.mimeTypeOfEncapsulatedDocument) ?? ownType
+            ownType = attributes.string(.mimeTypeOfEncapsulatedDocument) ?? ownType
         }
         // The document's own type when the client accepts it (or any type), otherwise application/octet-stream.
         func pick(_ range: MediaType) -> String? {

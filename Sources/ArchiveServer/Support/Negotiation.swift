@@ -47,6 +47,24 @@ enum Negotiation {
         return parts
     }
 
+    /// How QIDO-RS results and metadata are sent: a DICOM JSON array, or multipart/related with one XML part each.
+    enum DatasetFormat { case json, xml }
+
+    /// The first acceptable dataset format in the client's order of preference; nil when neither is acceptable.
+    static func datasetFormat(_ entries: [AcceptEntry]) -> DatasetFormat? {
+        for entry in entries {
+            let media = entry.media
+            if media.type == "multipart" {
+                guard media.subtype == "related" || media.subtype == "*" else { continue }
+                let type = media.parameters["type"]?.lowercased()
+                if type == nil || type == "application/dicom+xml" { return .xml }
+            } else if covers(media, "application", "dicom+json") || covers(media, "application", "json") {
+                return .json
+            }
+        }
+        return nil
+    }
+
     /// Whether a media range covers `type/subtype`.
     static func covers(_ range: MediaType, _ type: String, _ subtype: String) -> Bool {
         (range.type == "*" || range.type == type) && (range.subtype == "*" || range.subtype == subtype)
