@@ -120,7 +120,8 @@ def server(facet, external_base, tmp_path_factory):
         yield None, external_base.rstrip("/")
         return
     folder = tmp_path_factory.mktemp("facet-server")
-    child = FacetServer(facet, folder / "data").start()
+    # A browser viewer's origin, as a clinic running OHIF beside Facet would configure it.
+    child = FacetServer(facet, folder / "data", extra_env={"FACET_CORS_ALLOW_ORIGIN": "http://ohif.example"}).start()
     yield child, child.url
     assert child.stop() == 0, "facet serve did not shut down cleanly on SIGTERM"
 

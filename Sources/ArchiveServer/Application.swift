@@ -18,14 +18,19 @@ public struct FacetRequestContext: RequestContext, RemoteAddressRequestContext {
     }
 }
 
-/// Builds the Facet application: health and metrics on the router, DICOMweb under `/dicomweb` and the clinic
-/// upload API under `/api/v1` in `DICOMwebMiddleware`.
+/// Builds the Facet application: the request guard (Host, body size, CORS, browser origins, security headers)
+/// first, then health and metrics on the router, DICOMweb under `/dicomweb` and the clinic upload API under
+/// `/api/v1` in `DICOMwebMiddleware`.
 public func buildApplication(settings: ServerSettings, service: ArchiveService, logger: Logger)
     -> some ApplicationProtocol
 {
     let metrics = Metrics()
+    let pool = BlockingPool(threads: settings.blockingThreads, queueLimit: settings.blockingQueue)
     let router = Router(context: FacetRequestContext.self)
-    router.add(middleware: DICOMwebMiddleware(settings: settings, service: service, metrics: metrics, logger: logger))
+    router.add(middleware: RequestGuardMiddleware(settings: settings))
+    router.add(
+        middleware: DICOMwebMiddleware(
+            settings: settings, service: service, metrics: metrics, logger: logger, pool: pool))
     router.get("/health/live") { _, _ in Responses.text("{\"status\":\"live\"}", contentType: "application/json") }
     router.get("/health/ready") { _, _ in
         // Ready when the index answers and the blob store's folder is writable.

@@ -20,8 +20,19 @@ public struct ServerSettings: Sendable {
     public var memoryBudgetMiB = 32
     /// The most results one QIDO-RS response carries; more are announced with a Warning header.
     public var maximumResults = 1000
-    /// `Access-Control-Allow-Origin` for browser viewers; empty disables CORS.
-    public var corsAllowOrigin = "*"
+    /// Origins (`scheme://host[:port]`, comma-separated, or `*`) whose browser pages may call Facet: they get
+    /// CORS headers and may send state-changing requests. Empty (the default): CORS off, and a POST carrying a
+    /// foreign `Origin` is refused.
+    public var corsAllowOrigin = ""
+    /// Host names (and addresses) requests may name in `Host`; others get 421 (DNS rebinding). Empty: the bound
+    /// address, `localhost` and the public base URL's host.
+    public var allowedHosts: [String] = []
+    /// Threads of the pool that runs blocking work (DCMTK, crypto, fsync), and how many jobs may wait for one
+    /// before requests are answered 503 with `Retry-After`.
+    public var blockingThreads = max(4, 2 * ProcessInfo.processInfo.activeProcessorCount)
+    public var blockingQueue = 64
+    /// Days an unacknowledged blob of an interrupted store stays in DATA/quarantine before removal.
+    public var quarantineDays = 7
 
     public init() {}
 
@@ -56,6 +67,12 @@ public struct ServerSettings: Sendable {
         settings.memoryBudgetMiB = config.int(forKey: "memory-budget-mib", default: settings.memoryBudgetMiB)
         settings.maximumResults = config.int(forKey: "max-results", default: settings.maximumResults)
         settings.corsAllowOrigin = config.string(forKey: "cors-allow-origin", default: settings.corsAllowOrigin)
+        settings.allowedHosts = config.string(forKey: "allowed-hosts", default: "").split(separator: ",").map {
+            $0.trimmingCharacters(in: .whitespaces)
+        }.filter { !$0.isEmpty }
+        settings.blockingThreads = config.int(forKey: "blocking-threads", default: settings.blockingThreads)
+        settings.blockingQueue = config.int(forKey: "blocking-queue", default: settings.blockingQueue)
+        settings.quarantineDays = config.int(forKey: "quarantine-days", default: settings.quarantineDays)
         try settings.validate()
         return settings
     }
@@ -65,9 +82,59 @@ public struct ServerSettings: Sendable {
         guard maximumBodyMiB > 0, maximumPartMiB > 0, memoryBudgetMiB >= 0, maximumResults > 0 else {
             throw SettingsError(message: "size limits and max-results must be positive")
         }
-        if let publicBaseURL, URL(string: publicBaseURL)?.scheme == nil {
+        if let publicBaseURL, URL(string: publicBaseURL)?.scheme == nil || URL(string: publicBaseURL)?.host == nil {
             throw SettingsError(message: "public-base-url must be an absolute URL")
         }
+        guard blockingThreads >= 1, blockingThreads <= 256, blockingQueue >= 1, quarantineDays >= 0 else {
+            throw SettingsError(
+                message: "blocking-threads (1-256), blocking-queue (1+) and quarantine-days (0+) are out of range")
+        }
+        for origin in corsOrigins where origin != "*" {
+            guard let url = URL(string: origin), url.scheme != nil, url.host != nil, url.path.isEmpty else {
+                throw SettingsError(
+                    message: "cors-allow-origin takes origins such as https://viewer.example:3000, or *")
+            }
+        }
+    }
+
+    /// The configured CORS origins, normalised (lower case, no trailing slash).
+    public var corsOrigins: [String] {
+        corsAllowOrigin.split(separator: ",").map {
+            var origin = $0.trimmingCharacters(in: .whitespaces).lowercased()
+            while origin.hasSuffix("/") { origin.removeLast() }
+            return origin
+        }.filter { !$0.isEmpty }
+    }
+
+    /// Host names a request's `Host` may carry (lower case, without port or brackets).
+    public var acceptedHosts: Set<String> {
+        if !allowedHosts.isEmpty { return Set(allowedHosts.map { Self.bareHost($0) }) }
+        var hosts: Set<String> = [Self.bareHost(host), "localhost"]
+        if let publicBaseURL, let name = URL(string: publicBaseURL)?.host { hosts.insert(Self.bareHost(name)) }
+        return hosts
+    }
+
+    /// `Host` header value → host name: lower case, port and IPv6 brackets removed.
+    public static func bareHost(_ value: String) -> String {
+        var text = value.trimmingCharacters(in: .whitespaces).lowercased()
+        if text.hasPrefix("[") {
+            if let close = text.firstIndex(of: "]") { text = String(text[text.index(after: text.startIndex)..<close]) }
+            return text
+        }
+        // One colon: host:port. More: a bare IPv6 address.
+        if text.filter({ $0 == ":" }).count == 1, let colon = text.firstIndex(of: ":") {
+            text = String(text[..<colon])
+        }
+        while text.hasSuffix(".") { text.removeLast() }
+        return text
+    }
+
+    /// Whether `host` is a loopback address or name (the only binding allowed until Facet authenticates).
+    public static func isLoopback(_ host: String) -> Bool {
+        let bare = bareHost(host)
+        if bare == "localhost" || bare == "::1" { return true }
+        let octets = bare.split(separator: ".", omittingEmptySubsequences: false)
+        return octets.count == 4 && octets[0] == "127" && octets.allSatisfy { UInt8($0) != nil }
     }
 }
 

@@ -50,6 +50,29 @@ public enum PhotoConverter {
         return nil
     }
 
+    /// How many pixels converting `data` decodes into memory, read from its header alone: a PNG's every pixel, a
+    /// JPEG's only when it cannot be stored as it came (progressive or full-resolution chroma); nil when the
+    /// header cannot be read (conversion then says why).
+    public static func decodedPixels(of data: Data) -> UInt64? {
+        switch kind(of: data) {
+        case .png:
+            // IHDR is the first chunk: width and height, big-endian, at bytes 16-23.
+            guard data.count >= 24 else { return nil }
+            let bytes = [UInt8](data.prefix(24))
+            let width = bytes[16..<20].reduce(UInt64(0)) { $0 << 8 | UInt64($1) }
+            let height = bytes[20..<24].reduce(UInt64(0)) { $0 << 8 | UInt64($1) }
+            return width * height
+        case .jpeg:
+            guard let jpeg = try? JPEGStream.parse(data), jpeg.rows >= 0, jpeg.columns >= 0 else { return nil }
+            let decodes =
+                jpeg.process == .progressive
+                || (jpeg.components.count == 3 && !jpeg.isRGB && !jpeg.isChromaSubsampled)
+            return decodes ? UInt64(jpeg.rows) * UInt64(jpeg.columns) : 0
+        case nil:
+            return nil
+        }
+    }
+
     public static func convert(_ data: Data, context: InstanceContext, placement: Placement) throws(DICOMCodecError)
         -> PreparedInstance
     {

@@ -19,7 +19,8 @@ struct ServeCommand: AsyncParsableCommand {
         discussion: """
             Settings come from the options, then the environment (FACET_DATA_DIR, FACET_HOST, FACET_PORT, \
             FACET_PUBLIC_BASE_URL, FACET_DUPLICATES, FACET_MAX_BODY_MIB, FACET_MAX_PART_MIB, \
-            FACET_MEMORY_BUDGET_MIB, FACET_MAX_RESULTS, FACET_CORS_ALLOW_ORIGIN), then --config FILE (YAML, see \
+            FACET_MEMORY_BUDGET_MIB, FACET_MAX_RESULTS, FACET_CORS_ALLOW_ORIGIN, FACET_ALLOWED_HOSTS, \
+            FACET_BLOCKING_THREADS, FACET_BLOCKING_QUEUE, FACET_QUARANTINE_DAYS), then --config FILE (YAML, see \
             config/facet.example.yaml). The master key is read from FACET_MASTER_KEY or DATA/keys/master.key \
             (created on first start, with a warning to back it up).
             """)
@@ -51,6 +52,12 @@ struct ServeCommand: AsyncParsableCommand {
         if let host { settings.host = host }
         if let port { settings.port = port }
         do { try settings.validate() } catch { throw fail("\(error)", code: 2) }
+        guard ServerSettings.isLoopback(settings.host) else {
+            // Until Facet authenticates its users, anyone who can reach the port could read every patient.
+            throw fail(
+                "refusing to listen on \(settings.host): Facet has no authentication or TLS yet, so it listens on a loopback address only (127.0.0.1, ::1, localhost); put a TLS reverse proxy with authentication in front and set public-base-url",
+                code: 2)
+        }
         try initializeDCMTK()
 
         let service: ArchiveService

@@ -482,7 +482,8 @@ func parts(_ answer: Answer) throws -> [(headers: String, body: Data)] {
 
 @Suite struct ServiceTests {
     @Test func capabilitiesCORSAndHealth() async throws {
-        let archive = try TestArchive()
+        var archive = try TestArchive()
+        archive.settings.corsAllowOrigin = "http://viewer.example"
         try await archive.app.test(.router) { client in
             try await client.execute(uri: "/dicomweb/", method: .options) { response in
                 #expect(response.headers[.contentType] == "application/vnd.sun.wadl+xml")
@@ -493,7 +494,7 @@ func parts(_ answer: Answer) throws -> [(headers: String, body: Data)] {
                 headers: headers([(.origin, "http://viewer.example"), (.accessControlRequestMethod, "GET")])
             ) { response in
                 #expect(response.status == .noContent)
-                #expect(response.headers[.accessControlAllowOrigin] == "*")
+                #expect(response.headers[.accessControlAllowOrigin] == "http://viewer.example")
                 #expect(response.headers[.accessControlAllowHeaders]?.contains("Authorization") == true)
             }
             try await client.execute(

@@ -27,12 +27,15 @@ struct DICOMwebMiddleware: RouterMiddleware {
     let logger: Logger
     let search: SearchService
     let renders = RenderCache()
+    /// Where blocking work runs (DCMTK, decryption, fsync), never on Swift's cooperative threads.
+    let pool: BlockingPool
 
-    init(settings: ServerSettings, service: ArchiveService, metrics: Metrics, logger: Logger) {
+    init(settings: ServerSettings, service: ArchiveService, metrics: Metrics, logger: Logger, pool: BlockingPool) {
         self.settings = settings
         self.service = service
         self.metrics = metrics
         self.logger = logger
+        self.pool = pool
         search = SearchService(
             index: service.index, baseURL: settings.baseURL + "/dicomweb", maximumResults: settings.maximumResults)
     }
@@ -52,61 +55,50 @@ struct DICOMwebMiddleware: RouterMiddleware {
             return try await next(request, context)
         }
         let started = DispatchTime.now()
-        let origin = request.headers[.origin]
         var response: Response
         let note = AuditNote()
-        if request.method == .options && origin != nil && request.headers[.accessControlRequestMethod] != nil {
-            response = preflight()
-        } else {
-            do {
-                response = try await route(request, path: path, note: note)
-            } catch let failure as HTTPFailure {
-                response = Responses.failure(failure)
-            } catch let failure as ArchiveError where failure.code == .integrity {
-                logger.error("integrity failure", metadata: ["reason": "\(failure.message)"])
-                response = Responses.failure(HTTPFailure(.internalServerError, "stored data failed verification"))
-            } catch {
-                logger.error("request failed", metadata: ["error": "\(type(of: error))"])
-                response = Responses.failure(HTTPFailure(.internalServerError, "internal error"))
-            }
-            if !note.action.isEmpty {
-                let address = context.remoteAddress?.ipAddress ?? "unknown"
-                let status = response.status.code
-                let outcome = status < 300 ? "success" : (status < 500 ? "failure-\(status)" : "error-\(status)")
-                // Changes are fsynced before the answer; reads are written before it and fsynced within 50 ms.
-                let changes = request.method == .post
-                do {
-                    try service.audit.append(
-                        AuditEvent(
-                            actor: "anonymous", address: address, action: note.action, studyUID: note.studyUID,
-                            seriesUIDs: note.seriesUIDs, instanceUIDs: note.instanceUIDs, outcome: outcome),
-                        durability: changes ? .immediate : .batched)
-                } catch {
-                    // Nothing is sent whose access cannot be recorded.
-                    logger.error("audit append failed")
-                    response = Responses.failure(HTTPFailure(.serviceUnavailable, "the audit log cannot be written"))
-                }
-            }
+        do {
+            response = try await route(request, path: path, note: note)
+        } catch let failure as HTTPFailure {
+            response = Responses.failure(failure)
+        } catch is BlockingPool.Busy {
+            var headers = HTTPFields()
+            headers[.retryAfter] = "1"
+            response = Responses.failure(
+                HTTPFailure(.serviceUnavailable, "the server is busy; try again shortly"), extra: headers)
+        } catch let failure as ArchiveError where failure.code == .integrity {
+            logger.error("integrity failure", metadata: ["reason": "\(failure.message)"])
+            response = Responses.failure(HTTPFailure(.internalServerError, "stored data failed verification"))
+        } catch {
+            logger.error("request failed", metadata: ["error": "\(type(of: error))"])
+            response = Responses.failure(HTTPFailure(.internalServerError, "internal error"))
         }
-        if origin != nil && !settings.corsAllowOrigin.isEmpty {
-            response.headers[.accessControlAllowOrigin] = settings.corsAllowOrigin
-            response.headers[.accessControlExposeHeaders] = "Content-Type, Content-Location, Warning, Location"
-            response.headers[.crossOriginResourcePolicy] = "cross-origin"
+        if !note.action.isEmpty {
+            let address = context.remoteAddress?.ipAddress ?? "unknown"
+            let status = response.status.code
+            let outcome = status < 300 ? "success" : (status < 500 ? "failure-\(status)" : "error-\(status)")
+            // Changes are fsynced before the answer; reads are written before it and fsynced within 50 ms.
+            let changes = request.method == .post
+            let event = AuditEvent(
+                actor: "anonymous", address: address, action: note.action, studyUID: note.studyUID,
+                seriesUIDs: note.seriesUIDs, instanceUIDs: note.instanceUIDs, outcome: outcome)
+            let audit = service.audit
+            do {
+                if changes {
+                    // An fsync: on the blocking pool, never refused (the change is made).
+                    try await pool.run(alwaysQueue: true) { try audit.append(event, durability: .immediate) }
+                } else {
+                    try audit.append(event, durability: .batched)
+                }
+            } catch {
+                // Nothing is sent whose access cannot be recorded.
+                logger.error("audit append failed")
+                response = Responses.failure(HTTPFailure(.serviceUnavailable, "the audit log cannot be written"))
+            }
         }
         let seconds = Double(DispatchTime.now().uptimeNanoseconds - started.uptimeNanoseconds) / 1e9
         metrics.request(family, status: Int(response.status.code), seconds: seconds)
         return response
-    }
-
-    func preflight() -> Response {
-        var headers = HTTPFields()
-        if !settings.corsAllowOrigin.isEmpty {
-            headers[.accessControlAllowOrigin] = settings.corsAllowOrigin
-            headers[.accessControlAllowMethods] = "GET, POST, OPTIONS"
-            headers[.accessControlAllowHeaders] = "Authorization, Accept, Content-Type"
-            headers[.accessControlMaxAge] = "600"
-        }
-        return Response(status: .noContent, headers: headers)
     }
 
     // MARK: routing
@@ -122,7 +114,7 @@ struct DICOMwebMiddleware: RouterMiddleware {
                 segments[4] == "originals"
             {
                 let number = segments.count == 6 ? Int(segments[5]) ?? 0 : nil
-                return try originals(segments[3], number: number, note: note)
+                return try await originals(segments[3], number: number, note: note)
             }
             throw HTTPFailure(.notFound, "no such resource")
         }
@@ -174,25 +166,25 @@ struct DICOMwebMiddleware: RouterMiddleware {
         switch tail.count {
         case 0:
             note.action = "WADO retrieve"
-            return try retrieveInstances(request, target, note)
+            return try await retrieveInstances(request, target, note)
         case 1 where tail[0] == "metadata":
             note.action = "WADO metadata"
-            return try retrieveMetadata(request, target, note)
+            return try await retrieveMetadata(request, target, note)
         case 1 where tail[0] == "rendered":
             note.action = "WADO rendered"
-            return try rendered(request, target, frames: nil, query: query, thumbnail: false, note)
+            return try await rendered(request, target, frames: nil, query: query, thumbnail: false, note)
         case 1 where tail[0] == "thumbnail":
             note.action = "WADO thumbnail"
-            return try rendered(request, target, frames: nil, query: query, thumbnail: true, note)
+            return try await rendered(request, target, frames: nil, query: query, thumbnail: true, note)
         case 2 where tail[0] == "bulkdata" && target.instance != nil:
             note.action = "WADO bulkdata"
-            return try bulkdata(request, target, tag: tail[1], note)
+            return try await bulkdata(request, target, tag: tail[1], note)
         case 2 where tail[0] == "frames" && target.instance != nil:
             note.action = "WADO frames"
-            return try frames(request, target, list: try frameList(tail[1]), note)
+            return try await frames(request, target, list: try frameList(tail[1]), note)
         case 3 where tail[0] == "frames" && target.instance != nil && (tail[2] == "rendered" || tail[2] == "thumbnail"):
             note.action = tail[2] == "rendered" ? "WADO rendered" : "WADO thumbnail"
-            return try rendered(
+            return try await rendered(
                 request, target, frames: try frameList(tail[1]), query: query, thumbnail: tail[2] == "thumbnail", note)
         default:
             throw HTTPFailure(.notFound, "no such resource")
@@ -202,15 +194,6 @@ struct DICOMwebMiddleware: RouterMiddleware {
     func uid(_ text: String) throws -> String {
         guard UID.isValid(text) else { throw HTTPFailure(.badRequest, "a UID in the URL is not a valid UID") }
         return text
-    }
-
-    func frameList(_ text: String) throws -> [Int] {
-        let numbers = text.split(separator: ",").map { Int($0.trimmingCharacters(in: .whitespaces)) }
-        guard !numbers.isEmpty, numbers.allSatisfy({ ($0 ?? 0) >= 1 }) else {
-            throw HTTPFailure(.badRequest, "frame numbers are positive integers separated by commas")
-        }
-        guard numbers.count <= 1000 else { throw HTTPFailure(.badRequest, "at most 1000 frames per request") }
-        return numbers.map { $0! }
     }
 
     /// Query parameters, percent-decoded (`+` is a space), in order; malformed encodings are refused.
@@ -329,7 +312,7 @@ struct DICOMwebMiddleware: RouterMiddleware {
             func startNext() {
                 let index = next
                 next += 1
-                group.addTask { (index, self.storePart(parts[index], study: study)) }
+                group.addTask { (index, await self.storePart(parts[index], study: study)) }
             }
             for _ in 0..<min(Self.concurrentParts, parts.count) { startNext() }
             while let (index, outcome) = await group.next() {
@@ -403,14 +386,16 @@ struct DICOMwebMiddleware: RouterMiddleware {
     static let concurrentParts = 2
 
     /// One part through the store pipeline (a part that is not `application/dicom` fails with 0xC000).
-    func storePart(_ part: MultipartPart, study: String?) -> StoreOutcome {
+    func storePart(_ part: MultipartPart, study: String?) async -> StoreOutcome {
         if let type = part.contentType, type.essence != "application/dicom" {
             return .failed(
                 sopClassUID: nil, sopInstanceUID: nil, reason: FailureReason.cannotUnderstand,
                 message: "Content-Type \(type.essence) is not application/dicom")
         }
+        let service = self.service
         do {
-            return service.store(try part.data(), expectedStudy: study)
+            // A part waits for a pool thread however long the queue: the request is already accepted.
+            return try await pool.run(alwaysQueue: true) { service.store(try part.data(), expectedStudy: study) }
         } catch {
             return .failed(
                 sopClassUID: nil, sopInstanceUID: nil, reason: FailureReason.processingFailure,

@@ -13,29 +13,68 @@ struct Target {
     var instance: String?
 }
 
-/// Rendered images and thumbnails, derived once and kept in memory (bounded by count).
+/// Rendered images and thumbnails, derived once and kept in memory: bounded by bytes (least recently used go
+/// first), and identical requests arriving together share one render.
 final class RenderCache: @unchecked Sendable {
     private let lock = NSLock()
-    private var entries: [String: Data] = [:]
-    private var order: [String] = []
-    private let capacity = 256
+    private var entries: [String: (data: Data, used: UInt64)] = [:]
+    private var inFlight: [String: Task<Data, Error>] = [:]
+    private var bytes = 0
+    private var clock: UInt64 = 0
+    let capacityBytes: Int
 
-    func value(_ key: String, make: () throws -> Data) rethrows -> Data {
-        lock.lock()
-        if let found = entries[key] {
-            lock.unlock()
-            return found
+    init(capacityBytes: Int = 64 << 20) {
+        self.capacityBytes = capacityBytes
+    }
+
+    /// Bytes held (for tests and metrics).
+    var size: Int { lock.withLock { bytes } }
+
+    func value(_ key: String, make: @escaping @Sendable () async throws -> Data) async throws -> Data {
+        enum Found {
+            case cached(Data)
+            case pending(Task<Data, Error>)
+            case mine(Task<Data, Error>)
         }
-        lock.unlock()
-        let made = try make()
-        lock.lock()
-        defer { lock.unlock() }
-        if entries[key] == nil {
-            entries[key] = made
-            order.append(key)
-            if order.count > capacity { entries[order.removeFirst()] = nil }
+        let found: Found = lock.withLock {
+            if let entry = entries[key] {
+                clock += 1
+                entries[key]?.used = clock
+                return .cached(entry.data)
+            }
+            if let task = inFlight[key] { return .pending(task) }
+            let task = Task { try await make() }
+            inFlight[key] = task
+            return .mine(task)
         }
-        return made
+        switch found {
+        case .cached(let data): return data
+        case .pending(let task): return try await task.value
+        case .mine(let task):
+            do {
+                let made = try await task.value
+                lock.withLock {
+                    inFlight[key] = nil
+                    insert(key, made)
+                }
+                return made
+            } catch {
+                lock.withLock { inFlight[key] = nil }
+                throw error
+            }
+        }
+    }
+
+    /// Called with the lock held.
+    private func insert(_ key: String, _ data: Data) {
+        guard data.count <= capacityBytes / 8, entries[key] == nil else { return }
+        clock += 1
+        entries[key] = (data, clock)
+        bytes += data.count
+        while bytes > capacityBytes, let oldest = entries.min(by: { $0.value.used < $1.value.used }) {
+            bytes -= oldest.value.data.count
+            entries[oldest.key] = nil
+        }
     }
 }
 
@@ -101,7 +140,7 @@ extension DICOMwebMiddleware {
 
     // MARK: instances
 
-    func retrieveInstances(_ request: Request, _ target: Target, _ note: AuditNote) throws -> Response {
+    func retrieveInstances(_ request: Request, _ target: Target, _ note: AuditNote) async throws -> Response {
         var vary = HTTPFields()
         vary[.vary] = "Accept"
         var single = false
@@ -149,39 +188,35 @@ extension DICOMwebMiddleware {
                     .notAcceptable, "Facet converts to Explicit VR Little Endian only (or send transfer-syntax=*)")
             }
         }
+        let requested = wanted
         if single {
-            let (data, syntax) = try instanceBytes(records[0], wanted: wanted)
+            let record = records[0]
+            let (data, syntax) = try await pool.run { try self.instanceBytes(record, wanted: requested) }
             var headers = vary
             headers[.contentLocation] = instanceURL(records[0])
             metrics.add("served_bytes_total", data.count)
             return Responses.bytes(data, contentType: "application/dicom; transfer-syntax=\(syntax)", extra: headers)
         }
         // The first instance is read (and verified) before the status line goes out, so a damaged blob answers 500;
-        // a later damaged one ends the body early: its bytes are never sent.
-        let first = try instanceBytes(records[0], wanted: wanted)
-        let boundary = Responses.boundary()
-        let service = self
-        let requested = wanted
-        return Responses.multipart(type: "application/dicom", boundary: boundary, extra: vary) {
-            AsyncThrowingStream { continuation in
-                do {
-                    for (index, record) in records.enumerated() {
-                        let (data, syntax) = index == 0 ? first : try service.instanceBytes(record, wanted: requested)
-                        service.metrics.add("served_bytes_total", data.count)
-                        continuation.yield(
-                            ("application/dicom; transfer-syntax=\(syntax)", service.instanceURL(record), data))
-                    }
-                    continuation.finish()
-                } catch {
-                    continuation.finish(throwing: error)
-                }
-            }
+        // a later damaged one ends the body early: its bytes are never sent. Later instances are read one at a
+        // time as the client takes the body (the writer waits for the connection), so memory stays at one object.
+        let firstRecord = records[0]
+        let first = try await pool.run { try self.instanceBytes(firstRecord, wanted: requested) }
+        let handler = self
+        return Responses.multipart(
+            type: "application/dicom", boundary: Responses.boundary(), count: records.count, extra: vary
+        ) { index in
+            let record = records[index]
+            let (data, syntax) =
+                index == 0 ? first : try await handler.pool.run { try handler.instanceBytes(record, wanted: requested) }
+            handler.metrics.add("served_bytes_total", data.count)
+            return ("application/dicom; transfer-syntax=\(syntax)", handler.instanceURL(record), data)
         }
     }
 
     // MARK: metadata
 
-    func retrieveMetadata(_ request: Request, _ target: Target, _ note: AuditNote) throws -> Response {
+    func retrieveMetadata(_ request: Request, _ target: Target, _ note: AuditNote) async throws -> Response {
         var vary = HTTPFields()
         vary[.vary] = "Accept"
         guard let format = Negotiation.datasetFormat(accept(request)) else {
@@ -191,12 +226,15 @@ extension DICOMwebMiddleware {
         let records = try instances(target)
         note.seriesUIDs = Array(Set(records.map(\.seriesInstanceUID))).sorted()
         note.instanceUIDs = records.map(\.sopInstanceUID)
-        var objects: [String] = []
-        for record in records {
-            guard let json = try service.metadataJSON(record.sopInstanceUID, instanceURL: instanceURL(record)) else {
-                continue
+        let urls = records.map(instanceURL)
+        let service = self.service
+        let objects: [String] = try await pool.run {
+            var objects: [String] = []
+            for (record, url) in zip(records, urls) {
+                guard let json = try service.metadataJSON(record.sopInstanceUID, instanceURL: url) else { continue }
+                objects.append(json)
             }
-            objects.append(json)
+            return objects
         }
         if format == .xml {
             var parts: [(String, String?, Data)] = []
@@ -212,28 +250,31 @@ extension DICOMwebMiddleware {
 
     // MARK: bulk data and frames
 
-    func bulkdata(_ request: Request, _ target: Target, tag text: String, _ note: AuditNote) throws -> Response {
+    func bulkdata(_ request: Request, _ target: Target, tag text: String, _ note: AuditNote) async throws -> Response {
         guard text.count == 8, let tag = Tag(hex: text) else { throw HTTPFailure(.notFound, "no such bulk data") }
         let record = try instances(target)[0]
         note.seriesUIDs = [record.seriesInstanceUID]
         note.instanceUIDs = [record.sopInstanceUID]
         var vary = HTTPFields()
         vary[.vary] = "Accept"
-        // The index knows the frames, the document's length and its type: one DCMTK parse, for the value itself.
+        // The index knows the document's length and its type: one DCMTK parse, for the value itself.
         let attributes = record.attributes
         if tag == .pixelData {
-            return try frames(request, target, list: Array(1...max(1, attributes.int(.numberOfFrames) ?? 1)), note)
+            // Every frame the object really has (not the count a client wrote into it).
+            return try await frames(request, target, list: nil, note)
         }
-        var data: Data
-        do {
-            data = try Rendering.value(tag, of: try service.read(record))
-        } catch let error as DICOMCodecError {
-            throw HTTPFailure(.notFound, "no such bulk data: \(error.message)")
+        let service = self.service
+        var data: Data = try await pool.run {
+            do {
+                return try Rendering.value(tag, of: try service.read(record))
+            } catch let error as DICOMCodecError {
+                throw HTTPFailure(.notFound, "no such bulk data: \(error.message)")
+            }
         }
         var ownType = "application/octet-stream"
         if tag == .encapsulatedDocument {
             // Strip the pad byte: the document's own length is in (0042,0015).
-            if let length = attributes.int(.encapsulatedDocumentLength), length <= data.count {
+            if let length = attributes.int(.encapsulatedDocumentLength), length >= 0, length <= data.count {
                 data = data.prefix(length)
             }
             ownType = attributes.string(.mimeTypeOfEncapsulatedDocument) ?? ownType
@@ -262,12 +303,46 @@ extension DICOMwebMiddleware {
             HTTPFailure(.notAcceptable, "bulk data is application/octet-stream or \(ownType)"), extra: vary)
     }
 
-    func frames(_ request: Request, _ target: Target, list: [Int], _ note: AuditNote) throws -> Response {
+    /// The most frame numbers one request may name.
+    static let maximumFramesPerRequest = 1000
+
+    /// A frame list of PS3.18 (`1,3,5`): positive decimal numbers separated by commas, duplicates dropped (the
+    /// first mention keeps its place). A number too large for any object is kept as `Int.max` (404 later).
+    func frameList(_ text: String) throws -> [Int] {
+        var numbers: [Int] = []
+        var seen = Set<Int>()
+        for item in text.split(separator: ",", omittingEmptySubsequences: false) {
+            let digits = item.trimmingCharacters(in: .whitespaces)
+            guard !digits.isEmpty, digits.utf8.allSatisfy({ $0 >= 0x30 && $0 <= 0x39 }) else {
+                throw HTTPFailure(.badRequest, "frame numbers are positive integers separated by commas")
+            }
+            let number = Int(digits) ?? Int.max
+            guard number >= 1 else { throw HTTPFailure(.badRequest, "frame numbers start at 1") }
+            if seen.insert(number).inserted { numbers.append(number) }
+            guard numbers.count <= Self.maximumFramesPerRequest else {
+                throw HTTPFailure(.badRequest, "at most \(Self.maximumFramesPerRequest) frames per request")
+            }
+        }
+        return numbers
+    }
+
+    /// The frames of one instance; `list` nil: all of them.
+    func frames(_ request: Request, _ target: Target, list: [Int]?, _ note: AuditNote) async throws -> Response {
         let record = try instances(target)[0]
         note.seriesUIDs = [record.seriesInstanceUID]
         note.instanceUIDs = [record.sopInstanceUID]
         var vary = HTTPFields()
         vary[.vary] = "Accept"
+        guard record.attributes[.pixelData] != nil || ArchiveService.imageLike(record.sopClassUID) else {
+            throw HTTPFailure(.notFound, "the instance has no frames")
+        }
+        // Numbers beyond what the index says the object has are refused before anything is read.
+        let declared = max(1, record.attributes.int(.numberOfFrames) ?? 1)
+        if let list, let beyond = list.first(where: { $0 > declared }) {
+            throw HTTPFailure(
+                .notFound,
+                "frame \(beyond == Int.max ? "number" : String(beyond)) does not exist (the instance has \(declared))")
+        }
         let stored = record.transferSyntaxUID
         let compressed = !Self.nativeTransferSyntaxes.contains(stored)
         let compressedType =
@@ -304,38 +379,56 @@ extension DICOMwebMiddleware {
                 HTTPFailure(.notAcceptable, "frames are application/octet-stream or the stored image type"), extra: vary
             )
         }
-        var data = try service.read(record)
-        var syntax = stored
-        if native && compressed {
-            do {
-                data = try Rendering.transcode(data, to: UID.explicitVRLittleEndian)
-                syntax = UID.explicitVRLittleEndian
-            } catch {
-                throw HTTPFailure(.notAcceptable, "the frames cannot be decompressed; ask with transfer-syntax=*")
+        let service = self.service
+        let decompress = native && stored != UID.explicitVRLittleEndian
+        let (syntax, frames): (String, [Data]) = try await pool.run {
+            var data = try service.read(record)
+            var syntax = stored
+            if decompress {
+                do {
+                    data = try Rendering.transcode(data, to: UID.explicitVRLittleEndian)
+                    syntax = UID.explicitVRLittleEndian
+                } catch {
+                    throw HTTPFailure(.notAcceptable, "the frames cannot be decompressed; ask with transfer-syntax=*")
+                }
             }
-        } else if native && stored != UID.explicitVRLittleEndian {
-            data = try Rendering.transcode(data, to: UID.explicitVRLittleEndian)
-            syntax = UID.explicitVRLittleEndian
-        }
-        var parts: [(String, String?, Data)] = []
-        for number in list {
-            let frame: Data
             do {
-                frame = try Rendering.frame(number, of: data)
-            } catch {
-                throw HTTPFailure(.notFound, "frame \(number): \(error.message)")
+                return (syntax, try Self.extractFrames(list, of: data))
+            } catch let error as DICOMCodecError {
+                throw HTTPFailure(.notFound, "frames: \(error.message)")
             }
-            parts.append(("\(partType); transfer-syntax=\(syntax)", nil, frame))
         }
+        let parts = frames.map { ("\(partType); transfer-syntax=\(syntax)", String?.none, $0) }
+        metrics.add("served_bytes_total", frames.reduce(0) { $0 + $1.count })
         return Responses.multipart(type: partType, parts: parts, extra: vary)
+    }
+
+    /// Frames `list` (nil: every frame the pixel data holds) of a Part-10 object in memory.
+    static func extractFrames(_ list: [Int]?, of data: Data) throws(DICOMCodecError) -> [Data] {
+        guard let list else {
+            var frames: [Data] = []
+            while frames.count < maximumFramesPerRequest {
+                do {
+                    frames.append(try Rendering.frame(frames.count + 1, of: data))
+                } catch {
+                    if frames.isEmpty { throw error }
+                    break
+                }
+            }
+            return frames
+        }
+        return try list.map { number throws(DICOMCodecError) in try Rendering.frame(number, of: data) }
     }
 
     // MARK: rendered and thumbnails
 
+    /// The most instances one study- or series-level rendered answer carries.
+    static let maximumRenderedInstances = 1000
+
     func rendered(
         _ request: Request, _ target: Target, frames: [Int]?, query: [(name: String, value: String)], thumbnail: Bool,
         _ note: AuditNote
-    ) throws -> Response {
+    ) async throws -> Response {
         var vary = HTTPFields()
         vary[.vary] = "Accept"
         var format: Rendering.Format?
@@ -378,14 +471,14 @@ extension DICOMwebMiddleware {
                     UInt32($0.trimmingCharacters(in: .whitespaces))
                 }
                 guard numbers.count == 2 || numbers.count == 6, numbers.allSatisfy({ $0 != nil }),
-                    numbers[0]! > 0, numbers[1]! > 0, numbers[0]! <= 8192, numbers[1]! <= 8192
+                    let width = numbers[0], let height = numbers[1], width > 0, height > 0, width <= 8192,
+                    height <= 8192
                 else {
                     throw HTTPFailure(
                         .badRequest, "viewport is vw,vh or vw,vh,sx,sy,sw,sh (non-negative integers, at most 8192)")
                 }
                 viewport = .init(
-                    width: numbers[0]!, height: numbers[1]!,
-                    region: numbers.count == 6 ? numbers[2...].map { $0! } : nil)
+                    width: width, height: height, region: numbers.count == 6 ? numbers[2...].compactMap { $0 } : nil)
             default:
                 continue
             }
@@ -399,33 +492,92 @@ extension DICOMwebMiddleware {
         if thumbnail {
             records = [records[0]]
         }
+        guard records.count <= Self.maximumRenderedInstances else {
+            throw HTTPFailure(
+                .badRequest,
+                "more than \(Self.maximumRenderedInstances) instances to render: ask per series or per instance")
+        }
+        if let frames {
+            let declared = max(1, records[0].attributes.int(.numberOfFrames) ?? 1)
+            if let beyond = frames.first(where: { $0 > declared }) {
+                throw HTTPFailure(
+                    .notFound,
+                    "frame \(beyond == Int.max ? "number" : String(beyond)) does not exist (the instance has \(declared))"
+                )
+            }
+        }
         note.seriesUIDs = Array(Set(records.map(\.seriesInstanceUID))).sorted()
         note.instanceUIDs = records.map(\.sopInstanceUID)
         let contentType = format == .png ? "image/png" : "image/jpeg"
-        func render(_ record: InstanceRecord, frame: Int) throws -> Data {
+        let handler = self
+        let requestedViewport = viewport
+        let chosenQuality = quality
+        let chosen = records
+        @Sendable func render(_ record: InstanceRecord, frame: Int) async throws -> Data {
+            // No upscaling: a viewport larger than the image is the image's own size, so such requests share one
+            // cache entry and never make a larger picture than the data holds.
+            let viewport = Self.clamped(
+                requestedViewport, rows: record.attributes.int(.rows),
+                columns: record.attributes.int(.columns))
             let key =
-                "\(record.sopInstanceUID)|\(record.blob.sha256)|\(frame)|\(format)|\(quality)|\(String(describing: viewport))"
-            return try renders.value(key) {
-                do {
-                    return try Rendering.render(
-                        try service.read(record), frame: frame, format: format, quality: quality, viewport: viewport)
-                } catch let error as DICOMCodecError {
-                    throw HTTPFailure(error.code == .unsupported ? .notAcceptable : .badRequest, error.message)
+                "\(record.sopInstanceUID)|\(record.blob.sha256)|\(frame)|\(format)|\(chosenQuality)|\(String(describing: viewport))"
+            return try await handler.renders.value(key) {
+                try await handler.pool.run {
+                    do {
+                        return try Rendering.render(
+                            try handler.service.read(record), frame: frame, format: format, quality: chosenQuality,
+                            viewport: viewport)
+                    } catch let error as DICOMCodecError {
+                        throw HTTPFailure(error.code == .unsupported ? .notAcceptable : .badRequest, error.message)
+                    }
                 }
             }
         }
         if let frames {
-            let images = try frames.map { try render(records[0], frame: $0) }
-            if images.count == 1 || thumbnail {
-                return Responses.bytes(images[0], contentType: contentType, extra: vary)
+            let first = chosen[0]
+            if frames.count == 1 || thumbnail {
+                return Responses.bytes(try await render(first, frame: frames[0]), contentType: contentType, extra: vary)
             }
-            return Responses.multipart(type: contentType, parts: images.map { (contentType, nil, $0) }, extra: vary)
+            let firstImage = try await render(first, frame: frames[0])
+            return Responses.multipart(
+                type: contentType, boundary: Responses.boundary(), count: frames.count, extra: vary
+            ) { index in
+                (contentType, nil, index == 0 ? firstImage : try await render(first, frame: frames[index]))
+            }
         }
         if target.instance != nil || thumbnail {
-            return Responses.bytes(try render(records[0], frame: 1), contentType: contentType, extra: vary)
+            return Responses.bytes(try await render(chosen[0], frame: 1), contentType: contentType, extra: vary)
         }
-        let images = try records.map { (contentType, Optional(instanceURL($0)), try render($0, frame: 1)) }
-        return Responses.multipart(type: contentType, parts: images, extra: vary)
+        // One image at a time, as the client reads them.
+        let firstImage = try await render(chosen[0], frame: 1)
+        return Responses.multipart(
+            type: contentType, boundary: Responses.boundary(), count: chosen.count, extra: vary
+        ) { index in
+            (
+                contentType, handler.instanceURL(chosen[index]),
+                index == 0 ? firstImage : try await render(chosen[index], frame: 1)
+            )
+        }
+    }
+
+    /// `viewport` limited to the source (region or whole image): the output keeps the asked aspect ratio but is
+    /// never larger than the pixels it shows.
+    static func clamped(_ viewport: Rendering.Viewport?, rows: Int?, columns: Int?) -> Rendering.Viewport? {
+        guard var viewport else { return nil }
+        var sourceWidth = columns ?? 0
+        var sourceHeight = rows ?? 0
+        if let region = viewport.region, region.count == 4, region[2] > 0, region[3] > 0 {
+            sourceWidth = Int(region[2])
+            sourceHeight = Int(region[3])
+        }
+        guard sourceWidth > 0, sourceHeight > 0 else { return viewport }
+        // The factor the image would be enlarged by to fit the viewport; above 1, shrink the viewport by it.
+        let fit = min(Double(viewport.width) / Double(sourceWidth), Double(viewport.height) / Double(sourceHeight))
+        if fit > 1 {
+            viewport.width = UInt32(max(1, (Double(viewport.width) / fit).rounded()))
+            viewport.height = UInt32(max(1, (Double(viewport.height) / fit).rounded()))
+        }
+        return viewport
     }
 }
 

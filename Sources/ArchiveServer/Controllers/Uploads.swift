@@ -11,6 +11,9 @@ import Hummingbird
 /// are `multipart/form-data` or `multipart/related`. Everything is wrapped by DICOMCodec (meshes validated by
 /// MeshKit first) and stored exactly like STOW-RS; a file that cannot be converted stores nothing of the upload.
 extension DICOMwebMiddleware {
+    /// The most pixels the images of one upload may decode to in memory (a 120 MP PNG and some change).
+    static let maximumDecodedPixelsPerUpload: UInt64 = 160_000_000
+
     func upload(_ request: Request, kind: String, note: AuditNote) async throws -> Response {
         note.action = kind == "photos" ? "upload photos" : "upload scan"
         guard let contentType = request.headers[.contentType], let media = MediaType(contentType),
@@ -21,7 +24,7 @@ extension DICOMwebMiddleware {
         let parts = try await readMultipart(request, contentType: contentType)
         defer { for part in parts { part.spool?.remove() } }
         var metadata = ClinicalMetadata()
-        var files: [(name: String, type: String?, data: Data)] = []
+        var received: [(name: String, type: String?, data: Data)] = []
         for part in parts {
             let type = part.contentType?.essence
             let data = try part.data()
@@ -33,60 +36,81 @@ extension DICOMwebMiddleware {
                 }
                 continue
             }
-            files.append((part.fileName ?? part.fieldName ?? "", type, data))
+            received.append((part.fileName ?? part.fieldName ?? "", type, data))
         }
+        let files = received
         guard !files.isEmpty else { throw HTTPFailure(.badRequest, "no file was sent") }
+        // Decoding is bounded before it starts: a request may not make more pixels than this in memory.
+        var decoded: UInt64 = 0
+        for file in files where PhotoConverter.kind(of: file.data) != nil {
+            decoded += PhotoConverter.decodedPixels(of: file.data) ?? 0
+        }
+        guard decoded <= Self.maximumDecodedPixelsPerUpload else {
+            throw HTTPFailure(
+                .contentTooLarge,
+                "the images of one upload decode to more than \(Self.maximumDecodedPixelsPerUpload / 1_000_000) megapixels; send them in several uploads"
+            )
+        }
         let context = InstanceContext(metadata: metadata, uids: try UIDGenerator())
         note.studyUID = context.studyInstanceUID
-
-        var prepared: [PreparedInstance] = []
-        do {
-            if kind == "photos" {
-                let series = context.uids.make()
-                for (number, file) in files.enumerated() {
-                    guard PhotoConverter.kind(of: file.data) != nil else {
-                        throw HTTPFailure(.unsupportedMediaType, "file \(number + 1) is not a JPEG or PNG image")
+        let service = self.service
+        let isPhotos = kind == "photos"
+        let handler = self
+        let stored: [InstanceRecord]
+        let prepared: [PreparedInstance]
+        (stored, prepared) = try await pool.run {
+            var prepared: [PreparedInstance] = []
+            do {
+                if isPhotos {
+                    let series = context.uids.make()
+                    for (number, file) in files.enumerated() {
+                        guard PhotoConverter.kind(of: file.data) != nil else {
+                            throw HTTPFailure(.unsupportedMediaType, "file \(number + 1) is not a JPEG or PNG image")
+                        }
+                        prepared.append(
+                            try PhotoConverter.convert(
+                                file.data, context: context,
+                                placement: .init(
+                                    seriesInstanceUID: series, seriesNumber: 1, instanceNumber: number + 1)))
                     }
-                    prepared.append(
-                        try PhotoConverter.convert(
-                            file.data, context: context,
-                            placement: .init(seriesInstanceUID: series, seriesNumber: 1, instanceNumber: number + 1)))
+                } else {
+                    prepared = try handler.convertScan(files, context: context)
                 }
-            } else {
-                prepared = try convertScan(files, context: context)
+            } catch let error as DICOMCodecError {
+                throw HTTPFailure(.unprocessableContent, error.message)
             }
-        } catch let error as DICOMCodecError {
-            throw HTTPFailure(.unprocessableContent, error.message)
-        }
-        // Every file is converted before anything is stored, so a file that cannot be converted stores nothing. (A
-        // storage failure part-way, a full disk, answers 500 and can leave the instances stored before it.)
-        var stored: [InstanceRecord] = []
-        for instance in prepared {
-            let bytes: Data
-            do {
-                bytes = try Part10.encode(instance.dataset, transferSyntax: instance.transferSyntaxUID)
-            } catch {
-                throw HTTPFailure(.internalServerError, "the DICOM object could not be encoded")
+            // Every file is converted before anything is stored, so a file that cannot be converted stores
+            // nothing. (A storage failure part-way, a full disk, answers 500 and can leave the instances stored
+            // before it.)
+            var stored: [InstanceRecord] = []
+            for instance in prepared {
+                let bytes: Data
+                do {
+                    bytes = try Part10.encode(instance.dataset, transferSyntax: instance.transferSyntaxUID)
+                } catch {
+                    throw HTTPFailure(.internalServerError, "the DICOM object could not be encoded")
+                }
+                switch service.store(bytes) {
+                case .stored(let record, _):
+                    stored.append(record)
+                case .failed(_, _, _, let message):
+                    throw HTTPFailure(.internalServerError, "the converted instance could not be stored: \(message)")
+                }
             }
-            switch service.store(bytes) {
-            case .stored(let record, _):
-                stored.append(record)
-            case .failed(_, _, _, let message):
-                throw HTTPFailure(.internalServerError, "the converted instance could not be stored: \(message)")
+            // The uploaded files themselves, byte for byte: each photo beside its instance, every file of a scan
+            // beside the mesh instance.
+            for (number, file) in files.enumerated() {
+                let owner = isPhotos ? stored[number] : stored[0]
+                let type = file.type ?? "application/octet-stream"
+                do throws(ArchiveError) {
+                    try service.keepOriginal(
+                        file.data, mediaType: type, fileName: file.name.isEmpty ? nil : file.name,
+                        for: owner.sopInstanceUID)
+                } catch {
+                    throw HTTPFailure(.internalServerError, "the original file could not be kept: \(error.message)")
+                }
             }
-        }
-        // The uploaded files themselves, byte for byte: each photo beside its instance, every file of a scan
-        // beside the mesh instance.
-        for (number, file) in files.enumerated() {
-            let owner = kind == "photos" ? stored[number] : stored[0]
-            let type = file.type ?? "application/octet-stream"
-            do {
-                try service.keepOriginal(
-                    file.data, mediaType: type, fileName: file.name.isEmpty ? nil : file.name,
-                    for: owner.sopInstanceUID)
-            } catch {
-                throw HTTPFailure(.internalServerError, "the original file could not be kept: \(error.message)")
-            }
+            return (stored, prepared)
         }
         note.seriesUIDs = Array(Set(stored.map(\.seriesInstanceUID))).sorted()
         note.instanceUIDs = stored.map(\.sopInstanceUID)
@@ -127,6 +151,12 @@ extension DICOMwebMiddleware {
             throw HTTPFailure(
                 .badRequest, meshes.isEmpty ? "no OBJ, PLY or STL file was sent" : "send one mesh per scan upload")
         }
+        // Only an OBJ has companions (its MTL and textures, checked against its references); a file beside an
+        // STL or PLY would be kept unvalidated.
+        if fileKind(mesh) != "obj" && files.count > 1 {
+            throw HTTPFailure(
+                .unprocessableContent, "an STL or PLY scan is one file; \(files.count - 1) other file(s) were sent")
+        }
         switch fileKind(mesh) {
         case "stl": return try MeshConverter.convertSTL(mesh.data, context: context, seriesNumber: 1)
         case "ply": return try MeshConverter.convertPLY(mesh.data, context: context, seriesNumber: 1)
@@ -146,7 +176,7 @@ extension DICOMwebMiddleware {
 
     /// `GET /api/v1/instances/{sop}/originals` lists the uploaded files kept for an instance;
     /// `.../originals/{n}` returns the n-th (1-based) byte for byte.
-    func originals(_ sopInstanceUID: String, number: Int?, note: AuditNote) throws -> Response {
+    func originals(_ sopInstanceUID: String, number: Int?, note: AuditNote) async throws -> Response {
         guard UID.isValid(sopInstanceUID), let record = service.index.instance(sopInstanceUID) else {
             throw HTTPFailure(.notFound, "no such instance")
         }
@@ -154,7 +184,8 @@ extension DICOMwebMiddleware {
         note.studyUID = record.studyInstanceUID
         note.seriesUIDs = [record.seriesInstanceUID]
         note.instanceUIDs = [sopInstanceUID]
-        let kept = try service.index.originals(of: sopInstanceUID)
+        let service = self.service
+        let kept = try await pool.run { try service.index.originals(of: sopInstanceUID) }
         guard let number else {
             let items = kept.enumerated().map { index, original in
                 "{\"number\":\(index + 1),\"mediaType\":\(Responses.jsonString(original.mediaType)),"
@@ -165,6 +196,12 @@ extension DICOMwebMiddleware {
         }
         guard number >= 1 && number <= kept.count else { throw HTTPFailure(.notFound, "no such original") }
         let original = kept[number - 1]
-        return Responses.bytes(try service.readOriginal(original), contentType: original.mediaType)
+        let data = try await pool.run { try service.readOriginal(original) }
+        // Served as a download, never rendered: the bytes and their declared type came from a client (a page
+        // uploaded as a "photo" must not run in Facet's origin).
+        var headers = HTTPFields()
+        headers[.contentDisposition] = "attachment; filename=\"original-\(number)\""
+        headers[.xContentTypeOptions] = "nosniff"
+        return Responses.bytes(data, contentType: "application/octet-stream", extra: headers)
     }
 }

@@ -7,6 +7,8 @@ import NIOCore
 extension HTTPField.Name {
     // Not among swift-http-types' names.
     static let warning = HTTPField.Name("Warning")!
+    static let referrerPolicy = HTTPField.Name("Referrer-Policy")!
+    static let xFrameOptions = HTTPField.Name("X-Frame-Options")!
 }
 
 /// A failure a handler reports: the HTTP status and one line safe to show (never PHI).
@@ -46,23 +48,26 @@ enum Responses {
 
     static func boundary() -> String { "facet-" + UUID().uuidString.lowercased() }
 
-    /// A multipart/related body with one part per item; parts are produced one at a time as the body is written.
+    /// One part of a multipart body: content type, optional Content-Location, bytes.
+    typealias Part = (contentType: String, location: String?, data: Data)
+
+    /// A multipart/related body of `count` parts that `part` makes one at a time while the body is written: each
+    /// write waits until the connection has taken the previous bytes, so a slow client holds at most one part in
+    /// memory and nothing is produced ahead of it.
     static func multipart(
-        type: String, boundary: String, status: HTTPResponse.Status = .ok, extra: HTTPFields = [:],
-        parts:
-            @escaping @Sendable () async throws -> AsyncThrowingStream<
-                (contentType: String, location: String?, data: Data), Error
-            >
+        type: String, boundary: String, count: Int, status: HTTPResponse.Status = .ok, extra: HTTPFields = [:],
+        part: @escaping @Sendable (Int) async throws -> Part
     ) -> Response {
         var headers = extra
         headers[.contentType] = "multipart/related; type=\"\(type)\"; boundary=\"\(boundary)\""
         let body = ResponseBody { writer in
-            for try await part in try await parts() {
-                var head = "--\(boundary)\r\nContent-Type: \(part.contentType)\r\n"
-                if let location = part.location { head += "Content-Location: \(location)\r\n" }
-                head += "Content-Length: \(part.data.count)\r\n\r\n"
+            for index in 0..<count {
+                let (contentType, location, data) = try await part(index)
+                var head = "--\(boundary)\r\nContent-Type: \(contentType)\r\n"
+                if let location { head += "Content-Location: \(location)\r\n" }
+                head += "Content-Length: \(data.count)\r\n\r\n"
                 var buffer = ByteBuffer(string: head)
-                buffer.writeBytes(part.data)
+                buffer.writeBytes(data)
                 buffer.writeString("\r\n")
                 try await writer.write(buffer)
             }

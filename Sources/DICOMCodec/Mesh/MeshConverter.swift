@@ -115,14 +115,25 @@ public enum MeshConverter {
             }
             return key
         }
-        return try convertOBJ(
+        var used = Set<String>()
+        let instances = try convertOBJ(
             data, context: context, seriesNumber: seriesNumber, textureSeriesNumber: textureSeriesNumber,
             exists: { name in (try? resolve(name, "", "MTL")) != nil },
             load: { (reference, base, what) throws(DICOMCodecError) in
                 let key = try resolve(reference, base, what)
+                used.insert(key)
                 let folder = key.split(separator: "/").dropLast().joined(separator: "/")
                 return (key, folder, normalized[key] ?? Data())
             })
+        // Nothing is kept that the mesh does not name: an extra file would be stored unvalidated.
+        let unused = normalized.count - used.count
+        if unused > 0 {
+            throw DICOMCodecError(
+                .unsupported,
+                "\(unused) file(s) sent with the OBJ are named neither by it nor by its MTL; send only the mesh, its MTL and its textures"
+            )
+        }
+        return instances
     }
 
     /// `load(reference, base folder key, what)` returns a unique key for the file, the folder key its own
@@ -150,6 +161,7 @@ public enum MeshConverter {
         var textureNumber = 0
         var textureByPath: [String: PreparedInstance] = [:]
         var instanceNumber = 2
+        var mtlByKey: [String: PreparedInstance] = [:]
 
         for library in libraries {
             let mtlFile: (key: String, folder: String, data: Data)
@@ -157,6 +169,14 @@ public enum MeshConverter {
                 mtlFile = try load(library.uri, "", "MTL")
             } catch {
                 throw DICOMCodecError(error.code, "mtllib on line \(library.line): \(error.message)")
+            }
+            // A library named again (repeated mtllib lines) is one object, referenced again.
+            if let existing = mtlByKey[mtlFile.key] {
+                if !objReferences.contains(where: { $0.uri == library.uri && $0.sopInstance == existing.sopInstanceUID }
+                ) {
+                    objReferences.append(Reference(library.uri, existing))
+                }
+                continue
             }
             let mtlData = mtlFile.data
             try checkSize(mtlData)
@@ -203,6 +223,7 @@ public enum MeshConverter {
                 frameOfReference: nil, modelGroup: modelGroup, references: mtlReferences)
             instanceNumber += 1
             let mtl = PreparedInstance(dataset: mtlDataset, transferSyntaxUID: UID.explicitVRLittleEndian, notes: [])
+            mtlByKey[mtlFile.key] = mtl
             instances.append(mtl)
             objReferences.append(Reference(library.uri, mtl))
         }

@@ -1,0 +1,64 @@
+import Foundation
+
+/// A bounded pool of threads for blocking work (DCMTK, crypto, fsync), apart from Swift's cooperative pool, so
+/// that health checks and searches answer while renders and stores queue. At most `queueLimit` jobs wait for a
+/// thread; beyond that `run` throws `BlockingPool.Busy` at once (the server answers 503 with `Retry-After`).
+final class BlockingPool: @unchecked Sendable {
+    /// The queue is full.
+    struct Busy: Error {}
+
+    private let condition = NSCondition()
+    private var jobs: [@Sendable () -> Void] = []
+    private var head = 0
+    private let queueLimit: Int
+
+    init(threads: Int, queueLimit: Int) {
+        self.queueLimit = queueLimit
+        for number in 0..<max(1, threads) {
+            // The pool lives as long as the server; its threads hold it.
+            let thread = Thread { self.work() }
+            thread.name = "facet-blocking-\(number)"
+            thread.start()
+        }
+    }
+
+    /// Jobs waiting for a thread (for metrics and tests).
+    var waiting: Int {
+        condition.lock()
+        defer { condition.unlock() }
+        return jobs.count - head
+    }
+
+    /// Runs `body` on one of the pool's threads and returns its result. `alwaysQueue` is for work that must
+    /// not be refused (the audit event of a change already made).
+    func run<T: Sendable>(alwaysQueue: Bool = false, _ body: @escaping @Sendable () throws -> T) async throws -> T {
+        try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<T, Error>) in
+            condition.lock()
+            guard alwaysQueue || jobs.count - head < queueLimit else {
+                condition.unlock()
+                continuation.resume(throwing: Busy())
+                return
+            }
+            jobs.append {
+                continuation.resume(with: Result { try body() })
+            }
+            condition.signal()
+            condition.unlock()
+        }
+    }
+
+    private func work() {
+        while true {
+            condition.lock()
+            while head == jobs.count { condition.wait() }
+            let job = jobs[head]
+            head += 1
+            if head > 1024 && head * 2 > jobs.count {
+                jobs.removeFirst(head)
+                head = 0
+            }
+            condition.unlock()
+            job()
+        }
+    }
+}
