@@ -170,6 +170,26 @@ import Testing
         #expect(try await queued.value == 1)
     }
 
+    @Test func anUploadDecodingToTooManyPixelsIsRefusedBeforeDecoding() async throws {
+        let archive = try TestArchive()
+        // A PNG header claiming 20000 x 20000 pixels (400 MP); the rest never gets read.
+        var png = Data([0x89, 0x50, 0x4E, 0x47, 0x0D, 0x0A, 0x1A, 0x0A, 0, 0, 0, 13]) + Data("IHDR".utf8)
+        png += Data([0, 0, 0x4E, 0x20, 0, 0, 0x4E, 0x20, 8, 2, 0, 0, 0]) + Data(count: 64)
+        var body = Data("--b0undary\r\nContent-Disposition: form-data; name=\"photo\"; filename=\"a.png\"\r\n".utf8)
+        body += Data("Content-Type: image/png\r\n\r\n".utf8) + png + Data("\r\n--b0undary--\r\n".utf8)
+        let upload = ByteBuffer(bytes: body)
+        try await archive.app.test(.router) { client in
+            try await client.execute(
+                uri: "/api/v1/photos", method: .post,
+                headers: headers([(.contentType, "multipart/form-data; boundary=b0undary")]),
+                body: upload
+            ) { response in
+                #expect(response.status == .contentTooLarge)
+            }
+        }
+        #expect(archive.service.index.catalog().instances.isEmpty)
+    }
+
     @Test func nonLoopbackAddressesAreToldApart() {
         for host in ["127.0.0.1", "127.1.2.3", "::1", "[::1]", "localhost", "LOCALHOST"] {
             #expect(ServerSettings.isLoopback(host), "\(host)")

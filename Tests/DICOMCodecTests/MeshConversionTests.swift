@@ -6,6 +6,23 @@ import Testing
 @testable import DICOMCodec
 
 @Suite struct MeshConversionTests {
+    @Test func aRepeatedMtllibMakesOneMTLObjectAndStrayFilesAreRefused() throws {
+        let obj = try Fixtures.data("meshes/face/face.obj")
+        let mtl = try Fixtures.data("meshes/face/face.mtl")
+        let texture = try Fixtures.data("meshes/face/face_texture.jpg")
+        let repeated = Data("mtllib face.mtl\nmtllib face.mtl\nmtllib face.mtl\n".utf8) + obj
+        let instances = try MeshConverter.convertOBJ(
+            repeated, files: ["face.mtl": mtl, "face_texture.jpg": texture], context: try Fixtures.context(),
+            seriesNumber: 2, textureSeriesNumber: 3)
+        #expect(instances.filter { $0.sopClassUID == UID.encapsulatedMTLStorage }.count == 1)
+        // A file the mesh never names would be stored unvalidated: refused.
+        #expect(throws: DICOMCodecError.self) {
+            try MeshConverter.convertOBJ(
+                obj, files: ["face.mtl": mtl, "face_texture.jpg": texture, "notes.html": Data("<script>".utf8)],
+                context: try Fixtures.context(), seriesNumber: 2, textureSeriesNumber: 3)
+        }
+    }
+
     @Test func binarySTLIsEncapsulatedByteForByte() throws {
         let source = try Fixtures.data("meshes/cube-binary.stl")
         #expect(source.prefix(5) == Data("solid".utf8))  // binary despite the word: decided by length
