@@ -68,12 +68,12 @@ struct ServeCommand: AsyncParsableCommand {
                 "generated a new master key in DATA/keys/master.key: back it up apart from the data, or the archive cannot be read"
             )
         }
-        if report.removedTemporaryFiles > 0 || report.removedOrphanBlobs > 0 {
+        if report.removedTemporaryFiles > 0 || report.quarantinedBlobs > 0 {
             logger.notice(
                 "cleaned up after an interrupted run",
                 metadata: [
                     "temporary-files": "\(report.removedTemporaryFiles)",
-                    "uncommitted-blobs": "\(report.removedOrphanBlobs)",
+                    "quarantined-blobs": "\(report.quarantinedBlobs)",
                 ])
         }
         if demo && report.instances == 0 {

@@ -556,7 +556,7 @@ func parts(_ answer: Answer) throws -> [(headers: String, body: Data)] {
     @Test func aFlippedByteInABlobIsDetectedAndNotServed() async throws {
         let archive = try TestArchive()
         let photo = try TestArchive.photo()
-        guard case .stored(let record, _) = archive.service.store(photo.bytes) else {
+        guard case .stored(let record, _, _) = archive.service.store(photo.bytes) else {
             throw HTTPFailure(.badRequest, "not stored")
         }
         let blob = try #require(archive.allFiles().first { $0.lastPathComponent == record.blob.id })

@@ -340,7 +340,7 @@ struct DICOMwebMiddleware: RouterMiddleware {
         }
         for (number, outcome) in outcomes.enumerated() {
             switch outcome {
-            case .stored(let record, _):
+            case .stored(let record, _, _):
                 anyStored = true
                 var item = Dataset()
                 item.set(.referencedSOPClassUID, .UI, record.sopClassUID)

@@ -69,7 +69,7 @@ extension DICOMwebMiddleware {
                 throw HTTPFailure(.internalServerError, "the DICOM object could not be encoded")
             }
             switch service.store(bytes) {
-            case .stored(let record, _):
+            case .stored(let record, _, _):
                 stored.append(record)
             case .failed(_, _, _, let message):
                 throw HTTPFailure(.internalServerError, "the converted instance could not be stored: \(message)")
@@ -165,6 +165,6 @@ extension DICOMwebMiddleware {
         }
         guard number >= 1 && number <= kept.count else { throw HTTPFailure(.notFound, "no such original") }
         let original = kept[number - 1]
-        return Responses.bytes(try service.readOriginal(original), contentType: original.mediaType)
+        return Responses.bytes(try service.readOriginal(original, of: sopInstanceUID), contentType: original.mediaType)
     }
 }
