@@ -35,6 +35,20 @@ import Testing
         #expect(blobFiles(folder) == [record.blob.id])
     }
 
+    @Test func anOriginalIsBoundToItsInstanceAndLeavesNoPendingRecord() throws {
+        let (service, _) = try archive()
+        guard let (record, _) = expectStored(service, try Sample.instance()),
+            let (other, _) = expectStored(service, try Sample.instance())
+        else { return }
+        try service.keepOriginal(
+            Data("photo bytes".utf8), mediaType: "image/jpeg", fileName: nil, for: record.sopInstanceUID)
+        #expect(try service.index.pendingBlobIDs().isEmpty)
+        let original = try #require(try service.index.originals(of: record.sopInstanceUID).first)
+        #expect(try service.readOriginal(original, of: record.sopInstanceUID) == Data("photo bytes".utf8))
+        let error = #expect(throws: ArchiveError.self) { try service.readOriginal(original, of: other.sopInstanceUID) }
+        #expect(error?.code == .integrity)
+    }
+
     // MARK: nesting
 
     /// A dataset whose Request Attributes Sequence nests `depth` levels.
