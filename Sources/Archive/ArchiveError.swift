@@ -9,6 +9,8 @@ public struct ArchiveError: Error, Sendable, CustomStringConvertible, Equatable 
         public static let integrity = Code(name: "integrity")
         public static let invalidRange = Code(name: "invalid-range")
         public static let audit = Code(name: "audit")
+        /// The index does not know blobs that are on disk: it is missing, replaced or older than them.
+        public static let indexMismatch = Code(name: "index-mismatch")
         public var description: String { name }
     }
 

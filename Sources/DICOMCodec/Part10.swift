@@ -57,6 +57,121 @@ public enum Part10 {
         return try DCMTK.encodePart10(bytes, transferSyntax: transferSyntax)
     }
 
+    // MARK: normalising what clients send
+
+    /// Repairs two things real clients send before an object is read, leaving every other fault to DCMTK's error:
+    /// (a) a stream that starts with the File Meta group and has no 128-byte preamble and `DICM` (pydicom 3 with
+    /// dicomweb-client, for a dataset built in memory) gets a zero preamble and `DICM`; (b) a Media Storage SOP
+    /// Instance (or Class) UID (0002,0003)/(0002,0002) that differs from the dataset's SOP Instance (Class) UID is
+    /// rewritten to the dataset's, with a recomputed group length (0002,0000); the dataset bytes are unchanged. (b)
+    /// returns a warning for each corrected UID; (a) needs none.
+    public static func normalize(_ data: Data) throws(DICOMCodecError) -> (data: Data, warnings: [String]) {
+        let result = try readNormalized(data: data)
+        return (result.data, result.warnings)
+    }
+
+    /// `normalize` and `read(data:)` with one DCMTK parse: the normalised bytes, what they hold, the warnings.
+    public static func readNormalized(data: Data, bulkThreshold: UInt32 = defaultBulkThreshold)
+        throws(DICOMCodecError) -> (data: Data, file: DICOMFile, warnings: [String])
+    {
+        var bytes = data
+        if !hasPreamble(bytes) && startsWithMetaGroup(bytes) {
+            bytes = Data(count: 128) + Data("DICM".utf8) + bytes
+        }
+        var file = try read(data: bytes, bulkThreshold: bulkThreshold)
+        guard hasPreamble(bytes), let meta = metaGroup(bytes) else { return (bytes, file, []) }
+        var replacements: [Tag: String] = [:]
+        var warnings: [String] = []
+        let pairs: [(Tag, Tag, String)] = [
+            (.mediaStorageSOPClassUID, .sopClassUID, "Media Storage SOP Class UID corrected to the SOP Class UID"),
+            (
+                .mediaStorageSOPInstanceUID, .sopInstanceUID,
+                "Media Storage SOP Instance UID corrected to the SOP Instance UID"
+            ),
+        ]
+        for (metaTag, datasetTag, warning) in pairs {
+            guard let own = file.dataset.string(datasetTag), !own.isEmpty, let stated = file.meta.string(metaTag),
+                stated != own, meta.elements.contains(where: { $0.tag == metaTag })
+            else { continue }
+            replacements[metaTag] = own
+            warnings.append(warning)
+        }
+        guard !replacements.isEmpty else { return (bytes, file, []) }
+        var group = Data()
+        for element in meta.elements where element.tag != Tag(0x0002, 0x0000) {
+            if let uid = replacements[element.tag] {
+                var value = Data(uid.utf8)
+                if value.count % 2 == 1 { value.append(0) }
+                group += explicitHeader(element.tag, vr: "UI", length: value.count) + value
+                file.meta.set(element.tag, .UI, uid)
+            } else {
+                group += bytes[(bytes.startIndex + element.start)..<(bytes.startIndex + element.end)]
+            }
+        }
+        let groupLength = withUnsafeBytes(of: UInt32(group.count).littleEndian) { Data($0) }
+        var rebuilt = bytes.prefix(132)
+        rebuilt += explicitHeader(Tag(0x0002, 0x0000), vr: "UL", length: 4) + groupLength + group
+        rebuilt += bytes[(bytes.startIndex + meta.end)...]
+        return (Data(rebuilt), file, warnings)
+    }
+
+    /// 128 bytes of preamble, then `DICM`.
+    static func hasPreamble(_ data: Data) -> Bool {
+        data.count >= 132 && data[(data.startIndex + 128)..<(data.startIndex + 132)] == Data("DICM".utf8)
+    }
+
+    /// The bytes start with an explicit VR little-endian element of group 0002.
+    static func startsWithMetaGroup(_ data: Data) -> Bool {
+        guard data.count >= 8 else { return false }
+        let b = data.startIndex
+        guard data[b] == 0x02, data[b + 1] == 0x00 else { return false }
+        return VR(rawValue: String(decoding: data[(b + 4)..<(b + 6)], as: UTF8.self)) != nil
+    }
+
+    /// One element of the File Meta group: its tag and where its bytes (header included) are.
+    struct MetaElement {
+        var tag: Tag
+        var start: Int
+        var end: Int
+    }
+
+    /// The File Meta group's elements after the preamble (explicit VR little endian, as PS3.10 requires), or nil
+    /// when it cannot be walked (left for DCMTK to judge).
+    static func metaGroup(_ data: Data) -> (elements: [MetaElement], end: Int)? {
+        let b = data.startIndex
+        func u16(_ at: Int) -> Int { Int(data[b + at]) | Int(data[b + at + 1]) << 8 }
+        var offset = 132
+        var elements: [MetaElement] = []
+        while data.count - offset >= 8, u16(offset) == 0x0002 {
+            let tag = Tag(0x0002, UInt16(u16(offset + 2)))
+            guard let vr = VR(rawValue: String(decoding: data[(b + offset + 4)..<(b + offset + 6)], as: UTF8.self))
+            else { return nil }
+            let length: Int
+            let headerSize: Int
+            if vr.hasLongLength {
+                guard data.count - offset >= 12 else { return nil }
+                length = u16(offset + 8) | u16(offset + 10) << 16
+                headerSize = 12
+            } else {
+                length = u16(offset + 6)
+                headerSize = 8
+            }
+            guard length != 0xFFFF_FFFF, data.count - offset - headerSize >= length else { return nil }
+            elements.append(MetaElement(tag: tag, start: offset, end: offset + headerSize + length))
+            offset += headerSize + length
+        }
+        return elements.isEmpty ? nil : (elements, offset)
+    }
+
+    static func explicitHeader(_ tag: Tag, vr: String, length: Int) -> Data {
+        var out = Data()
+        out += withUnsafeBytes(of: tag.group.littleEndian) { Data($0) }
+        out += withUnsafeBytes(of: tag.element.littleEndian) { Data($0) }
+        out += Data(vr.utf8)
+        out += withUnsafeBytes(of: UInt16(truncatingIfNeeded: length).littleEndian) { Data($0) }
+        return out
+    }
+
     // MARK: walk format (see CDCMTK.h)
 
     static func decodeWalk(_ walk: Data) throws(DICOMCodecError) -> DICOMFile {

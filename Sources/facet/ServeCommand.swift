@@ -64,7 +64,8 @@ struct ServeCommand: AsyncParsableCommand {
         let report: ArchiveService.StartReport
         do {
             (service, report) = try ArchiveService.openEmbedded(
-                dataDirectory: URL(fileURLWithPath: settings.dataDirectory), duplicatePolicy: settings.duplicatePolicy)
+                dataDirectory: URL(fileURLWithPath: settings.dataDirectory), duplicatePolicy: settings.duplicatePolicy,
+                quarantineDays: settings.quarantineDays)
         } catch {
             throw fail("the archive cannot be opened: \(error.message)", code: 3)
         }
@@ -75,13 +76,20 @@ struct ServeCommand: AsyncParsableCommand {
                 "generated a new master key in DATA/keys/master.key: back it up apart from the data, or the archive cannot be read"
             )
         }
-        if report.removedTemporaryFiles > 0 || report.removedOrphanBlobs > 0 {
+        if report.removedTemporaryFiles > 0 || report.quarantinedBlobs > 0 || report.expiredQuarantinedBlobs > 0 {
             logger.notice(
-                "cleaned up after an interrupted run",
+                "cleaned up after an interrupted run: unacknowledged blobs moved to DATA/quarantine",
                 metadata: [
                     "temporary-files": "\(report.removedTemporaryFiles)",
-                    "uncommitted-blobs": "\(report.removedOrphanBlobs)",
+                    "quarantined-blobs": "\(report.quarantinedBlobs)",
+                    "expired-quarantine-removed": "\(report.expiredQuarantinedBlobs)",
                 ])
+        }
+        if !report.quarantinedRows.isEmpty {
+            // UIDs only (never PHI): these rows could not be decoded and are left out of the archive until repaired.
+            logger.error(
+                "index rows that cannot be decoded were set aside; their instances are not served",
+                metadata: ["uids": "\(report.quarantinedRows.joined(separator: ","))"])
         }
         if demo && report.instances == 0 {
             do {

@@ -522,9 +522,11 @@ func parts(_ answer: Answer) throws -> [(headers: String, body: Data)] {
         }
         let log = try String(contentsOf: archive.folder.appendingPathComponent("audit/audit.log"), encoding: .utf8)
         let lines = log.split(separator: "\n")
-        #expect(lines.count == 3)
-        #expect(lines[0].contains("STOW") && lines[0].contains(photo.instance))
-        #expect(lines[2].contains("WADO retrieve") && lines[2].contains(photo.study))
+        #expect(lines.count == 4)
+        // The store's intent, naming the instance, is on record before the store; its outcome follows.
+        #expect(lines[0].contains("STOW store (intent)") && lines[0].contains(photo.instance))
+        #expect(lines[1].contains("\"STOW store\"") && lines[1].contains(photo.instance))
+        #expect(lines[3].contains("WADO retrieve") && lines[3].contains(photo.study))
         #expect(!log.contains("Zebulon") && !log.contains("ZQ-77"))
         let verdict = AuditLog.verify(
             folder: archive.folder.appendingPathComponent("audit"), keys: archive.service.keys)
@@ -557,7 +559,7 @@ func parts(_ answer: Answer) throws -> [(headers: String, body: Data)] {
     @Test func aFlippedByteInABlobIsDetectedAndNotServed() async throws {
         let archive = try TestArchive()
         let photo = try TestArchive.photo()
-        guard case .stored(let record, _) = archive.service.store(photo.bytes) else {
+        guard case .stored(let record, _, _) = archive.service.store(photo.bytes) else {
             throw HTTPFailure(.badRequest, "not stored")
         }
         let blob = try #require(archive.allFiles().first { $0.lastPathComponent == record.blob.id })

@@ -55,19 +55,19 @@ func temporaryFolder() throws -> URL {
     func whatIsStoredComesBackIdentical(_ size: Int) throws {
         let (store, _) = try store()
         let data = sample(size)
-        let reference = try store.put(data)
+        let reference = try store.put(data, owner: "1.2.3")
         #expect(reference.size == size)
-        #expect(try store.get(reference.id) == data)
+        #expect(try store.get(reference.id, owner: "1.2.3") == data)
     }
 
     @Test func rangesAreReadAcrossChunks() throws {
         let (store, _) = try store()
         let data = sample(20_000)
-        let id = try store.put(data).id
+        let id = try store.put(data, owner: "1.2.3").id
         for range in [0..<1, 4000..<4200, 4096..<8192, 19_999..<20_000, 0..<20_000, 100..<100] {
-            #expect(try store.read(id, range: range) == data.subdata(in: range))
+            #expect(try store.read(id, owner: "1.2.3", range: range) == data.subdata(in: range))
         }
-        #expect(throws: ArchiveError.self) { try store.read(id, range: 19_000..<20_001) }
+        #expect(throws: ArchiveError.self) { try store.read(id, owner: "1.2.3", range: 19_000..<20_001) }
     }
 
     @Test func streamingAFileStoresTheSameBytes() throws {
@@ -75,34 +75,34 @@ func temporaryFolder() throws -> URL {
         let data = sample(30_001)
         let input = folder.appendingPathComponent("input.bin")
         try data.write(to: input)
-        let reference = try store.put(contentsOf: input)
-        #expect(try store.get(reference.id) == data)
+        let reference = try store.put(contentsOf: input, owner: "1.2.3")
+        #expect(try store.get(reference.id, owner: "1.2.3") == data)
         #expect(reference.sha256.count == 64)
     }
 
     @Test func aFlippedByteIsDetectedAndNothingIsServed() throws {
         let (store, _) = try store()
         let data = sample(10_000)
-        let id = try store.put(data).id
+        let id = try store.put(data, owner: "1.2.3").id
         let url = try store.path(id)
         var raw = try Data(contentsOf: url)
         for position in [EncryptedFileBlobStore.headerSize + 10, raw.count - 1, 20, 100] {
             let original = raw
             raw[position] ^= 0x01
             try raw.write(to: url)
-            let error = #expect(throws: ArchiveError.self) { try store.get(id) }
+            let error = #expect(throws: ArchiveError.self) { try store.get(id, owner: "1.2.3") }
             #expect(error?.code == .integrity)
             raw = original
         }
         try raw.prefix(raw.count - 5).write(to: url)
-        #expect(throws: ArchiveError.self) { try store.get(id) }
+        #expect(throws: ArchiveError.self) { try store.get(id, owner: "1.2.3") }
     }
 
     @Test func nothingIdentifyingIsOnDiskInTheClear() throws {
         let (store, folder) = try store()
         var dicom = Data(count: 128) + Data("DICM".utf8)
         dicom += Data("Müller^Jürgen PATIENT-ID-0042".utf8) + Data([0xFF, 0xD8, 0xFF, 0xE0]) + sample(5000)
-        _ = try store.put(dicom)
+        _ = try store.put(dicom, owner: "1.2.3")
         let files =
             FileManager.default.enumerator(at: folder, includingPropertiesForKeys: nil)?.compactMap { $0 as? URL } ?? []
         for file in files where (try? file.resourceValues(forKeys: [.isRegularFileKey]).isRegularFile) == true {
@@ -124,7 +124,7 @@ func temporaryFolder() throws -> URL {
     @Test func unknownIdsAreNotFound() throws {
         let (store, _) = try store()
         for id in ["", "../../etc/passwd", String(repeating: "a", count: 32), "ABCDEF"] {
-            let error = #expect(throws: ArchiveError.self) { try store.get(id) }
+            let error = #expect(throws: ArchiveError.self) { try store.get(id, owner: "1.2.3") }
             #expect(error?.code == .notFound)
         }
     }

@@ -112,6 +112,26 @@ func createPrivateDirectory(_ url: URL) throws(ArchiveError) {
     }
 }
 
+/// Like `createPrivateDirectory`, and every folder it creates is fsynced into its parent right after `mkdir`, so a
+/// file renamed into it (and fsynced there) is still reachable after a crash.
+func createDurableDirectory(_ url: URL) throws(ArchiveError) {
+    var missing: [URL] = []
+    var cursor = url.standardizedFileURL
+    while !FileManager.default.fileExists(atPath: cursor.path) {
+        missing.append(cursor)
+        let parent = cursor.deletingLastPathComponent()
+        guard parent.path != cursor.path else { break }
+        cursor = parent
+    }
+    for folder in missing.reversed() {
+        // A folder made meanwhile by another writer is synced again: its maker may not have got there yet.
+        guard mkdir(folder.path, 0o700) == 0 || errno == EEXIST else {
+            throw ArchiveError(.io, "directory cannot be created")
+        }
+        syncDirectory(folder.deletingLastPathComponent())
+    }
+}
+
 /// Writes a small secret file with mode 0600, durably (temporary file, fsync, rename).
 func writePrivateFile(_ url: URL, _ data: Data) throws(ArchiveError) {
     let temporary = url.deletingLastPathComponent().appendingPathComponent(".\(UUID().uuidString).tmp")

@@ -17,6 +17,9 @@ public final class SQLiteStudyIndex: StudyIndex, @unchecked Sendable {
     private let blindKey: SymmetricKey
     private let lock = NSLock()
     private var current = Catalog()
+    /// UIDs of rows left out of the catalogue at load because they could not be decoded (a bad seal or malformed
+    /// attributes), and of instances left out with their study or series. Their blobs stay referenced.
+    public private(set) var quarantinedRows: [String] = []
 
     public init(path: URL, keys: KeyHierarchy) throws(ArchiveError) {
         sealingKey = keys.derivedKey("facet index attributes v1")
@@ -68,6 +71,10 @@ public final class SQLiteStudyIndex: StudyIndex, @unchecked Sendable {
                             sop_uid TEXT NOT NULL,
                             sha256 TEXT NOT NULL,
                             replaced REAL NOT NULL);
+                        CREATE TABLE IF NOT EXISTS pending_blobs (
+                            blob_id TEXT PRIMARY KEY NOT NULL,
+                            owner TEXT NOT NULL,
+                            created REAL NOT NULL);
                         """)
             }
             try load()
@@ -78,18 +85,33 @@ public final class SQLiteStudyIndex: StudyIndex, @unchecked Sendable {
         }
     }
 
+    /// Reads every row into the catalogue. A row that cannot be decoded is left out and its UID noted (never
+    /// fatal: one bad row must not keep the archive from starting); instances of a left-out study or series are
+    /// left out with it.
     private func load() throws {
         var catalog = Catalog()
+        var quarantined: [String] = []
         try pool.read { db in
             var studies: [String: Dataset] = [:]
+            var badParents: Set<String> = []
             for row in try Row.fetchAll(db, sql: "SELECT study_uid, attributes FROM studies") {
                 let uid: String = row["study_uid"]
-                studies[uid] = try open(row["attributes"], uid: uid)
+                if let attributes = try? open(row["attributes"], uid: uid) {
+                    studies[uid] = attributes
+                } else {
+                    badParents.insert(uid)
+                    quarantined.append(uid)
+                }
             }
             var series: [String: Dataset] = [:]
             for row in try Row.fetchAll(db, sql: "SELECT series_uid, attributes FROM series") {
                 let uid: String = row["series_uid"]
-                series[uid] = try open(row["attributes"], uid: uid)
+                if let attributes = try? open(row["attributes"], uid: uid) {
+                    series[uid] = attributes
+                } else {
+                    badParents.insert(uid)
+                    quarantined.append(uid)
+                }
             }
             let rows = try Row.fetchAll(
                 db,
@@ -99,18 +121,25 @@ public final class SQLiteStudyIndex: StudyIndex, @unchecked Sendable {
                     """)
             for row in rows {
                 let uid: String = row["sop_uid"]
+                let studyUID: String = row["study_uid"]
+                let seriesUID: String = row["series_uid"]
+                guard !badParents.contains(studyUID), !badParents.contains(seriesUID),
+                    let attributes = try? open(row["attributes"], uid: uid)
+                else {
+                    quarantined.append(uid)
+                    continue
+                }
                 let record = InstanceRecord(
-                    sopInstanceUID: uid, sopClassUID: row["sop_class"], seriesInstanceUID: row["series_uid"],
-                    studyInstanceUID: row["study_uid"], transferSyntaxUID: row["transfer_syntax"],
+                    sopInstanceUID: uid, sopClassUID: row["sop_class"], seriesInstanceUID: seriesUID,
+                    studyInstanceUID: studyUID, transferSyntaxUID: row["transfer_syntax"],
                     blob: BlobReference(id: row["blob_id"], size: row["size"], sha256: row["sha256"]),
-                    attributes: try open(row["attributes"], uid: uid),
-                    stored: Date(timeIntervalSince1970: row["stored"]))
+                    attributes: attributes, stored: Date(timeIntervalSince1970: row["stored"]))
                 catalog.insert(
-                    study: studies[record.studyInstanceUID] ?? Dataset(),
-                    series: series[record.seriesInstanceUID] ?? Dataset(), instance: record)
+                    study: studies[studyUID] ?? Dataset(), series: series[seriesUID] ?? Dataset(), instance: record)
             }
         }
         current = catalog
+        quarantinedRows = quarantined
     }
 
     // MARK: sealing
@@ -181,6 +210,13 @@ public final class SQLiteStudyIndex: StudyIndex, @unchecked Sendable {
             // A series belongs to one study.
             return .conflict
         }
+        // Checked again here, under the lock, against a study another store may have created meanwhile.
+        if let study = current.studies[record.studyInstanceUID] {
+            switch PatientIdentity.compare(stored: study.attributes, incoming: entry.study) {
+            case .same, .sameAfterNormalisation: break
+            case .differentID, .differentName: return .identityConflict
+            }
+        }
         let existing = current.instances[record.sopInstanceUID]
         let newStudy = current.studies[record.studyInstanceUID] == nil
         let newSeries = current.series[record.seriesInstanceUID] == nil
@@ -228,6 +264,7 @@ public final class SQLiteStudyIndex: StudyIndex, @unchecked Sendable {
                         record.transferSyntaxUID, record.blob.id, record.blob.size, record.blob.sha256,
                         record.stored.timeIntervalSince1970, seq, attributes, metadata,
                     ])
+                try db.execute(sql: "DELETE FROM pending_blobs WHERE blob_id = ?", arguments: [record.blob.id])
             }
         } catch let error as ArchiveError {
             throw error
@@ -289,6 +326,36 @@ public final class SQLiteStudyIndex: StudyIndex, @unchecked Sendable {
         }
     }
 
+    public func addPendingBlob(_ id: String, owner: String) throws(ArchiveError) {
+        do {
+            try pool.write { db in
+                try db.execute(
+                    sql: "INSERT INTO pending_blobs (blob_id, owner, created) VALUES (?, ?, ?)",
+                    arguments: [id, owner, Date().timeIntervalSince1970])
+            }
+        } catch {
+            throw ArchiveError(.io, "index cannot be written")
+        }
+    }
+
+    public func removePendingBlob(_ id: String) throws(ArchiveError) {
+        do {
+            try pool.write { db in
+                try db.execute(sql: "DELETE FROM pending_blobs WHERE blob_id = ?", arguments: [id])
+            }
+        } catch {
+            throw ArchiveError(.io, "index cannot be written")
+        }
+    }
+
+    public func pendingBlobIDs() throws(ArchiveError) -> Set<String> {
+        do {
+            return try pool.read { db in Set(try String.fetchAll(db, sql: "SELECT blob_id FROM pending_blobs")) }
+        } catch {
+            throw ArchiveError(.io, "index cannot be read")
+        }
+    }
+
     public func addOriginal(_ original: OriginalFile, to sopInstanceUID: String) throws(ArchiveError) {
         do {
             var details: [String: String] = ["mediaType": original.mediaType]
@@ -305,6 +372,7 @@ public final class SQLiteStudyIndex: StudyIndex, @unchecked Sendable {
                     arguments: [
                         sopInstanceUID, seq, original.blob.id, original.blob.size, original.blob.sha256, sealed,
                     ])
+                try db.execute(sql: "DELETE FROM pending_blobs WHERE blob_id = ?", arguments: [original.blob.id])
             }
         } catch let error as ArchiveError {
             throw error

@@ -96,6 +96,9 @@ public enum CommitResult: Sendable, Equatable {
     case conflict
     /// The earlier version was kept aside (its blob stays) and the new one is current.
     case newVersion
+    /// The study is stored already under another patient (Patient ID, its issuer, or a Patient's Name that differs
+    /// by more than case or padding); nothing changed.
+    case identityConflict
 }
 
 /// The index of studies, series and instances. Implementations keep identifying attributes encrypted at rest and
@@ -104,8 +107,9 @@ public protocol StudyIndex: Sendable {
     /// Everything, for searching.
     func catalog() -> Catalog
     func instance(_ sopInstanceUID: String) -> InstanceRecord?
-    /// Commits one instance. With `allowNewVersion`, a conflicting instance of the same study and series
-    /// replaces the current one and the old blob is recorded as superseded.
+    /// Commits one instance (and ends its blob's pending record in the same transaction). With `allowNewVersion`, a
+    /// conflicting instance of the same study and series replaces the current one and the old blob is recorded as
+    /// superseded.
     func commit(_ entry: IndexEntry, allowNewVersion: Bool) throws(ArchiveError) -> CommitResult
     /// The stored metadata JSON of an instance (bulk values as relative `bulkdata/<tag>` URIs).
     func metadataJSON(_ sopInstanceUID: String) throws(ArchiveError) -> String?
@@ -114,7 +118,15 @@ public protocol StudyIndex: Sendable {
     func studyUIDs(accessionNumber: String) throws(ArchiveError) -> [String]
     /// Every blob the index refers to (current and superseded versions, originals).
     func referencedBlobIDs() throws(ArchiveError) -> Set<String>
-    /// Records an uploaded file kept byte for byte beside the instance made from it.
+    /// Records that a blob is about to be written for `owner` (a SOP Instance UID), before it is written. The record
+    /// goes in the same transaction as the commit (or original) that references the blob; a blob that is pending and
+    /// unreferenced at start-up is from an interrupted store, never acknowledged.
+    func addPendingBlob(_ id: String, owner: String) throws(ArchiveError)
+    /// Forgets a pending write whose blob was deleted (or never written).
+    func removePendingBlob(_ id: String) throws(ArchiveError)
+    /// Every blob recorded as pending.
+    func pendingBlobIDs() throws(ArchiveError) -> Set<String>
+    /// Records an uploaded file kept byte for byte beside the instance made from it (and ends its pending record).
     func addOriginal(_ original: OriginalFile, to sopInstanceUID: String) throws(ArchiveError)
     /// The originals kept for an instance, in upload order.
     func originals(of sopInstanceUID: String) throws(ArchiveError) -> [OriginalFile]

@@ -11,12 +11,45 @@ public enum DuplicatePolicy: String, Sendable {
     case newVersion = "new-version"
 }
 
+/// A warning the store answers with for an instance it stored (PS3.18 Table I.2-3: 0xB000 coercion of data
+/// elements); `message` never carries PHI.
+public struct StoreWarning: Sendable, Hashable {
+    public var reason: UInt16
+    public var message: String
+
+    public init(reason: UInt16, message: String) {
+        self.reason = reason
+        self.message = message
+    }
+}
+
 /// The outcome of storing one instance.
 public enum StoreOutcome: Sendable {
-    case stored(InstanceRecord, duplicate: Bool)
+    case stored(InstanceRecord, duplicate: Bool, warnings: [StoreWarning])
     /// `reason` is a DICOM failure code (PS3.18 Table I.2-2, plus 0x0111 for a conflicting duplicate);
     /// `message` never carries PHI.
     case failed(sopClassUID: String?, sopInstanceUID: String?, reason: UInt16, message: String)
+}
+
+/// An instance that passed every check of `ArchiveService.prepare` and is ready for `commit`; nothing is written
+/// yet. Its UIDs (not PHI) are what an audit intent names.
+public struct PreparedStore: Sendable {
+    public let sopClassUID: String
+    public let sopInstanceUID: String
+    public let seriesInstanceUID: String
+    public let studyInstanceUID: String
+    /// Warnings the store will answer with once committed.
+    public let warnings: [StoreWarning]
+    let data: Data
+    let file: DICOMFile
+}
+
+/// What `ArchiveService.prepare` found.
+public enum PrepareResult: Sendable {
+    /// Checked and ready to commit.
+    case ready(PreparedStore)
+    /// Nothing to commit: a failure, or an instance stored already with the same bytes (a success).
+    case finished(StoreOutcome)
 }
 
 /// DICOM failure reasons used by the store pipeline.
@@ -28,6 +61,11 @@ public enum FailureReason {
     public static let datasetDoesNotMatchSOPClass: UInt16 = 0xA900
     public static let cannotUnderstand: UInt16 = 0xC000
     public static let transferSyntaxNotSupported: UInt16 = 0xC122
+}
+
+/// DICOM warning reasons used by the store pipeline.
+public enum WarningReason {
+    public static let coercionOfDataElements: UInt16 = 0xB000
 }
 
 /// The archive's services over a blob store and an index: storing validated instances (blob durable before the
@@ -58,20 +96,30 @@ public final class ArchiveService: Sendable {
         self.temporaryDirectory = temporaryDirectory
     }
 
-    /// What opening the embedded default found and did, for the start-up log (counts only, never PHI).
+    /// What opening the embedded default found and did, for the start-up log (counts and UIDs only, never PHI).
     public struct StartReport: Sendable {
         public var createdMasterKey: Bool
         public var removedTemporaryFiles: Int
-        public var removedOrphanBlobs: Int
+        /// Blobs of interrupted stores (recorded as pending, never committed, so never acknowledged) moved to
+        /// `DATA/quarantine/` at this start.
+        public var quarantinedBlobs: Int
+        /// Quarantined blobs older than `quarantineDays` removed at this start.
+        public var expiredQuarantinedBlobs: Int
+        /// Index rows that could not be decoded (their UIDs), left out of the catalogue; their blobs are kept.
+        public var quarantinedRows: [String]
         public var instances: Int
     }
 
     /// Opens (or creates) the embedded default under `dataDirectory`: keys in `keys/`, encrypted blobs in
-    /// `blobs/`, the SQLite index `index.sqlite`, the audit log in `audit/`, request spool in `tmp/`. Leftovers of
-    /// interrupted writes are removed, and blobs the index does not know (written before a crash, never
-    /// committed, so never acknowledged) are deleted.
+    /// `blobs/`, the SQLite index `index.sqlite`, the audit log in `audit/`, request spool in `tmp/`.
+    ///
+    /// Nothing is deleted on weak evidence. Leftovers of interrupted writes in `tmp/` (never placed) are removed.
+    /// A blob the index records as pending but no row references (a store interrupted before its commit, never
+    /// acknowledged) is moved to `quarantine/` and removed `quarantineDays` later. A blob the index neither
+    /// references nor records as pending means the index is missing, replaced or older than the blobs: opening
+    /// fails and nothing is moved or deleted.
     public static func openEmbedded(
-        dataDirectory: URL, duplicatePolicy: DuplicatePolicy = .reject,
+        dataDirectory: URL, duplicatePolicy: DuplicatePolicy = .reject, quarantineDays: Int = 7,
         environment: [String: String] = ProcessInfo.processInfo.environment
     ) throws(ArchiveError) -> (ArchiveService, StartReport) {
         try createPrivateDirectory(dataDirectory)
@@ -82,27 +130,87 @@ public final class ArchiveService: Sendable {
             close(lock)
             throw ArchiveError(.io, "another facet process is using this data folder")
         }
+        do {
+            let (service, report) = try openLocked(
+                dataDirectory: dataDirectory, duplicatePolicy: duplicatePolicy, quarantineDays: quarantineDays,
+                environment: environment)
+            service.lockDescriptor = lock
+            return (service, report)
+        } catch {
+            close(lock)
+            throw error
+        }
+    }
+
+    private static func openLocked(
+        dataDirectory: URL, duplicatePolicy: DuplicatePolicy, quarantineDays: Int, environment: [String: String]
+    ) throws(ArchiveError) -> (ArchiveService, StartReport) {
         let (keys, created) = try KeyHierarchy.open(
             keyDirectory: dataDirectory.appendingPathComponent("keys"), environment: environment)
         let store = try EncryptedFileBlobStore(root: dataDirectory, keys: keys)
         let removedTemporary = store.cleanUp()
         let spool = dataDirectory.appendingPathComponent("tmp")
-        let index = try SQLiteStudyIndex(path: dataDirectory.appendingPathComponent("index.sqlite"), keys: keys)
+        let indexURL = dataDirectory.appendingPathComponent("index.sqlite")
+        let onDisk = store.allIDs()
+        if !onDisk.isEmpty && !FileManager.default.fileExists(atPath: indexURL.path) {
+            // Not even created: an empty index must not be left behind to look like the real one.
+            throw unknownBlobs(onDisk.count)
+        }
+        let index = try SQLiteStudyIndex(path: indexURL, keys: keys)
         let referenced = try index.referencedBlobIDs()
-        var orphans = 0
-        for id in store.allIDs() where !referenced.contains(id) {
-            try? store.delete(id)
-            orphans += 1
+        let pending = try index.pendingBlobIDs()
+        let unknown = onDisk.filter { !referenced.contains($0) && !pending.contains($0) }
+        guard unknown.isEmpty else { throw unknownBlobs(unknown.count) }
+
+        let quarantine = dataDirectory.appendingPathComponent("quarantine")
+        try createPrivateDirectory(quarantine)
+        let expired = expireQuarantine(quarantine, days: quarantineDays)
+        var quarantined = 0
+        let present = Set(onDisk)
+        for id in pending {
+            if !referenced.contains(id) && present.contains(id) {
+                guard let from = try? store.path(id) else { continue }
+                let to = quarantine.appendingPathComponent(id)
+                guard rename(from.path, to.path) == 0 else { throw ArchiveError(.io, "a blob cannot be quarantined") }
+                // The quarantine clock starts now, not when the blob was written.
+                utimes(to.path, nil)
+                syncDirectory(quarantine)
+                syncDirectory(from.deletingLastPathComponent())
+                quarantined += 1
+            }
+            try index.removePendingBlob(id)
         }
         let audit = try AuditLog(folder: dataDirectory.appendingPathComponent("audit"), keys: keys)
         let service = ArchiveService(
             blobs: store, index: index, audit: audit, keys: keys, duplicatePolicy: duplicatePolicy,
             temporaryDirectory: spool)
-        service.lockDescriptor = lock
         let report = StartReport(
-            createdMasterKey: created, removedTemporaryFiles: removedTemporary, removedOrphanBlobs: orphans,
+            createdMasterKey: created, removedTemporaryFiles: removedTemporary, quarantinedBlobs: quarantined,
+            expiredQuarantinedBlobs: expired, quarantinedRows: index.quarantinedRows,
             instances: index.catalog().instances.count)
         return (service, report)
+    }
+
+    static func unknownBlobs(_ count: Int) -> ArchiveError {
+        ArchiveError(
+            .indexMismatch,
+            "\(count) blob\(count == 1 ? " is" : "s are") not known to the index: index.sqlite is missing, replaced or "
+                + "older than the blobs. Restore it from backup; nothing was deleted or moved")
+    }
+
+    /// Removes quarantined blobs moved there more than `days` days ago. Returns how many.
+    static func expireQuarantine(_ folder: URL, days: Int) -> Int {
+        let limit = Date().addingTimeInterval(-Double(max(0, days)) * 86_400)
+        var removed = 0
+        for name in (try? FileManager.default.contentsOfDirectory(atPath: folder.path)) ?? [] {
+            let url = folder.appendingPathComponent(name)
+            guard let attributes = try? FileManager.default.attributesOfItem(atPath: url.path),
+                let modified = attributes[.modificationDate] as? Date, modified < limit
+            else { continue }
+            if unlink(url.path) == 0 { removed += 1 }
+        }
+        if removed > 0 { syncDirectory(folder) }
+        return removed
     }
 
     // MARK: store
@@ -122,21 +230,36 @@ public final class ArchiveService: Sendable {
         transferSyntax.hasPrefix("1.2.840.10008.1.2") && UID.isValid(transferSyntax)
     }
 
-    /// Stores one Part-10 instance held in memory. `expectedStudy` is the study of a `POST /studies/{study}`.
+    /// Stores one Part-10 instance held in memory: `prepare`, then `commit`. `expectedStudy` is the study of a
+    /// `POST /studies/{study}`.
     public func store(_ data: Data, expectedStudy: String? = nil) -> StoreOutcome {
-        let file: DICOMFile
+        switch prepare(data, expectedStudy: expectedStudy) {
+        case .finished(let outcome): outcome
+        case .ready(let prepared): commit(prepared)
+        }
+    }
+
+    /// The checks of a store, without writing anything: normalise (preamble, Media Storage UIDs), parse,
+    /// validate, check nesting, duplicates and the patient's identity against the study's.
+    public func prepare(_ data: Data, expectedStudy: String? = nil) -> PrepareResult {
+        let normalised: (data: Data, file: DICOMFile, warnings: [String])
         do {
-            file = try Part10.read(data: data)
+            normalised = try Part10.readNormalized(data: data)
         } catch {
-            return .failed(
-                sopClassUID: nil, sopInstanceUID: nil, reason: FailureReason.cannotUnderstand,
-                message: "not a readable DICOM Part-10 instance: \(error.message)")
+            return .finished(
+                .failed(
+                    sopClassUID: nil, sopInstanceUID: nil, reason: FailureReason.cannotUnderstand,
+                    message: "not a readable DICOM Part-10 instance: \(error.message)"))
+        }
+        let file = normalised.file
+        var warnings = normalised.warnings.map {
+            StoreWarning(reason: WarningReason.coercionOfDataElements, message: $0)
         }
         let dataset = file.dataset
         let sopClass = dataset.string(.sopClassUID)
         let sopInstance = dataset.string(.sopInstanceUID)
-        func fail(_ reason: UInt16, _ message: String) -> StoreOutcome {
-            .failed(sopClassUID: sopClass, sopInstanceUID: sopInstance, reason: reason, message: message)
+        func fail(_ reason: UInt16, _ message: String) -> PrepareResult {
+            .finished(.failed(sopClassUID: sopClass, sopInstanceUID: sopInstance, reason: reason, message: message))
         }
         guard let sopClass, UID.isValid(sopClass) else {
             return fail(FailureReason.datasetDoesNotMatchSOPClass, "SOP Class UID (0008,0016) is missing or invalid")
@@ -177,12 +300,20 @@ public final class ArchiveService: Sendable {
                 FailureReason.datasetDoesNotMatchSOPClass,
                 "an encapsulated document without Encapsulated Document (0042,0011)")
         }
+        // The index's rows must decode at every start-up, and its decoder refuses deeper nesting.
+        if IndexBounds.nestingDepth(dataset, limit: DICOMJSON.maximumDepth) > DICOMJSON.maximumDepth {
+            return fail(
+                FailureReason.cannotUnderstand,
+                "sequences are nested more than \(DICOMJSON.maximumDepth) levels deep, more than the archive keeps")
+        }
 
         // A known SOP Instance UID: identical bytes are a success, other bytes follow the duplicate policy. (New
         // instances are hashed once, by the blob store.)
         if let existing = index.instance(sopInstance) {
-            let digest = Formatting.hex(SHA256.hash(data: data))
-            if existing.blob.sha256 == digest { return .stored(existing, duplicate: true) }
+            let digest = Formatting.hex(SHA256.hash(data: normalised.data))
+            if existing.blob.sha256 == digest {
+                return .finished(.stored(existing, duplicate: true, warnings: warnings))
+            }
             if duplicatePolicy == .reject {
                 return fail(
                     FailureReason.duplicateSOPInstance,
@@ -190,38 +321,90 @@ public final class ArchiveService: Sendable {
             }
         }
 
+        if let stored = index.catalog().studies[study] {
+            let incoming = Self.levels(dataset).study
+            switch PatientIdentity.compare(stored: stored.attributes, incoming: incoming) {
+            case .same: break
+            case .sameAfterNormalisation:
+                warnings.append(
+                    StoreWarning(
+                        reason: WarningReason.coercionOfDataElements,
+                        message: "Patient's Name differs from the study's only in case or padding"))
+            case .differentID:
+                return fail(FailureReason.cannotUnderstand, "Patient ID differs from the one stored for this study")
+            case .differentName:
+                return fail(
+                    FailureReason.cannotUnderstand, "Patient's Name differs from the one stored for this study")
+            }
+        }
+        return .ready(
+            PreparedStore(
+                sopClassUID: sopClass, sopInstanceUID: sopInstance, seriesInstanceUID: series,
+                studyInstanceUID: study, warnings: warnings, data: normalised.data, file: file))
+    }
+
+    /// Writes a prepared instance: a pending record, the blob (durable), then the index commit that references it
+    /// (and ends the pending record). A failure after the blob is written removes it again.
+    public func commit(_ prepared: PreparedStore) -> StoreOutcome {
+        let sopInstance = prepared.sopInstanceUID
+        func fail(_ reason: UInt16, _ message: String) -> StoreOutcome {
+            .failed(sopClassUID: prepared.sopClassUID, sopInstanceUID: sopInstance, reason: reason, message: message)
+        }
         let reference: BlobReference
         do {
-            reference = try blobs.put(data)
+            reference = try writeBlob(prepared.data, owner: sopInstance)
         } catch {
             return fail(FailureReason.outOfResources, "the instance could not be written: \(error.message)")
         }
-        let entry = Self.indexEntry(file, blob: reference)
+        let entry = Self.indexEntry(prepared.file, blob: reference)
         do {
             switch try index.commit(entry, allowNewVersion: duplicatePolicy == .newVersion) {
             case .committed, .newVersion:
-                return .stored(entry.instance, duplicate: false)
+                return .stored(entry.instance, duplicate: false, warnings: prepared.warnings)
             case .identical:
-                try? blobs.delete(reference.id)
-                return .stored(index.instance(sopInstance) ?? entry.instance, duplicate: true)
+                discardBlob(reference.id)
+                return .stored(
+                    index.instance(sopInstance) ?? entry.instance, duplicate: true, warnings: prepared.warnings)
             case .conflict:
-                try? blobs.delete(reference.id)
+                discardBlob(reference.id)
                 return fail(
                     FailureReason.duplicateSOPInstance,
                     "an instance with this SOP Instance UID (or its series) is stored already with different content")
+            case .identityConflict:
+                discardBlob(reference.id)
+                return fail(FailureReason.cannotUnderstand, "the patient differs from the one stored for this study")
             }
         } catch {
-            try? blobs.delete(reference.id)
+            discardBlob(reference.id)
             return fail(FailureReason.processingFailure, "the index could not be updated: \(error.message)")
         }
     }
 
-    /// Splits a read instance into what the index keeps per level, and its metadata JSON.
-    static func indexEntry(_ file: DICOMFile, blob: BlobReference) -> IndexEntry {
+    /// Records the write as pending, then writes the blob; a failed write leaves no pending record.
+    private func writeBlob(_ data: Data, owner: String) throws(ArchiveError) -> BlobReference {
+        let id = blobs.newBlobID()
+        try index.addPendingBlob(id, owner: owner)
+        do {
+            return try blobs.put(data, owner: owner, id: id)
+        } catch {
+            try? index.removePendingBlob(id)
+            throw error
+        }
+    }
+
+    /// Deletes a blob no row references; its pending record goes only once the blob is gone (otherwise the next
+    /// start-up quarantines it).
+    private func discardBlob(_ id: String) {
+        guard (try? blobs.delete(id)) != nil else { return }
+        try? index.removePendingBlob(id)
+    }
+
+    /// Splits a dataset into the attributes each level keeps (no bulk values), bounded by `IndexBounds`.
+    static func levels(_ dataset: Dataset) -> (study: Dataset, series: Dataset, instance: Dataset) {
         var study = Dataset()
         var series = Dataset()
         var instance = Dataset()
-        for element in file.dataset.elements where !element.tag.isGroupLength {
+        for element in dataset.elements where !element.tag.isGroupLength {
             if case .bulk = element.value { continue }
             if case .fragments = element.value { continue }
             switch QueryLevel.of(element.tag) {
@@ -230,10 +413,18 @@ public final class ArchiveService: Sendable {
             case .instance: instance.set(element)
             }
         }
-        if let characterSet = file.dataset[.specificCharacterSet] {
+        (study, series, instance) = IndexBounds.bound(study: study, series: series, instance: instance)
+        if let characterSet = dataset[.specificCharacterSet] {
             study.set(characterSet)
             series.set(characterSet)
+            instance.set(characterSet)
         }
+        return (study, series, instance)
+    }
+
+    /// Splits a read instance into what the index keeps per level, and its metadata JSON (see `IndexBounds`).
+    static func indexEntry(_ file: DICOMFile, blob: BlobReference) -> IndexEntry {
+        let (study, series, instance) = levels(file.dataset)
         let transferSyntax = file.transferSyntaxUID ?? UID.explicitVRLittleEndian
         let record = InstanceRecord(
             sopInstanceUID: file.dataset.string(.sopInstanceUID) ?? "",
@@ -241,7 +432,7 @@ public final class ArchiveService: Sendable {
             seriesInstanceUID: file.dataset.string(.seriesInstanceUID) ?? "",
             studyInstanceUID: file.dataset.string(.studyInstanceUID) ?? "", transferSyntaxUID: transferSyntax,
             blob: blob, attributes: instance, stored: Date())
-        var metadata = file.dataset
+        var metadata = IndexBounds.metadata(file.dataset)
         metadata.set(.transferSyntaxUID, .UI, transferSyntax)
         let json = DICOMJSON.encode(
             metadata,
@@ -249,36 +440,41 @@ public final class ArchiveService: Sendable {
         return IndexEntry(study: study, series: series, instance: record, metadataJSON: json)
     }
 
-    /// Keeps an uploaded file byte for byte (encrypted like every blob) beside the instance made from it.
+    /// Keeps an uploaded file byte for byte (encrypted like every blob, bound to the instance) beside the instance
+    /// made from it.
     public func keepOriginal(_ data: Data, mediaType: String, fileName: String?, for sopInstanceUID: String)
         throws(ArchiveError)
     {
-        let reference = try blobs.put(data)
+        let reference = try writeBlob(data, owner: sopInstanceUID)
         do {
             try index.addOriginal(
                 OriginalFile(blob: reference, mediaType: mediaType, fileName: fileName), to: sopInstanceUID)
         } catch {
-            try? blobs.delete(reference.id)
+            discardBlob(reference.id)
             throw error
         }
     }
 
-    /// An original kept for an instance, verified like every blob.
-    public func readOriginal(_ original: OriginalFile) throws(ArchiveError) -> Data {
-        let data = try blobs.get(original.blob.id)
-        guard data.count == original.blob.size else {
-            throw ArchiveError(.integrity, "stored original length differs from the index")
-        }
-        return data
+    /// An original kept for the instance `sopInstanceUID`, verified like every blob.
+    public func readOriginal(_ original: OriginalFile, of sopInstanceUID: String) throws(ArchiveError) -> Data {
+        try verifiedRead(original.blob, owner: sopInstanceUID, what: "stored original")
     }
 
     // MARK: read
 
-    /// The stored Part-10 bytes, decrypted and verified (chunk tags and the SHA-256 of the whole).
+    /// The stored Part-10 bytes, decrypted and verified (chunk tags, the SHA-256 of the whole, and the size and
+    /// SHA-256 the index holds).
     public func read(_ record: InstanceRecord) throws(ArchiveError) -> Data {
-        let data = try blobs.get(record.blob.id)
-        guard data.count == record.blob.size else {
-            throw ArchiveError(.integrity, "stored instance length differs from the index")
+        try verifiedRead(record.blob, owner: record.sopInstanceUID, what: "stored instance")
+    }
+
+    private func verifiedRead(_ reference: BlobReference, owner: String, what: String) throws(ArchiveError) -> Data {
+        let (data, sha256) = try blobs.getVerified(reference.id, owner: owner)
+        guard data.count == reference.size else {
+            throw ArchiveError(.integrity, "\(what) length differs from the index")
+        }
+        guard sha256 == reference.sha256 else {
+            throw ArchiveError(.integrity, "\(what) SHA-256 differs from the index")
         }
         return data
     }

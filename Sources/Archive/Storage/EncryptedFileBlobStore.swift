@@ -4,12 +4,14 @@ import Foundation
 /// The embedded blob store: files under `root/blobs/xx/yy/<id>`, each encrypted with AES-256-GCM in chunks under
 /// its own data key (wrapped by the tenant key), so memory stays flat and ranges can be read. Layout of a file:
 ///
-///     "FCTB" | version 1 | chunk size u32 | wrapped data key (60 bytes) | base nonce (12) | sealed info (56)
+///     "FCTB" | version 2 | chunk size u32 | wrapped data key (60 bytes) | base nonce (12) | sealed info (56)
 ///     | chunk 0 ciphertext + tag | chunk 1 ... (each chunk's nonce is the base nonce XOR its index)
 ///
-/// The sealed info holds the plaintext length and SHA-256; every chunk authenticates its index. Writes go to
-/// `root/tmp`, are fsynced and renamed into place (and the folder fsynced); leftovers of an interrupted write are
-/// removed by `cleanUp()` at start-up.
+/// The sealed info holds the plaintext length and SHA-256. In version 2 the associated data of every chunk and of
+/// the info binds the blob id, the owner (the SOP Instance UID the blob belongs to) and the chunk index, so a blob
+/// file moved to another id, or read for another owner, fails authentication. Version-1 blobs (chunk index only)
+/// stay readable. Writes go to `root/tmp`, are fsynced and renamed into place (the folder, and any folder created
+/// for it, fsynced); leftovers of an interrupted write are removed by `cleanUp()` at start-up.
 public struct EncryptedFileBlobStore: BlobStore {
     public let root: URL
     let keys: KeyHierarchy
@@ -18,6 +20,8 @@ public struct EncryptedFileBlobStore: BlobStore {
     static let magic = Data("FCTB".utf8)
     static let headerSize = 4 + 1 + 4 + 60 + 12 + 56
     static let tagSize = 16
+    /// The format new blobs are written in.
+    static let currentVersion: UInt8 = 2
 
     public init(root: URL, keys: KeyHierarchy, chunkSize: Int = 1 << 20) throws(ArchiveError) {
         precondition(chunkSize >= 4096 && chunkSize <= 1 << 26, "chunk size out of range")
@@ -65,9 +69,18 @@ public struct EncryptedFileBlobStore: BlobStore {
         return FileManager.default.fileExists(atPath: url.path)
     }
 
-    public func put(_ data: Data) throws(ArchiveError) -> BlobReference {
+    public func newBlobID() -> String {
+        UUID().uuidString.lowercased().replacingOccurrences(of: "-", with: "")
+    }
+
+    public func put(_ data: Data, owner: String, id: String) throws(ArchiveError) -> BlobReference {
+        try put(data, owner: owner, id: id, formatVersion: Self.currentVersion)
+    }
+
+    /// `formatVersion` 1 exists for tests that check old blobs stay readable.
+    func put(_ data: Data, owner: String, id: String, formatVersion: UInt8) throws(ArchiveError) -> BlobReference {
         var offset = 0
-        return try write { () -> Data? in
+        return try write(id: id, owner: owner, version: formatVersion) { () -> Data? in
             guard offset < data.count else { return nil }
             let end = min(data.count, offset + chunkSize)
             defer { offset = end }
@@ -75,11 +88,11 @@ public struct EncryptedFileBlobStore: BlobStore {
         }
     }
 
-    public func put(contentsOf url: URL) throws(ArchiveError) -> BlobReference {
+    public func put(contentsOf url: URL, owner: String, id: String) throws(ArchiveError) -> BlobReference {
         guard let handle = try? FileHandle(forReadingFrom: url) else { throw ArchiveError(.io, "input cannot be read") }
         defer { try? handle.close() }
         var failed = false
-        let reference = try write { () -> Data? in
+        let reference = try write(id: id, owner: owner, version: Self.currentVersion) { () -> Data? in
             do {
                 guard let chunk = try handle.read(upToCount: chunkSize), !chunk.isEmpty else { return nil }
                 return chunk
@@ -97,8 +110,14 @@ public struct EncryptedFileBlobStore: BlobStore {
 
     /// Encrypts chunks from `next` into a temporary file, then places it. The info block (length, SHA-256) is
     /// written last into space reserved in the header.
-    private func write(_ next: () -> Data?) throws(ArchiveError) -> BlobReference {
-        let id = UUID().uuidString.lowercased().replacingOccurrences(of: "-", with: "")
+    private func write(id: String, owner: String, version: UInt8, _ next: () -> Data?) throws(ArchiveError)
+        -> BlobReference
+    {
+        let target = try path(id)
+        guard !FileManager.default.fileExists(atPath: target.path) else {
+            throw ArchiveError(.io, "a blob with this id exists already")
+        }
+        let binding = Binding(version: version, id: id, owner: owner)
         let temporary = root.appendingPathComponent("tmp").appendingPathComponent(id)
         let fd = open(temporary.path, O_RDWR | O_CREAT | O_EXCL, 0o600)
         guard fd >= 0 else { throw ArchiveError(.io, "blob cannot be created") }
@@ -115,7 +134,7 @@ public struct EncryptedFileBlobStore: BlobStore {
         var generator = SystemRandomNumberGenerator()
         let baseNonce = Data((0..<12).map { _ in UInt8.random(in: 0...255, using: &generator) })
         var header = Self.magic
-        header.append(1)
+        header.append(version)
         header.append(contentsOf: withUnsafeBytes(of: UInt32(chunkSize).littleEndian) { Array($0) })
         header.append(wrapped)
         header.append(baseNonce)
@@ -128,7 +147,10 @@ public struct EncryptedFileBlobStore: BlobStore {
         while let chunk = next() {
             hasher.update(data: chunk)
             length += chunk.count
-            guard let sealed = try? Self.sealChunk(chunk, index: index, key: dataKey, baseNonce: baseNonce) else {
+            guard
+                let sealed = try? Self.sealChunk(
+                    chunk, index: index, key: dataKey, baseNonce: baseNonce, binding: binding)
+            else {
                 throw fail("blob cannot be encrypted")
             }
             guard writeAll(fd, sealed) else { throw fail("blob cannot be written") }
@@ -137,20 +159,24 @@ public struct EncryptedFileBlobStore: BlobStore {
         let digest = Data(hasher.finalize())
         var info = Data(withUnsafeBytes(of: UInt64(length).littleEndian) { Array($0) })
         info.append(digest)
-        guard let sealedInfo = try? Self.sealInfo(info, key: dataKey, baseNonce: baseNonce), sealedInfo.count == 56,
+        guard let sealedInfo = try? Self.sealInfo(info, key: dataKey, baseNonce: baseNonce, binding: binding),
+            sealedInfo.count == 56,
             pwriteAll(fd, sealedInfo, at: Self.headerSize - 56), fsync(fd) == 0
         else { throw fail("blob cannot be written") }
         close(fd)
         closed = true
-        let target = try path(id)
-        try createPrivateDirectory(target.deletingLastPathComponent())
+        do {
+            try createDurableDirectory(target.deletingLastPathComponent())
+        } catch {
+            throw fail("blob folder cannot be created")
+        }
         guard rename(temporary.path, target.path) == 0 else { throw fail("blob cannot be placed") }
         syncDirectory(target.deletingLastPathComponent())
         return BlobReference(id: id, size: length, sha256: Formatting.hex(digest))
     }
 
-    public func get(_ id: String) throws(ArchiveError) -> Data {
-        let (handle, header) = try openBlob(id)
+    public func getVerified(_ id: String, owner: String) throws(ArchiveError) -> (data: Data, sha256: String) {
+        let (handle, header) = try openBlob(id, owner: owner)
         defer { try? handle.close() }
         var hasher = SHA256()
         var plaintext = Data()
@@ -164,11 +190,11 @@ public struct EncryptedFileBlobStore: BlobStore {
         guard plaintext.count == header.length, Data(hasher.finalize()) == header.sha256 else {
             throw ArchiveError(.integrity, "blob failed its SHA-256 check and is not served")
         }
-        return plaintext
+        return (plaintext, Formatting.hex(header.sha256))
     }
 
-    public func read(_ id: String, range: Range<Int>) throws(ArchiveError) -> Data {
-        let (handle, header) = try openBlob(id)
+    public func read(_ id: String, owner: String, range: Range<Int>) throws(ArchiveError) -> Data {
+        let (handle, header) = try openBlob(id, owner: owner)
         defer { try? handle.close() }
         guard range.lowerBound >= 0, range.upperBound <= header.length else {
             throw ArchiveError(.invalidRange, "range lies outside the object")
@@ -194,7 +220,27 @@ public struct EncryptedFileBlobStore: BlobStore {
 
     // MARK: reading
 
+    /// What a blob's associated data binds: the format version decides whether id and owner are part of it.
+    struct Binding {
+        var version: UInt8
+        var id: String
+        var owner: String
+
+        /// Version 2: length-prefixed id and owner, so that no two (id, owner) pairs give the same bytes.
+        var context: Data {
+            guard version >= 2 else { return Data() }
+            var out = Data()
+            for text in [id, owner] {
+                let bytes = Data(text.utf8)
+                out.append(contentsOf: withUnsafeBytes(of: UInt32(bytes.count).littleEndian) { Array($0) })
+                out.append(bytes)
+            }
+            return out
+        }
+    }
+
     struct Header {
+        var binding: Binding
         var chunkSize: Int
         var key: SymmetricKey
         var baseNonce: Data
@@ -204,11 +250,11 @@ public struct EncryptedFileBlobStore: BlobStore {
         func chunkCount(chunkSize: Int) -> Int { (length + chunkSize - 1) / chunkSize }
     }
 
-    private func openBlob(_ id: String) throws(ArchiveError) -> (FileHandle, Header) {
+    private func openBlob(_ id: String, owner: String) throws(ArchiveError) -> (FileHandle, Header) {
         let url = try path(id)
         guard let handle = try? FileHandle(forReadingFrom: url) else { throw ArchiveError(.notFound, "no such blob") }
         guard let raw = try? handle.read(upToCount: Self.headerSize), raw.count == Self.headerSize,
-            raw.prefix(4) == Self.magic, raw[raw.startIndex + 4] == 1
+            raw.prefix(4) == Self.magic, raw[raw.startIndex + 4] == 1 || raw[raw.startIndex + 4] == 2
         else {
             try? handle.close()
             throw ArchiveError(.integrity, "blob header is damaged")
@@ -218,18 +264,23 @@ public struct EncryptedFileBlobStore: BlobStore {
         let wrapped = Data(bytes[9..<69])
         let baseNonce = Data(bytes[69..<81])
         let sealedInfo = Data(bytes[81..<137])
+        let binding = Binding(version: bytes[4], id: id, owner: owner)
         do throws(ArchiveError) {
             guard chunkSize >= 4096 && chunkSize <= 1 << 26 else {
                 throw ArchiveError(.integrity, "blob header is damaged")
             }
             let key = try keys.unwrapDataKey(wrapped)
-            guard let info = try? Self.openInfo(sealedInfo, key: key, baseNonce: baseNonce), info.count == 40 else {
+            guard let info = try? Self.openInfo(sealedInfo, key: key, baseNonce: baseNonce, binding: binding),
+                info.count == 40
+            else {
                 throw ArchiveError(.integrity, "blob header failed authentication and is not served")
             }
             let length = info.prefix(8).enumerated().reduce(0) { $0 | Int($1.element) << (8 * $1.offset) }
             return (
                 handle,
-                Header(chunkSize: chunkSize, key: key, baseNonce: baseNonce, length: length, sha256: info.suffix(32))
+                Header(
+                    binding: binding, chunkSize: chunkSize, key: key, baseNonce: baseNonce, length: length,
+                    sha256: info.suffix(32))
             )
         } catch {
             try? handle.close()
@@ -246,7 +297,8 @@ public struct EncryptedFileBlobStore: BlobStore {
             guard let sealed = try handle.read(upToCount: plainSize + Self.tagSize),
                 sealed.count == plainSize + Self.tagSize
             else { throw ArchiveError(.integrity, "blob is truncated and is not served") }
-            return try Self.openChunk(sealed, index: UInt64(index), key: header.key, baseNonce: header.baseNonce)
+            return try Self.openChunk(
+                sealed, index: UInt64(index), key: header.key, baseNonce: header.baseNonce, binding: header.binding)
         } catch let error as ArchiveError {
             throw error
         } catch {
@@ -262,34 +314,43 @@ public struct EncryptedFileBlobStore: BlobStore {
         return try AES.GCM.Nonce(data: bytes)
     }
 
-    static func chunkAAD(_ index: UInt64) -> Data {
-        Data("FCTB-chunk".utf8) + withUnsafeBytes(of: index.littleEndian) { Data($0) }
+    static func chunkAAD(_ index: UInt64, _ binding: Binding) -> Data {
+        let label = binding.version >= 2 ? "FCTB2-chunk" : "FCTB-chunk"
+        return Data(label.utf8) + binding.context + withUnsafeBytes(of: index.littleEndian) { Data($0) }
     }
 
-    static func sealChunk(_ chunk: Data, index: UInt64, key: SymmetricKey, baseNonce: Data) throws -> Data {
+    static func infoAAD(_ binding: Binding) -> Data {
+        Data((binding.version >= 2 ? "FCTB2-info" : "FCTB-info").utf8) + binding.context
+    }
+
+    static func sealChunk(_ chunk: Data, index: UInt64, key: SymmetricKey, baseNonce: Data, binding: Binding) throws
+        -> Data
+    {
         let box = try AES.GCM.seal(
-            chunk, using: key, nonce: try nonce(baseNonce, index), authenticating: chunkAAD(index))
+            chunk, using: key, nonce: try nonce(baseNonce, index), authenticating: chunkAAD(index, binding))
         return box.ciphertext + box.tag
     }
 
-    static func openChunk(_ sealed: Data, index: UInt64, key: SymmetricKey, baseNonce: Data) throws -> Data {
+    static func openChunk(_ sealed: Data, index: UInt64, key: SymmetricKey, baseNonce: Data, binding: Binding) throws
+        -> Data
+    {
         let box = try AES.GCM.SealedBox(
             nonce: try nonce(baseNonce, index), ciphertext: sealed.prefix(sealed.count - tagSize),
             tag: sealed.suffix(tagSize))
-        return try AES.GCM.open(box, using: key, authenticating: chunkAAD(index))
+        return try AES.GCM.open(box, using: key, authenticating: chunkAAD(index, binding))
     }
 
-    static func sealInfo(_ info: Data, key: SymmetricKey, baseNonce: Data) throws -> Data {
+    static func sealInfo(_ info: Data, key: SymmetricKey, baseNonce: Data, binding: Binding) throws -> Data {
         let box = try AES.GCM.seal(
-            info, using: key, nonce: try nonce(baseNonce, UInt64.max), authenticating: Data("FCTB-info".utf8))
+            info, using: key, nonce: try nonce(baseNonce, UInt64.max), authenticating: infoAAD(binding))
         return box.ciphertext + box.tag
     }
 
-    static func openInfo(_ sealed: Data, key: SymmetricKey, baseNonce: Data) throws -> Data {
+    static func openInfo(_ sealed: Data, key: SymmetricKey, baseNonce: Data, binding: Binding) throws -> Data {
         let box = try AES.GCM.SealedBox(
             nonce: try nonce(baseNonce, UInt64.max), ciphertext: sealed.prefix(sealed.count - tagSize),
             tag: sealed.suffix(tagSize))
-        return try AES.GCM.open(box, using: key, authenticating: Data("FCTB-info".utf8))
+        return try AES.GCM.open(box, using: key, authenticating: infoAAD(binding))
     }
 }
 

@@ -3,7 +3,9 @@ import Foundation
 
 /// A private temporary file for request bytes too large to hold in memory, encrypted with AES-256-GCM under a
 /// key that exists only in this process's memory: a crash leaves ciphertext nobody can read, and start-up
-/// deletes it. Chunks are `length (u32 LE) | nonce | ciphertext | tag`, each nonce counting up.
+/// deletes it. Chunks are `length (u32 LE) | ciphertext | tag`. A chunk's nonce and associated data are computed
+/// from its position when reading (never taken from the file), so reordered chunks fail authentication; the total
+/// plaintext length is checked at the end, so dropped trailing chunks are detected.
 public final class SealedSpool: @unchecked Sendable {
     public let url: URL
     private let key = SymmetricKey(size: .bits256)
@@ -37,20 +39,30 @@ public final class SealedSpool: @unchecked Sendable {
 
     private func flush(_ chunk: Data) throws(ArchiveError) {
         guard let handle else { throw ArchiveError(.io, "spool is closed") }
-        var nonceBytes = Data(count: 12)
-        withUnsafeBytes(of: counter.littleEndian) { nonceBytes.replaceSubrange(0..<8, with: $0) }
+        let index = counter
         counter += 1
         do {
-            let box = try AES.GCM.seal(chunk, using: key, nonce: try AES.GCM.Nonce(data: nonceBytes))
-            guard let combined = box.combined else { throw ArchiveError(.io, "spool chunk cannot be sealed") }
-            var record = Data(withUnsafeBytes(of: UInt32(combined.count).littleEndian) { Array($0) })
-            record.append(combined)
+            let box = try AES.GCM.seal(
+                chunk, using: key, nonce: try Self.nonce(index), authenticating: Self.associatedData(index))
+            let sealed = box.ciphertext + box.tag
+            var record = Data(withUnsafeBytes(of: UInt32(sealed.count).littleEndian) { Array($0) })
+            record.append(sealed)
             try handle.write(contentsOf: record)
         } catch let error as ArchiveError {
             throw error
         } catch {
             throw ArchiveError(.io, "temporary spool file cannot be written")
         }
+    }
+
+    static func nonce(_ index: UInt64) throws -> AES.GCM.Nonce {
+        var bytes = Data(count: 12)
+        withUnsafeBytes(of: index.littleEndian) { bytes.replaceSubrange(0..<8, with: $0) }
+        return try AES.GCM.Nonce(data: bytes)
+    }
+
+    static func associatedData(_ index: UInt64) -> Data {
+        Data("facet-spool-chunk".utf8) + withUnsafeBytes(of: index.littleEndian) { Data($0) }
     }
 
     /// Ends writing; the bytes can then be read back with `readAll()`.
@@ -68,19 +80,26 @@ public final class SealedSpool: @unchecked Sendable {
         guard let raw = try? Data(contentsOf: url) else { throw ArchiveError(.io, "spool cannot be read") }
         var output = Data(capacity: size)
         var offset = raw.startIndex
+        var index: UInt64 = 0
         while offset < raw.endIndex {
             guard raw.endIndex - offset >= 4 else { throw ArchiveError(.integrity, "spool is truncated") }
             let length = raw[offset..<offset + 4].reversed().reduce(0) { $0 << 8 | Int($1) }
             offset += 4
-            guard raw.endIndex - offset >= length else { throw ArchiveError(.integrity, "spool is truncated") }
+            guard length >= 16, raw.endIndex - offset >= length else {
+                throw ArchiveError(.integrity, "spool is truncated")
+            }
             do {
-                let box = try AES.GCM.SealedBox(combined: raw[offset..<offset + length])
-                output.append(try AES.GCM.open(box, using: key))
+                let box = try AES.GCM.SealedBox(
+                    nonce: try Self.nonce(index), ciphertext: raw[offset..<offset + length - 16],
+                    tag: raw[offset + length - 16..<offset + length])
+                output.append(try AES.GCM.open(box, using: key, authenticating: Self.associatedData(index)))
             } catch {
                 throw ArchiveError(.integrity, "spool chunk fails authentication")
             }
             offset += length
+            index += 1
         }
+        guard output.count == size else { throw ArchiveError(.integrity, "spool is truncated") }
         return output
     }
 

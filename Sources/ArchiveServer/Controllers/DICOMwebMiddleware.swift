@@ -10,6 +10,11 @@ import NIOCore
 /// One audited request's facts, filled in by the handler.
 final class AuditNote: @unchecked Sendable {
     var action = ""
+    /// The client's address (for events a handler writes itself, such as a store's intent).
+    var address = "unknown"
+    /// A change's intent is on record (fsynced before anything was committed): the outcome event that follows
+    /// cannot unmake the change, so failing to write it does not turn the answer into a 503.
+    var intentRecorded = false
     var studyUID: String?
     var seriesUIDs: [String] = []
     var instanceUIDs: [String] = []
@@ -57,6 +62,7 @@ struct DICOMwebMiddleware: RouterMiddleware {
         let started = DispatchTime.now()
         var response: Response
         let note = AuditNote()
+        note.address = context.remoteAddress?.ipAddress ?? "unknown"
         do {
             response = try await route(request, path: path, note: note)
         } catch let failure as HTTPFailure {
@@ -305,30 +311,90 @@ struct DICOMwebMiddleware: RouterMiddleware {
         var failureTexts: [String] = []
         var anyStored = false
         var onlyConflicts = true
-        // Parts are stored a few at a time (their fsyncs overlap); the answer keeps the order of the parts.
-        let outcomes = await withTaskGroup(of: (Int, StoreOutcome).self) { group -> [StoreOutcome] in
-            var results = [StoreOutcome?](repeating: nil, count: parts.count)
-            var next = 0
-            func startNext() {
-                let index = next
-                next += 1
-                group.addTask { (index, await self.storePart(parts[index], study: study)) }
+        // Parts are stored a few at a time (their fsyncs overlap), window by window: each window's instances are
+        // checked, then named in an audit intent that is fsynced before any of them is committed, so no stored
+        // instance is ever unaudited. The answer keeps the order of the parts.
+        var outcomes: [StoreOutcome] = []
+        var start = 0
+        while start < parts.count {
+            let window = Array(parts[start..<min(parts.count, start + Self.concurrentParts)])
+            start += window.count
+            let checked = await withTaskGroup(of: (Int, PrepareResult).self) { group -> [PrepareResult] in
+                for (index, part) in window.enumerated() {
+                    group.addTask { (index, await self.preparePart(part, study: study)) }
+                }
+                var results = [PrepareResult?](repeating: nil, count: window.count)
+                for await (index, result) in group { results[index] = result }
+                return results.compactMap { $0 }
             }
-            for _ in 0..<min(Self.concurrentParts, parts.count) { startNext() }
-            while let (index, outcome) = await group.next() {
-                results[index] = outcome
-                if next < parts.count { startNext() }
+            let ready = checked.compactMap { result -> PreparedStore? in
+                if case .ready(let prepared) = result { return prepared }
+                return nil
             }
-            return results.compactMap { $0 }
+            var intentWritten = true
+            if !ready.isEmpty {
+                let intent = AuditEvent(
+                    actor: "anonymous", address: note.address, action: "STOW store (intent)",
+                    studyUID: study ?? ready[0].studyInstanceUID,
+                    seriesUIDs: Array(Set(ready.map(\.seriesInstanceUID))).sorted(),
+                    instanceUIDs: ready.map(\.sopInstanceUID), outcome: "intent")
+                let audit = service.audit
+                do {
+                    try await pool.run(alwaysQueue: true) { try audit.append(intent, durability: .immediate) }
+                    note.intentRecorded = true
+                } catch {
+                    logger.error("audit append failed")
+                    intentWritten = false
+                }
+            }
+            let service = self.service
+            let intentOnRecord = intentWritten
+            let committed = await withTaskGroup(of: (Int, StoreOutcome).self) { group -> [StoreOutcome] in
+                for (index, result) in checked.enumerated() {
+                    group.addTask {
+                        switch result {
+                        case .finished(let outcome):
+                            return (index, outcome)
+                        case .ready(let prepared) where !intentOnRecord:
+                            return (
+                                index,
+                                .failed(
+                                    sopClassUID: prepared.sopClassUID, sopInstanceUID: prepared.sopInstanceUID,
+                                    reason: FailureReason.outOfResources,
+                                    message: "not stored: the audit log cannot be written")
+                            )
+                        case .ready(let prepared):
+                            let outcome =
+                                (try? await self.pool.run(alwaysQueue: true) { service.commit(prepared) })
+                                ?? .failed(
+                                    sopClassUID: prepared.sopClassUID, sopInstanceUID: prepared.sopInstanceUID,
+                                    reason: FailureReason.processingFailure, message: "the instance could not be stored"
+                                )
+                            return (index, outcome)
+                        }
+                    }
+                }
+                var results = [StoreOutcome?](repeating: nil, count: checked.count)
+                for await (index, outcome) in group { results[index] = outcome }
+                return results.compactMap { $0 }
+            }
+            outcomes += committed
         }
+        var warned = false
         for (number, outcome) in outcomes.enumerated() {
             switch outcome {
-            case .stored(let record, _):
+            case .stored(let record, _, let warnings):
                 anyStored = true
                 var item = Dataset()
                 item.set(.referencedSOPClassUID, .UI, record.sopClassUID)
                 item.set(.referencedSOPInstanceUID, .UI, record.sopInstanceUID)
                 item.set(Tag(0x0008, 0x1190), .UR, instanceURL(record))
+                if let first = warnings.first {
+                    // Warning Reason (0008,1196): one code per item; every warning is in the Warning header.
+                    item.set(Tag(0x0008, 0x1196), .US, unsigned: UInt64(first.reason))
+                    warned = true
+                    for warning in warnings { failureTexts.append("part \(number + 1): \(warning.message)") }
+                }
                 referenced.append(item)
                 note.instanceUIDs.append(record.sopInstanceUID)
                 if !note.seriesUIDs.contains(record.seriesInstanceUID) {
@@ -359,7 +425,8 @@ struct DICOMwebMiddleware: RouterMiddleware {
         if !failed.isEmpty { response.set(Tag(0x0008, 0x1198), sequence: failed) }
         let status: HTTPResponse.Status
         if failed.isEmpty {
-            status = .ok
+            // PS3.18 10.5.3: 202 when any instance was stored with a warning.
+            status = warned ? .accepted : .ok
         } else if anyStored {
             status = .accepted
         } else {
@@ -385,21 +452,24 @@ struct DICOMwebMiddleware: RouterMiddleware {
     /// How many parts of one STOW request are stored at the same time.
     static let concurrentParts = 2
 
-    /// One part through the store pipeline (a part that is not `application/dicom` fails with 0xC000).
-    func storePart(_ part: MultipartPart, study: String?) async -> StoreOutcome {
+    /// One part checked by the store pipeline (a part that is not `application/dicom` fails with 0xC000); nothing
+    /// is written yet.
+    func preparePart(_ part: MultipartPart, study: String?) async -> PrepareResult {
         if let type = part.contentType, type.essence != "application/dicom" {
-            return .failed(
-                sopClassUID: nil, sopInstanceUID: nil, reason: FailureReason.cannotUnderstand,
-                message: "Content-Type \(type.essence) is not application/dicom")
+            return .finished(
+                .failed(
+                    sopClassUID: nil, sopInstanceUID: nil, reason: FailureReason.cannotUnderstand,
+                    message: "Content-Type \(type.essence) is not application/dicom"))
         }
         let service = self.service
         do {
             // A part waits for a pool thread however long the queue: the request is already accepted.
-            return try await pool.run(alwaysQueue: true) { service.store(try part.data(), expectedStudy: study) }
+            return try await pool.run(alwaysQueue: true) { service.prepare(try part.data(), expectedStudy: study) }
         } catch {
-            return .failed(
-                sopClassUID: nil, sopInstanceUID: nil, reason: FailureReason.processingFailure,
-                message: "the part could not be read back")
+            return .finished(
+                .failed(
+                    sopClassUID: nil, sopInstanceUID: nil, reason: FailureReason.processingFailure,
+                    message: "the part could not be read back"))
         }
     }
 

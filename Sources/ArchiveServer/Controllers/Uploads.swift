@@ -56,9 +56,10 @@ extension DICOMwebMiddleware {
         let service = self.service
         let isPhotos = kind == "photos"
         let handler = self
-        let stored: [InstanceRecord]
-        let prepared: [PreparedInstance]
-        (stored, prepared) = try await pool.run {
+        // Every file is converted (and encoded) before anything is stored, so a file that cannot be converted
+        // stores nothing. (A storage failure part-way, a full disk, answers 500 and can leave the instances stored
+        // before it.)
+        let (prepared, encoded): ([PreparedInstance], [Data]) = try await pool.run {
             var prepared: [PreparedInstance] = []
             do {
                 if isPhotos {
@@ -79,19 +80,34 @@ extension DICOMwebMiddleware {
             } catch let error as DICOMCodecError {
                 throw HTTPFailure(.unprocessableContent, error.message)
             }
-            // Every file is converted before anything is stored, so a file that cannot be converted stores
-            // nothing. (A storage failure part-way, a full disk, answers 500 and can leave the instances stored
-            // before it.)
-            var stored: [InstanceRecord] = []
-            for instance in prepared {
-                let bytes: Data
+            let encoded = try prepared.map { instance in
                 do {
-                    bytes = try Part10.encode(instance.dataset, transferSyntax: instance.transferSyntaxUID)
+                    return try Part10.encode(instance.dataset, transferSyntax: instance.transferSyntaxUID)
                 } catch {
                     throw HTTPFailure(.internalServerError, "the DICOM object could not be encoded")
                 }
+            }
+            return (prepared, encoded)
+        }
+        // The intent, naming every instance about to be stored, is on disk before the first of them is.
+        let intent = AuditEvent(
+            actor: "anonymous", address: note.address, action: "\(note.action) (intent)",
+            studyUID: context.studyInstanceUID,
+            seriesUIDs: Array(Set(prepared.compactMap { $0.dataset.string(.seriesInstanceUID) })).sorted(),
+            instanceUIDs: prepared.map(\.sopInstanceUID), outcome: "intent")
+        let audit = service.audit
+        do {
+            try await pool.run(alwaysQueue: true) { try audit.append(intent, durability: .immediate) }
+        } catch {
+            logger.error("audit append failed")
+            throw HTTPFailure(.serviceUnavailable, "the audit log cannot be written; nothing was stored")
+        }
+        note.intentRecorded = true
+        let stored: [InstanceRecord] = try await pool.run(alwaysQueue: true) {
+            var stored: [InstanceRecord] = []
+            for bytes in encoded {
                 switch service.store(bytes) {
-                case .stored(let record, _):
+                case .stored(let record, _, _):
                     stored.append(record)
                 case .failed(_, _, _, let message):
                     throw HTTPFailure(.internalServerError, "the converted instance could not be stored: \(message)")
@@ -110,7 +126,7 @@ extension DICOMwebMiddleware {
                     throw HTTPFailure(.internalServerError, "the original file could not be kept: \(error.message)")
                 }
             }
-            return (stored, prepared)
+            return stored
         }
         note.seriesUIDs = Array(Set(stored.map(\.seriesInstanceUID))).sorted()
         note.instanceUIDs = stored.map(\.sopInstanceUID)
@@ -196,7 +212,7 @@ extension DICOMwebMiddleware {
         }
         guard number >= 1 && number <= kept.count else { throw HTTPFailure(.notFound, "no such original") }
         let original = kept[number - 1]
-        let data = try await pool.run { try service.readOriginal(original) }
+        let data = try await pool.run { try service.readOriginal(original, of: sopInstanceUID) }
         // Served as a download, never rendered: the bytes and their declared type came from a client (a page
         // uploaded as a "photo" must not run in Facet's origin).
         var headers = HTTPFields()

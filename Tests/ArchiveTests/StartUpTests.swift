@@ -1,0 +1,126 @@
+import DICOMCore
+import Foundation
+import GRDB
+import Testing
+
+@testable import Archive
+
+/// Start-up never deletes on weak evidence: unknown blobs refuse the start, interrupted stores are quarantined,
+/// undecodable rows are left out and reported.
+@Suite struct StartUpTests {
+    let indexFiles = ["index.sqlite", "index.sqlite-wal", "index.sqlite-shm"]
+
+    /// A data folder with `count` stored instances (the archive closed again).
+    func filledFolder(_ count: Int) throws -> (URL, [InstanceRecord]) {
+        let folder = try temporaryFolder()
+        var records: [InstanceRecord] = []
+        let (service, _) = try openArchive(folder)
+        for _ in 0..<count {
+            if let (record, _) = expectStored(service, try Sample.instance()) { records.append(record) }
+        }
+        return (folder, records)
+    }
+
+    @Test func aMissingIndexRefusesTheStartAndKeepsEveryBlob() throws {
+        let (folder, _) = try filledFolder(2)
+        let before = blobFiles(folder)
+        #expect(before.count == 2)
+        for name in indexFiles { try? FileManager.default.removeItem(at: folder.appendingPathComponent(name)) }
+        for _ in 0..<2 {
+            let error = #expect(throws: ArchiveError.self) { try openArchive(folder) }
+            #expect(error?.code == .indexMismatch)
+            #expect(error?.message.contains("2 blobs are not known to the index") == true)
+            #expect(error?.message.contains("missing, replaced or older") == true)
+            #expect(blobFiles(folder) == before)
+        }
+    }
+
+    @Test func anOlderIndexRefusesTheStartAndKeepsEveryBlob() throws {
+        let (folder, _) = try filledFolder(1)
+        let backup = try temporaryFolder()
+        for name in indexFiles where FileManager.default.fileExists(atPath: folder.appendingPathComponent(name).path) {
+            try FileManager.default.copyItem(
+                at: folder.appendingPathComponent(name), to: backup.appendingPathComponent(name))
+        }
+        do {
+            let (service, _) = try openArchive(folder)
+            _ = expectStored(service, try Sample.instance())
+        }
+        let before = blobFiles(folder)
+        #expect(before.count == 2)
+        for name in indexFiles {
+            try? FileManager.default.removeItem(at: folder.appendingPathComponent(name))
+            try? FileManager.default.copyItem(
+                at: backup.appendingPathComponent(name), to: folder.appendingPathComponent(name))
+        }
+        let error = #expect(throws: ArchiveError.self) { try openArchive(folder) }
+        #expect(error?.code == .indexMismatch)
+        #expect(error?.message.contains("1 blob is not known to the index") == true)
+        #expect(blobFiles(folder) == before)
+    }
+
+    @Test func anInterruptedStoreIsQuarantinedAndTheArchiveOpens() throws {
+        let (folder, records) = try filledFolder(1)
+        var orphan = ""
+        do {
+            let (service, _) = try openArchive(folder)
+            // What a crash between the blob write and the index commit leaves behind.
+            orphan = service.blobs.newBlobID()
+            try service.index.addPendingBlob(orphan, owner: "1.2.3.4")
+            _ = try service.blobs.put(Data("interrupted".utf8), owner: "1.2.3.4", id: orphan)
+        }
+        let (service, report) = try openArchive(folder)
+        #expect(report.quarantinedBlobs == 1)
+        #expect(report.instances == 1)
+        #expect(!service.blobs.exists(orphan))
+        #expect(FileManager.default.fileExists(atPath: folder.appendingPathComponent("quarantine/\(orphan)").path))
+        #expect(try service.index.pendingBlobIDs().isEmpty)
+        #expect(try service.read(records[0]).count == records[0].blob.size)
+    }
+
+    @Test func aCommittedStoreLeavesNoPendingRecord() throws {
+        let folder = try temporaryFolder()
+        let (service, _) = try openArchive(folder)
+        _ = expectStored(service, try Sample.instance())
+        #expect(try service.index.pendingBlobIDs().isEmpty)
+    }
+
+    @Test func quarantinedBlobsAreRemovedOnlyAfterTheConfiguredTime() throws {
+        let folder = try temporaryFolder()
+        _ = try openArchive(folder)
+        let quarantine = folder.appendingPathComponent("quarantine")
+        let old = quarantine.appendingPathComponent("0123456789abcdef0123456789abcdef")
+        let recent = quarantine.appendingPathComponent("fedcba9876543210fedcba9876543210")
+        try Data("old".utf8).write(to: old)
+        try Data("recent".utf8).write(to: recent)
+        try FileManager.default.setAttributes(
+            [.modificationDate: Date().addingTimeInterval(-8 * 86_400)], ofItemAtPath: old.path)
+        try FileManager.default.setAttributes(
+            [.modificationDate: Date().addingTimeInterval(-6 * 86_400)], ofItemAtPath: recent.path)
+        let (_, report) = try openArchive(folder, quarantineDays: 7)
+        #expect(report.expiredQuarantinedBlobs == 1)
+        #expect(!FileManager.default.fileExists(atPath: old.path))
+        #expect(FileManager.default.fileExists(atPath: recent.path))
+    }
+
+    @Test func anUndecodableRowIsLeftOutAndReportedNotFatal() throws {
+        let (folder, records) = try filledFolder(2)
+        let (bad, good) = (records[0], records[1])
+        let queue = try DatabaseQueue(path: folder.appendingPathComponent("index.sqlite").path)
+        try queue.write { db in
+            try db.execute(
+                sql: "UPDATE instances SET attributes = ? WHERE sop_uid = ?",
+                arguments: [Data("not sealed".utf8), bad.sopInstanceUID])
+        }
+        try queue.close()
+        let (service, report) = try openArchive(folder)
+        #expect(report.quarantinedRows == [bad.sopInstanceUID])
+        #expect(report.instances == 1)
+        #expect(service.index.instance(bad.sopInstanceUID) == nil)
+        #expect(try service.read(#require(service.index.instance(good.sopInstanceUID))).count == good.blob.size)
+        // Its blob stays referenced: the next start neither refuses nor quarantines it.
+        #expect(service.blobs.exists(bad.blob.id))
+        #expect(try service.index.referencedBlobIDs().contains(bad.blob.id))
+        #expect(report.quarantinedBlobs == 0)
+    }
+}
