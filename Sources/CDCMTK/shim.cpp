@@ -158,8 +158,9 @@ int readFailure(const OFCondition &status, char *error, size_t capacity) {
 
 // DCMTK parses sequences recursively: a few megabytes of nested empty sequences overflow the stack. Before DCMTK
 // sees a file, this iterative scan follows the element structure (File Meta Information, then the dataset in its
-// transfer syntax) and refuses nesting deeper than kMaximumNesting sequences. Values are skipped, not read.
-const size_t kMaximumNesting = 64;
+// transfer syntax) and refuses nesting deeper than CDCMTK_MAXIMUM_NESTING sequences (the limit DICOMCore's DICOM
+// JSON decoder shares, so that whatever is read here can be indexed and read back). Values are skipped, not read.
+const size_t kMaximumNesting = CDCMTK_MAXIMUM_NESTING;
 
 struct ByteSource {
     virtual ~ByteSource() = default;
@@ -316,7 +317,7 @@ bool nestingIsBounded(ByteSource &source, std::string &reason) {
             open.push_back({length == 0xFFFFFFFFu ? undefined : pos + length, currentImplicit || unknown,
                             unknown ? false : currentBig, false, binary && !sequence});
             if (++sequences > kMaximumNesting) {
-                reason = "sequences nested more than 64 deep";
+                reason = "sequences nested more than " + std::to_string(kMaximumNesting) + " deep";
                 return false;
             }
             continue;
@@ -646,6 +647,48 @@ extern "C" int cdcmtk_transcode(const uint8_t *part10, size_t length, const char
     });
 }
 
+namespace {
+
+// The declared Number of Frames: 1 when absent, empty or not a positive integer that fits 32 bits.
+uint32_t declaredFrames(DcmDataset *dataset) {
+    Sint32 frames = 1;
+    if (dataset->findAndGetSint32(DCM_NumberOfFrames, frames).bad() || frames < 1) return 1;
+    return uint32_t(frames);
+}
+
+// Refuses, before anything is decoded, a frame the object does not have and an object whose decoded pixel data
+// (rows x columns x frames x samples x bits allocated) or whose frames exceed the configured bounds. Every product
+// is checked for overflow: the values come from the file.
+int renderIsBounded(DcmDataset *dataset, uint32_t frame, char *error, size_t capacity) {
+    Uint16 rows = 0, columns = 0, samples = 1, bits = 8;
+    dataset->findAndGetUint16(DCM_Rows, rows);
+    dataset->findAndGetUint16(DCM_Columns, columns);
+    dataset->findAndGetUint16(DCM_SamplesPerPixel, samples);
+    dataset->findAndGetUint16(DCM_BitsAllocated, bits);
+    uint32_t frames = declaredFrames(dataset);
+    uint64_t pixels = uint64_t(rows) * columns;
+    if (pixels > CDCMTK_MAXIMUM_FRAME_PIXELS) {
+        setError(error, capacity, "image too large to render: more than 200 megapixels per frame");
+        return CDCMTK_ERR_LIMIT;
+    }
+    uint64_t bitsPerFrame = 0, totalBits = 0;
+    if (__builtin_mul_overflow(pixels, uint64_t(samples) * bits, &bitsPerFrame) ||
+        __builtin_mul_overflow(bitsPerFrame, uint64_t(frames), &totalBits) ||
+        totalBits / 8 > CDCMTK_MAXIMUM_DECODED_BYTES) {
+        setError(error, capacity, "image too large to render: more than 1 GiB of decoded pixel data");
+        return CDCMTK_ERR_LIMIT;
+    }
+    if (frame >= frames) {
+        setError(error, capacity,
+                 "no such frame: frame " + std::to_string(uint64_t(frame) + 1) + " of an object with " +
+                     std::to_string(frames) + " frame(s)");
+        return CDCMTK_ERR_NO_SUCH_FRAME;
+    }
+    return CDCMTK_OK;
+}
+
+}  // namespace
+
 extern "C" int cdcmtk_render(const uint8_t *part10, size_t length, uint32_t frame, const uint32_t region[4],
                              uint32_t out_width, uint32_t out_height, int format, int quality, uint8_t **out,
                              size_t *out_length, char *error, size_t error_capacity) {
@@ -658,14 +701,10 @@ extern "C" int cdcmtk_render(const uint8_t *part10, size_t length, uint32_t fram
             setError(error, error_capacity, "the instance has no pixel data to render");
             return CDCMTK_ERR_UNSUPPORTED;
         }
-        Uint16 rows = 0, columns = 0;
-        dataset->findAndGetUint16(DCM_Rows, rows);
-        dataset->findAndGetUint16(DCM_Columns, columns);
-        if (uint64_t(rows) * columns > 200000000ull) {
-            setError(error, error_capacity, "image too large to render");
-            return CDCMTK_ERR_LIMIT;
-        }
-        DicomImage image(&file, dataset->getOriginalXfer(), CIF_MayDetachPixelData, frame, 1);
+        int bounded = renderIsBounded(dataset, frame, error, error_capacity);
+        if (bounded != CDCMTK_OK) return bounded;
+        // Partial access: only the requested frame is read and decoded, not the whole multi-frame object.
+        DicomImage image(&file, dataset->getOriginalXfer(), CIF_UsePartialAccessToPixelData, frame, 1);
         if (image.getStatus() != EIS_Normal) {
             setError(error, error_capacity, std::string("cannot render: ") + DicomImage::getString(image.getStatus()));
             return CDCMTK_ERR_UNSUPPORTED;
@@ -693,6 +732,8 @@ extern "C" int cdcmtk_render(const uint8_t *part10, size_t length, uint32_t fram
             double fx = double(out_width) / double(source->getWidth());
             double fy = double(out_height) / double(source->getHeight());
             double factor = fx < fy ? fx : fy;
+            // Never larger than the source region: upscaling adds no information, only work and bytes.
+            if (factor > 1.0) factor = 1.0;
             unsigned long width = (unsigned long)(double(source->getWidth()) * factor + 0.5);
             unsigned long height = (unsigned long)(double(source->getHeight()) * factor + 0.5);
             if (width < 1) width = 1;
@@ -772,69 +813,161 @@ extern "C" int cdcmtk_element_value(const uint8_t *part10, size_t length, uint16
     });
 }
 
+namespace {
+
+// Where the frames of a loaded object are, and how many of them really exist.
+struct FrameLayout {
+    DcmPixelData *pixels = nullptr;
+    DcmPixelSequence *sequence = nullptr;  // encapsulated pixel data; nullptr for native
+    uint32_t count = 0;                    // frames that can actually be read
+    uint32_t declared = 0;                 // Number of Frames (1 when absent)
+    uint64_t frameBytes = 0;               // native: bytes per frame
+    uint32_t pixelLength = 0;              // native: length of the Pixel Data value
+};
+
+// Fills `layout` for a loaded object. `hasPixels` false (and CDCMTK_OK) when there is no Pixel Data.
+int locateFrames(DcmFileFormat &file, FrameLayout &layout, bool &hasPixels, char *error, size_t capacity) {
+    DcmDataset *dataset = file.getDataset();
+    DcmElement *element = nullptr;
+    hasPixels = dataset->findAndGetElement(DCM_PixelData, element, OFFalse).good() && element != nullptr;
+    if (!hasPixels) return CDCMTK_OK;
+    layout.pixels = OFstatic_cast(DcmPixelData *, element);
+    layout.declared = declaredFrames(dataset);
+    E_TransferSyntax xfer = dataset->getOriginalXfer();
+    if (DcmXfer(xfer).isEncapsulated()) {
+        if (layout.pixels->getEncapsulatedRepresentation(xfer, nullptr, layout.sequence).bad() ||
+            layout.sequence == nullptr) {
+            setError(error, capacity, "encapsulated pixel data cannot be read");
+            return CDCMTK_ERR_MALFORMED;
+        }
+        unsigned long fragments = layout.sequence->card();  // item 0 is the Basic Offset Table
+        if (fragments <= 1) {
+            layout.count = 0;
+        } else if (layout.declared == 1) {
+            layout.count = 1;
+        } else if (fragments - 1 == layout.declared) {
+            layout.count = layout.declared;
+        } else {
+            setError(error, capacity, "frames span several fragments; not supported");
+            return CDCMTK_ERR_UNSUPPORTED;
+        }
+        return CDCMTK_OK;
+    }
+    Uint16 rows = 0, columns = 0, samples = 1, bits = 8;
+    dataset->findAndGetUint16(DCM_Rows, rows);
+    dataset->findAndGetUint16(DCM_Columns, columns);
+    dataset->findAndGetUint16(DCM_SamplesPerPixel, samples);
+    dataset->findAndGetUint16(DCM_BitsAllocated, bits);
+    uint64_t bitsPerFrame = 0;
+    if (__builtin_mul_overflow(uint64_t(rows) * columns, uint64_t(samples) * bits, &bitsPerFrame)) {
+        setError(error, capacity, "pixel data description is too large");
+        return CDCMTK_ERR_LIMIT;
+    }
+    layout.frameBytes = bitsPerFrame / 8;
+    layout.pixelLength = layout.pixels->getLength();
+    if (layout.frameBytes == 0) {
+        setError(error, capacity, "pixel data description is incomplete");
+        return CDCMTK_ERR_MALFORMED;
+    }
+    uint64_t present = layout.pixelLength / layout.frameBytes;
+    layout.count = present < layout.declared ? uint32_t(present) : layout.declared;
+    return CDCMTK_OK;
+}
+
+int noSuchFrame(uint32_t frame, const FrameLayout &layout, char *error, size_t capacity) {
+    setError(error, capacity,
+             "no such frame: frame " + std::to_string(uint64_t(frame) + 1) + " of an object with " +
+                 std::to_string(layout.count) + " frame(s)");
+    return CDCMTK_ERR_NO_SUCH_FRAME;
+}
+
+// Appends frame `frame` (0-based, < layout.count) to `bytes`.
+int appendFrame(const FrameLayout &layout, uint32_t frame, std::vector<uint8_t> &bytes, char *error,
+                size_t capacity) {
+    if (layout.sequence != nullptr) {
+        unsigned long first = 1, last = layout.sequence->card();  // [first, last)
+        if (layout.declared > 1) {
+            first = (unsigned long)frame + 1;
+            last = first + 1;
+        }
+        for (unsigned long i = first; i < last; ++i) {
+            DcmPixelItem *item = nullptr;
+            if (layout.sequence->getItem(item, i).bad() || item == nullptr) continue;
+            Uint8 *data = nullptr;
+            if (item->getUint8Array(data).bad() || data == nullptr) continue;
+            bytes.insert(bytes.end(), data, data + item->getLength());
+        }
+        return CDCMTK_OK;
+    }
+    // frame < count <= pixelLength / frameBytes, so offset + frameBytes <= pixelLength (a 32-bit length): the
+    // products below cannot overflow.
+    uint64_t offset = uint64_t(frame) * layout.frameBytes;
+    if (frame >= layout.count || offset + layout.frameBytes > layout.pixelLength) {
+        return noSuchFrame(frame, layout, error, capacity);
+    }
+    size_t start = bytes.size();
+    bytes.resize(start + size_t(layout.frameBytes));
+    DcmFileCache cache;
+    OFCondition status = layout.pixels->getPartialValue(bytes.data() + start, Uint32(offset),
+                                                        Uint32(layout.frameBytes), &cache, EBO_LittleEndian);
+    if (status.bad()) return readFailure(status, error, capacity);
+    return CDCMTK_OK;
+}
+
+}  // namespace
+
 extern "C" int cdcmtk_frame(const uint8_t *part10, size_t length, uint32_t frame, uint8_t **out, size_t *out_length,
                             char *error, size_t error_capacity) {
-    return guarded(error, error_capacity, "reading a frame", CDCMTK_ERR_MALFORMED, [&]() -> int {
+    size_t frameLength = 0;
+    return cdcmtk_frames(part10, length, &frame, 1, out, out_length, &frameLength, error, error_capacity);
+}
+
+extern "C" int cdcmtk_frames(const uint8_t *part10, size_t length, const uint32_t *frames, size_t frame_count,
+                             uint8_t **out, size_t *out_length, size_t *frame_lengths, char *error,
+                             size_t error_capacity) {
+    return guarded(error, error_capacity, "reading frames", CDCMTK_ERR_MALFORMED, [&]() -> int {
+        if (frame_count > 0 && (frames == nullptr || frame_lengths == nullptr)) {
+            setError(error, error_capacity, "no frame list given");
+            return CDCMTK_ERR_UNSUPPORTED;
+        }
         DcmFileFormat file;
         int loaded = loadBuffer(part10, length, file, error, error_capacity);
         if (loaded != CDCMTK_OK) return loaded;
-        DcmDataset *dataset = file.getDataset();
-        DcmElement *element = nullptr;
-        if (dataset->findAndGetElement(DCM_PixelData, element, OFFalse).bad() || element == nullptr) {
+        FrameLayout layout;
+        bool hasPixels = false;
+        int located = locateFrames(file, layout, hasPixels, error, error_capacity);
+        if (located != CDCMTK_OK) return located;
+        if (!hasPixels) {
             setError(error, error_capacity, "the instance has no pixel data");
             return CDCMTK_ERR_UNSUPPORTED;
         }
-        auto *pixels = OFstatic_cast(DcmPixelData *, element);
-        Sint32 frames = 1;
-        dataset->findAndGetSint32(DCM_NumberOfFrames, frames);
-        if (frames < 1) frames = 1;
-        if (frame >= Uint32(frames)) {
-            setError(error, error_capacity, "no such frame");
-            return CDCMTK_ERR_LIMIT;
+        // Every number is checked before any frame is copied.
+        for (size_t i = 0; i < frame_count; ++i) {
+            if (frames[i] >= layout.count) return noSuchFrame(frames[i], layout, error, error_capacity);
         }
-        E_TransferSyntax xfer = dataset->getOriginalXfer();
         std::vector<uint8_t> bytes;
-        if (DcmXfer(xfer).isEncapsulated()) {
-            DcmPixelSequence *sequence = nullptr;
-            if (pixels->getEncapsulatedRepresentation(xfer, nullptr, sequence).bad() || sequence == nullptr) {
-                setError(error, error_capacity, "encapsulated pixel data cannot be read");
-                return CDCMTK_ERR_MALFORMED;
-            }
-            unsigned long fragments = sequence->card();  // item 0 is the Basic Offset Table
-            unsigned long first = 1, last = fragments;   // [first, last)
-            if (frames > 1) {
-                if (fragments - 1 != Uint32(frames)) {
-                    setError(error, error_capacity, "frames span several fragments; not supported");
-                    return CDCMTK_ERR_UNSUPPORTED;
-                }
-                first = frame + 1;
-                last = frame + 2;
-            }
-            for (unsigned long i = first; i < last; ++i) {
-                DcmPixelItem *item = nullptr;
-                if (sequence->getItem(item, i).bad() || item == nullptr) continue;
-                Uint8 *data = nullptr;
-                if (item->getUint8Array(data).bad() || data == nullptr) continue;
-                bytes.insert(bytes.end(), data, data + item->getLength());
-            }
-        } else {
-            Uint16 rows = 0, columns = 0, samples = 1, bits = 8;
-            dataset->findAndGetUint16(DCM_Rows, rows);
-            dataset->findAndGetUint16(DCM_Columns, columns);
-            dataset->findAndGetUint16(DCM_SamplesPerPixel, samples);
-            dataset->findAndGetUint16(DCM_BitsAllocated, bits);
-            uint64_t frameBytes = uint64_t(rows) * columns * samples * bits / 8;
-            const Uint32 size = pixels->getLength();
-            if (frameBytes == 0 || (uint64_t(frame) + 1) * frameBytes > size) {
-                setError(error, error_capacity, "pixel data is shorter than its frames");
-                return CDCMTK_ERR_MALFORMED;
-            }
-            bytes.resize(size_t(frameBytes));
-            DcmFileCache cache;
-            OFCondition status = pixels->getPartialValue(bytes.data(), Uint32(uint64_t(frame) * frameBytes),
-                                                         Uint32(frameBytes), &cache, EBO_LittleEndian);
-            if (status.bad()) return readFailure(status, error, error_capacity);
+        for (size_t i = 0; i < frame_count; ++i) {
+            size_t before = bytes.size();
+            int appended = appendFrame(layout, frames[i], bytes, error, error_capacity);
+            if (appended != CDCMTK_OK) return appended;
+            frame_lengths[i] = bytes.size() - before;
         }
         return handOver(bytes, out, out_length);
+    });
+}
+
+extern "C" int cdcmtk_number_of_frames(const uint8_t *part10, size_t length, uint32_t *out_frames, char *error,
+                                       size_t error_capacity) {
+    return guarded(error, error_capacity, "counting frames", CDCMTK_ERR_MALFORMED, [&]() -> int {
+        if (out_frames == nullptr) return CDCMTK_ERR_UNSUPPORTED;
+        DcmFileFormat file;
+        int loaded = loadBuffer(part10, length, file, error, error_capacity);
+        if (loaded != CDCMTK_OK) return loaded;
+        FrameLayout layout;
+        bool hasPixels = false;
+        int located = locateFrames(file, layout, hasPixels, error, error_capacity);
+        if (located != CDCMTK_OK) return located;
+        *out_frames = hasPixels ? layout.count : 0;
+        return CDCMTK_OK;
     });
 }

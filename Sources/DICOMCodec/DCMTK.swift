@@ -5,6 +5,10 @@ import Foundation
 /// Thin Swift face of the CDCMTK shim: converts status codes into `DICOMCodecError` and shim buffers into `Data`.
 enum DCMTK {
     static func initialize() throws(DICOMCodecError) {
+        // One nesting limit for the shim and the DICOM JSON the index keeps: an object read here must read back.
+        guard Int(CDCMTK_MAXIMUM_NESTING) == DICOMJSON.maximumDepth else {
+            throw DICOMCodecError(.initialization, "the shim's nesting limit differs from DICOM JSON's")
+        }
         try call { error, capacity in cdcmtk_initialize(error, capacity) }
     }
 
@@ -57,13 +61,51 @@ enum DCMTK {
         }
     }
 
-    static func frame(_ part10: Data, index: Int) throws(DICOMCodecError) -> Data {
-        try buffer { out, length, error, capacity in
+    /// Frames by 0-based index, parsed once; an index beyond 32 bits is "no such frame", never a trap.
+    static func frames(_ part10: Data, indices: [Int]) throws(DICOMCodecError) -> [Data] {
+        var numbers: [UInt32] = []
+        numbers.reserveCapacity(indices.count)
+        for index in indices {
+            guard let number = UInt32(exactly: index) else { throw noSuchFrame(index) }
+            numbers.append(number)
+        }
+        var lengths = [Int](repeating: 0, count: numbers.count)
+        let joined = try buffer { out, length, error, capacity in
             part10.withUnsafeBytes { raw in
-                cdcmtk_frame(
-                    raw.bindMemory(to: UInt8.self).baseAddress, raw.count, UInt32(index), out, length, error, capacity)
+                numbers.withUnsafeBufferPointer { list in
+                    lengths.withUnsafeMutableBufferPointer { sizes in
+                        cdcmtk_frames(
+                            raw.bindMemory(to: UInt8.self).baseAddress, raw.count, list.baseAddress, list.count, out,
+                            length, sizes.baseAddress, error, capacity)
+                    }
+                }
             }
         }
+        var frames: [Data] = []
+        frames.reserveCapacity(lengths.count)
+        var start = joined.startIndex
+        for size in lengths {
+            guard size >= 0, joined.endIndex - start >= size else {
+                throw DICOMCodecError(.malformedDICOM, "frame lengths do not add up")
+            }
+            frames.append(joined.subdata(in: start..<start + size))
+            start += size
+        }
+        return frames
+    }
+
+    static func numberOfFrames(_ part10: Data) throws(DICOMCodecError) -> Int {
+        var frames: UInt32 = 0
+        try call { error, capacity in
+            part10.withUnsafeBytes { raw in
+                cdcmtk_number_of_frames(raw.bindMemory(to: UInt8.self).baseAddress, raw.count, &frames, error, capacity)
+            }
+        }
+        return Int(frames)
+    }
+
+    static func noSuchFrame(_ index: Int) -> DICOMCodecError {
+        DICOMCodecError(.noSuchFrame, "no such frame: frame \(index < Int.max ? index + 1 : index)")
     }
 
     static func transcode(_ part10: Data, transferSyntax: String) throws(DICOMCodecError) -> Data {
@@ -78,12 +120,15 @@ enum DCMTK {
     static func render(
         _ part10: Data, frame: Int, region: [UInt32], width: UInt32, height: UInt32, png: Bool, quality: Int
     ) throws(DICOMCodecError) -> Data {
-        try buffer { out, length, error, capacity in
+        guard let index = UInt32(exactly: frame) else { throw noSuchFrame(frame) }
+        guard region.count == 4 else { throw DICOMCodecError(.unsupported, "a viewport region has four numbers") }
+        let level = Int32(min(max(quality, 1), 100))
+        return try buffer { out, length, error, capacity in
             part10.withUnsafeBytes { raw in
                 region.withUnsafeBufferPointer { area in
                     cdcmtk_render(
-                        raw.bindMemory(to: UInt8.self).baseAddress, raw.count, UInt32(frame), area.baseAddress, width,
-                        height, png ? 1 : 0, Int32(quality), out, length, error, capacity)
+                        raw.bindMemory(to: UInt8.self).baseAddress, raw.count, index, area.baseAddress, width,
+                        height, png ? 1 : 0, level, out, length, error, capacity)
                 }
             }
         }
@@ -92,11 +137,14 @@ enum DCMTK {
     static func decodeJPEG(
         _ jpeg: Data, transferSyntax: String, rows: Int, columns: Int, samplesPerPixel: Int, photometric: String
     ) throws(DICOMCodecError) -> Data {
-        try buffer { out, length, error, capacity in
+        guard let rows16 = UInt16(exactly: rows), let columns16 = UInt16(exactly: columns),
+            let samples16 = UInt16(exactly: samplesPerPixel)
+        else { throw DICOMCodecError(.invalidImage, "JPEG dimensions do not fit DICOM's 16-bit rows and columns") }
+        return try buffer { out, length, error, capacity in
             jpeg.withUnsafeBytes { raw in
                 cdcmtk_decode_jpeg(
-                    raw.bindMemory(to: UInt8.self).baseAddress, raw.count, transferSyntax, UInt16(rows),
-                    UInt16(columns), UInt16(samplesPerPixel), photometric, out, length, error, capacity)
+                    raw.bindMemory(to: UInt8.self).baseAddress, raw.count, transferSyntax, rows16, columns16,
+                    samples16, photometric, out, length, error, capacity)
             }
         }
     }
@@ -152,6 +200,7 @@ enum DCMTK {
         case Int(CDCMTK_ERR_IO): return DICOMCodecError(.io, message)
         case Int(CDCMTK_ERR_LIMIT): return DICOMCodecError(.limitExceeded, message)
         case Int(CDCMTK_ERR_MEMORY): return DICOMCodecError(.limitExceeded, "out of memory: \(message)")
+        case Int(CDCMTK_ERR_NO_SUCH_FRAME): return DICOMCodecError(.noSuchFrame, message)
         default: return DICOMCodecError(.unsupported, message)
         }
     }

@@ -9,6 +9,8 @@ public struct DICOMCodecError: Error, Sendable, CustomStringConvertible, Equatab
         public static let io = Code(name: "io")
         public static let unsupported = Code(name: "unsupported")
         public static let limitExceeded = Code(name: "limit-exceeded")
+        /// A frame number the object does not have (the server answers 404).
+        public static let noSuchFrame = Code(name: "no-such-frame")
         public static let invalidImage = Code(name: "invalid-image")
         public static let invalidMesh = Code(name: "invalid-mesh")
         public static let invalidMetadata = Code(name: "invalid-metadata")

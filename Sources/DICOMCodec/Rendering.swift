@@ -20,7 +20,9 @@ public enum Rendering {
         }
     }
 
-    /// Renders frame `frame` (1-based) of a Part-10 file held in memory.
+    /// Renders frame `frame` (1-based) of a Part-10 file held in memory, decoding that frame only. Objects whose
+    /// decoded pixel data would exceed 1 GiB, or 200 megapixels per frame, are refused with `.limitExceeded`; the
+    /// output is never larger than the source region (no upscaling), its aspect ratio kept.
     public static func render(
         _ part10: Data, frame: Int = 1, format: Format, quality: Int = 90, viewport: Viewport? = nil
     ) throws(DICOMCodecError) -> Data {
@@ -39,8 +41,34 @@ public enum Rendering {
     /// The bytes of frame `number` (1-based) of a Part-10 file held in memory, as stored: the compressed bitstream
     /// of an encapsulated frame, or the frame's slice of native pixel data.
     public static func frame(_ number: Int, of part10: Data) throws(DICOMCodecError) -> Data {
-        guard number >= 1 else { throw DICOMCodecError(.unsupported, "frame numbers start at 1") }
-        return try DCMTK.frame(part10, index: number - 1)
+        guard let frame = try frames([number], of: part10).first else {
+            throw DICOMCodecError(.noSuchFrame, "no such frame")
+        }
+        return frame
+    }
+
+    /// Frames `numbers` (1-based, in the order asked, repeats allowed) of a Part-10 file held in memory, with one
+    /// parse: each distinct frame is copied once. A number past the object's real frame count throws
+    /// `.noSuchFrame`; nothing traps, whatever the number.
+    public static func frames(_ numbers: [Int], of part10: Data) throws(DICOMCodecError) -> [Data] {
+        var distinct: [Int] = []
+        var position: [Int: Int] = [:]
+        for number in numbers {
+            guard number >= 1 else { throw DICOMCodecError(.unsupported, "frame numbers start at 1") }
+            if position[number] == nil {
+                position[number] = distinct.count
+                distinct.append(number - 1)
+            }
+        }
+        guard !distinct.isEmpty else { return [] }
+        let read = try DCMTK.frames(part10, indices: distinct)
+        return numbers.map { read[position[$0] ?? 0] }
+    }
+
+    /// The number of frames the object really holds: 0 without pixel data; Number of Frames (1 when absent) as far
+    /// as the pixel data actually contains them.
+    public static func numberOfFrames(of part10: Data) throws(DICOMCodecError) -> Int {
+        try DCMTK.numberOfFrames(part10)
     }
 
     /// One top-level element's whole value (an Encapsulated Document of any size, an ICC profile, ...).

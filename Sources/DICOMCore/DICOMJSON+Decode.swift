@@ -1,8 +1,10 @@
 import Foundation
 
 extension DICOMJSON {
-    /// Deepest sequence nesting accepted when reading DICOM JSON from outside.
-    public static let maximumDepth = 16
+    /// Deepest sequence nesting accepted: the number of nested sequence levels, the top-level dataset being level 0.
+    /// The same number as the DICOM reader's limit (CDCMTK_MAXIMUM_NESTING; DICOMCodec refuses to start if they
+    /// differ), so every object that is read and indexed can be decoded from the index again.
+    public static let maximumDepth = 32
 
     /// Reads one DICOM JSON object (a dataset).
     /// JSON `true`/`false`, told apart from the numbers 1 and 0 (which Foundation on Linux also calls `Bool`).

@@ -8,11 +8,14 @@ struct AuditCommand: ParsableCommand {
         commandName: "audit", abstract: "Check the audit trail.", subcommands: [AuditVerifyCommand.self])
 }
 
-/// `facet audit verify --data-dir DIR`: exit 0 on an intact log, 1 naming the first bad entry.
+/// `facet audit verify --data-dir DIR`: exit 0 on an intact log (noting repairs of torn lines), 1 naming the first
+/// bad entry, a log behind the anchor kept in the index (removed or cut), or losses the chain records.
 struct AuditVerifyCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "verify",
-        abstract: "Verify the hash-chained audit log: changed, deleted, reordered or cut entries are reported.")
+        abstract:
+            "Verify the hash-chained audit log: changed, deleted, reordered or cut entries, a removed log and recorded losses are reported."
+    )
 
     @Option(name: .customLong("data-dir"), help: "The archive's data folder.")
     var dataDirectory: String = "./facet-data"
@@ -24,16 +27,40 @@ struct AuditVerifyCommand: ParsableCommand {
             throw fail("no archive keys under the data folder", code: 2)
         }
         let keys: KeyHierarchy
+        let anchor: AuditAnchor?
         do {
             keys = try KeyHierarchy.open(keyDirectory: keysFolder).keys
+            anchor = try SQLiteStudyIndex.auditAnchor(indexAt: root.appendingPathComponent("index.sqlite"))
         } catch {
             throw fail(error.message, code: 2)
         }
-        switch AuditLog.verify(folder: root.appendingPathComponent("audit"), keys: keys) {
-        case .intact(let entries, _):
-            print("audit log intact: \(entries) entries")
+        let report = AuditLog.check(folder: root.appendingPathComponent("audit"), keys: keys, anchor: anchor)
+        let entries: Int
+        switch report.verdict {
+        case .intact(let count, _):
+            entries = count
         case .broken(let entry, let reason):
             throw fail("audit log broken at entry \(entry): \(reason)", code: 1)
         }
+        var losses: [String] = []
+        var notes: [String] = []
+        for incident in report.incidents {
+            switch incident {
+            case .loss(let entry, let last, let anchored, let mac):
+                let what = anchored > last ? "entries \(last + 1) to \(anchored)" : "the entries up to \(anchored)"
+                losses.append("\(what) lost (anchored MAC \(mac.prefix(16))…), recorded at entry \(entry)")
+            case .repair(let entry, let bytes):
+                notes.append(
+                    "an incomplete last line of \(bytes) bytes (a torn write) was cut, recorded at entry \(entry)")
+            case .tornLine(let bytes):
+                notes.append("the last line is incomplete (\(bytes) bytes, a torn write); the server cuts it at start")
+            }
+        }
+        guard losses.isEmpty else {
+            throw fail(
+                "audit log chain intact, but it records lost entries: " + losses.joined(separator: "; "), code: 1)
+        }
+        print("audit log intact: \(entries) entries" + (anchor == nil ? " (no anchor in the index)" : ""))
+        for note in notes { print("note: \(note)") }
     }
 }

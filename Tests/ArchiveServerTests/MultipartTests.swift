@@ -124,4 +124,46 @@ func read(_ data: Data, contentType: String, chunk: Int, limits: MultipartRelate
         spool.remove()
         #expect(!FileManager.default.fileExists(atPath: spool.url.path))
     }
+
+    @Test func megabytesOfTransportPaddingAreRefusedWithoutRescanning() throws {
+        let reader = try MultipartRelatedReader(
+            contentType: "multipart/related; boundary=b", temporaryFolder: try folder())
+        let padding = [UInt8](repeating: 0x20, count: 64 << 10)
+        let error = #expect(throws: MultipartError.self) {
+            try reader.consume(Array("--b".utf8))
+            for _ in 0..<128 { try reader.consume(padding) }  // 8 MiB
+        }
+        #expect(error?.status == 400)
+        #expect(error?.message == "too much transport padding after a boundary")
+    }
+
+    @Test(arguments: [1, 2, 5])
+    func paddingSplitAcrossChunksStillParses(_ chunk: Int) throws {
+        let padded = String(repeating: " ", count: 10) + "\t" + String(repeating: " ", count: 9)
+        let data = Data(
+            "--b\(padded)\r\nContent-Type: application/dicom\r\n\r\nxyz\r\n--b\(padded)\r\n\r\nq\r\n--b--".utf8)
+        let parts = try read(data, contentType: "multipart/related; boundary=b", chunk: chunk)
+        #expect(parts.count == 2)
+        #expect(try parts[0].data() == Data("xyz".utf8))
+        #expect(try parts[1].data() == Data("q".utf8))
+    }
+
+    @Test(arguments: [73, 256])
+    func boundariesLongerThanSeventyCharactersAreAccepted(_ length: Int) throws {
+        let boundary = String(repeating: "0123456789abcdef", count: 16).prefix(length)
+        let data = body(
+            boundary: String(boundary), parts: [("application/dicom", first), ("application/dicom", second)])
+        let parts = try read(data, contentType: "multipart/related; boundary=\(boundary)", chunk: 1000)
+        #expect(parts.count == 2)
+        #expect(try parts[1].data() == second)
+    }
+
+    @Test func aBoundaryOfMoreThan256CharactersIsRefused() {
+        let boundary = String(repeating: "b", count: 257)
+        let error = #expect(throws: MultipartError.self) {
+            try MultipartRelatedReader(
+                contentType: "multipart/related; boundary=\(boundary)", temporaryFolder: URL(fileURLWithPath: "/tmp"))
+        }
+        #expect(error?.status == 400)
+    }
 }

@@ -5,7 +5,8 @@ import Testing
 @testable import DICOMCodec
 
 /// DCMTK parses sequences recursively; a hostile file of nested empty sequences would overflow the stack. The shim
-/// scans the structure first and refuses nesting deeper than 64 sequences, in every transfer syntax.
+/// scans the structure first and refuses nesting deeper than DICOM JSON's limit (32 sequences), in every transfer
+/// syntax, so that everything it reads can be indexed as DICOM JSON and decoded again.
 @Suite struct NestingTests {
     static func element(_ group: UInt16, _ element: UInt16, _ vr: String, _ value: Data, explicit: Bool = true) -> Data
     {
@@ -54,7 +55,7 @@ import Testing
         try Part10.initialize()
         let hostile = Self.nested(depth: 100_000, syntax: syntax)
         let error = #expect(throws: DICOMCodecError.self) { try Part10.read(data: hostile) }
-        #expect(error?.message.contains("nested more than 64") == true)
+        #expect(error?.message.contains("nested more than \(DICOMJSON.maximumDepth)") == true)
         let url = FileManager.default.temporaryDirectory.appendingPathComponent("deep-\(UUID().uuidString).dcm")
         try hostile.write(to: url)
         defer { try? FileManager.default.removeItem(at: url) }
@@ -73,5 +74,33 @@ import Testing
             items = item.items(Tag(0x0040, 0x0275))
         }
         #expect(depth == 20)
+    }
+
+    static func depth(of dataset: Dataset) -> Int {
+        var depth = 0
+        var items = dataset.items(Tag(0x0040, 0x0275))
+        while let item = items?.first {
+            depth += 1
+            items = item.items(Tag(0x0040, 0x0275))
+        }
+        return depth
+    }
+
+    @Test(arguments: [UID.explicitVRLittleEndian, UID.implicitVRLittleEndian])
+    func nestingExactlyAtTheSharedLimitIsReadAndIndexable(syntax: String) throws {
+        try Part10.initialize()
+        let file = try Part10.read(data: Self.nested(depth: DICOMJSON.maximumDepth, syntax: syntax))
+        #expect(Self.depth(of: file.dataset) == DICOMJSON.maximumDepth)
+        // What the index would keep decodes again.
+        let decoded = try DICOMJSON.decode(Data(DICOMJSON.encode(file.dataset).utf8))
+        #expect(Self.depth(of: decoded) == DICOMJSON.maximumDepth)
+    }
+
+    @Test(arguments: [UID.explicitVRLittleEndian, UID.implicitVRLittleEndian])
+    func oneLevelBeyondTheSharedLimitIsRefused(syntax: String) throws {
+        try Part10.initialize()
+        let hostile = Self.nested(depth: DICOMJSON.maximumDepth + 1, syntax: syntax)
+        let error = #expect(throws: DICOMCodecError.self) { try Part10.read(data: hostile) }
+        #expect(error?.code == .limitExceeded)
     }
 }

@@ -96,10 +96,30 @@ import Testing
         }
     }
 
-    @Test func refusesSequencesNestedBeyondTheLimit() {
+    /// A dataset whose sequences nest `levels` deep.
+    func nested(levels: Int) -> Data {
         var text = #"{"00400555":{"vr":"SQ","Value":[{}]}}"#
-        for _ in 0..<20 { text = #"{"00400555":{"vr":"SQ","Value":["# + text + "]}}" }
-        #expect(throws: DICOMCoreError.self) { try DICOMJSON.decode(Data(text.utf8)) }
+        for _ in 1..<levels { text = #"{"00400555":{"vr":"SQ","Value":["# + text + "]}}" }
+        return Data(text.utf8)
+    }
+
+    @Test func refusesSequencesNestedBeyondTheLimit() {
+        #expect(throws: DICOMCoreError.self) { try DICOMJSON.decode(nested(levels: DICOMJSON.maximumDepth + 1)) }
+    }
+
+    @Test func readsSequencesNestedExactlyToTheLimit() throws {
+        var dataset = try DICOMJSON.decode(nested(levels: DICOMJSON.maximumDepth))
+        var levels = 0
+        while let item = dataset.items(Tag(0x0040, 0x0555))?.first {
+            levels += 1
+            dataset = item
+        }
+        #expect(levels == DICOMJSON.maximumDepth)
+    }
+
+    /// The DICOM reader (DCMTK shim) shares this limit; a STOW of 20 levels must be indexable and readable again.
+    @Test func theNestingLimitIsThirtyTwoLevels() {
+        #expect(DICOMJSON.maximumDepth == 32)
     }
 
     @Test func jsonNumberSyntaxIsRecognised() {

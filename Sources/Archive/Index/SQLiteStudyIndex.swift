@@ -12,7 +12,7 @@ import GRDB
 /// blind indexes (HMAC-SHA256 under a second derived key) for exact lookups. The decrypted catalog is kept in
 /// memory, which a clinic's volume allows, so searches never touch the disk.
 public final class SQLiteStudyIndex: StudyIndex, @unchecked Sendable {
-    private let pool: DatabasePool
+    let pool: DatabasePool
     private let sealingKey: SymmetricKey
     private let blindKey: SymmetricKey
     private let lock = NSLock()

@@ -69,7 +69,14 @@ public final class MultipartRelatedReader {
         }
     }
 
-    private enum State { case preamble, headers, body, epilogue }
+    /// `afterDelimiter`: a delimiter was seen and consumed; what follows decides (close, or padding and CRLF).
+    private enum State { case preamble, afterDelimiter, headers, body, epilogue }
+
+    /// Longest boundary accepted. RFC 2046 allows 70 characters; Orthanc's DICOMweb client sends 73, and other
+    /// archives accept longer ones.
+    public static let maximumBoundaryLength = 256
+    /// Most transport padding (spaces, tabs) accepted after a boundary: RFC 2046 allows it, not megabytes of it.
+    public static let maximumTransportPadding = 1024
 
     private let delimiter: [UInt8]  // "\r\n--boundary"
     private let limits: Limits
@@ -83,6 +90,8 @@ public final class MultipartRelatedReader {
     private var spool: SealedSpool?
     private var inPart = false
     private var partSize = 0
+    /// Transport padding skipped since the last delimiter.
+    private var padding = 0
     public private(set) var parts: [MultipartPart] = []
 
     /// `contentType` is the request's Content-Type; its `boundary` parameter (quoted or not) is required.
@@ -90,7 +99,9 @@ public final class MultipartRelatedReader {
         guard let media = MediaType(contentType), media.type == "multipart" else {
             throw MultipartError(status: 415, message: "Content-Type is not multipart")
         }
-        guard let boundary = media.parameters["boundary"], !boundary.isEmpty, boundary.utf8.count <= 70 else {
+        guard let boundary = media.parameters["boundary"], !boundary.isEmpty,
+            boundary.utf8.count <= Self.maximumBoundaryLength
+        else {
             throw MultipartError(status: 400, message: "multipart Content-Type has no valid boundary")
         }
         delimiter = Array("\r\n--\(boundary)".utf8)
@@ -138,6 +149,8 @@ public final class MultipartRelatedReader {
                     return
                 }
                 buffer.removeFirst(found + delimiter.count)
+                delimiterSeen()
+            case .afterDelimiter:
                 guard try afterDelimiter() else { return }
             case .headers:
                 if buffer.count >= 2 && buffer[0] == 0x0D && buffer[1] == 0x0A {
@@ -167,7 +180,7 @@ public final class MultipartRelatedReader {
                     try write(buffer[0..<found])
                     buffer.removeFirst(found + delimiter.count)
                     try endPart()
-                    guard try afterDelimiter() else { return }
+                    delimiterSeen()
                 } else {
                     // Everything but a possible partial delimiter at the end can go to the file.
                     let safe = buffer.count - (delimiter.count - 1)
@@ -184,31 +197,40 @@ public final class MultipartRelatedReader {
         }
     }
 
-    /// After a delimiter: `--` closes the body, otherwise optional transport padding and CRLF start a part.
-    /// Returns false when more bytes are needed.
+    private func delimiterSeen() {
+        state = .afterDelimiter
+        padding = 0
+    }
+
+    /// After a delimiter: `--` closes the body, otherwise optional transport padding and CRLF start a part. Padding
+    /// is consumed as it arrives (never re-scanned) and bounded. Returns false when more bytes are needed.
     private func afterDelimiter() throws(MultipartError) -> Bool {
-        guard buffer.count >= 2 else {
-            // Re-scan once more bytes arrive: put the delimiter back.
-            buffer = delimiter + buffer
-            state = .preamble
-            return false
-        }
-        if buffer[0] == 0x2D && buffer[1] == 0x2D {
+        if padding == 0 && buffer.first == 0x2D {
+            guard buffer.count >= 2 else { return false }
+            guard buffer[1] == 0x2D else {
+                throw MultipartError(status: 400, message: "multipart boundary is not followed by a line end")
+            }
             state = .epilogue
             buffer.removeAll()
             return true
         }
         var index = 0
         while index < buffer.count && (buffer[index] == 0x20 || buffer[index] == 0x09) { index += 1 }
-        guard index + 1 < buffer.count else {
-            buffer = delimiter + buffer
-            state = .preamble
+        padding += index
+        guard padding <= Self.maximumTransportPadding else {
+            throw MultipartError(status: 400, message: "too much transport padding after a boundary")
+        }
+        if index > 0 { buffer.removeFirst(index) }
+        guard buffer.count >= 2 else {
+            if let first = buffer.first, first != 0x0D {
+                throw MultipartError(status: 400, message: "multipart boundary is not followed by a line end")
+            }
             return false
         }
-        guard buffer[index] == 0x0D && buffer[index + 1] == 0x0A else {
+        guard buffer[0] == 0x0D && buffer[1] == 0x0A else {
             throw MultipartError(status: 400, message: "multipart boundary is not followed by a line end")
         }
-        buffer.removeFirst(index + 2)
+        buffer.removeFirst(2)
         guard parts.count < limits.maximumParts else {
             throw MultipartError(status: 413, message: "more than \(limits.maximumParts) parts")
         }

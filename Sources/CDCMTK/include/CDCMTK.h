@@ -24,7 +24,19 @@ enum {
     CDCMTK_ERR_UNSUPPORTED = 5, /* well-formed input that Facet does not accept */
     CDCMTK_ERR_LIMIT = 6,       /* input exceeds a configured limit (dimensions, sizes) */
     CDCMTK_ERR_MEMORY = 7,
+    CDCMTK_ERR_NO_SUCH_FRAME = 8, /* a frame number at or beyond the object's real number of frames */
 };
+
+/* Deepest nesting of sequences (SQ elements, and values of undefined length) any reader accepts: the number of
+ * nested sequence levels, the top-level dataset being level 0. DICOMCore's DICOMJSON.maximumDepth is the same
+ * number with the same meaning (DICOMCodec refuses to initialise if they differ), so that an object the shim reads
+ * can always be written to and read back from the index's DICOM JSON. */
+enum { CDCMTK_MAXIMUM_NESTING = 32 };
+
+/* Decoded pixel data one render may imply for the whole object (rows x columns x frames x samples x bits
+ * allocated / 8), and pixels of one frame: checked before anything is decoded. */
+#define CDCMTK_MAXIMUM_DECODED_BYTES (1ull << 30)
+#define CDCMTK_MAXIMUM_FRAME_PIXELS 200000000ull
 
 /* Loads nothing twice; safe to call from several threads. Returns CDCMTK_ERR_INIT when DCMTK's data
  * dictionary is not loaded (DCMDICTPATH wrong or the dcmtk data package missing). Silences DCMTK's own logger. */
@@ -97,9 +109,21 @@ int cdcmtk_element_value(const uint8_t *part10, size_t length, uint16_t group, u
 
 /* The bytes of one frame (0-based) of a Part-10 file held in memory, as stored: the compressed bitstream of an
  * encapsulated frame (all fragments of a single-frame image, or the frame's own fragment), or the frame's slice of
- * native Pixel Data. */
+ * native Pixel Data. CDCMTK_ERR_NO_SUCH_FRAME for a frame the object does not have. */
 int cdcmtk_frame(const uint8_t *part10, size_t length, uint32_t frame, uint8_t **out, size_t *out_length, char *error,
                  size_t error_capacity);
+
+/* Several frames (0-based, in the order given, repeats allowed) of a Part-10 file held in memory, parsed once. The
+ * frames are concatenated into `*out`; `frame_lengths` (caller-allocated, `frame_count` entries) receives each
+ * frame's length. CDCMTK_ERR_NO_SUCH_FRAME if any number is at or beyond the real number of frames. */
+int cdcmtk_frames(const uint8_t *part10, size_t length, const uint32_t *frames, size_t frame_count, uint8_t **out,
+                  size_t *out_length, size_t *frame_lengths, char *error, size_t error_capacity);
+
+/* The real number of frames of a Part-10 file held in memory: 0 without Pixel Data; otherwise Number of Frames
+ * (1 when absent) as far as the pixel data actually holds them (native: whole frames present; encapsulated: one
+ * fragment per frame, or all fragments for a single frame). */
+int cdcmtk_number_of_frames(const uint8_t *part10, size_t length, uint32_t *out_frames, char *error,
+                            size_t error_capacity);
 
 /* Re-encodes a Part-10 file held in memory under another transfer syntax (for WADO-RS: Implicit VR or Big Endian
  * or RLE/JPEG-lossless stored objects sent as Explicit VR Little Endian). Fails with CDCMTK_ERR_UNSUPPORTED when
@@ -108,9 +132,11 @@ int cdcmtk_transcode(const uint8_t *part10, size_t length, const char *transfer_
                      size_t *out_length, char *error, size_t error_capacity);
 
 /* Renders one frame (0-based) of an image held as a Part-10 file in memory to JPEG (format 0, `quality` 1-100) or
- * PNG (format 1). `region` (x, y, width, height in source pixels) selects a part of the frame when its width and
- * height are non-zero; the result is scaled to fit inside `out_width` x `out_height` preserving the aspect ratio
- * (0 x 0 keeps the size). Monochrome frames use their first VOI window, or the min-max window. */
+ * PNG (format 1). Only that frame is decoded. Objects beyond CDCMTK_MAXIMUM_DECODED_BYTES or
+ * CDCMTK_MAXIMUM_FRAME_PIXELS are refused (CDCMTK_ERR_LIMIT) before decoding. `region` (x, y, width, height in
+ * source pixels) selects a part of the frame when its width and height are non-zero; the result is scaled to fit
+ * inside `out_width` x `out_height` preserving the aspect ratio, never larger than the source region (0 x 0 keeps
+ * the size). Monochrome frames use their first VOI window, or the min-max window. */
 int cdcmtk_render(const uint8_t *part10, size_t length, uint32_t frame, const uint32_t region[4], uint32_t out_width,
                   uint32_t out_height, int format, int quality, uint8_t **out, size_t *out_length, char *error,
                   size_t error_capacity);
