@@ -437,7 +437,7 @@ def test_a_torn_audit_line_is_repaired_at_start(live, tmp_path, facet):
     assert live.stop() == 0
     result = audit_verify(facet, live.data_dir)
     assert result.returncode == 0, result.stdout + result.stderr
-    assert "repair" in (result.stdout + result.stderr)
+    assert "torn write" in (result.stdout + result.stderr)
     live.start()
 
 

@@ -126,14 +126,16 @@ def test_audit_log_records_requests_and_the_verifier_catches_tampering(facet, tm
     assert child.stop() == 0
     log = (child.data_dir / "audit" / "audit.log").read_text()
     lines = log.splitlines()
-    assert len(lines) == 3
-    assert str(ds.SOPInstanceUID) in lines[0] and "QIDO" in lines[1] and "WADO" in lines[2]
+    assert len(lines) == 4
+    # The store's intent (fsynced before the instance is committed), its outcome, the search, the retrieval.
+    assert "STOW store (intent)" in lines[0] and str(ds.SOPInstanceUID) in lines[0]
+    assert str(ds.SOPInstanceUID) in lines[1] and "QIDO" in lines[2] and "WADO" in lines[3]
     assert "Conformance" not in log and str(ds.PatientID) not in log
     verified = run(facet, "audit", "verify", "--data-dir", child.data_dir)
     assert verified.returncode == 0, verified.stderr
     (child.data_dir / "audit" / "audit.log").write_text(log.replace("WADO", "WAD0"))
     tampered = run(facet, "audit", "verify", "--data-dir", child.data_dir)
-    assert tampered.returncode != 0 and "3" in (tampered.stdout + tampered.stderr)
+    assert tampered.returncode != 0 and "4" in (tampered.stdout + tampered.stderr)
 
 
 def test_crash_during_stow_loses_nothing_acknowledged(facet, tmp_path):

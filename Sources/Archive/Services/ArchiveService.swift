@@ -180,7 +180,8 @@ public final class ArchiveService: Sendable {
             }
             try index.removePendingBlob(id)
         }
-        let audit = try AuditLog(folder: dataDirectory.appendingPathComponent("audit"), keys: keys)
+        // The chain is also anchored in the index, so that a removed or cut log is detected.
+        let audit = try AuditLog(folder: dataDirectory.appendingPathComponent("audit"), keys: keys, anchor: index)
         let service = ArchiveService(
             blobs: store, index: index, audit: audit, keys: keys, duplicatePolicy: duplicatePolicy,
             temporaryDirectory: spool)

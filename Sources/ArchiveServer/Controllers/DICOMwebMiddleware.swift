@@ -405,8 +405,11 @@ struct DICOMwebMiddleware: RouterMiddleware {
             case .failed(let sopClass, let sopInstance, let reason, let message):
                 failed.append(Self.failureItem(sopClass, sopInstance, reason: reason))
                 failureTexts.append("part \(number + 1): \(message)")
+                // A readable instance refused for what it says (its class, its study, its patient, a duplicate) is a
+                // conflict; an unreadable part or a server failure is not.
+                let readableButRefused = reason == FailureReason.cannotUnderstand && sopInstance != nil
                 if reason != FailureReason.datasetDoesNotMatchSOPClass && reason != FailureReason.sopClassNotSupported
-                    && reason != FailureReason.duplicateSOPInstance
+                    && reason != FailureReason.duplicateSOPInstance && !readableButRefused
                 {
                     onlyConflicts = false
                 }

@@ -395,7 +395,8 @@ extension DICOMwebMiddleware {
             do {
                 return (syntax, try Self.extractFrames(list, of: data))
             } catch let error as DICOMCodecError {
-                throw HTTPFailure(.notFound, "frames: \(error.message)")
+                throw HTTPFailure(
+                    error.code == .limitExceeded ? .badRequest : .notFound, "frames: \(error.message)")
             }
         }
         let parts = frames.map { ("\(partType); transfer-syntax=\(syntax)", String?.none, $0) }
@@ -403,21 +404,18 @@ extension DICOMwebMiddleware {
         return Responses.multipart(type: partType, parts: parts, extra: vary)
     }
 
-    /// Frames `list` (nil: every frame the pixel data holds) of a Part-10 object in memory.
+    /// Frames `list` (nil: every frame the pixel data holds, whatever Number of Frames claims) of a Part-10 object
+    /// in memory, from one parse.
     static func extractFrames(_ list: [Int]?, of data: Data) throws(DICOMCodecError) -> [Data] {
         guard let list else {
-            var frames: [Data] = []
-            while frames.count < maximumFramesPerRequest {
-                do {
-                    frames.append(try Rendering.frame(frames.count + 1, of: data))
-                } catch {
-                    if frames.isEmpty { throw error }
-                    break
-                }
+            let count = try Rendering.numberOfFrames(of: data)
+            guard count <= maximumFramesPerRequest else {
+                throw DICOMCodecError(
+                    .limitExceeded, "the pixel data holds \(count) frames; ask for at most \(maximumFramesPerRequest)")
             }
-            return frames
+            return try Rendering.frames(Array(1...max(1, count)), of: data)
         }
-        return try list.map { number throws(DICOMCodecError) in try Rendering.frame(number, of: data) }
+        return try Rendering.frames(list, of: data)
     }
 
     // MARK: rendered and thumbnails
@@ -528,7 +526,12 @@ extension DICOMwebMiddleware {
                             try handler.service.read(record), frame: frame, format: format, quality: chosenQuality,
                             viewport: viewport)
                     } catch let error as DICOMCodecError {
-                        throw HTTPFailure(error.code == .unsupported ? .notAcceptable : .badRequest, error.message)
+                        switch error.code {
+                        case .noSuchFrame: throw HTTPFailure(.notFound, error.message)
+                        case .unsupported: throw HTTPFailure(.notAcceptable, error.message)
+                        case .limitExceeded: throw HTTPFailure(.notAcceptable, "cannot be rendered: \(error.message)")
+                        default: throw HTTPFailure(.badRequest, error.message)
+                        }
                     }
                 }
             }
