@@ -108,8 +108,10 @@ def test_bulk_pixel_data_ignores_a_forged_frame_count(live, tmp_path):
     answer = requests.get(instance_url(live, ds) + "/bulkdata/7FE00010",
                           headers={"Accept": "multipart/related; type=application/octet-stream"}, timeout=60)
     assert time.time() - started < 10
-    assert answer.status_code in (200, 404)
-    assert len(answer.content) < 1 << 20
+    # The frames the pixel data really holds: one, of 24 bytes.
+    assert answer.status_code == 200
+    assert answer.content.count(b"Content-Type: application/octet-stream") == 1
+    assert len(answer.content) < 4096
     alive(live)
 
 
@@ -412,7 +414,12 @@ def test_nested_sequences_never_leave_a_server_that_cannot_start(live, tmp_path,
     ds.ContentSequence = nested(depth)
     ds.save_as(path, enforce_file_format=True)
     answer = stow(live.url, path.read_bytes())
-    assert answer.status_code in (200, 400, 409), answer.text
+    # One limit (32 nested sequences) for what is stored and what the index can read back.
+    if depth <= 32:
+        assert answer.status_code == 200, answer.text
+    else:
+        assert answer.status_code in (400, 409), answer.text
+        assert answer.json()["00081198"]["Value"][0]["00081197"]["Value"][0] == 0xC000
     alive(live)
     restart(live)
     found = requests.get(live.url + "/instances", params={"SOPInstanceUID": ds.SOPInstanceUID}, headers=DICOM_JSON)

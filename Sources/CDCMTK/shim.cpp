@@ -624,6 +624,56 @@ int writeToMemory(DcmFileFormat &file, E_TransferSyntax xfer, E_FileWriteMode mo
 
 }  // namespace
 
+namespace {
+
+// The declared Number of Frames: 1 when absent, empty or not a positive integer that fits 32 bits.
+uint32_t declaredFrames(DcmDataset *dataset) {
+    Sint32 frames = 1;
+    if (dataset->findAndGetSint32(DCM_NumberOfFrames, frames).bad() || frames < 1) return 1;
+    return uint32_t(frames);
+}
+
+// Refuses, before anything is decoded, an object whose decoded pixel data exceeds the bounds: per frame (rows x
+// columns at most 200 MP, rows x columns x samples x bits allocated at most 1 GiB), and with `wholeObject` the
+// same times the frame count (what decompressing the whole object allocates). Every product is checked for
+// overflow: the values come from the file.
+int decodedSizeIsBounded(DcmDataset *dataset, bool wholeObject, const char *what, char *error, size_t capacity) {
+    Uint16 rows = 0, columns = 0, samples = 1, bits = 8;
+    dataset->findAndGetUint16(DCM_Rows, rows);
+    dataset->findAndGetUint16(DCM_Columns, columns);
+    dataset->findAndGetUint16(DCM_SamplesPerPixel, samples);
+    dataset->findAndGetUint16(DCM_BitsAllocated, bits);
+    uint64_t pixels = uint64_t(rows) * columns;
+    if (pixels > CDCMTK_MAXIMUM_FRAME_PIXELS) {
+        setError(error, capacity, std::string(what) + ": more than 200 megapixels per frame");
+        return CDCMTK_ERR_LIMIT;
+    }
+    uint64_t bitsPerFrame = 0, totalBits = 0;
+    uint64_t frames = wholeObject ? declaredFrames(dataset) : 1;
+    if (__builtin_mul_overflow(pixels, uint64_t(samples) * bits, &bitsPerFrame) ||
+        __builtin_mul_overflow(bitsPerFrame, frames, &totalBits) || totalBits / 8 > CDCMTK_MAXIMUM_DECODED_BYTES) {
+        setError(error, capacity, std::string(what) + ": more than 1 GiB of decoded pixel data");
+        return CDCMTK_ERR_LIMIT;
+    }
+    return CDCMTK_OK;
+}
+
+// Rendering decodes one frame (partial access): that frame must be bounded and must exist.
+int renderIsBounded(DcmDataset *dataset, uint32_t frame, char *error, size_t capacity) {
+    int bounded = decodedSizeIsBounded(dataset, false, "image too large to render", error, capacity);
+    if (bounded != CDCMTK_OK) return bounded;
+    uint32_t frames = declaredFrames(dataset);
+    if (frame >= frames) {
+        setError(error, capacity,
+                 "no such frame: frame " + std::to_string(uint64_t(frame) + 1) + " of an object with " +
+                     std::to_string(frames) + " frame(s)");
+        return CDCMTK_ERR_NO_SUCH_FRAME;
+    }
+    return CDCMTK_OK;
+}
+
+}  // namespace
+
 extern "C" int cdcmtk_transcode(const uint8_t *part10, size_t length, const char *transfer_syntax_uid, uint8_t **out,
                                 size_t *out_length, char *error, size_t error_capacity) {
     return guarded(error, error_capacity, "transcoding DICOM", CDCMTK_ERR_MALFORMED, [&]() -> int {
@@ -636,6 +686,12 @@ extern "C" int cdcmtk_transcode(const uint8_t *part10, size_t length, const char
         int loaded = loadBuffer(part10, length, file, error, error_capacity);
         if (loaded != CDCMTK_OK) return loaded;
         DcmDataset *dataset = file.getDataset();
+        // Decompressing allocates the whole decoded pixel data at once: bounded before it starts. (A native
+        // object's decoded size is its stored size.)
+        if (DcmXfer(dataset->getOriginalXfer()).isEncapsulated() && dataset->tagExists(DCM_PixelData)) {
+            int bounded = decodedSizeIsBounded(dataset, true, "too large to decompress", error, error_capacity);
+            if (bounded != CDCMTK_OK) return bounded;
+        }
         OFCondition status = dataset->chooseRepresentation(target.getXfer(), nullptr);
         if (status.bad() || !dataset->canWriteXfer(target.getXfer())) {
             setError(error, error_capacity, std::string("DCMTK cannot convert to ") + target.getXferName());
@@ -647,47 +703,6 @@ extern "C" int cdcmtk_transcode(const uint8_t *part10, size_t length, const char
     });
 }
 
-namespace {
-
-// The declared Number of Frames: 1 when absent, empty or not a positive integer that fits 32 bits.
-uint32_t declaredFrames(DcmDataset *dataset) {
-    Sint32 frames = 1;
-    if (dataset->findAndGetSint32(DCM_NumberOfFrames, frames).bad() || frames < 1) return 1;
-    return uint32_t(frames);
-}
-
-// Refuses, before anything is decoded, a frame the object does not have and an object whose decoded pixel data
-// (rows x columns x frames x samples x bits allocated) or whose frames exceed the configured bounds. Every product
-// is checked for overflow: the values come from the file.
-int renderIsBounded(DcmDataset *dataset, uint32_t frame, char *error, size_t capacity) {
-    Uint16 rows = 0, columns = 0, samples = 1, bits = 8;
-    dataset->findAndGetUint16(DCM_Rows, rows);
-    dataset->findAndGetUint16(DCM_Columns, columns);
-    dataset->findAndGetUint16(DCM_SamplesPerPixel, samples);
-    dataset->findAndGetUint16(DCM_BitsAllocated, bits);
-    uint32_t frames = declaredFrames(dataset);
-    uint64_t pixels = uint64_t(rows) * columns;
-    if (pixels > CDCMTK_MAXIMUM_FRAME_PIXELS) {
-        setError(error, capacity, "image too large to render: more than 200 megapixels per frame");
-        return CDCMTK_ERR_LIMIT;
-    }
-    uint64_t bitsPerFrame = 0, totalBits = 0;
-    if (__builtin_mul_overflow(pixels, uint64_t(samples) * bits, &bitsPerFrame) ||
-        __builtin_mul_overflow(bitsPerFrame, uint64_t(frames), &totalBits) ||
-        totalBits / 8 > CDCMTK_MAXIMUM_DECODED_BYTES) {
-        setError(error, capacity, "image too large to render: more than 1 GiB of decoded pixel data");
-        return CDCMTK_ERR_LIMIT;
-    }
-    if (frame >= frames) {
-        setError(error, capacity,
-                 "no such frame: frame " + std::to_string(uint64_t(frame) + 1) + " of an object with " +
-                     std::to_string(frames) + " frame(s)");
-        return CDCMTK_ERR_NO_SUCH_FRAME;
-    }
-    return CDCMTK_OK;
-}
-
-}  // namespace
 
 extern "C" int cdcmtk_render(const uint8_t *part10, size_t length, uint32_t frame, const uint32_t region[4],
                              uint32_t out_width, uint32_t out_height, int format, int quality, uint8_t **out,

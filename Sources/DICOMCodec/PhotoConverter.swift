@@ -61,6 +61,8 @@ public enum PhotoConverter {
             let bytes = [UInt8](data.prefix(24))
             let width = bytes[16..<20].reduce(UInt64(0)) { $0 << 8 | UInt64($1) }
             let height = bytes[20..<24].reduce(UInt64(0)) { $0 << 8 | UInt64($1) }
+            // Each at most 2^31 - 1 (PNG's own limit), so the product fits; beyond it the header is not a PNG's.
+            guard width > 0, height > 0, width < 1 << 31, height < 1 << 31 else { return nil }
             return width * height
         case .jpeg:
             guard let jpeg = try? JPEGStream.parse(data), jpeg.rows >= 0, jpeg.columns >= 0 else { return nil }

@@ -8,6 +8,7 @@ import HummingbirdTesting
 import NIOCore
 import Testing
 
+@testable import Archive
 @testable import ArchiveServer
 
 /// The request guard, frame lists, render bounds and the blocking pool (issue: hardening). The same cases run
@@ -188,6 +189,44 @@ import Testing
             }
         }
         #expect(archive.service.index.catalog().instances.isEmpty)
+    }
+
+    @Test func aStoreWhoseIntentCannotBeAuditedStoresNothing() async throws {
+        let archive = try TestArchive()
+        let photo = try TestArchive.photo()
+        archive.service.audit.writeLine = { _, _ in false }
+        try await archive.app.test(.router) { client in
+            try await client.execute(
+                uri: "/dicomweb/studies", method: .post, headers: headers([(.contentType, TestArchive.stowType)]),
+                body: TestArchive.multipart([photo.bytes])
+            ) { response in
+                #expect(response.status != .ok)
+                #expect(!String(buffer: response.body).contains("00081199"))
+            }
+        }
+        #expect(archive.service.index.catalog().instances.isEmpty)
+    }
+
+    @Test func aStoreWhoseOutcomeCannotBeAuditedStillAnswersTheTruth() async throws {
+        let archive = try TestArchive()
+        let photo = try TestArchive.photo()
+        // The intent is written; the outcome line (action "STOW store") fails.
+        archive.service.audit.writeLine = { descriptor, line in
+            String(decoding: line, as: UTF8.self).contains("\"action\":\"STOW store\"")
+                ? false : writeAll(descriptor, line)
+        }
+        try await archive.app.test(.router) { client in
+            try await client.execute(
+                uri: "/dicomweb/studies", method: .post, headers: headers([(.contentType, TestArchive.stowType)]),
+                body: TestArchive.multipart([photo.bytes])
+            ) { response in
+                #expect(response.status == .ok)
+                #expect(response.headers[.warning]?.contains("audit") == true)
+            }
+        }
+        #expect(archive.service.index.instance(photo.instance) != nil)
+        let log = try String(contentsOf: archive.folder.appendingPathComponent("audit/audit.log"), encoding: .utf8)
+        #expect(log.contains("STOW store (intent)") && log.contains(photo.instance))
     }
 
     @Test func nonLoopbackAddressesAreToldApart() {

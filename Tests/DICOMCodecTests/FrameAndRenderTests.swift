@@ -87,12 +87,38 @@ import Testing
         #expect(Array(image.pixels.prefix(4)) == [0, 0, 255, 255])
     }
 
-    @Test func anObjectDeclaringHugeDecodedPixelDataIsRefusedBeforeDecoding() throws {
-        // 4096 x 4096 x 16 bits x 2^31-1 frames declared, a few bytes present.
-        let huge = try Self.multiFrame(rows: 4096, columns: 4096, frames: 0, declared: "2147483647", bitsAllocated: 16)
+    @Test func aFrameDeclaringHugeDecodedPixelDataIsRefusedBeforeDecoding() throws {
+        // One frame of 14000 x 14000 x 64 bits declared (1.5 GiB decoded), a few bytes present.
+        let huge = try Self.multiFrame(rows: 14000, columns: 14000, frames: 0, declared: "1", bitsAllocated: 64)
         let error = #expect(throws: DICOMCodecError.self) { try Rendering.render(huge, format: .png) }
         #expect(error?.code == .limitExceeded)
         #expect(error?.message.contains("1 GiB") == true)
+    }
+
+    @Test func decompressingAnObjectDeclaringHugePixelDataIsRefusedBeforeDecoding() throws {
+        // JPEG-compressed, 4096 x 4096 x 16 bits x 2^31-1 frames declared, one tiny fragment present: decompressing
+        // would allocate every declared frame at once.
+        try Part10.initialize()
+        var dataset = Dataset()
+        dataset.set(.sopClassUID, .UI, "1.2.840.10008.5.1.4.1.1.7.2")
+        dataset.set(.sopInstanceUID, .UI, "1.2.3.4.5.7")
+        dataset.set(.studyInstanceUID, .UI, "1.2.3.4")
+        dataset.set(.seriesInstanceUID, .UI, "1.2.3.4.5")
+        dataset.set(.samplesPerPixel, .US, unsigned: 1)
+        dataset.set(.photometricInterpretation, .CS, "MONOCHROME2")
+        dataset.set(.numberOfFrames, .IS, "2147483647")
+        dataset.set(.rows, .US, unsigned: 4096)
+        dataset.set(.columns, .US, unsigned: 4096)
+        dataset.set(.bitsAllocated, .US, unsigned: 16)
+        dataset.set(.bitsStored, .US, unsigned: 12)
+        dataset.set(.highBit, .US, unsigned: 11)
+        dataset.set(.pixelRepresentation, .US, unsigned: 0)
+        dataset.set(DataElement(.pixelData, .OB, .fragments([Data([0xFF, 0xD8, 0xFF, 0xD9])])))
+        let object = try Part10.encode(dataset, transferSyntax: "1.2.840.10008.1.2.4.51")
+        let error = #expect(throws: DICOMCodecError.self) {
+            try Rendering.transcode(object, to: UID.explicitVRLittleEndian)
+        }
+        #expect(error?.code == .limitExceeded)
     }
 
     @Test func aViewportNeverUpscalesAndKeepsTheAspect() throws {

@@ -97,9 +97,18 @@ struct DICOMwebMiddleware: RouterMiddleware {
                     try audit.append(event, durability: .batched)
                 }
             } catch {
-                // Nothing is sent whose access cannot be recorded.
                 logger.error("audit append failed")
-                response = Responses.failure(HTTPFailure(.serviceUnavailable, "the audit log cannot be written"))
+                if note.intentRecorded {
+                    // The change is made and its intent is on record: the answer tells the truth about it.
+                    response.headers[.warning] = [
+                        response.headers[.warning],
+                        "299 \(dicomwebBase): \"the outcome could not be written to the audit log\"",
+                    ].compactMap { $0 }.joined(separator: ", ")
+                } else {
+                    // Nothing is sent whose access cannot be recorded.
+                    response = Responses.failure(
+                        HTTPFailure(.serviceUnavailable, "the audit log cannot be written"))
+                }
             }
         }
         let seconds = Double(DispatchTime.now().uptimeNanoseconds - started.uptimeNanoseconds) / 1e9
@@ -303,6 +312,8 @@ struct DICOMwebMiddleware: RouterMiddleware {
         guard acceptable else {
             throw HTTPFailure(.notAcceptable, "STOW-RS answers application/dicom+json or application/dicom+xml")
         }
+        // Admitted once, before the body is read; its parts then queue on the pool however long the queue.
+        try pool.admit()
         let parts = try await readMultipart(request, contentType: contentType)
         defer { for part in parts { part.spool?.remove() } }
 

@@ -207,8 +207,13 @@ extension DICOMwebMiddleware {
             type: "application/dicom", boundary: Responses.boundary(), count: records.count, extra: vary
         ) { index in
             let record = records[index]
+            // Admitted already: later parts queue however full the pool is, rather than cut a 200 answer short.
             let (data, syntax) =
-                index == 0 ? first : try await handler.pool.run { try handler.instanceBytes(record, wanted: requested) }
+                index == 0
+                ? first
+                : try await handler.pool.run(alwaysQueue: true) {
+                    try handler.instanceBytes(record, wanted: requested)
+                }
             handler.metrics.add("served_bytes_total", data.count)
             return ("application/dicom; transfer-syntax=\(syntax)", handler.instanceURL(record), data)
         }
@@ -408,11 +413,8 @@ extension DICOMwebMiddleware {
     /// in memory, from one parse.
     static func extractFrames(_ list: [Int]?, of data: Data) throws(DICOMCodecError) -> [Data] {
         guard let list else {
+            // Every frame: together no larger than the (decompressed) object already in memory.
             let count = try Rendering.numberOfFrames(of: data)
-            guard count <= maximumFramesPerRequest else {
-                throw DICOMCodecError(
-                    .limitExceeded, "the pixel data holds \(count) frames; ask for at most \(maximumFramesPerRequest)")
-            }
             return try Rendering.frames(Array(1...max(1, count)), of: data)
         }
         return try Rendering.frames(list, of: data)
@@ -511,7 +513,9 @@ extension DICOMwebMiddleware {
         let requestedViewport = viewport
         let chosenQuality = quality
         let chosen = records
-        @Sendable func render(_ record: InstanceRecord, frame: Int) async throws -> Data {
+        /// Renders one frame through the cache. `admitted`: a later part of an answer already under way, which
+        /// queues however full the pool is rather than cut the answer short.
+        @Sendable func render(_ record: InstanceRecord, frame: Int, admitted: Bool = false) async throws -> Data {
             // No upscaling: a viewport larger than the image is the image's own size, so such requests share one
             // cache entry and never make a larger picture than the data holds.
             let viewport = Self.clamped(
@@ -520,18 +524,13 @@ extension DICOMwebMiddleware {
             let key =
                 "\(record.sopInstanceUID)|\(record.blob.sha256)|\(frame)|\(format)|\(chosenQuality)|\(String(describing: viewport))"
             return try await handler.renders.value(key) {
-                try await handler.pool.run {
+                try await handler.pool.run(alwaysQueue: admitted) {
                     do {
                         return try Rendering.render(
                             try handler.service.read(record), frame: frame, format: format, quality: chosenQuality,
                             viewport: viewport)
                     } catch let error as DICOMCodecError {
-                        switch error.code {
-                        case .noSuchFrame: throw HTTPFailure(.notFound, error.message)
-                        case .unsupported: throw HTTPFailure(.notAcceptable, error.message)
-                        case .limitExceeded: throw HTTPFailure(.notAcceptable, "cannot be rendered: \(error.message)")
-                        default: throw HTTPFailure(.badRequest, error.message)
-                        }
+                        throw Self.renderFailure(error)
                     }
                 }
             }
@@ -541,12 +540,25 @@ extension DICOMwebMiddleware {
             if frames.count == 1 || thumbnail {
                 return Responses.bytes(try await render(first, frame: frames[0]), contentType: contentType, extra: vary)
             }
-            let firstImage = try await render(first, frame: frames[0])
-            return Responses.multipart(
-                type: contentType, boundary: Responses.boundary(), count: frames.count, extra: vary
-            ) { index in
-                (contentType, nil, index == 0 ? firstImage : try await render(first, frame: frames[index]))
+            // Several frames of one object: read (decrypted, verified) once, each frame decoded on its own.
+            guard frames.count <= Self.maximumRenderedFramesPerRequest else {
+                throw HTTPFailure(
+                    .badRequest, "at most \(Self.maximumRenderedFramesPerRequest) rendered frames per request")
             }
+            let viewport = Self.clamped(
+                requestedViewport, rows: first.attributes.int(.rows), columns: first.attributes.int(.columns))
+            let images: [Data] = try await pool.run {
+                let data = try handler.service.read(first)
+                do {
+                    return try frames.map { frame throws(DICOMCodecError) in
+                        try Rendering.render(
+                            data, frame: frame, format: format, quality: chosenQuality, viewport: viewport)
+                    }
+                } catch let error as DICOMCodecError {
+                    throw Self.renderFailure(error)
+                }
+            }
+            return Responses.multipart(type: contentType, parts: images.map { (contentType, nil, $0) }, extra: vary)
         }
         if target.instance != nil || thumbnail {
             return Responses.bytes(try await render(chosen[0], frame: 1), contentType: contentType, extra: vary)
@@ -558,8 +570,21 @@ extension DICOMwebMiddleware {
         ) { index in
             (
                 contentType, handler.instanceURL(chosen[index]),
-                index == 0 ? firstImage : try await render(chosen[index], frame: 1)
+                index == 0 ? firstImage : try await render(chosen[index], frame: 1, admitted: true)
             )
+        }
+    }
+
+    /// The most frames one rendered request may name (each is decoded and encoded on its own).
+    static let maximumRenderedFramesPerRequest = 64
+
+    /// A codec failure while rendering, as the HTTP answer it deserves.
+    static func renderFailure(_ error: DICOMCodecError) -> HTTPFailure {
+        switch error.code {
+        case .noSuchFrame: return HTTPFailure(.notFound, error.message)
+        case .unsupported: return HTTPFailure(.notAcceptable, error.message)
+        case .limitExceeded: return HTTPFailure(.notAcceptable, "cannot be rendered: \(error.message)")
+        default: return HTTPFailure(.badRequest, error.message)
         }
     }
 

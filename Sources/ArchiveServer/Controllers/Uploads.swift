@@ -21,6 +21,7 @@ extension DICOMwebMiddleware {
         else {
             throw HTTPFailure(.unsupportedMediaType, "uploads are multipart/form-data (or multipart/related)")
         }
+        try pool.admit()
         let parts = try await readMultipart(request, contentType: contentType)
         defer { for part in parts { part.spool?.remove() } }
         var metadata = ClinicalMetadata()
@@ -43,7 +44,10 @@ extension DICOMwebMiddleware {
         // Decoding is bounded before it starts: a request may not make more pixels than this in memory.
         var decoded: UInt64 = 0
         for file in files where PhotoConverter.kind(of: file.data) != nil {
-            decoded += PhotoConverter.decodedPixels(of: file.data) ?? 0
+            // Saturating: the sum of hostile headers must not overflow.
+            let (sum, overflow) = decoded.addingReportingOverflow(PhotoConverter.decodedPixels(of: file.data) ?? 0)
+            decoded = overflow ? UInt64.max : sum
+            if decoded > Self.maximumDecodedPixelsPerUpload { break }
         }
         guard decoded <= Self.maximumDecodedPixelsPerUpload else {
             throw HTTPFailure(
@@ -59,7 +63,7 @@ extension DICOMwebMiddleware {
         // Every file is converted (and encoded) before anything is stored, so a file that cannot be converted
         // stores nothing. (A storage failure part-way, a full disk, answers 500 and can leave the instances stored
         // before it.)
-        let (prepared, encoded): ([PreparedInstance], [Data]) = try await pool.run {
+        let (prepared, encoded): ([PreparedInstance], [Data]) = try await pool.run(alwaysQueue: true) {
             var prepared: [PreparedInstance] = []
             do {
                 if isPhotos {

@@ -29,6 +29,13 @@ final class BlockingPool: @unchecked Sendable {
         return jobs.count - head
     }
 
+    /// Throws `Busy` when the queue is full: the admission check of a request whose jobs then always queue.
+    func admit() throws {
+        condition.lock()
+        defer { condition.unlock() }
+        guard jobs.count - head < queueLimit else { throw Busy() }
+    }
+
     /// Runs `body` on one of the pool's threads and returns its result. `alwaysQueue` is for work that must
     /// not be refused (the audit event of a change already made).
     func run<T: Sendable>(alwaysQueue: Bool = false, _ body: @escaping @Sendable () throws -> T) async throws -> T {
