@@ -937,6 +937,18 @@ extern "C" int cdcmtk_frame(const uint8_t *part10, size_t length, uint32_t frame
     return cdcmtk_frames(part10, length, &frame, 1, out, out_length, &frameLength, error, error_capacity);
 }
 
+namespace {
+
+// Parses a Part-10 buffer and finds where its frames are (one parse for any number of frames).
+int loadFrames(const uint8_t *part10, size_t length, DcmFileFormat &file, FrameLayout &layout, bool &hasPixels,
+               char *error, size_t capacity) {
+    int loaded = loadBuffer(part10, length, file, error, capacity);
+    if (loaded != CDCMTK_OK) return loaded;
+    return locateFrames(file, layout, hasPixels, error, capacity);
+}
+
+}  // namespace
+
 extern "C" int cdcmtk_frames(const uint8_t *part10, size_t length, const uint32_t *frames, size_t frame_count,
                              uint8_t **out, size_t *out_length, size_t *frame_lengths, char *error,
                              size_t error_capacity) {
@@ -946,11 +958,9 @@ extern "C" int cdcmtk_frames(const uint8_t *part10, size_t length, const uint32_
             return CDCMTK_ERR_UNSUPPORTED;
         }
         DcmFileFormat file;
-        int loaded = loadBuffer(part10, length, file, error, error_capacity);
-        if (loaded != CDCMTK_OK) return loaded;
         FrameLayout layout;
         bool hasPixels = false;
-        int located = locateFrames(file, layout, hasPixels, error, error_capacity);
+        int located = loadFrames(part10, length, file, layout, hasPixels, error, error_capacity);
         if (located != CDCMTK_OK) return located;
         if (!hasPixels) {
             setError(error, error_capacity, "the instance has no pixel data");
@@ -976,11 +986,9 @@ extern "C" int cdcmtk_number_of_frames(const uint8_t *part10, size_t length, uin
     return guarded(error, error_capacity, "counting frames", CDCMTK_ERR_MALFORMED, [&]() -> int {
         if (out_frames == nullptr) return CDCMTK_ERR_UNSUPPORTED;
         DcmFileFormat file;
-        int loaded = loadBuffer(part10, length, file, error, error_capacity);
-        if (loaded != CDCMTK_OK) return loaded;
         FrameLayout layout;
         bool hasPixels = false;
-        int located = locateFrames(file, layout, hasPixels, error, error_capacity);
+        int located = loadFrames(part10, length, file, layout, hasPixels, error, error_capacity);
         if (located != CDCMTK_OK) return located;
         *out_frames = hasPixels ? layout.count : 0;
         return CDCMTK_OK;
