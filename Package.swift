@@ -52,7 +52,7 @@ let package = Package(
         .target(
             name: "ArchiveServer",
             dependencies: [
-                "Archive", "DICOMCodec", "DICOMCore",
+                "Archive", "DICOMCore",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "Configuration", package: "swift-configuration"),
                 .product(name: "SystemPackage", package: "swift-system"),

@@ -1,5 +1,4 @@
 import Archive
-import DICOMCodec
 import DICOMCore
 import Foundation
 import HTTPTypes
@@ -7,30 +6,44 @@ import Hummingbird
 import Logging
 import NIOCore
 
-/// The request context: Hummingbird's core storage plus the client's address for the audit log.
+/// The request context: Hummingbird's core storage, the client's address, the request id and the facts the
+/// audit event of this request will carry.
 public struct FacetRequestContext: RequestContext, RemoteAddressRequestContext {
     public var coreContext: CoreRequestContextStorage
     public let remoteAddress: SocketAddress?
+    /// Set by the request id middleware.
+    public var requestID = ""
+    /// Filled in by the routes (what they touched), written by the audit middleware.
+    let audit = AuditNote()
 
     public init(source: ApplicationRequestContextSource) {
         coreContext = .init(source: source)
         remoteAddress = source.channel.remoteAddress
+        audit.address = remoteAddress?.ipAddress ?? "unknown"
     }
 }
 
-/// Builds the Facet application: the request guard (Host, body size, CORS, browser origins, security headers)
-/// first, then health and metrics on the router, DICOMweb under `/dicomweb` and the clinic upload API under
-/// `/api/v1` in `DICOMwebMiddleware`.
+/// Builds the Facet application. Every request takes the same road, one middleware type each: request id → the
+/// request guard (Host, declared body size, CORS preflight, browser origins, security headers) → audit (which
+/// also turns errors into answers) → metrics → the route. Routes are one type per transaction: QIDO-RS, STOW-RS,
+/// WADO-RS, rendered and thumbnails, capabilities, clinic uploads, originals; health and metrics beside them.
 public func buildApplication(settings: ServerSettings, service: ArchiveService, logger: Logger)
     -> some ApplicationProtocol
 {
     let metrics = Metrics()
-    let pool = BlockingPool(threads: settings.blockingThreads, queueLimit: settings.blockingQueue)
-    let router = Router(context: FacetRequestContext.self)
+    let services = ServerServices(settings: settings, archive: service, metrics: metrics, logger: logger)
+    let router = Router(context: FacetRequestContext.self, options: .autoGenerateHeadEndpoints)
+    router.add(middleware: RequestIDMiddleware())
     router.add(middleware: RequestGuardMiddleware(settings: settings))
-    router.add(
-        middleware: DICOMwebMiddleware(
-            settings: settings, service: service, metrics: metrics, logger: logger, pool: pool))
+    router.add(middleware: AuditMiddleware(services: services))
+    router.add(middleware: MetricsMiddleware(services: services))
+    QIDORoutes(services: services).add(to: router)
+    STOWRoutes(services: services).add(to: router)
+    WADORoutes(services: services).add(to: router)
+    RenderedRoutes(services: services).add(to: router)
+    CapabilitiesRoutes().add(to: router)
+    UploadRoutes(services: services).add(to: router)
+    OriginalsRoutes(services: services).add(to: router)
     router.get("/health/live") { _, _ in Responses.text("{\"status\":\"live\"}", contentType: "application/json") }
     router.get("/health/ready") { _, _ in
         // Ready when the index answers and the blob store's folder is writable.

@@ -125,14 +125,14 @@ import Testing
     }
 
     @Test func viewportsNeverUpscale() {
-        let big = Rendering.Viewport(width: 8192, height: 8192)
-        #expect(DICOMwebMiddleware.clamped(big, rows: 256, columns: 512) == .init(width: 512, height: 512))
+        let big = RetrieveService.Viewport(width: 8192, height: 8192)
+        #expect(RetrieveService.clamped(big, rows: 256, columns: 512) == .init(width: 512, height: 512))
         // Smaller than the image: unchanged.
-        let small = Rendering.Viewport(width: 100, height: 50)
-        #expect(DICOMwebMiddleware.clamped(small, rows: 256, columns: 512) == small)
+        let small = RetrieveService.Viewport(width: 100, height: 50)
+        #expect(RetrieveService.clamped(small, rows: 256, columns: 512) == small)
         // A region is the source: 8192 asked for a 64 x 32 region gives 64 x 64 at most.
-        let region = Rendering.Viewport(width: 8192, height: 8192, region: [0, 0, 64, 32])
-        #expect(DICOMwebMiddleware.clamped(region, rows: 256, columns: 512)?.width == 64)
+        let region = RetrieveService.Viewport(width: 8192, height: 8192, region: [0, 0, 64, 32])
+        #expect(RetrieveService.clamped(region, rows: 256, columns: 512)?.width == 64)
     }
 
     @Test func identicalRendersShareOneJobAndTheCacheIsBoundedByBytes() async throws {

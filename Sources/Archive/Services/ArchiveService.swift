@@ -222,6 +222,9 @@ public final class ArchiveService: Sendable {
         "1.2.840.10008.5.1.4.1.1.77.1.5.1", "1.2.840.10008.5.1.4.1.1.1", "1.2.840.10008.5.1.4.1.1.2",
         "1.2.840.10008.5.1.4.1.1.4",
     ]
+    /// SOP classes with pixel data (for rendering).
+    public static func imageLike(_ sopClass: String) -> Bool { imageStorage.contains(sopClass) }
+
     static let encapsulatedDocuments: Set<String> = [
         "1.2.840.10008.5.1.4.1.1.104.1", "1.2.840.10008.5.1.4.1.1.104.2", UID.encapsulatedSTLStorage,
         UID.encapsulatedOBJStorage, UID.encapsulatedMTLStorage,

@@ -3,16 +3,18 @@ import Foundation
 /// A bounded pool of threads for blocking work (DCMTK, crypto, fsync), apart from Swift's cooperative pool, so
 /// that health checks and searches answer while renders and stores queue. At most `queueLimit` jobs wait for a
 /// thread; beyond that `run` throws `BlockingPool.Busy` at once (the server answers 503 with `Retry-After`).
-final class BlockingPool: @unchecked Sendable {
+public final class BlockingPool: @unchecked Sendable {
     /// The queue is full.
-    struct Busy: Error {}
+    public struct Busy: Error {
+        public init() {}
+    }
 
     private let condition = NSCondition()
     private var jobs: [@Sendable () -> Void] = []
     private var head = 0
     private let queueLimit: Int
 
-    init(threads: Int, queueLimit: Int) {
+    public init(threads: Int, queueLimit: Int) {
         self.queueLimit = queueLimit
         for number in 0..<max(1, threads) {
             // The pool lives as long as the server; its threads hold it.
@@ -23,14 +25,14 @@ final class BlockingPool: @unchecked Sendable {
     }
 
     /// Jobs waiting for a thread (for metrics and tests).
-    var waiting: Int {
+    public var waiting: Int {
         condition.lock()
         defer { condition.unlock() }
         return jobs.count - head
     }
 
     /// Throws `Busy` when the queue is full: the admission check of a request whose jobs then always queue.
-    func admit() throws {
+    public func admit() throws {
         condition.lock()
         defer { condition.unlock() }
         guard jobs.count - head < queueLimit else { throw Busy() }
@@ -38,7 +40,9 @@ final class BlockingPool: @unchecked Sendable {
 
     /// Runs `body` on one of the pool's threads and returns its result. `alwaysQueue` is for work that must
     /// not be refused (the audit event of a change already made).
-    func run<T: Sendable>(alwaysQueue: Bool = false, _ body: @escaping @Sendable () throws -> T) async throws -> T {
+    public func run<T: Sendable>(alwaysQueue: Bool = false, _ body: @escaping @Sendable () throws -> T) async throws
+        -> T
+    {
         try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<T, Error>) in
             condition.lock()
             guard alwaysQueue || jobs.count - head < queueLimit else {

@@ -3,8 +3,16 @@ import HTTPTypes
 import Hummingbird
 
 /// The Retrieve Capabilities transaction (PS3.18 8.9, Annex H): `OPTIONS /dicomweb/` answers a WADL document
-/// naming every resource, method and media type Facet serves.
-enum Capabilities {
+/// naming every resource, method and media type Facet serves. (A CORS preflight, also an OPTIONS, is answered
+/// earlier by the request guard.)
+struct CapabilitiesRoutes {
+    func add(to router: Router<FacetRequestContext>) {
+        router.on("/dicomweb", method: .options) { _, context in
+            context.audit.action = "capabilities"
+            return Self.response()
+        }
+    }
+
     static func response() -> Response {
         var headers = HTTPFields()
         headers[.allow] = "GET, POST, OPTIONS"

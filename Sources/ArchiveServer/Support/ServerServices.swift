@@ -1,0 +1,101 @@
+import Archive
+import DICOMCore
+import Foundation
+import HTTPTypes
+import Hummingbird
+import Logging
+
+/// What every route shares: the settings, the archive's services, the blocking pool, the render cache, metrics and
+/// the URLs Facet builds for clients.
+struct ServerServices: Sendable {
+    let settings: ServerSettings
+    let archive: ArchiveService
+    let search: SearchService
+    let retrieve: RetrieveService
+    let ingest: IngestService
+    let pool: BlockingPool
+    let renders: RenderCache
+    let metrics: Metrics
+    let logger: Logger
+    let urls: URLs
+
+    init(settings: ServerSettings, archive: ArchiveService, metrics: Metrics, logger: Logger) {
+        self.settings = settings
+        self.archive = archive
+        self.metrics = metrics
+        self.logger = logger
+        urls = URLs(base: settings.baseURL)
+        pool = BlockingPool(threads: settings.blockingThreads, queueLimit: settings.blockingQueue)
+        search = SearchService(
+            index: archive.index, baseURL: urls.dicomweb, maximumResults: settings.maximumResults)
+        retrieve = RetrieveService(archive: archive, pool: pool)
+        ingest = IngestService(archive: archive, pool: pool)
+        renders = RenderCache()
+    }
+
+    /// Who the audit log names for this request (until authentication exists: `anonymous` and the address).
+    func caller(_ context: FacetRequestContext) -> IngestService.Caller {
+        IngestService.Caller(actor: "anonymous", address: context.audit.address)
+    }
+}
+
+/// The URLs Facet gives clients: RetrieveURL, BulkDataURI bases, Content-Location, Location, originals.
+struct URLs: Sendable {
+    /// The public base URL, without a trailing slash.
+    let base: String
+
+    var dicomweb: String { base + "/dicomweb" }
+
+    func study(_ uid: String) -> String { "\(dicomweb)/studies/\(uid)" }
+
+    func instance(_ record: InstanceRecord) -> String {
+        "\(dicomweb)/studies/\(record.studyInstanceUID)/series/\(record.seriesInstanceUID)/instances/\(record.sopInstanceUID)"
+    }
+
+    func originals(_ sopInstanceUID: String) -> String { "\(base)/api/v1/instances/\(sopInstanceUID)/originals" }
+
+    /// A `Warning` header value of PS3.18 (RFC 7234 form), quotes in the text replaced.
+    func warning(_ text: String) -> String {
+        "299 \(dicomweb): \"\(text.replacingOccurrences(of: "\"", with: "'"))\""
+    }
+}
+
+/// Request parsing every route shares.
+enum RequestParts {
+    /// A UID from the URL, or 400.
+    static func uid(_ context: FacetRequestContext, _ name: String) throws -> String {
+        guard let text = context.parameters.get(name), UID.isValid(text) else {
+            throw HTTPFailure(.badRequest, "a UID in the URL is not a valid UID")
+        }
+        return text
+    }
+
+    /// Query parameters, percent-decoded (`+` is a space), in order; malformed encodings are refused.
+    static func queryItems(_ request: Request) throws -> [(name: String, value: String)] {
+        guard let raw = request.uri.query, !raw.isEmpty else { return [] }
+        var items: [(String, String)] = []
+        for pair in raw.split(separator: "&", omittingEmptySubsequences: true) {
+            let parts = pair.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false)
+            func decode(_ text: Substring) throws -> String {
+                let spaced = text.replacingOccurrences(of: "+", with: " ")
+                guard let decoded = spaced.removingPercentEncoding else {
+                    throw HTTPFailure(.badRequest, "a query parameter is not valid percent-encoded UTF-8")
+                }
+                return decoded
+            }
+            // Repeated includefield parameters and comma lists mean the same.
+            items.append((try decode(parts[0]), parts.count > 1 ? try decode(parts[1]) : ""))
+        }
+        return items
+    }
+
+    static func accept(_ request: Request) -> [AcceptEntry] {
+        Negotiation.entries(request.headers[values: .accept])
+    }
+
+    static var varyAccept: HTTPFields {
+        var headers = HTTPFields()
+        headers[.vary] = "Accept"
+        return headers
+    }
+}

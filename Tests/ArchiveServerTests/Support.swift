@@ -1,0 +1,119 @@
+import Archive
+import DICOMCodec
+import DICOMCore
+import Foundation
+import HTTPTypes
+import Hummingbird
+import HummingbirdTesting
+import Logging
+import NIOCore
+import Testing
+
+@testable import ArchiveServer
+
+/// A fresh archive in a temporary folder, with instances made by DICOMCodec from the committed fixtures.
+struct TestArchive {
+    let folder: URL
+    let service: ArchiveService
+    var settings = ServerSettings()
+
+    static let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+        .deletingLastPathComponent().appendingPathComponent("testdata")
+
+    init(duplicates: DuplicatePolicy = .reject) throws {
+        try Part10.initialize()
+        folder = FileManager.default.temporaryDirectory.appendingPathComponent("facet-server-\(UUID().uuidString)")
+        (service, _) = try ArchiveService.openEmbedded(
+            dataDirectory: folder, duplicatePolicy: duplicates, environment: [:])
+        settings.publicBaseURL = "https://archive.example"
+        settings.maximumResults = 50
+    }
+
+    var app: some ApplicationProtocol {
+        buildApplication(settings: settings, service: service, logger: Logger(label: "test"))
+    }
+
+    static func metadata(patient: String = "Doe^Jane", id: String = "P-1", date: String = "20260105")
+        -> ClinicalMetadata
+    {
+        var metadata = ClinicalMetadata()
+        metadata.patientName = patient
+        metadata.patientID = id
+        metadata.studyDate = date
+        metadata.studyTime = "101500"
+        metadata.accessionNumber = "ACC-\(id)"
+        return metadata
+    }
+
+    /// A VL Photographic instance (JPEG baseline, unchanged) as Part-10 bytes.
+    static func photo(_ metadata: ClinicalMetadata = metadata(), file: String = "photos/ycbcr-422.jpg", number: Int = 1)
+        throws -> (bytes: Data, study: String, series: String, instance: String)
+    {
+        let context = InstanceContext(metadata: metadata, uids: try UIDGenerator())
+        let prepared = try PhotoConverter.convert(
+            try Data(contentsOf: root.appendingPathComponent(file)), context: context,
+            placement: .init(seriesInstanceUID: context.uids.make(), seriesNumber: 1, instanceNumber: number))
+        return (
+            try Part10.encode(prepared.dataset, transferSyntax: prepared.transferSyntaxUID),
+            context.studyInstanceUID, prepared.dataset.string(.seriesInstanceUID)!, prepared.sopInstanceUID
+        )
+    }
+
+    static func multipart(_ parts: [Data], boundary: String = "b0undary", type: String = "application/dicom")
+        -> ByteBuffer
+    {
+        var body = Data()
+        for part in parts {
+            body += Data("--\(boundary)\r\nContent-Type: \(type)\r\n\r\n".utf8) + part + Data("\r\n".utf8)
+        }
+        body += Data("--\(boundary)--\r\n".utf8)
+        return ByteBuffer(bytes: body)
+    }
+
+    static let stowType = "multipart/related; type=\"application/dicom\"; boundary=b0undary"
+
+    /// Every regular file under the data folder, for the at-rest checks.
+    func allFiles() -> [URL] {
+        let enumerator = FileManager.default.enumerator(at: folder, includingPropertiesForKeys: [.isRegularFileKey])
+        return (enumerator?.allObjects as? [URL] ?? []).filter {
+            (try? $0.resourceValues(forKeys: [.isRegularFileKey]).isRegularFile) == true
+        }
+    }
+}
+
+/// A response kept after the test client is gone.
+struct Answer: Sendable {
+    var status: HTTPResponse.Status
+    var headers: HTTPFields
+    var body: Data
+
+    init(_ response: TestResponse) {
+        status = response.status
+        headers = response.headers
+        body = Data(response.body.readableBytesView)
+    }
+}
+
+func json(_ buffer: ByteBuffer) throws -> Any {
+    try JSONSerialization.jsonObject(with: Data(buffer.readableBytesView))
+}
+
+func headers(_ pairs: [(HTTPField.Name, String)]) -> HTTPFields {
+    var fields = HTTPFields()
+    for (name, value) in pairs { fields.append(HTTPField(name: name, value: value)) }
+    return fields
+}
+
+/// The parts of a multipart/related response body (boundary from its Content-Type).
+func parts(_ response: TestResponse) throws -> [(headers: String, body: Data)] {
+    try parts(Answer(response))
+}
+
+func parts(_ answer: Answer) throws -> [(headers: String, body: Data)] {
+    let type = try #require(answer.headers[.contentType])
+    let reader = try MultipartRelatedReader(contentType: type, temporaryFolder: FileManager.default.temporaryDirectory)
+    try reader.consume(answer.body)
+    return try reader.finish().map { part in
+        (part.headers.map { "\($0.key): \($0.value)" }.joined(separator: "\n"), try part.data())
+    }
+}
