@@ -58,6 +58,11 @@ import Testing
         #expect(lines[0].contains("STOW store (intent)") && lines[0].contains(photo.instance))
         #expect(lines[1].contains("\"STOW store\"") && lines[1].contains(photo.instance))
         #expect(lines[3].contains("WADO retrieve") && lines[3].contains(photo.study))
+        // The patient by keyed hash: the same in the intent and the retrieval, never the ID itself.
+        let patient = try #require(archive.service.keys.patientKey(patientID: "ZQ-77", issuer: nil))
+        #expect(patient.count == 32)
+        #expect(lines[0].contains("\"patient\":\"\(patient)\"") && lines[3].contains("\"patient\":\"\(patient)\""))
+        #expect(lines[3].contains("\"request\":\""))
         #expect(!log.contains("Zebulon") && !log.contains("ZQ-77"))
         let verdict = AuditLog.verify(
             folder: archive.folder.appendingPathComponent("audit"), keys: archive.service.keys)

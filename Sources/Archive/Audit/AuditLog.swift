@@ -16,11 +16,18 @@ public struct AuditEvent: Sendable, Equatable {
     public var time: Date
     /// A sentence for the log's own events (repairs, losses); never PHI.
     public var detail: String?
+    /// The patient the resources belong to, as a keyed hash (`KeyHierarchy.patientKey`), never the ID.
+    public var patient: String?
+    /// The request's id (also in the answer's `X-Request-ID`), to join the event with logs.
+    public var request: String?
 
     public init(
         actor: String, address: String, action: String, studyUID: String? = nil, seriesUIDs: [String] = [],
-        instanceUIDs: [String] = [], outcome: String, time: Date = Date(), detail: String? = nil
+        instanceUIDs: [String] = [], outcome: String, time: Date = Date(), detail: String? = nil,
+        patient: String? = nil, request: String? = nil
     ) {
+        self.patient = patient
+        self.request = request
         self.actor = actor
         self.address = address
         self.action = action
@@ -508,7 +515,10 @@ public final class AuditLog: @unchecked Sendable {
     static func body(sequence: Int, event: AuditEvent, previous: String, extra: String = "") -> String {
         let quote = DICOMJSON.quote
         func list(_ values: [String]) -> String { "[" + values.map(quote).joined(separator: ",") + "]" }
-        let detail = event.detail.map { "\"detail\":\(quote($0))," } ?? ""
+        // Optional fields appear only when set, so that older lines keep their exact bytes.
+        var detail = event.detail.map { "\"detail\":\(quote($0))," } ?? ""
+        if let patient = event.patient { detail += "\"patient\":\(quote(patient))," }
+        if let request = event.request { detail += "\"request\":\(quote(request))," }
         return "{\"seq\":\(sequence),\"time\":\(quote(Formatting.timestamp(event.time))),"
             + "\"actor\":\(quote(event.actor)),\"address\":\(quote(event.address)),\"action\":\(quote(event.action)),"
             + "\"study\":\(event.studyUID.map(quote) ?? "null"),\"series\":\(list(event.seriesUIDs)),"

@@ -42,6 +42,10 @@ public struct PreparedStore: Sendable {
     public let warnings: [StoreWarning]
     let data: Data
     let file: DICOMFile
+
+    /// The Patient ID and its Issuer the instance carries (kept in memory only, for the audit's keyed hash).
+    var patientID: String? { file.dataset.string(.patientID) }
+    var issuerOfPatientID: String? { file.dataset.string(Tag(0x0010, 0x0021)) }
 }
 
 /// What `ArchiveService.prepare` found.

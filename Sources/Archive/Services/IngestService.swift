@@ -18,10 +18,13 @@ public struct IngestService: Sendable {
     public struct Caller: Sendable {
         public var actor: String
         public var address: String
+        /// The request's id, to join the intent with the outcome event and the logs.
+        public var request: String?
 
-        public init(actor: String, address: String) {
+        public init(actor: String, address: String, request: String? = nil) {
             self.actor = actor
             self.address = address
+            self.request = request
         }
     }
 
@@ -63,7 +66,8 @@ public struct IngestService: Sendable {
                     actor: caller.actor, address: caller.address, action: "STOW store (intent)",
                     studyUID: expectedStudy ?? ready[0].studyInstanceUID,
                     seriesUIDs: Array(Set(ready.map(\.seriesInstanceUID))).sorted(),
-                    instanceUIDs: ready.map(\.sopInstanceUID), outcome: "intent")
+                    instanceUIDs: ready.map(\.sopInstanceUID), outcome: "intent",
+                    patient: patient(of: ready[0]), request: caller.request)
                 intentOnRecord = await recordIntent(intent)
                 if intentOnRecord { intentRecorded() }
             }
@@ -79,6 +83,12 @@ public struct IngestService: Sendable {
             outcomes += committed
         }
         return outcomes
+    }
+
+    /// The keyed hash of the patient a prepared instance names (its study's patient).
+    private func patient(of prepared: PreparedStore) -> String? {
+        archive.patientKey(forStudy: prepared.studyInstanceUID)
+            ?? prepared.patientID.flatMap { archive.keys.patientKey(patientID: $0, issuer: prepared.issuerOfPatientID) }
     }
 
     /// Appends an intent event durably (fsynced) on the pool; false when it cannot be written.
@@ -242,7 +252,9 @@ public struct IngestService: Sendable {
             actor: caller.actor, address: caller.address, action: "\(kind.action) (intent)",
             studyUID: context.studyInstanceUID,
             seriesUIDs: Array(Set(prepared.compactMap { $0.dataset.string(.seriesInstanceUID) })).sorted(),
-            instanceUIDs: prepared.map(\.sopInstanceUID), outcome: "intent")
+            instanceUIDs: prepared.map(\.sopInstanceUID), outcome: "intent",
+            patient: clinical.patientID.flatMap { self.archive.keys.patientKey(patientID: $0, issuer: nil) },
+            request: caller.request)
         guard await recordIntent(intent) else {
             throw ArchiveError(.audit, "the audit log cannot be written; nothing was stored")
         }

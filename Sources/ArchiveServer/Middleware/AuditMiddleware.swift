@@ -56,7 +56,8 @@ struct AuditMiddleware: RouterMiddleware {
             note.action.isEmpty ? "\(request.method.rawValue) \(context.endpointPath ?? "unknown route")" : note.action
         let event = AuditEvent(
             actor: "anonymous", address: note.address, action: action, studyUID: note.studyUID,
-            seriesUIDs: note.seriesUIDs, instanceUIDs: note.instanceUIDs, outcome: outcome)
+            seriesUIDs: note.seriesUIDs, instanceUIDs: note.instanceUIDs, outcome: outcome,
+            patient: note.studyUID.flatMap(services.archive.patientKey(forStudy:)), request: note.requestID)
         let audit = services.archive.audit
         let changes = request.method != .get && request.method != .head && request.method != .options
         do {

@@ -35,7 +35,7 @@ struct ServerServices: Sendable {
 
     /// Who the audit log names for this request (until authentication exists: `anonymous` and the address).
     func caller(_ context: FacetRequestContext) -> IngestService.Caller {
-        IngestService.Caller(actor: "anonymous", address: context.audit.address)
+        IngestService.Caller(actor: "anonymous", address: context.audit.address, request: context.requestID)
     }
 }
 
