@@ -64,10 +64,12 @@ class FacetServer:
         self.port = port or free_port()
         self.env = dict(os.environ, **(extra_env or {}))
         self.process = None
+        # With FACET_TLS_CERT the server speaks HTTPS only; clients trust that certificate.
+        self.certificate = (extra_env or {}).get("FACET_TLS_CERT")
 
     @property
     def root(self):
-        return f"http://127.0.0.1:{self.port}"
+        return f"{'https' if self.certificate else 'http'}://127.0.0.1:{self.port}"
 
     @property
     def url(self):
@@ -89,7 +91,10 @@ class FacetServer:
             if self.process.poll() is not None:
                 raise RuntimeError(f"facet serve exited with {self.process.returncode}")
             try:
-                with urllib.request.urlopen(self.root + "/health/ready", timeout=1) as answer:
+                import ssl
+
+                context = ssl.create_default_context(cafile=self.certificate) if self.certificate else None
+                with urllib.request.urlopen(self.root + "/health/ready", timeout=1, context=context) as answer:
                     if answer.status == 200:
                         return self
             except OSError:

@@ -3,6 +3,8 @@ import DICOMCore
 import Foundation
 import HTTPTypes
 import Hummingbird
+import HummingbirdCore
+import HummingbirdTLS
 import Logging
 import NIOCore
 
@@ -27,7 +29,7 @@ public struct FacetRequestContext: RequestContext, RemoteAddressRequestContext {
 /// request guard (Host, declared body size, CORS preflight, browser origins, security headers) → audit (which
 /// also turns errors into answers) → metrics → the route. Routes are one type per transaction: QIDO-RS, STOW-RS,
 /// WADO-RS, rendered and thumbnails, capabilities, clinic uploads, originals; health and metrics beside them.
-public func buildApplication(settings: ServerSettings, service: ArchiveService, logger: Logger)
+public func buildApplication(settings: ServerSettings, service: ArchiveService, logger: Logger) throws
     -> some ApplicationProtocol
 {
     let metrics = Metrics()
@@ -59,9 +61,27 @@ public func buildApplication(settings: ServerSettings, service: ArchiveService, 
             contentType: "text/plain; version=0.0.4")
     }
     return Application(
-        router: router,
+        router: router, server: try serverBuilder(settings),
         configuration: .init(address: .hostname(settings.host, port: settings.port), serverName: "Facet"),
         logger: logger)
+}
+
+/// Plain HTTP/1.1, or HTTPS with the configured certificate: TLS 1.3 only unless `tls-min-version: 1.2`.
+func serverBuilder(_ settings: ServerSettings) throws -> HTTPServerBuilder {
+    guard let certificate = settings.tlsCertificate, let key = settings.tlsKey else { return .http1() }
+    let certificates: [NIOSSLCertificate]
+    let privateKey: NIOSSLPrivateKey
+    do {
+        certificates = try NIOSSLCertificate.fromPEMFile(certificate)
+        privateKey = try NIOSSLPrivateKey(file: key, format: .pem)
+    } catch {
+        throw SettingsError(message: "the TLS certificate or key cannot be read (PEM files expected)")
+    }
+    guard !certificates.isEmpty else { throw SettingsError(message: "the TLS certificate file holds no certificate") }
+    var tls = TLSConfiguration.makeServerConfiguration(
+        certificateChain: certificates.map { .certificate($0) }, privateKey: .privateKey(privateKey))
+    tls.minimumTLSVersion = settings.tlsMinimumVersion == "1.2" ? .tlsv12 : .tlsv13
+    return try .tls(.http1(), tlsConfiguration: tls)
 }
 
 /// Prometheus counters: requests by route family and status class, stored and failed instances, bytes served.

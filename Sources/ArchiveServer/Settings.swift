@@ -33,12 +33,20 @@ public struct ServerSettings: Sendable {
     public var blockingQueue = 64
     /// Days an unacknowledged blob of an interrupted store stays in DATA/quarantine before removal.
     public var quarantineDays = 7
+    /// PEM certificate chain and private key: with both, Facet speaks HTTPS only (TLS 1.3 unless `tlsMinimumVersion`
+    /// is "1.2") and sends HSTS.
+    public var tlsCertificate: String?
+    public var tlsKey: String?
+    public var tlsMinimumVersion = "1.3"
+
+    /// Whether Facet serves HTTPS itself.
+    public var usesTLS: Bool { tlsCertificate != nil && tlsKey != nil }
 
     public init() {}
 
     /// The base URL, without a trailing slash.
     public var baseURL: String {
-        var base = publicBaseURL ?? "http://\(host.contains(":") ? "[\(host)]" : host):\(port)"
+        var base = publicBaseURL ?? "\(usesTLS ? "https" : "http")://\(host.contains(":") ? "[\(host)]" : host):\(port)"
         while base.hasSuffix("/") { base.removeLast() }
         return base
     }
@@ -73,6 +81,9 @@ public struct ServerSettings: Sendable {
         settings.blockingThreads = config.int(forKey: "blocking-threads", default: settings.blockingThreads)
         settings.blockingQueue = config.int(forKey: "blocking-queue", default: settings.blockingQueue)
         settings.quarantineDays = config.int(forKey: "quarantine-days", default: settings.quarantineDays)
+        settings.tlsCertificate = config.string(forKey: "tls-cert")
+        settings.tlsKey = config.string(forKey: "tls-key")
+        settings.tlsMinimumVersion = config.string(forKey: "tls-min-version", default: settings.tlsMinimumVersion)
         try settings.validate()
         return settings
     }
@@ -88,6 +99,12 @@ public struct ServerSettings: Sendable {
         guard blockingThreads >= 1, blockingThreads <= 256, blockingQueue >= 1, quarantineDays >= 0 else {
             throw SettingsError(
                 message: "blocking-threads (1-256), blocking-queue (1+) and quarantine-days (0+) are out of range")
+        }
+        guard (tlsCertificate == nil) == (tlsKey == nil) else {
+            throw SettingsError(message: "tls-cert and tls-key go together")
+        }
+        guard tlsMinimumVersion == "1.3" || tlsMinimumVersion == "1.2" else {
+            throw SettingsError(message: "tls-min-version is 1.3 (the default) or 1.2")
         }
         for origin in corsOrigins where origin != "*" {
             guard let url = URL(string: origin), url.scheme != nil, url.host != nil, url.path.isEmpty else {

@@ -20,7 +20,8 @@ struct ServeCommand: AsyncParsableCommand {
             Settings come from the options, then the environment (FACET_DATA_DIR, FACET_HOST, FACET_PORT, \
             FACET_PUBLIC_BASE_URL, FACET_DUPLICATES, FACET_MAX_BODY_MIB, FACET_MAX_PART_MIB, \
             FACET_MEMORY_BUDGET_MIB, FACET_MAX_RESULTS, FACET_CORS_ALLOW_ORIGIN, FACET_ALLOWED_HOSTS, \
-            FACET_BLOCKING_THREADS, FACET_BLOCKING_QUEUE, FACET_QUARANTINE_DAYS), then --config FILE (YAML, see \
+            FACET_BLOCKING_THREADS, FACET_BLOCKING_QUEUE, FACET_QUARANTINE_DAYS, FACET_TLS_CERT, FACET_TLS_KEY, \
+            FACET_TLS_MIN_VERSION), then --config FILE (YAML, see \
             config/facet.example.yaml). The master key is read from FACET_MASTER_KEY or DATA/keys/master.key \
             (created on first start, with a warning to back it up).
             """)
@@ -29,6 +30,9 @@ struct ServeCommand: AsyncParsableCommand {
     @Option(help: "Address to listen on (default 127.0.0.1).") var host: String?
     @Option(help: "Port (default 8042).") var port: Int?
     @Option(help: "YAML configuration file.") var config: String?
+    @Option(name: .customLong("tls-cert"), help: "PEM certificate chain: serve HTTPS (TLS 1.3).") var tlsCertificate:
+        String?
+    @Option(name: .customLong("tls-key"), help: "PEM private key of the certificate.") var tlsKey: String?
     @Flag(help: "Load the synthetic demo clinic when the archive is empty.") var demo = false
 
     func run() async throws {
@@ -51,6 +55,8 @@ struct ServeCommand: AsyncParsableCommand {
         if let dataDirectory { settings.dataDirectory = dataDirectory }
         if let host { settings.host = host }
         if let port { settings.port = port }
+        if let tlsCertificate { settings.tlsCertificate = tlsCertificate }
+        if let tlsKey { settings.tlsKey = tlsKey }
         do { try settings.validate() } catch { throw fail("\(error)", code: 2) }
         guard ServerSettings.isLoopback(settings.host) else {
             // Until Facet authenticates its users, anyone who can reach the port could read every patient.
@@ -99,12 +105,23 @@ struct ServeCommand: AsyncParsableCommand {
                 throw fail("the demo clinic could not be loaded: \(error)", code: 3)
             }
         }
-        let app = buildApplication(settings: settings, service: service, logger: logger)
+        let app = try Self.application(settings: settings, service: service, logger: logger)
         // Written unbuffered: `make serve` piped into a log shows the URL at once.
         FileHandle.standardOutput.write(
             Data("Facet \(Facet.version) is serving DICOMweb at \(settings.baseURL)/dicomweb (Ctrl-C stops it)\n".utf8))
         try await app.runService()
         // Graceful shutdown: pending audit events to disk.
         service.audit.flush()
+    }
+
+    /// The server, or one readable line and exit code 2 (an unreadable certificate, say).
+    static func application(settings: ServerSettings, service: ArchiveService, logger: Logger) throws
+        -> some ApplicationProtocol
+    {
+        do {
+            return try buildApplication(settings: settings, service: service, logger: logger)
+        } catch {
+            throw fail("\(error)", code: 2)
+        }
     }
 }

@@ -30,7 +30,7 @@ struct TestArchive {
     }
 
     var app: some ApplicationProtocol {
-        buildApplication(settings: settings, service: service, logger: Logger(label: "test"))
+        get throws { try buildApplication(settings: settings, service: service, logger: Logger(label: "test")) }
     }
 
     static func metadata(patient: String = "Doe^Jane", id: String = "P-1", date: String = "20260105")

@@ -14,6 +14,7 @@ struct RequestGuardMiddleware: RouterMiddleware {
     let port: Int
     let publicOrigin: String?
     let maximumBodyBytes: Int
+    let tls: Bool
 
     init(settings: ServerSettings) {
         hosts = settings.acceptedHosts
@@ -23,6 +24,7 @@ struct RequestGuardMiddleware: RouterMiddleware {
         port = settings.port
         publicOrigin = settings.publicBaseURL.flatMap { Self.origin(of: $0) }
         maximumBodyBytes = settings.maximumBodyMiB << 20
+        tls = settings.usesTLS
     }
 
     static let host = HTTPField.Name("Host")!
@@ -105,6 +107,7 @@ struct RequestGuardMiddleware: RouterMiddleware {
             response.headers[.contentSecurityPolicy] = "default-src 'none'; frame-ancestors 'none'; sandbox"
         }
         if response.headers[.cacheControl] == nil { response.headers[.cacheControl] = "no-store" }
+        if tls { response.headers[.strictTransportSecurity] = "max-age=31536000" }
         if let origin {
             response.headers[.accessControlAllowOrigin] = anyOrigin ? "*" : origin
             response.headers[.accessControlExposeHeaders] = "Content-Type, Content-Location, Warning, Location"
