@@ -46,7 +46,7 @@ let package = Package(
             name: "Archive",
             dependencies: [
                 "DICOMCodec", "DICOMCore", "MeshKit", .product(name: "Crypto", package: "swift-crypto"),
-                .product(name: "GRDB", package: "GRDB.swift"),
+                .product(name: "_CryptoExtras", package: "swift-crypto"), .product(name: "GRDB", package: "GRDB.swift"),
             ]),
         // The DICOMweb server (Hummingbird 2): routes, controllers, multipart, middleware. Handlers stay thin.
         .target(

@@ -1,0 +1,23 @@
+/// What a request does, as the access policy sees it. A route maps to exactly one action.
+public enum AccessAction: String, CaseIterable, Sendable, Hashable, CustomStringConvertible {
+    /// QIDO-RS and other searches: the answer holds only what `read` would allow, patient by patient.
+    case search
+    /// Viewing images or metadata of a patient (WADO-RS, rendered, thumbnails, originals).
+    case read
+    /// STOW-RS and uploads.
+    case store
+    /// Soft delete of a study, series or instance.
+    case delete
+    /// Users and settings. Never implies seeing PHI.
+    case admin
+    /// Reading or exporting the audit trail.
+    case auditRead = "audit-read"
+    /// Opening one patient outside one's care team for a limited time, with a reason.
+    case breakGlass = "break-glass"
+    /// Changing a patient's care team.
+    case careTeamWrite = "care-team-write"
+    /// The metrics endpoint.
+    case metrics
+
+    public var description: String { rawValue }
+}

@@ -1,0 +1,126 @@
+import Foundation
+
+/// Issues and verifies Facet's access tokens: JWTs signed with ES256, each backed by a session in the account store
+/// for revocation (logout, disabled accounts) and the idle timeout.
+///
+/// Verification accepts exactly the tokens this service makes: header `alg` ES256 (so `none`, `HS256` — also
+/// with the public key as secret — and every other algorithm are refused before any key is used), a valid signature
+/// over the exact bytes received, `iss` and `aud` equal to the configured ones, `nbf <= now < exp`, a known role and
+/// tenant, a `jti` not revoked and whose session was used within the idle timeout.
+public struct TokenService: Sendable {
+    public struct Settings: Sendable, Hashable {
+        public var issuer = "facet"
+        public var audience = "facet"
+        /// Absolute lifetime of a token (`session-max-hours`, 12 h by default).
+        public var lifetime: TimeInterval = 12 * 3600
+        /// A token unused for longer stops working (`session-idle-minutes`, 15 min by default).
+        public var idleTimeout: TimeInterval = 15 * 60
+
+        public init() {}
+    }
+
+    public let settings: Settings
+    public let store: any AccountStore
+    private let signingKey: TokenSigningKey
+    public let verificationKey: TokenVerificationKey
+
+    public init(signingKey: TokenSigningKey, store: any AccountStore, settings: Settings = Settings()) {
+        self.signingKey = signingKey
+        self.verificationKey = signingKey.publicKey
+        self.store = store
+        self.settings = settings
+    }
+
+    /// Issues a token for an account and starts its session.
+    public func issue(tenant: String, username: String, role: Role, now: Date = Date()) throws(ArchiveError)
+        -> IssuedToken
+    {
+        let issued = Int64(now.timeIntervalSince1970.rounded(.down))
+        let lifetime = Int64(max(1, settings.lifetime.rounded(.down)))
+        let jti = UUID().uuidString.lowercased()
+        let claims = TokenClaims(
+            iss: settings.issuer, aud: settings.audience, sub: username, tenant: tenant, role: role.rawValue,
+            iat: issued, nbf: issued, exp: issued + lifetime, jti: jti)
+        let token = try encode(claims)
+        let expires = Date(timeIntervalSince1970: Double(claims.exp))
+        try store.startSession(
+            Session(tokenID: jti, tenant: tenant, username: username, issued: now, expires: expires, lastUse: now))
+        return IssuedToken(
+            accessToken: token, tokenID: jti,
+            principal: Principal(tenant: tenant, username: username, role: role, tokenID: jti, expires: expires),
+            expires: expires, expiresIn: Int(lifetime))
+    }
+
+    /// Signs claims as they are (used by `issue`, and by tests that need a token with unusual claims).
+    func encode(_ claims: TokenClaims) throws(ArchiveError) -> String {
+        let header = #"{"alg":"ES256","typ":"JWT","kid":"\#(verificationKey.keyID)"}"#
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = .sortedKeys
+        guard let payload = try? encoder.encode(claims) else {
+            throw ArchiveError(.key, "token claims cannot be encoded")
+        }
+        let signingInput = JSONWebToken.base64URL(Data(header.utf8)) + "." + JSONWebToken.base64URL(payload)
+        let signature = try signingKey.sign(Data(signingInput.utf8))
+        return signingInput + "." + JSONWebToken.base64URL(signature)
+    }
+
+    /// The principal a token stands for, or `.invalidToken` with the reason (safe to log: no PHI, no token bytes).
+    /// A successful verification records a use of the session.
+    public func verify(_ token: String, now: Date = Date()) throws(ArchiveError) -> Principal {
+        let claims = try verifiedClaims(token, now: now)
+        guard let role = Role(rawValue: claims.role) else { throw invalid("unknown role") }
+        switch try store.useSession(tokenID: claims.jti, at: now, idleTimeout: settings.idleTimeout) {
+        case .active: break
+        case .revoked: throw invalid("token revoked")
+        case .idle: throw invalid("session idle for longer than the idle timeout")
+        case .unknown: throw invalid("no session for this token")
+        }
+        return Principal(
+            tenant: claims.tenant, username: claims.sub, role: role, tokenID: claims.jti,
+            expires: Date(timeIntervalSince1970: Double(claims.exp)))
+    }
+
+    /// Ends the session of a valid token (logout). An invalid token is refused as by `verify`.
+    public func revoke(_ token: String, now: Date = Date()) throws(ArchiveError) {
+        let claims = try verifiedClaims(token, now: now)
+        try store.revokeToken(claims.jti, expires: Date(timeIntervalSince1970: Double(claims.exp)))
+    }
+
+    /// Header, signature and claims checks, without the session.
+    func verifiedClaims(_ token: String, now: Date) throws(ArchiveError) -> TokenClaims {
+        guard token.utf8.count <= JSONWebToken.maximumLength else { throw invalid("token too long") }
+        let parts = token.split(separator: ".", omittingEmptySubsequences: false)
+        guard parts.count == 3, let headerBytes = JSONWebToken.decodeBase64URL(parts[0]),
+            let payload = JSONWebToken.decodeBase64URL(parts[1]),
+            let signature = JSONWebToken.decodeBase64URL(parts[2])
+        else { throw invalid("malformed token") }
+        guard let header = (try? JSONSerialization.jsonObject(with: headerBytes)) as? [String: Any] else {
+            throw invalid("malformed token header")
+        }
+        // The algorithm is fixed by Facet, never chosen by the token: anything but ES256 is refused before a key is
+        // touched (this is what defeats `none` and HS256 signed with the public key).
+        guard header["alg"] as? String == "ES256" else { throw invalid("token algorithm is not ES256") }
+        guard header["crit"] == nil else { throw invalid("token has critical header parameters") }
+        if let type = header["typ"] {
+            guard type as? String == "JWT" else { throw invalid("token type is not JWT") }
+        }
+        let signingInput = Data(token.utf8.prefix(parts[0].utf8.count + 1 + parts[1].utf8.count))
+        guard verificationKey.isValidSignature(signature, for: signingInput) else {
+            throw invalid("token signature does not verify")
+        }
+        guard let claims = try? JSONDecoder().decode(TokenClaims.self, from: payload) else {
+            throw invalid("malformed token claims")
+        }
+        guard claims.iss == settings.issuer else { throw invalid("token issuer is not accepted") }
+        guard claims.aud == settings.audience else { throw invalid("token audience is not accepted") }
+        let seconds = now.timeIntervalSince1970
+        guard Double(claims.nbf) <= seconds else { throw invalid("token not valid yet") }
+        guard seconds < Double(claims.exp) else { throw invalid("token expired") }
+        guard Account.isValidTenant(claims.tenant), Account.isValidUsername(claims.sub), !claims.jti.isEmpty,
+            claims.jti.utf8.count <= 64
+        else { throw invalid("malformed token claims") }
+        return claims
+    }
+
+    private func invalid(_ reason: String) -> ArchiveError { ArchiveError(.invalidToken, reason) }
+}

@@ -1,0 +1,280 @@
+import Archive
+import ArgumentParser
+import Foundation
+
+/// `facet users`: accounts, their credentials and care teams. Works beside a running `facet serve` on the same data
+/// folder: it takes no lock of its own and shares `index.sqlite` through SQLite's WAL.
+struct UsersCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "users",
+        abstract: "Manage accounts: add, list, disable, enable, reset-mfa, set-password, assign.",
+        discussion: "Exit codes: 0 done, 1 refused (e.g. the username exists, no such account), 2 usage.",
+        subcommands: [
+            UsersAddCommand.self, UsersListCommand.self, UsersDisableCommand.self, UsersEnableCommand.self,
+            UsersResetMFACommand.self, UsersSetPasswordCommand.self, UsersAssignCommand.self,
+        ])
+}
+
+/// The options every `facet users` subcommand shares.
+struct UsersLocation: ParsableArguments {
+    @Option(name: .customLong("data-dir"), help: "The archive's data folder (default ./facet-data).")
+    var dataDirectory: String = "./facet-data"
+
+    @Option(help: "The tenant (clinic) of the account.")
+    var tenant: String = "default"
+
+    func open() throws -> AccountAdministration {
+        try openAccountAdministration(dataDirectory: dataDirectory, tenant: tenant)
+    }
+}
+
+/// The account administration over the data folder's keys and index. Refuses (exit 2) a bad tenant name, and (exit
+/// 1) a folder whose blobs have no index: creating `index.sqlite` there would hide that it is missing.
+func openAccountAdministration(dataDirectory: String, tenant: String) throws -> AccountAdministration {
+    guard Account.isValidTenant(tenant) else {
+        throw fail("tenant names are letters, digits and '-' (at most 64)", code: 2)
+    }
+    let root = URL(fileURLWithPath: dataDirectory)
+    let index = root.appendingPathComponent("index.sqlite")
+    let blobs = root.appendingPathComponent("blobs")
+    if !FileManager.default.fileExists(atPath: index.path),
+        let contents = try? FileManager.default.contentsOfDirectory(atPath: blobs.path), !contents.isEmpty
+    {
+        throw fail("the data folder has blobs but no index.sqlite: restore the index before adding accounts")
+    }
+    do {
+        let (keys, created) = try KeyHierarchy.open(keyDirectory: root.appendingPathComponent("keys"), tenant: tenant)
+        if created {
+            FileHandle.standardError.write(
+                Data(
+                    "facet: generated a new master key in \(dataDirectory)/keys/master.key: back it up apart from the data\n"
+                        .utf8))
+        }
+        let store = try SQLiteAccountStore(path: index, keys: keys)
+        return AccountAdministration(store: store, keys: keys)
+    } catch {
+        throw fail(error.message)
+    }
+}
+
+/// Maps an archive refusal to one line and an exit code: bad input is a usage error (2), the rest is refused (1).
+func usersFailure(_ error: ArchiveError) -> ExitCode {
+    fail(error.message, code: error.code == .invalidInput ? 2 : 1)
+}
+
+/// A password from standard input: everything up to end of file, without one trailing line break. Never echoed.
+func readPasswordFromStandardInput() throws -> String {
+    let data = FileHandle.standardInput.readData(ofLength: PasswordHasher.maximumPasswordBytes + 3)
+    guard data.count <= PasswordHasher.maximumPasswordBytes + 2, var text = String(data: data, encoding: .utf8) else {
+        throw fail("the password on standard input is not UTF-8 or is too long", code: 2)
+    }
+    // "\r\n" is one Character in Swift: removing the last Character drops both bytes.
+    if text.hasSuffix("\n") || text.hasSuffix("\r\n") { text.removeLast() }
+    guard !text.isEmpty else { throw fail("no password on standard input", code: 2) }
+    return text
+}
+
+func printJSON(_ object: Any) throws {
+    let data = try JSONSerialization.data(withJSONObject: object, options: [.sortedKeys, .withoutEscapingSlashes])
+    FileHandle.standardOutput.write(data + Data("\n".utf8))
+}
+
+/// `facet users add USERNAME --role ROLE`.
+struct UsersAddCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "add",
+        abstract: "Add an account: people get a TOTP provisioning URI, devices and integrations client credentials.",
+        discussion: "Roles: \(Role.allCases.map(\.rawValue).joined(separator: ", ")).")
+
+    @Argument(help: "The username (a-z, 0-9, '.', '_', '-', '@').") var username: String
+    @Option(help: "The role.") var role: String
+    @OptionGroup var location: UsersLocation
+    @Flag(name: .customLong("password-stdin"), help: "Read the password from standard input (else one is generated).")
+    var passwordFromStandardInput = false
+    @Flag(help: "Print one JSON object.") var json = false
+
+    func run() throws {
+        guard let role = Role(rawValue: role) else {
+            throw fail("unknown role \(role); roles: \(Role.allCases.map(\.rawValue).joined(separator: ", "))", code: 2)
+        }
+        if role.isService && passwordFromStandardInput {
+            throw fail("service accounts get a generated client secret, not a password", code: 2)
+        }
+        let password = passwordFromStandardInput ? try readPasswordFromStandardInput() : nil
+        let administration = try location.open()
+        let credentials: AccountAdministration.Credentials
+        do {
+            credentials = try administration.add(
+                tenant: location.tenant, username: username, role: role, password: password)
+        } catch {
+            throw usersFailure(error)
+        }
+        if json {
+            var object: [String: String] = [
+                "username": credentials.username, "role": credentials.role.rawValue, "tenant": credentials.tenant,
+            ]
+            object["otpauth_uri"] = credentials.otpauthURI
+            object["client_id"] = credentials.clientID
+            object["client_secret"] = credentials.clientSecret
+            object["password"] = credentials.generatedPassword
+            try printJSON(object)
+            return
+        }
+        print("added \(credentials.username) (\(credentials.role)) to tenant \(credentials.tenant)")
+        if let password = credentials.generatedPassword { print("password: \(password)") }
+        if let uri = credentials.otpauthURI { print("TOTP (scan into an authenticator app): \(uri)") }
+        if let id = credentials.clientID, let secret = credentials.clientSecret {
+            print("client_id: \(id)")
+            print("client_secret: \(secret)")
+        }
+    }
+}
+
+/// `facet users list`.
+struct UsersListCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "list", abstract: "List accounts (no secrets).")
+
+    @Option(name: .customLong("data-dir"), help: "The archive's data folder (default ./facet-data).")
+    var dataDirectory: String = "./facet-data"
+    @Option(help: "Only this tenant's accounts (default: every tenant).") var tenant: String?
+    @Flag(help: "Print a JSON array.") var json = false
+
+    func run() throws {
+        let administration = try openAccountAdministration(dataDirectory: dataDirectory, tenant: tenant ?? "default")
+        let accounts: [Account]
+        do {
+            accounts = try administration.store.accounts(tenant: tenant)
+        } catch {
+            throw usersFailure(error)
+        }
+        let now = Date()
+        if json {
+            try printJSON(
+                accounts.map { account -> [String: Any] in
+                    var object: [String: Any] = [
+                        "tenant": account.tenant, "username": account.username, "role": account.role.rawValue,
+                        "status": account.status.rawValue, "mfa": account.totpSecret != nil,
+                        "locked": (account.lockedUntil ?? .distantPast) > now,
+                    ]
+                    if let id = account.clientID { object["client_id"] = id }
+                    return object
+                })
+            return
+        }
+        for account in accounts {
+            var line = "\(account.tenant)\t\(account.username)\t\(account.role)\t\(account.status.rawValue)"
+            if let id = account.clientID { line += "\tclient_id \(id)" }
+            if (account.lockedUntil ?? .distantPast) > now { line += "\tlocked" }
+            print(line)
+        }
+    }
+}
+
+/// `facet users disable USERNAME`: refuses logins and ends the account's sessions at once.
+struct UsersDisableCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "disable", abstract: "Disable an account and end its sessions.")
+    @Argument(help: "The username.") var username: String
+    @OptionGroup var location: UsersLocation
+
+    func run() throws {
+        do {
+            try location.open().setStatus(tenant: location.tenant, username: username, .disabled)
+        } catch let error as ArchiveError {
+            throw usersFailure(error)
+        }
+        print("disabled \(username)")
+    }
+}
+
+/// `facet users enable USERNAME`: allows logins again and clears a lockout.
+struct UsersEnableCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "enable", abstract: "Enable an account (and clear its lockout).")
+    @Argument(help: "The username.") var username: String
+    @OptionGroup var location: UsersLocation
+
+    func run() throws {
+        do {
+            try location.open().setStatus(tenant: location.tenant, username: username, .active)
+        } catch let error as ArchiveError {
+            throw usersFailure(error)
+        }
+        print("enabled \(username)")
+    }
+}
+
+/// `facet users reset-mfa USERNAME`: a new TOTP secret; prints its provisioning URI.
+struct UsersResetMFACommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "reset-mfa", abstract: "Give a person a new TOTP secret and print its provisioning URI.")
+    @Argument(help: "The username.") var username: String
+    @OptionGroup var location: UsersLocation
+    @Flag(help: "Print one JSON object.") var json = false
+
+    func run() throws {
+        let uri: String
+        do {
+            uri = try location.open().resetMFA(tenant: location.tenant, username: username)
+        } catch let error as ArchiveError {
+            throw usersFailure(error)
+        }
+        if json {
+            try printJSON(["username": username, "tenant": location.tenant, "otpauth_uri": uri])
+        } else {
+            print("TOTP (scan into an authenticator app): \(uri)")
+        }
+    }
+}
+
+/// `facet users set-password USERNAME [--password-stdin]`.
+struct UsersSetPasswordCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "set-password",
+        abstract: "Set a person's password (generated unless --password-stdin), or a new secret for a service account.")
+    @Argument(help: "The username.") var username: String
+    @OptionGroup var location: UsersLocation
+    @Flag(name: .customLong("password-stdin"), help: "Read the password from standard input.")
+    var passwordFromStandardInput = false
+    @Flag(help: "Print one JSON object.") var json = false
+
+    func run() throws {
+        let password = passwordFromStandardInput ? try readPasswordFromStandardInput() : nil
+        let generated: String?
+        do {
+            generated = try location.open().setPassword(tenant: location.tenant, username: username, password: password)
+        } catch let error as ArchiveError {
+            throw usersFailure(error)
+        }
+        if json {
+            var object = ["username": username, "tenant": location.tenant]
+            object["password"] = generated
+            try printJSON(object)
+        } else {
+            print("password set for \(username); its sessions are ended")
+            if let generated { print("new secret: \(generated)") }
+        }
+    }
+}
+
+/// `facet users assign USERNAME --patient-id ID [--issuer I]`: adds a user to a patient's care team.
+struct UsersAssignCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "assign",
+        abstract: "Add a user to a patient's care team (the Patient ID is kept only as a keyed hash).")
+    @Argument(help: "The username.") var username: String
+    @Option(name: .customLong("patient-id"), help: "The Patient ID (0010,0020).") var patientID: String
+    @Option(help: "The Issuer of Patient ID (0010,0021), if the clinic uses one.") var issuer: String?
+    @OptionGroup var location: UsersLocation
+
+    func run() throws {
+        do {
+            _ = try location.open().assign(
+                tenant: location.tenant, username: username, patientID: patientID, issuer: issuer)
+        } catch let error as ArchiveError {
+            throw usersFailure(error)
+        }
+        // The Patient ID is PHI: not repeated here.
+        print("added \(username) to the patient's care team")
+    }
+}

@@ -1,0 +1,185 @@
+import Foundation
+import Testing
+
+@testable import Archive
+
+@Suite struct IdentityLoginTests {
+    let start = IdentityFixture.start
+    let password = "correct horse 1"
+
+    private func expectInvalid(
+        _ body: () throws -> IssuedToken, sourceLocation: SourceLocation = #_sourceLocation
+    ) {
+        #expect(
+            throws: ArchiveError(.invalidCredentials, "invalid credentials"), sourceLocation: sourceLocation,
+            performing: body)
+    }
+
+    @Test func passwordAndTOTPGiveAVerifiableToken() throws {
+        let fixture = try IdentityFixture()
+        let totp = try fixture.person("dr.a", .physician)
+        let token = try fixture.login.login(
+            tenant: "default", username: "dr.a", password: password, totp: totp.code(at: start), now: start)
+        let principal = try fixture.tokens.verify(token.accessToken, now: start + 1)
+        #expect(principal == token.principal && principal.role == .physician)
+    }
+
+    @Test func everyFailureGetsTheSameMessageWhetherOrNotTheUserExists() throws {
+        var fixture = try IdentityFixture()
+        // Each case is tried twice below: the lockout is tested on its own.
+        fixture.loginSettings.maximumFailures = 100
+        let totp = try fixture.person("dr.a", .physician)
+        try fixture.person("gone", .nurse)
+        try fixture.administration.setStatus(tenant: "default", username: "gone", .disabled)
+        let code = totp.code(at: start)
+        let cases: [(String, String, String, String?, LoginService.Refusal)] = [
+            ("default", "nobody", password, code, .unknownAccount),
+            ("clinic-b", "dr.a", password, code, .unknownAccount),
+            ("default", "dr.a", "wrong password!", code, .wrongPassword),
+            ("default", "dr.a", password, "000000" == code ? "111111" : "000000", .wrongTOTP),
+            ("default", "dr.a", password, nil, .wrongTOTP),
+            ("default", "gone", password, code, .disabled),
+            ("default", "Not Valid", password, code, .unknownAccount),
+        ]
+        for (tenant, username, given, totpCode, refusal) in cases {
+            expectInvalid {
+                try fixture.login.login(tenant: tenant, username: username, password: given, totp: totpCode, now: start)
+            }
+            #expect(
+                try fixture.login.attempt(
+                    tenant: tenant, username: username, password: given, totp: totpCode, now: start)
+                    == .refused(refusal), "\(username) in \(tenant)")
+        }
+    }
+
+    @Test func fiveFailuresWithinFifteenMinutesLockTheAccountForFifteenMinutes() throws {
+        let fixture = try IdentityFixture()
+        let totp = try fixture.person("dr.a", .physician)
+        for minute in 0..<5 {
+            let now = start + Double(minute * 60)
+            expectInvalid {
+                try fixture.login.login(
+                    tenant: "default", username: "dr.a", password: "wrong password!", totp: totp.code(at: now), now: now
+                )
+            }
+        }
+        // Locked: the right password and code are refused, with the same message.
+        let locked = start + 5 * 60
+        #expect(
+            try fixture.login.attempt(
+                tenant: "default", username: "dr.a", password: password, totp: totp.code(at: locked), now: locked)
+                == .refused(.locked))
+        let stillLocked = start + 4 * 60 + 15 * 60 - 1
+        expectInvalid {
+            try fixture.login.login(
+                tenant: "default", username: "dr.a", password: password, totp: totp.code(at: stillLocked),
+                now: stillLocked)
+        }
+        let unlocked = start + 4 * 60 + 15 * 60
+        let token = try fixture.login.login(
+            tenant: "default", username: "dr.a", password: password, totp: totp.code(at: unlocked), now: unlocked)
+        #expect(token.principal.username == "dr.a")
+    }
+
+    @Test func failuresSpreadBeyondTheWindowDoNotLock() throws {
+        let fixture = try IdentityFixture()
+        let totp = try fixture.person("dr.a", .physician)
+        for index in 0..<6 {
+            let now = start + Double(index * 4 * 60)
+            _ = try fixture.login.attempt(
+                tenant: "default", username: "dr.a", password: "wrong password!", totp: nil, now: now)
+        }
+        // Failures at 0, 4, 8, 12, 16, 20 min: never five within 15 minutes.
+        let now = start + 21 * 60
+        #expect(
+            try fixture.login.login(
+                tenant: "default", username: "dr.a", password: password, totp: totp.code(at: now), now: now
+            ).principal.username == "dr.a")
+    }
+
+    @Test func aSuccessClearsEarlierFailures() throws {
+        let fixture = try IdentityFixture()
+        let totp = try fixture.person("dr.a", .physician)
+        for minute in 0..<4 {
+            _ = try fixture.login.attempt(
+                tenant: "default", username: "dr.a", password: "wrong password!", totp: nil, now: start + Double(minute)
+            )
+        }
+        _ = try fixture.login.login(
+            tenant: "default", username: "dr.a", password: password, totp: totp.code(at: start + 10), now: start + 10)
+        _ = try fixture.login.attempt(
+            tenant: "default", username: "dr.a", password: "wrong password!", totp: nil, now: start + 40)
+        let later = start + 70
+        #expect(
+            try fixture.login.attempt(
+                tenant: "default", username: "dr.a", password: password,
+                totp: totp.code(step: totp.step(at: later) + 1),
+                now: later
+            ).isGranted)
+    }
+
+    @Test func aTOTPCodeWorksOnceAndOlderCodesNeverAfterIt() throws {
+        let fixture = try IdentityFixture()
+        let totp = try fixture.person("dr.a", .physician)
+        let code = totp.code(at: start)
+        _ = try fixture.login.login(tenant: "default", username: "dr.a", password: password, totp: code, now: start)
+        #expect(
+            try fixture.login.attempt(
+                tenant: "default", username: "dr.a", password: password, totp: code, now: start + 5)
+                == .refused(.wrongTOTP))
+        let previous = totp.code(step: totp.step(at: start) - 1)
+        #expect(
+            try fixture.login.attempt(
+                tenant: "default", username: "dr.a", password: password, totp: previous, now: start + 5)
+                == .refused(.wrongTOTP))
+        #expect(try fixture.store.account(tenant: "default", username: "dr.a")?.lastTOTPStep == totp.step(at: start))
+    }
+
+    @Test func demoAccountsSkipTOTPOnlyWhenTheServiceAllowsIt() throws {
+        var fixture = try IdentityFixture()
+        _ = try fixture.administration.add(
+            tenant: "default", username: "demo-nurse", role: .nurse, password: password, totpExempt: true, now: start)
+        try fixture.person("dr.a", .physician)
+        #expect(
+            try fixture.login.attempt(
+                tenant: "default", username: "demo-nurse", password: password, totp: nil, now: start)
+                == .refused(.wrongTOTP))
+        fixture.loginSettings.allowTOTPExemptAccounts = true
+        #expect(
+            try fixture.login.attempt(
+                tenant: "default", username: "demo-nurse", password: password, totp: nil, now: start
+            )
+            .isGranted)
+        #expect(
+            try fixture.login.attempt(tenant: "default", username: "dr.a", password: password, totp: nil, now: start)
+                == .refused(.wrongTOTP))
+        #expect(
+            try fixture.login.attempt(
+                tenant: "default", username: "demo-nurse", password: "wrong password!", totp: nil, now: start)
+                == .refused(.wrongPassword))
+    }
+
+    @Test func clientCredentialsGiveAServiceToken() throws {
+        let fixture = try IdentityFixture()
+        let device = try fixture.administration.add(tenant: "default", username: "station-1", role: .device)
+        let id = try #require(device.clientID)
+        let secret = try #require(device.clientSecret)
+        let token = try fixture.login.token(clientID: id, clientSecret: secret, now: start)
+        #expect(try fixture.tokens.verify(token.accessToken, now: start + 1).role == .device)
+        expectInvalid { try fixture.login.token(clientID: id, clientSecret: secret + "x", now: start) }
+        expectInvalid { try fixture.login.token(clientID: "facet-unknown", clientSecret: secret, now: start) }
+        // A service account cannot log in as a person, even with its secret as password.
+        #expect(
+            try fixture.login.attempt(tenant: "default", username: "station-1", password: secret, totp: nil, now: start)
+                == .refused(.unknownAccount))
+        try fixture.administration.setStatus(tenant: "default", username: "station-1", .disabled)
+        expectInvalid { try fixture.login.token(clientID: id, clientSecret: secret, now: start) }
+    }
+}
+
+extension LoginService.Outcome {
+    var isGranted: Bool {
+        if case .granted = self { return true }
+        return false
+    }
+}

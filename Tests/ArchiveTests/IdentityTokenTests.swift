@@ -1,0 +1,222 @@
+import Crypto
+import Foundation
+import Testing
+
+@testable import Archive
+
+@Suite struct IdentityTokenTests {
+    let fixture: IdentityFixture
+    let start = IdentityFixture.start
+
+    init() throws {
+        fixture = try IdentityFixture()
+    }
+
+    private func issue(role: Role = .physician) throws -> IssuedToken {
+        try fixture.tokens.issue(tenant: "default", username: "dr.a", role: role, now: start)
+    }
+
+    private func claims(_ change: (inout TokenClaims) -> Void = { _ in }) -> TokenClaims {
+        let now = Int64(start.timeIntervalSince1970)
+        var claims = TokenClaims(
+            iss: "facet", aud: "facet", sub: "dr.a", tenant: "default", role: "physician", iat: now, nbf: now,
+            exp: now + 3600, jti: UUID().uuidString.lowercased())
+        change(&claims)
+        return claims
+    }
+
+    /// A token with a session, as `issue` would record it, but with the given claims.
+    private func signed(_ claims: TokenClaims) throws -> String {
+        try fixture.store.startSession(
+            Session(
+                tokenID: claims.jti, tenant: claims.tenant, username: claims.sub, issued: start,
+                expires: Date(timeIntervalSince1970: Double(claims.exp)), lastUse: start))
+        return try fixture.tokens.encode(claims)
+    }
+
+    private static func b64(_ data: Data) -> String { JSONWebToken.base64URL(data) }
+
+    private static func payload(_ claims: TokenClaims) throws -> Data {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = .sortedKeys
+        return try encoder.encode(claims)
+    }
+
+    private func expectRefused(
+        _ token: String, at now: Date? = nil, _ reason: String, sourceLocation: SourceLocation = #_sourceLocation
+    ) {
+        do {
+            let principal = try fixture.tokens.verify(token, now: now ?? start + 1)
+            Issue.record("accepted as \(principal)", sourceLocation: sourceLocation)
+        } catch {
+            #expect(error.code == .invalidToken, sourceLocation: sourceLocation)
+            #expect(error.message == reason, sourceLocation: sourceLocation)
+        }
+    }
+
+    @Test func anIssuedTokenVerifiesToItsPrincipalWithAllClaims() throws {
+        let issued = try issue()
+        let principal = try fixture.tokens.verify(issued.accessToken, now: start + 1)
+        #expect(principal.username == "dr.a" && principal.role == .physician && principal.tenant == "default")
+        #expect(principal.tokenID == issued.tokenID && principal.expires == start + 12 * 3600)
+        #expect(issued.expiresIn == 12 * 3600 && issued.tokenType == "Bearer")
+        let parts = issued.accessToken.split(separator: ".")
+        let header = try #require(JSONWebToken.decodeBase64URL(parts[0]))
+        #expect(String(decoding: header, as: UTF8.self).contains(#""alg":"ES256""#))
+        let claims = try JSONDecoder().decode(TokenClaims.self, from: #require(JSONWebToken.decodeBase64URL(parts[1])))
+        #expect(claims.iss == "facet" && claims.aud == "facet" && claims.sub == "dr.a" && claims.role == "physician")
+        #expect(claims.nbf == claims.iat && claims.exp == claims.iat + 12 * 3600 && claims.jti == issued.tokenID)
+    }
+
+    @Test func algNoneIsRefused() throws {
+        let claims = claims()
+        _ = try signed(claims)
+        for header in [#"{"alg":"none","typ":"JWT"}"#, #"{"alg":"None"}"#, #"{"typ":"JWT"}"#] {
+            let token = Self.b64(Data(header.utf8)) + "." + Self.b64(try Self.payload(claims)) + "."
+            expectRefused(token, "token algorithm is not ES256")
+        }
+    }
+
+    /// The classic confusion: HS256 with the server's public key as the HMAC secret.
+    @Test func hs256SignedWithThePublicKeyIsRefused() throws {
+        let claims = claims()
+        _ = try signed(claims)
+        let publicKey = try P256.Signing.PublicKey(rawRepresentation: fixture.signingKey.publicKey.rawRepresentation)
+        let secrets = [
+            publicKey.rawRepresentation, publicKey.x963Representation, publicKey.derRepresentation,
+            Data(publicKey.pemRepresentation.utf8),
+        ]
+        for secret in secrets {
+            let input = Self.b64(Data(#"{"alg":"HS256","typ":"JWT"}"#.utf8)) + "." + Self.b64(try Self.payload(claims))
+            let mac = HMAC<SHA256>.authenticationCode(for: Data(input.utf8), using: SymmetricKey(data: secret))
+            expectRefused(input + "." + Self.b64(Data(mac)), "token algorithm is not ES256")
+        }
+    }
+
+    /// Correctly signed by Facet's key, but the header names another algorithm.
+    @Test func everyAlgorithmButES256IsRefusedEvenWithAValidSignature() throws {
+        let claims = claims()
+        _ = try signed(claims)
+        for alg in ["HS256", "HS512", "RS256", "ES384", "ES512", "EdDSA", "PS256", "es256", "ES256 "] {
+            let input =
+                Self.b64(Data(#"{"alg":"\#(alg)","typ":"JWT"}"#.utf8)) + "." + Self.b64(try Self.payload(claims))
+            let signature = try fixture.signingKey.sign(Data(input.utf8))
+            expectRefused(input + "." + Self.b64(signature), "token algorithm is not ES256")
+        }
+        // The same construction with ES256 is accepted: the refusals above are the algorithm's.
+        let input = Self.b64(Data(#"{"alg":"ES256","typ":"JWT"}"#.utf8)) + "." + Self.b64(try Self.payload(claims))
+        let signature = try fixture.signingKey.sign(Data(input.utf8))
+        #expect(try fixture.tokens.verify(input + "." + Self.b64(signature), now: start + 1).username == "dr.a")
+    }
+
+    @Test func aBadSignatureIsRefused() throws {
+        let token = try issue().accessToken
+        let parts = token.split(separator: ".").map(String.init)
+        var signature = try #require(JSONWebToken.decodeBase64URL(parts[2]))
+        signature[signature.startIndex + 10] ^= 0x01
+        expectRefused(parts[0] + "." + parts[1] + "." + Self.b64(signature), "token signature does not verify")
+        expectRefused(parts[0] + "." + parts[1] + ".", "token signature does not verify")
+        // Signed by another key (another Facet installation).
+        let foreign = TokenService(signingKey: TokenSigningKey(), store: fixture.store)
+        expectRefused(try foreign.encode(claims()), "token signature does not verify")
+    }
+
+    @Test func aTamperedPayloadIsRefused() throws {
+        let token = try issue(role: .frontDesk).accessToken
+        let parts = token.split(separator: ".").map(String.init)
+        var claims = try JSONDecoder().decode(TokenClaims.self, from: #require(JSONWebToken.decodeBase64URL(parts[1])))
+        claims.role = "system-admin"
+        expectRefused(
+            parts[0] + "." + Self.b64(try Self.payload(claims)) + "." + parts[2], "token signature does not verify")
+        claims.role = "front-desk"
+        claims.tenant = "clinic-b"
+        expectRefused(
+            parts[0] + "." + Self.b64(try Self.payload(claims)) + "." + parts[2], "token signature does not verify")
+    }
+
+    @Test func wrongIssuerOrAudienceIsRefused() throws {
+        expectRefused(try signed(claims { $0.iss = "https://idp.example" }), "token issuer is not accepted")
+        expectRefused(try signed(claims { $0.aud = "orthanc" }), "token audience is not accepted")
+    }
+
+    @Test func anExpiredTokenIsRefusedEvenWhenUsedAllAlong() throws {
+        let token = try issue().accessToken
+        // Used every 10 minutes for 12 hours: the idle timeout never strikes, the absolute one does.
+        var now = start
+        while now < start + 12 * 3600 - 600 {
+            now += 600
+            _ = try fixture.tokens.verify(token, now: now)
+        }
+        expectRefused(token, at: start + 12 * 3600, "token expired")
+    }
+
+    @Test func aTokenNotValidYetIsRefused() throws {
+        let token = try signed(claims { $0.nbf += 600 })
+        expectRefused(token, at: start + 599, "token not valid yet")
+        #expect(try fixture.tokens.verify(token, now: start + 600).username == "dr.a")
+    }
+
+    @Test func aRevokedTokenIsRefusedAndOthersStillWork() throws {
+        let first = try issue()
+        let second = try issue()
+        try fixture.tokens.revoke(first.accessToken, now: start + 5)
+        expectRefused(first.accessToken, at: start + 6, "token revoked")
+        #expect(try fixture.tokens.verify(second.accessToken, now: start + 6).tokenID == second.tokenID)
+        #expect(try fixture.store.isRevoked(first.tokenID))
+    }
+
+    @Test func anIdleSessionIsRefusedAndEachUseExtendsIt() throws {
+        let token = try issue().accessToken
+        _ = try fixture.tokens.verify(token, now: start + 14 * 60)
+        _ = try fixture.tokens.verify(token, now: start + 28 * 60)
+        expectRefused(token, at: start + 43 * 60 + 1, "session idle for longer than the idle timeout")
+        // Once idle, the session is over even if the clock were to go back.
+        expectRefused(token, at: start + 29 * 60, "token revoked")
+    }
+
+    @Test func idleTimeoutIsConfigurable() throws {
+        var fixture = self.fixture
+        fixture.tokenSettings.idleTimeout = 60
+        let token = try fixture.tokens.issue(tenant: "default", username: "dr.a", role: .nurse, now: start).accessToken
+        #expect(throws: ArchiveError.self) { try fixture.tokens.verify(token, now: start + 61) }
+    }
+
+    @Test func aTokenWithoutASessionIsRefused() throws {
+        expectRefused(try fixture.tokens.encode(claims()), "no session for this token")
+    }
+
+    @Test func malformedTokensAreRefused() throws {
+        let token = try issue().accessToken
+        for bad in [
+            "", "a.b", "a.b.c.d", token + ".", token.replacingOccurrences(of: ".", with: ". "),
+            String(repeating: "A", count: 5000), "=.=.=",
+        ] {
+            #expect(throws: ArchiveError.self) { try fixture.tokens.verify(bad, now: start + 1) }
+        }
+        expectRefused(try signed(claims { $0.role = "superuser" }), "unknown role")
+    }
+
+    @Test func theSigningKeyIsMadeOnceAndKeptWrappedUnderTheMasterKey() throws {
+        let keyFolder = fixture.folder.appendingPathComponent("keys")
+        let again = try fixture.keys.tokenSigningKey(keyDirectory: keyFolder)
+        #expect(again.rawRepresentation == fixture.signingKey.rawRepresentation)
+        let file = keyFolder.appendingPathComponent("token-signing.key")
+        let stored = try Data(contentsOf: file)
+        #expect(stored.range(of: fixture.signingKey.rawRepresentation) == nil)
+        let mode = try FileManager.default.attributesOfItem(atPath: file.path)[.posixPermissions] as? Int
+        #expect(mode == 0o600)
+        // Another master key cannot open it.
+        let otherMaster = try KeyHierarchy.open(
+            keyDirectory: try temporaryFolder(), environment: [:]
+        ).keys
+        let copy = try temporaryFolder()
+        try stored.write(to: copy.appendingPathComponent("token-signing.key"))
+        chmod(copy.appendingPathComponent("token-signing.key").path, 0o600)
+        #expect(
+            throws: ArchiveError(
+                .key, "a wrapped key does not open with its wrapping key (wrong master key, or tampered)")
+        ) {
+            try otherMaster.tokenSigningKey(keyDirectory: copy)
+        }
+    }
+}
