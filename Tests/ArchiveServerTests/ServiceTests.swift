@@ -60,7 +60,7 @@ import Testing
         #expect(lines[3].contains("WADO retrieve") && lines[3].contains(photo.study))
         // The patient by keyed hash: the same in the intent and the retrieval, never the ID itself.
         let patient = try #require(archive.service.keys.patientKey(patientID: "ZQ-77", issuer: nil))
-        #expect(patient.count == 32)
+        #expect(patient.count == 64)
         #expect(lines[0].contains("\"patient\":\"\(patient)\"") && lines[3].contains("\"patient\":\"\(patient)\""))
         #expect(lines[3].contains("\"request\":\""))
         #expect(!log.contains("Zebulon") && !log.contains("ZQ-77"))
