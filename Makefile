@@ -12,7 +12,8 @@ build: deps
 
 lint:
 	$(SWIFT) format lint --strict --recursive Package.swift Sources Tests Benchmarks Fuzz/Package.swift \
-		Fuzz/Sources/FuzzOBJ Fuzz/Sources/FuzzPLY Fuzz/Sources/FuzzSTL Fuzz/Sources/FuzzSupport
+		Fuzz/Sources/FuzzOBJ Fuzz/Sources/FuzzPLY Fuzz/Sources/FuzzSTL Fuzz/Sources/FuzzSupport \
+		Fuzz/Sources/FuzzDICOMJSON Fuzz/Sources/FuzzQIDO
 
 testdata/generated/manifest.json: testdata/generate_meshes.py
 	.venv/bin/python testdata/generate_meshes.py

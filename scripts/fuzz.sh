@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Builds MeshKit's libFuzzer targets (Fuzz/, with AddressSanitizer) and runs each for FUZZ_SECONDS (default 15,
+# Builds the libFuzzer targets (MeshKit's readers, DICOM JSON decoding, QIDO query parsing and matching; Fuzz/, with AddressSanitizer) and runs each for FUZZ_SECONDS (default 15,
 # seed FUZZ_SEED, default 1, so that a run can be repeated)
 # on a copy of its committed seed corpus. A crash, leak, hang (>10 s per input) or >2 GiB RSS fails the run;
 # libFuzzer writes the input that broke it into the working folder: keep it under testdata/regressions/.
@@ -10,7 +10,7 @@ seconds="${FUZZ_SECONDS:-15}"
 bin=.build-fuzz/debug
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
-for target in OBJ PLY STL; do
+for target in OBJ PLY STL DICOMJSON QIDO; do
     lower=$(echo "$target" | tr '[:upper:]' '[:lower:]')
     mkdir -p "$work/$lower"
     cp Fuzz/Corpus/"$lower"/* "$work/$lower/"
