@@ -44,6 +44,7 @@ extension SQLiteStudyIndex: AuditAnchorStore {
         do {
             var configuration = Configuration()
             configuration.readonly = true
+            configuration.busyMode = .timeout(10)
             let queue = try DatabaseQueue(path: path.path, configuration: configuration)
             return try queue.read { db in try readAuditAnchor(db) }
         } catch {

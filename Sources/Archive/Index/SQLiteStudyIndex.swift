@@ -29,6 +29,8 @@ public final class SQLiteStudyIndex: StudyIndex, @unchecked Sendable {
             configuration.prepareDatabase { db in
                 try db.execute(sql: "PRAGMA synchronous = FULL")
             }
+            // `facet users` writes accounts into the same file while a server runs: wait for its lock, not fail.
+            configuration.busyMode = .timeout(10)
             pool = try DatabasePool(path: path.path, configuration: configuration)
             try pool.write { db in
                 try db.execute(
