@@ -34,6 +34,46 @@ def dciodvfy():
     return str(tool)
 
 
+def totp_now(uri):
+    """The current RFC 6238 code (HMAC-SHA1, 30 s, 6 digits) of an otpauth:// URI."""
+    import base64
+    import hashlib
+    import hmac
+    import struct
+    import time
+    import urllib.parse
+
+    secret = urllib.parse.parse_qs(urllib.parse.urlparse(uri).query)["secret"][0]
+    key = base64.b32decode(secret + "=" * (-len(secret) % 8), casefold=True)
+    digest = hmac.new(key, struct.pack(">Q", int(time.time()) // 30), hashlib.sha1).digest()
+    offset = digest[-1] & 0x0F
+    return "%06d" % ((struct.unpack(">I", digest[offset:offset + 4])[0] & 0x7FFFFFFF) % 1_000_000)
+
+
+# Tokens of the servers the suite started, by root URL: every `requests` call to one carries its token (unless it
+# sets its own Authorization), as a logged-in client's session would.
+TOKENS = {}
+
+
+def _with_token(original):
+    def request(self, method, url, *args, **kwargs):
+        for root, token in TOKENS.items():
+            if str(url).startswith(root):
+                headers = dict(kwargs.get("headers") or {})
+                if not any(name.lower() == "authorization" for name in headers) and \
+                        "authorization" not in {name.lower() for name in self.headers}:
+                    headers["Authorization"] = "Bearer " + token
+                kwargs["headers"] = headers
+                break
+        return original(self, method, url, *args, **kwargs)
+    return request
+
+
+import requests  # noqa: E402
+
+requests.Session.request = _with_token(requests.Session.request)
+
+
 def run(*args, **kwargs):
     return subprocess.run([str(a) for a in args], capture_output=True, text=True, timeout=120, **kwargs)
 
@@ -66,6 +106,7 @@ class FacetServer:
         self.process = None
         # With FACET_TLS_CERT the server speaks HTTPS only; clients trust that certificate.
         self.certificate = (extra_env or {}).get("FACET_TLS_CERT")
+        self.token = None
 
     @property
     def root(self):
@@ -96,10 +137,40 @@ class FacetServer:
                 context = ssl.create_default_context(cafile=self.certificate) if self.certificate else None
                 with urllib.request.urlopen(self.root + "/health/ready", timeout=1, context=context) as answer:
                     if answer.status == 200:
+                        # A restart keeps the session: the token of the first start stays valid.
+                        if self.token is None:
+                            self.log_in()
                         return self
             except OSError:
                 time.sleep(0.2)
         raise RuntimeError("facet serve did not become ready")
+
+    def log_in(self):
+        """Logs in as a physician of the suite (created with `facet users` the first time, TOTP and all), as a
+        clinic's client would, and presents the token on every request `requests` sends to this server."""
+        import json as json_module
+        import ssl
+        import urllib.request
+
+        if self.token is None:
+            import uuid
+
+            password = "suite password " + str(self.port)
+            self.username = "suite-" + uuid.uuid4().hex[:8]
+            made = subprocess.run(
+                [self.binary, "users", "add", self.username, "--role", "physician", "--password-stdin", "--json",
+                 "--data-dir", str(self.data_dir)], input=password, capture_output=True, text=True, timeout=60)
+            if made.returncode != 0:
+                raise RuntimeError("facet users add failed: " + made.stderr)
+            self.credentials = (password, json_module.loads(made.stdout)["otpauth_uri"])
+        password, uri = self.credentials
+        body = json_module.dumps({"username": self.username, "password": password, "totp": totp_now(uri)}).encode()
+        request = urllib.request.Request(self.root + "/api/v1/auth/login", data=body,
+                                         headers={"Content-Type": "application/json"})
+        context = ssl.create_default_context(cafile=self.certificate) if self.certificate else None
+        with urllib.request.urlopen(request, timeout=30, context=context) as answer:
+            self.token = json_module.loads(answer.read())["access_token"]
+        TOKENS[self.root] = self.token
 
     def stop(self, kill=False):
         if self.process and self.process.poll() is None:

@@ -234,7 +234,9 @@ def test_orthanc_dicomweb_client_pushes_to_facet(live, tmp_path):
         "Name": "push", "StorageDirectory": str(tmp_path / "storage"), "IndexDirectory": str(tmp_path / "index"),
         "HttpPort": port, "DicomPort": dicom_port, "RemoteAccessAllowed": False, "AuthenticationEnabled": False,
         "Plugins": ["/usr/share/orthanc/plugins/libOrthancDicomWeb.so"],
-        "DicomWeb": {"Enable": True, "Root": "/dicom-web/", "Servers": {"facet": [live.url + "/"]}},
+        # Orthanc's DICOMweb client sends the bearer token as an extra header, as its users configure it.
+        "DicomWeb": {"Enable": True, "Root": "/dicom-web/", "Servers": {"facet": {
+            "Url": live.url + "/", "HttpHeaders": {"Authorization": "Bearer " + live.token}}}},
     }))
     process = subprocess.Popen([orthanc, str(config)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:

@@ -1,7 +1,7 @@
 import Foundation
 
 /// Small formatters used on every request (Foundation's are slow enough to show in profiles).
-enum Formatting {
+public enum Formatting {
     private static let digits = Array("0123456789abcdef".utf8)
 
     /// Lower-case hexadecimal.
@@ -16,7 +16,7 @@ enum Formatting {
     }
 
     /// `2026-11-22T05:09:07.123Z`: RFC 3339 in UTC with milliseconds.
-    static func timestamp(_ date: Date) -> String {
+    public static func timestamp(_ date: Date) -> String {
         let interval = date.timeIntervalSince1970
         var seconds = time_t(interval.rounded(.down))
         let milliseconds = Int((interval - Double(seconds)) * 1000)

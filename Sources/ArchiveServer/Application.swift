@@ -15,6 +15,10 @@ public struct FacetRequestContext: RequestContext, RemoteAddressRequestContext {
     public let remoteAddress: SocketAddress?
     /// Set by the request id middleware.
     public var requestID = ""
+    /// Who is asking, set by the authentication middleware (nil on the open paths).
+    public var principal: Principal?
+    /// The token the principal came with (for logout).
+    var bearerToken: String?
     /// Filled in by the routes (what they touched), written by the audit middleware.
     let audit = AuditNote()
 
@@ -27,18 +31,31 @@ public struct FacetRequestContext: RequestContext, RemoteAddressRequestContext {
 
 /// Builds the Facet application. Every request takes the same road, one middleware type each: request id → the
 /// request guard (Host, declared body size, CORS preflight, browser origins, security headers) → audit (which
-/// also turns errors into answers) → metrics → the route. Routes are one type per transaction: QIDO-RS, STOW-RS,
-/// WADO-RS, rendered and thumbnails, capabilities, clinic uploads, originals; health and metrics beside them.
-public func buildApplication(settings: ServerSettings, service: ArchiveService, logger: Logger) throws
-    -> some ApplicationProtocol
-{
+/// also turns errors into answers) → authentication → metrics → the route, which asks the access policy. Routes
+/// are one type per transaction: QIDO-RS, STOW-RS, WADO-RS, rendered and thumbnails, capabilities, clinic uploads,
+/// originals, logins; health and metrics beside them. `extra` middleware runs just before authentication (tests
+/// use it to present a token).
+public func buildApplication(
+    settings: ServerSettings, service: ArchiveService, identity: IdentityServices, logger: Logger
+) throws -> some ApplicationProtocol {
+    try buildApplication(settings: settings, service: service, identity: identity, logger: logger, extra: nil)
+}
+
+func buildApplication(
+    settings: ServerSettings, service: ArchiveService, identity: IdentityServices, logger: Logger,
+    extra: (any MiddlewareProtocol<Request, Response, FacetRequestContext>)?
+) throws -> some ApplicationProtocol {
     let metrics = Metrics()
-    let services = ServerServices(settings: settings, archive: service, metrics: metrics, logger: logger)
+    let services = ServerServices(
+        settings: settings, archive: service, identity: identity, metrics: metrics, logger: logger)
     let router = Router(context: FacetRequestContext.self, options: .autoGenerateHeadEndpoints)
     router.add(middleware: RequestIDMiddleware())
     router.add(middleware: RequestGuardMiddleware(settings: settings))
     router.add(middleware: AuditMiddleware(services: services))
+    if let extra { router.add(middleware: extra) }
+    router.add(middleware: AuthenticationMiddleware(services: services))
     router.add(middleware: MetricsMiddleware(services: services))
+    AuthRoutes(services: services).add(to: router)
     QIDORoutes(services: services).add(to: router)
     STOWRoutes(services: services).add(to: router)
     WADORoutes(services: services).add(to: router)

@@ -39,6 +39,16 @@ public struct ServerSettings: Sendable {
     public var tlsKey: String?
     public var tlsMinimumVersion = "1.3"
 
+    /// A TLS-terminating proxy is in front: a non-loopback plaintext bind is then allowed, and `X-Forwarded-For`
+    /// is believed from the addresses in `trustedProxies`.
+    public var trustProxyTLS = false
+    public var trustedProxies: [String] = []
+    /// Sessions: a token unused this long stops working; none lives longer than `sessionMaxHours`.
+    public var sessionIdleMinutes = 15
+    public var sessionMaxHours = 12
+    /// A scrape token for `/metrics` (otherwise an admin's token is needed).
+    public var metricsToken: String?
+
     /// Whether Facet serves HTTPS itself.
     public var usesTLS: Bool { tlsCertificate != nil && tlsKey != nil }
 
@@ -84,6 +94,13 @@ public struct ServerSettings: Sendable {
         settings.tlsCertificate = config.string(forKey: "tls-cert")
         settings.tlsKey = config.string(forKey: "tls-key")
         settings.tlsMinimumVersion = config.string(forKey: "tls-min-version", default: settings.tlsMinimumVersion)
+        settings.trustProxyTLS = config.bool(forKey: "trust-proxy-tls", default: settings.trustProxyTLS)
+        settings.trustedProxies = config.string(forKey: "trusted-proxies", default: "").split(separator: ",").map {
+            $0.trimmingCharacters(in: .whitespaces)
+        }.filter { !$0.isEmpty }
+        settings.sessionIdleMinutes = config.int(forKey: "session-idle-minutes", default: settings.sessionIdleMinutes)
+        settings.sessionMaxHours = config.int(forKey: "session-max-hours", default: settings.sessionMaxHours)
+        settings.metricsToken = config.string(forKey: "metrics-token")
         try settings.validate()
         return settings
     }
@@ -99,6 +116,12 @@ public struct ServerSettings: Sendable {
         guard blockingThreads >= 1, blockingThreads <= 256, blockingQueue >= 1, quarantineDays >= 0 else {
             throw SettingsError(
                 message: "blocking-threads (1-256), blocking-queue (1+) and quarantine-days (0+) are out of range")
+        }
+        guard (1...1440).contains(sessionIdleMinutes), (1...168).contains(sessionMaxHours) else {
+            throw SettingsError(message: "session-idle-minutes is 1-1440 and session-max-hours 1-168")
+        }
+        if let metricsToken, metricsToken.utf8.count < 32 {
+            throw SettingsError(message: "metrics-token must be at least 32 characters")
         }
         guard (tlsCertificate == nil) == (tlsKey == nil) else {
             throw SettingsError(message: "tls-cert and tls-key go together")

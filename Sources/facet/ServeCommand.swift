@@ -58,10 +58,10 @@ struct ServeCommand: AsyncParsableCommand {
         if let tlsCertificate { settings.tlsCertificate = tlsCertificate }
         if let tlsKey { settings.tlsKey = tlsKey }
         do { try settings.validate() } catch { throw fail("\(error)", code: 2) }
-        guard ServerSettings.isLoopback(settings.host) else {
-            // Until Facet authenticates its users, anyone who can reach the port could read every patient.
+        guard ServerSettings.isLoopback(settings.host) || settings.usesTLS || settings.trustProxyTLS else {
+            // Tokens and PHI must not cross the network in the clear.
             throw fail(
-                "refusing to listen on \(settings.host): Facet has no authentication or TLS yet, so it listens on a loopback address only (127.0.0.1, ::1, localhost); put a TLS reverse proxy with authentication in front and set public-base-url",
+                "refusing to listen on \(settings.host) without TLS: give --tls-cert and --tls-key, or set trust-proxy-tls: true when a TLS-terminating proxy is in front (loopback addresses need neither)",
                 code: 2)
         }
         try initializeDCMTK()
@@ -97,15 +97,36 @@ struct ServeCommand: AsyncParsableCommand {
                 "index rows that cannot be decoded were set aside; their instances are not served",
                 metadata: ["uids": "\(report.quarantinedRows.joined(separator: ","))"])
         }
+        let dataFolder = URL(fileURLWithPath: settings.dataDirectory)
+        // Demo accounts alone (synthetic data, loopback only) may log in without TOTP.
+        let demoLogins = demo && ServerSettings.isLoopback(settings.host)
+        var tokenSettings = TokenService.Settings()
+        tokenSettings.idleTimeout = TimeInterval(settings.sessionIdleMinutes * 60)
+        tokenSettings.lifetime = TimeInterval(settings.sessionMaxHours * 3600)
+        var loginSettings = LoginService.Settings()
+        loginSettings.allowTOTPExemptAccounts = demoLogins
+        let identity: IdentityServices
+        do {
+            identity = try IdentityServices.open(
+                dataDirectory: dataFolder, keys: service.keys, tokenSettings: tokenSettings,
+                loginSettings: loginSettings)
+        } catch {
+            throw fail("the accounts cannot be opened: \(error.message)", code: 3)
+        }
         if demo && report.instances == 0 {
             do {
                 let count = try DemoClinic.load(into: service)
                 logger.info("loaded the synthetic demo clinic", metadata: ["instances": "\(count)"])
+                if demoLogins {
+                    let banner = try DemoClinic.createAccounts(
+                        identity, folder: dataFolder, baseURL: settings.baseURL)
+                    FileHandle.standardOutput.write(Data(banner.utf8))
+                }
             } catch {
                 throw fail("the demo clinic could not be loaded: \(error)", code: 3)
             }
         }
-        let app = try Self.application(settings: settings, service: service, logger: logger)
+        let app = try Self.application(settings: settings, service: service, identity: identity, logger: logger)
         // Written unbuffered: `make serve` piped into a log shows the URL at once.
         FileHandle.standardOutput.write(
             Data("Facet \(Facet.version) is serving DICOMweb at \(settings.baseURL)/dicomweb (Ctrl-C stops it)\n".utf8))
@@ -115,11 +136,11 @@ struct ServeCommand: AsyncParsableCommand {
     }
 
     /// The server, or one readable line and exit code 2 (an unreadable certificate, say).
-    static func application(settings: ServerSettings, service: ArchiveService, logger: Logger) throws
-        -> some ApplicationProtocol
-    {
+    static func application(
+        settings: ServerSettings, service: ArchiveService, identity: IdentityServices, logger: Logger
+    ) throws -> some ApplicationProtocol {
         do {
-            return try buildApplication(settings: settings, service: service, logger: logger)
+            return try buildApplication(settings: settings, service: service, identity: identity, logger: logger)
         } catch {
             throw fail("\(error)", code: 2)
         }

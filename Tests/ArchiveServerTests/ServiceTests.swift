@@ -15,6 +15,7 @@ import Testing
     @Test func capabilitiesCORSAndHealth() async throws {
         var archive = try TestArchive()
         archive.settings.corsAllowOrigin = "http://viewer.example"
+        let admin = try archive.token(for: .systemAdmin)
         try await archive.app.test(.router) { client in
             try await client.execute(uri: "/dicomweb/", method: .options) { response in
                 #expect(response.headers[.contentType] == "application/vnd.sun.wadl+xml")
@@ -34,7 +35,13 @@ import Testing
                 #expect(response.headers[.accessControlExposeHeaders]?.contains("Warning") == true)
             }
             try await client.execute(uri: "/health/ready", method: .get) { response in #expect(response.status == .ok) }
+            // Metrics are an admin's (or the scrape token's), not a physician's.
             try await client.execute(uri: "/metrics", method: .get) { response in
+                #expect(response.status == .forbidden)
+            }
+            try await client.execute(
+                uri: "/metrics", method: .get, headers: headers([(.authorization, "Bearer \(admin)")])
+            ) { response in
                 #expect(String(buffer: response.body).contains("facet_http_requests_total{family=\"dicomweb\""))
             }
         }

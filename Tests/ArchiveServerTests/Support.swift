@@ -15,7 +15,11 @@ import Testing
 struct TestArchive {
     let folder: URL
     let service: ArchiveService
+    let identity: IdentityServices
     var settings = ServerSettings()
+    /// The token the test client presents unless a request carries its own: a physician's (views and stores
+    /// every patient of the tenant).
+    var token: String
 
     static let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
         .deletingLastPathComponent().appendingPathComponent("testdata")
@@ -27,10 +31,33 @@ struct TestArchive {
             dataDirectory: folder, duplicatePolicy: duplicates, environment: [:])
         settings.publicBaseURL = "https://archive.example"
         settings.maximumResults = 50
+        identity = try IdentityServices.open(dataDirectory: folder, keys: service.keys)
+        _ = try identity.administration.add(tenant: "default", username: "tester", role: .physician)
+        token = try identity.tokens.issue(tenant: "default", username: "tester", role: .physician).accessToken
     }
 
+    /// A token for a new account of `role` (people and machines alike), for authorization tests.
+    func token(for role: Role, username: String? = nil, tenant: String = "default") throws -> String {
+        let name = username ?? "user-\(role.rawValue)"
+        _ = try identity.administration.add(tenant: tenant, username: name, role: role)
+        return try identity.tokens.issue(tenant: tenant, username: name, role: role).accessToken
+    }
+
+    /// The server as a logged-in physician's client sees it.
     var app: some ApplicationProtocol {
-        get throws { try buildApplication(settings: settings, service: service, logger: Logger(label: "test")) }
+        get throws {
+            try buildApplication(
+                settings: settings, service: service, identity: identity, logger: Logger(label: "test"),
+                extra: PresentToken(token: token))
+        }
+    }
+
+    /// The server with no token presented (requests carry their own, or none).
+    var bareApp: some ApplicationProtocol {
+        get throws {
+            try buildApplication(
+                settings: settings, service: service, identity: identity, logger: Logger(label: "test"))
+        }
     }
 
     static func metadata(patient: String = "Doe^Jane", id: String = "P-1", date: String = "20260105")
@@ -115,5 +142,20 @@ func parts(_ answer: Answer) throws -> [(headers: String, body: Data)] {
     try reader.consume(answer.body)
     return try reader.finish().map { part in
         (part.headers.map { "\($0.key): \($0.value)" }.joined(separator: "\n"), try part.data())
+    }
+}
+
+/// Adds `Authorization: Bearer <token>` to requests that carry none, as a logged-in client would.
+struct PresentToken: RouterMiddleware {
+    typealias Context = FacetRequestContext
+    let token: String
+
+    func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws
+        -> Response
+    {
+        guard request.headers[.authorization] == nil else { return try await next(request, context) }
+        var head = request.head
+        head.headerFields[.authorization] = "Bearer \(token)"
+        return try await next(Request(head: head, body: request.body), context)
     }
 }

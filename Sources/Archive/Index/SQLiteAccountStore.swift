@@ -402,11 +402,28 @@ public final class SQLiteAccountStore: AccountStore, @unchecked Sendable {
         }
     }
 
+    /// How stale a session's recorded last use may get before a request writes it again (seconds).
+    public static let lastUseResolution: TimeInterval = 30
+
     public func useSession(tokenID: String, at now: Date, idleTimeout: TimeInterval) throws(ArchiveError)
         -> Session.Use
     {
         try access {
-            try pool.write { db -> Session.Use in
+            // Most requests of a session come within seconds of each other: a read answers them, and the last use
+            // is written at most every `lastUseResolution` (so a session may outlive its idle timeout by that much).
+            let recent = try pool.read { db -> Bool in
+                guard
+                    try Row.fetchOne(db, sql: "SELECT 1 FROM revoked_tokens WHERE jti = ?", arguments: [tokenID])
+                        == nil,
+                    let row = try Row.fetchOne(
+                        db, sql: "SELECT last_use FROM sessions WHERE jti = ?", arguments: [tokenID])
+                else { return false }
+                let lastUse: Double = row["last_use"]
+                let idle = now.timeIntervalSince1970 - lastUse
+                return idle >= 0 && idle < Self.lastUseResolution && idle <= idleTimeout
+            }
+            if recent { return .active }
+            return try pool.write { db -> Session.Use in
                 if try Row.fetchOne(db, sql: "SELECT 1 FROM revoked_tokens WHERE jti = ?", arguments: [tokenID]) != nil
                 {
                     return .revoked

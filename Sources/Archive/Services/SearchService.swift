@@ -61,7 +61,11 @@ public struct SearchService: Sendable {
         .patientBirthDate, .patientSex, .studyID, .modality, .seriesNumber, .sopClassUID, .instanceNumber,
     ]
 
-    public func search(_ query: Query, _ resource: Resource) throws(ArchiveError) -> Result {
+    /// Searches `resource` for `query`. `visible` says which studies the caller may see (its access policy); the
+    /// others are left out before anything is matched, counted or paged, so the answer never hints at them.
+    public func search(
+        _ query: Query, _ resource: Resource, visible: (StudyRecord) -> Bool = { _ in true }
+    ) throws(ArchiveError) -> Result {
         let catalog = index.catalog()
         var keysByLevel: [QueryLevel: [QueryKey]] = [:]
         for key in query.keys { keysByLevel[key.level, default: []].append(key) }
@@ -88,7 +92,7 @@ public struct SearchService: Sendable {
         }
 
         func studyMatches(_ study: StudyRecord) -> Bool {
-            guard Query.matches(studyKeys, study.attributes) else { return false }
+            guard visible(study), Query.matches(studyKeys, study.attributes) else { return false }
             if !modalityKeys.isEmpty {
                 let modalities = Set(study.seriesUIDs.compactMap { catalog.series[$0]?.attributes.string(.modality) })
                 let element = DataElement(.modality, .CS, strings: modalities.sorted())

@@ -7,6 +7,10 @@ import Logging
 /// One audited request's facts: the routes fill in what they touched; the audit middleware writes the event.
 final class AuditNote: @unchecked Sendable {
     var action = ""
+    /// Who asked: `anonymous` until authentication finds a principal (then `tenant/username`).
+    var actor = "anonymous"
+    /// Why the access policy refused, for the event (the answer says it too).
+    var refusal: String?
     var requestID = ""
     /// The client's address (for events a route writes itself, such as a store's intent).
     var address = "unknown"
@@ -55,9 +59,10 @@ struct AuditMiddleware: RouterMiddleware {
         let action =
             note.action.isEmpty ? "\(request.method.rawValue) \(context.endpointPath ?? "unknown route")" : note.action
         let event = AuditEvent(
-            actor: "anonymous", address: note.address, action: action, studyUID: note.studyUID,
-            seriesUIDs: note.seriesUIDs, instanceUIDs: note.instanceUIDs, outcome: outcome,
-            patient: note.studyUID.flatMap(services.archive.patientKey(forStudy:)), request: note.requestID)
+            actor: note.actor, address: note.address, action: note.refusal == nil ? action : "access denied: \(action)",
+            studyUID: note.studyUID, seriesUIDs: note.seriesUIDs, instanceUIDs: note.instanceUIDs, outcome: outcome,
+            detail: note.refusal, patient: note.studyUID.flatMap(services.archive.patientKey(forStudy:)),
+            request: note.requestID)
         let audit = services.archive.audit
         let changes = request.method != .get && request.method != .head && request.method != .options
         do {
@@ -101,6 +106,10 @@ struct AuditMiddleware: RouterMiddleware {
             case .unprocessable: return Responses.failure(HTTPFailure(.unprocessableContent, failure.message))
             case .tooLarge: return Responses.failure(HTTPFailure(.contentTooLarge, failure.message))
             case .audit: return Responses.failure(HTTPFailure(.serviceUnavailable, failure.message))
+            case .invalidCredentials, .invalidToken: return unauthorized(failure.message)
+            case .forbidden: return Responses.failure(HTTPFailure(.forbidden, failure.message))
+            case .conflict: return Responses.failure(HTTPFailure(.conflict, failure.message))
+            case .invalidInput: return Responses.failure(HTTPFailure(.badRequest, failure.message))
             case .integrity:
                 logger?.error("integrity failure", metadata: ["reason": "\(failure.message)"])
                 return Responses.failure(HTTPFailure(.internalServerError, "stored data failed verification"))
@@ -116,6 +125,13 @@ struct AuditMiddleware: RouterMiddleware {
             logger?.error("request failed", metadata: ["error": "\(type(of: error))"])
             return Responses.failure(HTTPFailure(.internalServerError, "internal error"))
         }
+    }
+
+    /// 401 with the challenge of RFC 6750.
+    static func unauthorized(_ message: String) -> Response {
+        var headers = HTTPFields()
+        headers[.wwwAuthenticate] = "Bearer realm=\"facet\""
+        return Responses.failure(HTTPFailure(.unauthorized, message), extra: headers)
     }
 
     static func busy() -> Response {

@@ -15,6 +15,8 @@ struct RequestGuardMiddleware: RouterMiddleware {
     let publicOrigin: String?
     let maximumBodyBytes: Int
     let tls: Bool
+    /// Proxies whose `X-Forwarded-For` names the client (only with `trust-proxy-tls`).
+    let trustedProxies: Set<String>
 
     init(settings: ServerSettings) {
         hosts = settings.acceptedHosts
@@ -25,7 +27,10 @@ struct RequestGuardMiddleware: RouterMiddleware {
         publicOrigin = settings.publicBaseURL.flatMap { Self.origin(of: $0) }
         maximumBodyBytes = settings.maximumBodyMiB << 20
         tls = settings.usesTLS
+        trustedProxies = settings.trustProxyTLS ? Set(settings.trustedProxies) : []
     }
+
+    static let forwardedFor = HTTPField.Name("X-Forwarded-For")!
 
     static let host = HTTPField.Name("Host")!
     static let misdirected = HTTPResponse.Status(code: 421, reasonPhrase: "Misdirected Request")
@@ -55,6 +60,14 @@ struct RequestGuardMiddleware: RouterMiddleware {
                 response.headers[.connection] = "close"
                 return secured(response, origin: nil)
             }
+        }
+        // Behind a trusted proxy, the client is the last address it appended (earlier ones the client could forge).
+        if let proxy = context.remoteAddress?.ipAddress, trustedProxies.contains(proxy),
+            let forwarded = request.headers[Self.forwardedFor],
+            let client = forwarded.split(separator: ",").last?.trimmingCharacters(in: .whitespaces), !client.isEmpty,
+            client.utf8.count <= 64
+        {
+            context.audit.address = client
         }
         let origin = request.headers[.origin]
         let allowed = origin.map(originAllowed) ?? false

@@ -47,13 +47,15 @@ struct QIDORoutes {
                 HTTPFailure(.notAcceptable, "QIDO-RS answers application/dicom+json or multipart/related XML"),
                 extra: vary)
         }
+        try services.authorize(context, .search)
+        let visible = try services.identity.visibility(for: context.principal!)
         let query: Query
         do {
             query = try Query.parse(try RequestParts.queryItems(request))
         } catch let error as DICOMCoreError {
             return Responses.failure(HTTPFailure(.badRequest, error.message), extra: vary)
         }
-        let result = try services.search.search(query, resource)
+        let result = try services.search.search(query, resource, visible: visible)
         var headers = vary
         var warnings: [String] = []
         if query.fuzzyMatching {

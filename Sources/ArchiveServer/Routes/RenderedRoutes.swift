@@ -111,8 +111,9 @@ struct RenderedRoutes {
                 .badRequest,
                 "more than \(Self.maximumRenderedInstances) instances to render: ask per series or per instance")
         }
-        if let frames { try RetrieveService.checkDeclaredFrames(frames, of: records[0]) }
         note.touch(records)
+        try services.authorize(context, .read, study: target.study)
+        if let frames { try RetrieveService.checkDeclaredFrames(frames, of: records[0]) }
         let contentType = format == .png ? "image/png" : "image/jpeg"
         let services = self.services
         let chosenQuality = quality

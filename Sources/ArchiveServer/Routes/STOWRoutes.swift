@@ -53,6 +53,7 @@ struct STOWRoutes {
         guard acceptable else {
             throw HTTPFailure(.notAcceptable, "STOW-RS answers application/dicom+json or application/dicom+xml")
         }
+        try services.authorize(context, .store)
         // Admitted once, before the body is read; its parts then queue on the pool however long the queue.
         try services.pool.admit()
         let parts = try await MultipartBody.read(request, contentType: contentType, services: services)

@@ -26,6 +26,7 @@ struct UploadRoutes {
         else {
             throw HTTPFailure(.unsupportedMediaType, "uploads are multipart/form-data (or multipart/related)")
         }
+        try services.authorize(context, .store)
         try services.pool.admit()
         let parts = try await MultipartBody.read(request, contentType: contentType, services: services)
         defer { for part in parts { part.spool?.remove() } }
@@ -80,8 +81,12 @@ struct OriginalsRoutes {
         let note = context.audit
         note.action = number == nil ? "list originals" : "retrieve original"
         let uid = context.parameters.get("instance") ?? ""
-        let (record, kept) = try await services.retrieve.originals(of: uid)
+        guard UID.isValid(uid), let record = services.archive.index.instance(uid) else {
+            throw HTTPFailure(.notFound, "no such instance")
+        }
         note.touch([record])
+        try services.authorize(context, .read, study: record.studyInstanceUID)
+        let (_, kept) = try await services.retrieve.originals(of: uid)
         guard let number else {
             let items = kept.enumerated().map { index, original in
                 "{\"number\":\(index + 1),\"mediaType\":\(Responses.jsonString(original.mediaType)),"

@@ -18,10 +18,15 @@ struct ServerServices: Sendable {
     let metrics: Metrics
     let logger: Logger
     let urls: URLs
+    let identity: IdentityServices
 
-    init(settings: ServerSettings, archive: ArchiveService, metrics: Metrics, logger: Logger) {
+    init(
+        settings: ServerSettings, archive: ArchiveService, identity: IdentityServices, metrics: Metrics,
+        logger: Logger
+    ) {
         self.settings = settings
         self.archive = archive
+        self.identity = identity
         self.metrics = metrics
         self.logger = logger
         urls = URLs(base: settings.baseURL)
@@ -33,9 +38,33 @@ struct ServerServices: Sendable {
         renders = RenderCache()
     }
 
-    /// Who the audit log names for this request (until authentication exists: `anonymous` and the address).
+    /// Who the audit log names for this request.
     func caller(_ context: FacetRequestContext) -> IngestService.Caller {
-        IngestService.Caller(actor: "anonymous", address: context.audit.address, request: context.requestID)
+        IngestService.Caller(actor: context.audit.actor, address: context.audit.address, request: context.requestID)
+    }
+
+    /// Asks the access policy whether the request's principal may do `action` (on the patient of `studyUID`, when
+    /// one is named): 403 with the reason within the tenant, 404 for another tenant's. The refusal is recorded for
+    /// the audit event.
+    func authorize(_ context: FacetRequestContext, _ action: AccessAction, study studyUID: String? = nil) throws {
+        guard let principal = context.principal else {
+            throw ArchiveError(.invalidToken, "a bearer token is required")
+        }
+        var patient: PatientKey?
+        if let studyUID, let study = archive.index.catalog().studies[studyUID] {
+            patient = identity.patient(of: study)
+        }
+        let decision = try identity.access.decide(principal, action, tenant: archive.keys.tenant, patient: patient)
+        switch decision {
+        case .allow:
+            return
+        case .deny(let reason):
+            context.audit.refusal = reason
+            throw HTTPFailure(.forbidden, "not allowed: \(reason)")
+        case .notFound:
+            context.audit.refusal = "another tenant"
+            throw HTTPFailure(.notFound, "no such resource")
+        }
     }
 }
 

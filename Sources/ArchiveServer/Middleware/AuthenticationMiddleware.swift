@@ -1,0 +1,102 @@
+import Archive
+import Foundation
+import HTTPTypes
+import Hummingbird
+
+/// Who is asking: a `Bearer` token (Facet's own ES256 JWT: signature, algorithm, issuer, audience, expiry,
+/// not-before, revocation and idle timeout all checked) becomes the request's `Principal`, and the audit event
+/// names them. Without a valid token: 401 with `WWW-Authenticate: Bearer`. Open without a token: `/health/live`,
+/// `/health/ready`, the login and token endpoints and the capabilities document. `/metrics` takes an admin's token
+/// or the scrape token.
+struct AuthenticationMiddleware: RouterMiddleware {
+    typealias Context = FacetRequestContext
+
+    let services: ServerServices
+
+    static let open: Set<String> = ["/health/live", "/health/ready", "/api/v1/auth/login", "/api/v1/auth/token"]
+
+    func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws
+        -> Response
+    {
+        var path = request.uri.path
+        while path.count > 1 && path.hasSuffix("/") { path.removeLast() }
+        if Self.open.contains(path) || (request.method == .options && path == "/dicomweb") {
+            return try await next(request, context)
+        }
+        if path == "/metrics", let expected = services.settings.metricsToken, let given = Self.bearer(request),
+            constantTimeEqual(given, expected)
+        {
+            return try await next(request, context)
+        }
+        guard let token = Self.bearer(request) else {
+            return AuditMiddleware.unauthorized("a bearer token is required")
+        }
+        let principal: Principal
+        do {
+            principal = try services.identity.tokens.verify(token)
+        } catch {
+            // The reason goes to the audit event, not to the client.
+            context.audit.refusal = error.message
+            return AuditMiddleware.unauthorized("the token is not valid")
+        }
+        var context = context
+        context.principal = principal
+        context.bearerToken = token
+        context.audit.actor = "\(principal.tenant)/\(principal.username)"
+        if path == "/metrics" {
+            // Outside the audited paths: the refusal is answered here.
+            do {
+                try services.authorize(context, .metrics)
+            } catch {
+                return Responses.failure(HTTPFailure(.forbidden, "metrics are for administrators or the scrape token"))
+            }
+        }
+        return try await next(request, context)
+    }
+
+    /// The token of an `Authorization: Bearer ...` header.
+    static func bearer(_ request: Request) -> String? {
+        guard let header = request.headers[.authorization] else { return nil }
+        let parts = header.split(separator: " ", maxSplits: 1)
+        guard parts.count == 2, parts[0].lowercased() == "bearer" else { return nil }
+        let token = parts[1].trimmingCharacters(in: .whitespaces)
+        return token.isEmpty || token.utf8.count > 8192 ? nil : token
+    }
+
+    func constantTimeEqual(_ a: String, _ b: String) -> Bool {
+        let x = Array(a.utf8)
+        let y = Array(b.utf8)
+        guard x.count == y.count else { return false }
+        return zip(x, y).reduce(UInt8(0)) { $0 | ($1.0 ^ $1.1) } == 0
+    }
+}
+
+/// Attempts per client address on the login and token endpoints: at most `limit` in `window` seconds, then 429 with
+/// `Retry-After` (account lockout protects each account; this protects the endpoint).
+final class AttemptLimiter: @unchecked Sendable {
+    private let lock = NSLock()
+    private var attempts: [String: [Date]] = [:]
+    let limit: Int
+    let window: TimeInterval
+
+    init(limit: Int = 20, window: TimeInterval = 60) {
+        self.limit = limit
+        self.window = window
+    }
+
+    /// Records an attempt; returns the seconds to wait when over the limit.
+    func admit(_ address: String, now: Date = Date()) -> Int? {
+        lock.withLock {
+            var recent = (attempts[address] ?? []).filter { now.timeIntervalSince($0) < window }
+            if attempts.count > 10_000 { attempts = attempts.filter { !$0.value.isEmpty } }
+            guard recent.count < limit else {
+                attempts[address] = recent
+                let oldest = recent.first ?? now
+                return max(1, Int((window - now.timeIntervalSince(oldest)).rounded(.up)))
+            }
+            recent.append(now)
+            attempts[address] = recent
+            return nil
+        }
+    }
+}
