@@ -30,12 +30,15 @@ extension DemoClinic {
                 + "-d '{\"username\":\"demo-physician\",\"password\":\"...\"}'")
         lines.append("  (also in DATA/demo-accounts.txt, readable by this user only)")
         let text = lines.joined(separator: "\n") + "\n"
+        // Created 0600 from the start (never readable by others, not even for a moment).
         let file = folder.appendingPathComponent("demo-accounts.txt")
-        guard
-            FileManager.default.createFile(
-                atPath: file.path, contents: Data(text.utf8),
-                attributes: [.posixPermissions: 0o600])
-        else { throw ArchiveError(.io, "demo-accounts.txt cannot be written") }
+        let descriptor = open(file.path, O_WRONLY | O_CREAT | O_EXCL, 0o600)
+        guard descriptor >= 0 else { throw ArchiveError(.io, "demo-accounts.txt cannot be created") }
+        defer { close(descriptor) }
+        let bytes = Array(text.utf8)
+        guard bytes.withUnsafeBytes({ write(descriptor, $0.baseAddress, $0.count) }) == bytes.count else {
+            throw ArchiveError(.io, "demo-accounts.txt cannot be written")
+        }
         return text
     }
 }

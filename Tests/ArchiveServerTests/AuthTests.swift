@@ -211,6 +211,59 @@ import Testing
         #expect(!log.contains("OWN-1") && !log.contains("Other^Patient"))
     }
 
+    @Test func pathsTheRouterWouldNormaliseAreRefusedSoNothingSkipsTheAudit() async throws {
+        let archive = try TestArchive()
+        try await archive.app.test(.router) { client in
+            for uri in [
+                "//dicomweb/studies", "/dicomweb//studies", "/dicomweb/./studies", "/api/v1/../metrics", "//metrics",
+            ] {
+                try await client.execute(uri: uri, method: .get) { response in
+                    #expect(response.status == .badRequest, "\(uri)")
+                }
+            }
+        }
+    }
+
+    @Test func existenceIsNotRevealedToOtherTenantsOrToRolesWithoutImages() async throws {
+        let archive = try TestArchive()
+        let photo = try TestArchive.photo()
+        guard case .stored = archive.service.store(photo.bytes) else { throw HTTPFailure(.badRequest, "not stored") }
+        let foreign = try archive.token(for: .physician, username: "dr-away", tenant: "other-clinic")
+        let frontDesk = try archive.token(for: .frontDesk)
+        try await archive.bareApp.test(.router) { client in
+            for (token, expected) in [(foreign, HTTPResponse.Status.notFound), (frontDesk, .forbidden)] {
+                var bodies = Set<String>()
+                for study in [photo.study, "1.2.3.4.5.6.7.8.9"] {
+                    for suffix in [
+                        "", "/metadata", "/rendered", "/series/\(photo.series)/instances/\(photo.instance)/frames/1",
+                    ] {
+                        try await client.execute(
+                            uri: "/dicomweb/studies/\(study)\(suffix)", method: .get,
+                            headers: headers([Self.bearer(token)])
+                        ) { response in
+                            #expect(response.status == expected, "\(study)\(suffix)")
+                            bodies.insert(String(buffer: response.body))
+                        }
+                    }
+                }
+                #expect(bodies.count == 1)
+            }
+        }
+    }
+
+    @Test func aFailedLoginIsAuditedAsAnonymousWithTheClaimedNameAsDetail() async throws {
+        let archive = try TestArchive()
+        try await archive.bareApp.test(.router) { client in
+            _ = try await client.execute(
+                uri: "/api/v1/auth/login", method: .post, headers: headers([(.contentType, "application/json")]),
+                body: ByteBuffer(string: "{\"username\":\"tester\",\"password\":\"guess\"}"))
+        }
+        archive.service.audit.flush()
+        let log = try String(contentsOf: archive.folder.appendingPathComponent("audit/audit.log"), encoding: .utf8)
+        #expect(log.contains("\"actor\":\"anonymous\"") && log.contains("\"action\":\"access denied: login\""))
+        #expect(log.contains("(as default/tester)") && !log.contains("guess"))
+    }
+
     @Test func tooManyLoginAttemptsFromOneAddressAreSlowedDown() async throws {
         let archive = try TestArchive()
         try await archive.bareApp.test(.router) { client in

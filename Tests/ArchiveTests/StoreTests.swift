@@ -130,7 +130,7 @@ import Testing
         _ = expectStored(service, try Sample.instance(study: study, patientID: "P-1"))
         let outcome = service.store(try Sample.instance(study: study, patientID: "P-2"))
         #expect(failure(outcome)?.reason == FailureReason.cannotUnderstand)
-        #expect(failure(outcome)?.message == "Patient ID differs from the one stored for this study")
+        #expect(failure(outcome)?.message == "the patient (ID or name) differs from the one stored for this study")
         #expect(service.index.catalog().instances.count == 1)
     }
 

@@ -32,6 +32,15 @@ public struct AccessPolicy: Sendable {
         }
     }
 
+    /// The part of the decision that needs no resource: the tenant and whether the role may ever do `action`.
+    public func decideRole(_ principal: Principal, _ action: AccessAction, tenant: String) -> AccessDecision {
+        guard principal.tenant == tenant else { return .notFound }
+        guard Self.roles(for: action).contains(principal.role) else {
+            return .deny(reason: "role \(principal.role) may not \(action)")
+        }
+        return .allow
+    }
+
     public func decide(_ principal: Principal, _ action: AccessAction, _ resource: AccessResource) -> AccessDecision {
         // Another tenant's data does not exist for this principal, whatever the role.
         guard principal.tenant == resource.tenant else { return .notFound }

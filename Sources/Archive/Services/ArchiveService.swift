@@ -226,6 +226,9 @@ public final class ArchiveService: Sendable {
         "1.2.840.10008.5.1.4.1.1.77.1.5.1", "1.2.840.10008.5.1.4.1.1.1", "1.2.840.10008.5.1.4.1.1.2",
         "1.2.840.10008.5.1.4.1.1.4",
     ]
+    /// The one refusal for an instance of a study stored under another patient (ID or name alike).
+    static let patientConflict = "the patient (ID or name) differs from the one stored for this study"
+
     /// SOP classes with pixel data (for rendering).
     public static func imageLike(_ sopClass: String) -> Bool { imageStorage.contains(sopClass) }
 
@@ -339,10 +342,11 @@ public final class ArchiveService: Sendable {
                         reason: WarningReason.coercionOfDataElements,
                         message: "Patient's Name differs from the study's only in case or padding"))
             case .differentID:
-                return fail(FailureReason.cannotUnderstand, "Patient ID differs from the one stored for this study")
+                // One message for ID and name: a storer learns no more about the stored patient than "not yours".
+                return fail(FailureReason.cannotUnderstand, Self.patientConflict)
             case .differentName:
                 return fail(
-                    FailureReason.cannotUnderstand, "Patient's Name differs from the one stored for this study")
+                    FailureReason.cannotUnderstand, Self.patientConflict)
             }
         }
         return .ready(
@@ -380,7 +384,7 @@ public final class ArchiveService: Sendable {
                     "an instance with this SOP Instance UID (or its series) is stored already with different content")
             case .identityConflict:
                 discardBlob(reference.id)
-                return fail(FailureReason.cannotUnderstand, "the patient differs from the one stored for this study")
+                return fail(FailureReason.cannotUnderstand, Self.patientConflict)
             }
         } catch {
             discardBlob(reference.id)

@@ -40,13 +40,13 @@ struct AuditMiddleware: RouterMiddleware {
 
     let services: ServerServices
 
+    static let unaudited: Set<String> = ["/health/live", "/health/ready", "/metrics"]
+
     func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws
         -> Response
     {
-        let path = request.uri.path
-        guard path == "/dicomweb" || path.hasPrefix("/dicomweb/") || path.hasPrefix("/api/") else {
-            return try await next(request, context)
-        }
+        // Fail closed: everything is audited but the health checks and the metrics (no PHI, polled often).
+        guard !Self.unaudited.contains(request.uri.path) else { return try await next(request, context) }
         let note = context.audit
         var response: Response
         do {

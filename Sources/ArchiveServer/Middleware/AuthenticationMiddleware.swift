@@ -18,9 +18,9 @@ struct AuthenticationMiddleware: RouterMiddleware {
     func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws
         -> Response
     {
-        var path = request.uri.path
-        while path.count > 1 && path.hasSuffix("/") { path.removeLast() }
-        if Self.open.contains(path) || (request.method == .options && path == "/dicomweb") {
+        var path = Substring(request.uri.path)
+        while path.utf8.count > 1 && path.utf8.last == UInt8(ascii: "/") { path = path.dropLast() }
+        if Self.open.contains(String(path)) || (request.method == .options && path == "/dicomweb") {
             return try await next(request, context)
         }
         if path == "/metrics", let expected = services.settings.metricsToken, let given = Self.bearer(request),
@@ -32,11 +32,13 @@ struct AuthenticationMiddleware: RouterMiddleware {
             return AuditMiddleware.unauthorized("a bearer token is required")
         }
         let principal: Principal
+        let tokens = services.identity.tokens
         do {
-            principal = try services.identity.tokens.verify(token)
+            // A database read (and now and then a write): on the blocking pool, never refused.
+            principal = try await services.pool.run(alwaysQueue: true) { try tokens.verify(token) }
         } catch {
             // The reason goes to the audit event, not to the client.
-            context.audit.refusal = error.message
+            context.audit.refusal = (error as? ArchiveError)?.message ?? "token not verified"
             return AuditMiddleware.unauthorized("the token is not valid")
         }
         var context = context
@@ -84,11 +86,18 @@ final class AttemptLimiter: @unchecked Sendable {
         self.window = window
     }
 
+    /// The most addresses remembered at once; when full, new addresses wait too (the endpoint is under attack).
+    let maximumAddresses = 10_000
+
     /// Records an attempt; returns the seconds to wait when over the limit.
     func admit(_ address: String, now: Date = Date()) -> Int? {
         lock.withLock {
             var recent = (attempts[address] ?? []).filter { now.timeIntervalSince($0) < window }
-            if attempts.count > 10_000 { attempts = attempts.filter { !$0.value.isEmpty } }
+            if attempts[address] == nil && attempts.count >= maximumAddresses {
+                // Forget addresses with nothing in the window; if all are recent, refuse the newcomer.
+                attempts = attempts.filter { $0.value.contains { now.timeIntervalSince($0) < window } }
+                if attempts.count >= maximumAddresses { return Int(window) }
+            }
             guard recent.count < limit else {
                 attempts[address] = recent
                 let oldest = recent.first ?? now

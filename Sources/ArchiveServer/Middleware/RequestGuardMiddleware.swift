@@ -46,6 +46,15 @@ struct RequestGuardMiddleware: RouterMiddleware {
                 Responses.failure(HTTPFailure(Self.misdirected, "this server does not answer for that host name")),
                 origin: nil)
         }
+        // One spelling per resource: empty, `.` and `..` segments (which the router would skip over, past the
+        // checks that look at the path) and overlong paths are refused.
+        let path = request.uri.path
+        if path.utf8.count > 8192 || !path.hasPrefix("/") || path.contains("//")
+            || path.split(separator: "/").contains(where: { $0 == "." || $0 == ".." })
+        {
+            return secured(
+                Responses.failure(HTTPFailure(.badRequest, "the path is not in canonical form")), origin: nil)
+        }
         if let declared = request.headers[.contentLength] {
             // Digits beyond Int are larger than any limit.
             let length = Int(declared) ?? (declared.allSatisfy(\.isNumber) ? Int.max : -1)

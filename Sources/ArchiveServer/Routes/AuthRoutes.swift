@@ -32,16 +32,20 @@ struct AuthRoutes {
         else { throw HTTPFailure(.badRequest, "login takes JSON {\"username\",\"password\",\"totp\",\"tenant\"}") }
         let tenant = fields["tenant"] as? String ?? services.archive.keys.tenant
         let totp = fields["totp"] as? String
-        note.actor = "\(tenant)/\(username.lowercased())"
         let login = services.identity.login
         let outcome = try await services.pool.run {
             try login.attempt(tenant: tenant, username: username, password: password, totp: totp)
         }
         switch outcome {
         case .granted(let issued):
+            note.actor = "\(issued.principal.tenant)/\(issued.principal.username)"
             return Self.tokenAnswer(issued)
         case .refused(let refusal):
-            note.refusal = refusal.rawValue
+            // The actor stays anonymous: the typed name is a claim, recorded only when it is a plausible username.
+            let claimed =
+                Account.isValidUsername(username.lowercased()) && Account.isValidTenant(tenant)
+                ? " (as \(tenant)/\(username.lowercased()))" : ""
+            note.refusal = refusal.rawValue + claimed
             return AuditMiddleware.unauthorized(LoginService.refusalMessage)
         }
     }
@@ -75,14 +79,16 @@ struct AuthRoutes {
         guard let clientID, let clientSecret, !clientID.isEmpty else {
             return Self.oauthError(.unauthorized, "invalid_client")
         }
-        note.actor = "client/\(clientID)"
         let login = services.identity.login
         do {
             let issued = try await services.pool.run { try login.token(clientID: clientID, clientSecret: clientSecret) }
             note.actor = "\(issued.principal.tenant)/\(issued.principal.username)"
             return Self.tokenAnswer(issued)
         } catch let error as ArchiveError where error.code == .invalidCredentials {
-            note.refusal = "invalid client credentials"
+            note.refusal =
+                "invalid client credentials"
+                + (clientID.utf8.count <= 64 && clientID.allSatisfy { $0.isLetter || $0.isNumber || $0 == "-" }
+                    ? " (client \(clientID))" : "")
             return Self.oauthError(.unauthorized, "invalid_client")
         }
     }

@@ -46,6 +46,7 @@ struct RenderedRoutes {
     ) async throws -> Response {
         let note = context.audit
         note.action = thumbnail ? "WADO thumbnail" : "WADO rendered"
+        try services.preauthorize(context, .read)
         let vary = RequestParts.varyAccept
         var format: RetrieveService.ImageFormat?
         for entry in RequestParts.accept(request) {
@@ -99,7 +100,9 @@ struct RenderedRoutes {
                 continue
             }
         }
-        var records = try services.retrieve.instances(target).filter {
+        let resolved = try services.retrieve.instances(target)
+        try services.authorize(context, .read, study: target.study)
+        var records = resolved.filter {
             $0.attributes[.rows] != nil || ArchiveService.imageLike($0.sopClassUID)
         }
         if records.isEmpty {
@@ -112,7 +115,6 @@ struct RenderedRoutes {
                 "more than \(Self.maximumRenderedInstances) instances to render: ask per series or per instance")
         }
         note.touch(records)
-        try services.authorize(context, .read, study: target.study)
         if let frames { try RetrieveService.checkDeclaredFrames(frames, of: records[0]) }
         let contentType = format == .png ? "image/png" : "image/jpeg"
         let services = self.services

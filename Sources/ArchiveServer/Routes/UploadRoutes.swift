@@ -81,6 +81,7 @@ struct OriginalsRoutes {
         let note = context.audit
         note.action = number == nil ? "list originals" : "retrieve original"
         let uid = context.parameters.get("instance") ?? ""
+        try services.preauthorize(context, .read)
         guard UID.isValid(uid), let record = services.archive.index.instance(uid) else {
             throw HTTPFailure(.notFound, "no such instance")
         }

@@ -72,6 +72,7 @@ struct WADORoutes {
     {
         let note = context.audit
         note.action = "WADO retrieve"
+        try services.preauthorize(context, .read)
         let vary = RequestParts.varyAccept
         var single = false
         var wanted: String?
@@ -142,6 +143,7 @@ struct WADORoutes {
         -> Response
     {
         context.audit.action = "WADO metadata"
+        try services.preauthorize(context, .read)
         let vary = RequestParts.varyAccept
         guard let format = Negotiation.datasetFormat(RequestParts.accept(request)) else {
             return Responses.failure(
@@ -172,6 +174,7 @@ struct WADORoutes {
         async throws -> Response
     {
         context.audit.action = "WADO bulkdata"
+        try services.preauthorize(context, .read)
         guard text.count == 8, let tag = Tag(hex: text) else { throw HTTPFailure(.notFound, "no such bulk data") }
         if tag == .pixelData {
             // Every frame the object really has (not the count a client wrote into it).
@@ -211,6 +214,7 @@ struct WADORoutes {
         async throws -> Response
     {
         if context.audit.action.isEmpty { context.audit.action = "WADO frames" }
+        try services.preauthorize(context, .read)
         let record = try services.retrieve.instances(target)[0]
         context.audit.touch([record])
         try services.authorize(context, .read, study: target.study)

@@ -46,6 +46,24 @@ struct ServerServices: Sendable {
     /// Asks the access policy whether the request's principal may do `action` (on the patient of `studyUID`, when
     /// one is named): 403 with the reason within the tenant, 404 for another tenant's. The refusal is recorded for
     /// the audit event.
+    /// Before anything is looked up: another tenant's principal gets 404 and a role that may never do `action` gets
+    /// 403, whether or not the resource exists, so neither learns what the archive holds.
+    func preauthorize(_ context: FacetRequestContext, _ action: AccessAction) throws {
+        guard let principal = context.principal else {
+            throw ArchiveError(.invalidToken, "a bearer token is required")
+        }
+        switch AccessPolicy().decideRole(principal, action, tenant: archive.keys.tenant) {
+        case .allow:
+            return
+        case .deny(let reason):
+            context.audit.refusal = reason
+            throw HTTPFailure(.forbidden, "not allowed: \(reason)")
+        case .notFound:
+            context.audit.refusal = "another tenant"
+            throw HTTPFailure(.notFound, "no such resource")
+        }
+    }
+
     func authorize(_ context: FacetRequestContext, _ action: AccessAction, study studyUID: String? = nil) throws {
         guard let principal = context.principal else {
             throw ArchiveError(.invalidToken, "a bearer token is required")
