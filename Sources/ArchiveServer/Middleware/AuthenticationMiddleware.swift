@@ -34,8 +34,8 @@ struct AuthenticationMiddleware: RouterMiddleware {
         let principal: Principal
         let tokens = services.identity.tokens
         do {
-            // A database read (and now and then a write): on the blocking pool, never refused.
-            principal = try await services.pool.run(alwaysQueue: true) { try tokens.verify(token) }
+            // A database read (and now and then a write): off the cooperative threads, on the token pool.
+            principal = try await services.tokenPool.run(alwaysQueue: true) { try tokens.verify(token) }
         } catch {
             // The reason goes to the audit event, not to the client.
             context.audit.refusal = (error as? ArchiveError)?.message ?? "token not verified"

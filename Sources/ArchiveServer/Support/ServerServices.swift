@@ -14,6 +14,9 @@ struct ServerServices: Sendable {
     let retrieve: RetrieveService
     let ingest: IngestService
     let pool: BlockingPool
+    /// Token checks (a database read per request) get threads of their own, so that searches answer while renders
+    /// and stores fill the main pool.
+    let tokenPool = BlockingPool(threads: 2, queueLimit: 4096)
     let renders: RenderCache
     let metrics: Metrics
     let logger: Logger
