@@ -63,6 +63,7 @@ func buildApplication(
     CapabilitiesRoutes().add(to: router)
     UploadRoutes(services: services).add(to: router)
     OriginalsRoutes(services: services).add(to: router)
+    PatientAccessRoutes(services: services).add(to: router)
     router.get("/health/live") { _, _ in Responses.text("{\"status\":\"live\"}", contentType: "application/json") }
     router.get("/health/ready") { _, _ in
         // Ready when the index answers and the blob store's folder is writable.

@@ -264,6 +264,72 @@ import Testing
         #expect(log.contains("(as default/tester)") && !log.contains("guess"))
     }
 
+    @Test func careTeamsAndBreakTheGlassOverHTTP() async throws {
+        let archive = try TestArchive()
+        let first = try TestArchive.photo(TestArchive.metadata(patient: "First^Patient", id: "P-FIRST"))
+        let second = try TestArchive.photo(TestArchive.metadata(patient: "Second^Patient", id: "P-SECOND"))
+        for photo in [first, second] {
+            guard case .stored = archive.service.store(photo.bytes) else {
+                throw HTTPFailure(.badRequest, "not stored")
+            }
+        }
+        let assistant = try archive.token(for: .medicalAssistant, username: "ma")
+        let manager = try archive.token(for: .practiceManager, username: "pm")
+        let frontDesk = try archive.token(for: .frontDesk)
+        let json = headers([(.contentType, "application/json")])
+        try await archive.app.test(.router) { client in
+            // The physician (the test client) puts the assistant on the first patient's care team.
+            try await client.execute(
+                uri: "/api/v1/patients/P-FIRST/care-team", method: .put, headers: json,
+                body: ByteBuffer(string: "{\"members\":[\"ma\"]}")
+            ) { response in
+                #expect(response.status == .ok)
+                #expect(String(buffer: response.body).contains("\"members\":[\"ma\"]"))
+            }
+            try await client.execute(
+                uri: "/api/v1/patients/P-FIRST/care-team", method: .put,
+                headers: headers([(.contentType, "application/json"), Self.bearer(frontDesk)]),
+                body: ByteBuffer(string: "{\"members\":[]}")
+            ) { response in #expect(response.status == .forbidden) }
+            func studies(_ token: String) async throws -> String {
+                String(
+                    buffer: try await client.execute(
+                        uri: "/dicomweb/studies", method: .get, headers: headers([Self.bearer(token)])
+                    ).body)
+            }
+            var seen = try await studies(assistant)
+            #expect(seen.contains(first.study) && !seen.contains(second.study))
+            // Break the glass for the second patient: a reason is required; then it is open.
+            try await client.execute(
+                uri: "/api/v1/break-glass", method: .post,
+                headers: headers([(.contentType, "application/json"), Self.bearer(assistant)]),
+                body: ByteBuffer(string: "{\"patientID\":\"P-SECOND\",\"reason\":\"\"}")
+            ) { response in #expect(response.status == .badRequest) }
+            try await client.execute(
+                uri: "/api/v1/break-glass", method: .post,
+                headers: headers([(.contentType, "application/json"), Self.bearer(assistant)]),
+                body: ByteBuffer(string: "{\"patientID\":\"P-SECOND\",\"reason\":\"bleeding after filler\"}")
+            ) { response in #expect(response.status == .created) }
+            seen = try await studies(assistant)
+            #expect(seen.contains(second.study))
+            try await client.execute(
+                uri: "/api/v1/break-glass", method: .get, headers: headers([Self.bearer(manager)])
+            ) { response in
+                #expect(response.status == .ok)
+                #expect(String(buffer: response.body).contains("\"username\":\"ma\""))
+            }
+            // Only a medical assistant breaks the glass.
+            try await client.execute(
+                uri: "/api/v1/break-glass", method: .post, headers: json,
+                body: ByteBuffer(string: "{\"patientID\":\"P-SECOND\",\"reason\":\"curious\"}")
+            ) { response in #expect(response.status == .forbidden) }
+        }
+        archive.service.audit.flush()
+        let log = try String(contentsOf: archive.folder.appendingPathComponent("audit/audit.log"), encoding: .utf8)
+        #expect(log.contains("break the glass (emergency access until"))
+        #expect(!log.contains("P-SECOND") && !log.contains("bleeding"))
+    }
+
     @Test func tooManyLoginAttemptsFromOneAddressAreSlowedDown() async throws {
         let archive = try TestArchive()
         try await archive.bareApp.test(.router) { client in

@@ -1,0 +1,96 @@
+import Archive
+import Foundation
+import HTTPTypes
+import Hummingbird
+
+/// Care teams and break-the-glass (issue 9 §3): `PUT /api/v1/patients/{patientID}/care-team` with
+/// `{"members": [usernames]}` and `GET` (physician or practice manager);
+/// `POST /api/v1/break-glass` with `{"patientID", "reason"}` opens one patient for 60 minutes to a medical
+/// assistant outside its care team, audited as emergency access; `GET /api/v1/break-glass` lists the grants for
+/// the practice manager and the auditor. Patient IDs are turned into keyed hashes at once and never stored or
+/// logged in the clear.
+struct PatientAccessRoutes {
+    let services: ServerServices
+
+    func add(to router: Router<FacetRequestContext>) {
+        router.put("/api/v1/patients/:patient/care-team") { request, context in
+            try await setCareTeam(request, context)
+        }
+        router.get("/api/v1/patients/:patient/care-team") { _, context in try careTeam(context) }
+        router.post("/api/v1/break-glass") { request, context in try await breakGlass(request, context) }
+        router.get("/api/v1/break-glass") { _, context in try grants(context) }
+    }
+
+    /// The patient named by the URL (percent-decoded), as the policy's key; 400 for an empty or overlong ID.
+    func patient(_ context: FacetRequestContext) throws -> PatientKey {
+        let id = context.parameters.get("patient")?.removingPercentEncoding ?? ""
+        guard id.utf8.count <= 64,
+            let key = PatientKey.make(
+                tenant: services.archive.keys.tenant, patientID: id, issuer: nil, keys: services.archive.keys)
+        else { throw HTTPFailure(.badRequest, "a Patient ID of 1 to 64 characters is needed") }
+        return key
+    }
+
+    func setCareTeam(_ request: Request, _ context: FacetRequestContext) async throws -> Response {
+        context.audit.action = "care team change"
+        try services.preauthorize(context, .careTeamWrite)
+        let key = try patient(context)
+        let body = try await AuthRoutes.body(request)
+        guard let fields = try? JSONSerialization.jsonObject(with: body) as? [String: Any],
+            let members = fields["members"] as? [String], members.count <= 1000
+        else { throw HTTPFailure(.badRequest, "a care team is {\"members\": [usernames]}") }
+        let names = members.map { $0.lowercased() }
+        guard names.allSatisfy(Account.isValidUsername) else {
+            throw HTTPFailure(.badRequest, "a member is not a valid username")
+        }
+        try services.identity.store.setCareTeam(tenant: services.archive.keys.tenant, patient: key, members: names)
+        context.audit.refusal = nil
+        return try careTeamAnswer(key)
+    }
+
+    func careTeam(_ context: FacetRequestContext) throws -> Response {
+        context.audit.action = "care team read"
+        try services.preauthorize(context, .careTeamWrite)
+        return try careTeamAnswer(try patient(context))
+    }
+
+    func careTeamAnswer(_ key: PatientKey) throws -> Response {
+        let members = try services.identity.store.careTeam(tenant: services.archive.keys.tenant, patient: key)
+        return Responses.text(
+            "{\"patient\":\"\(key.hex)\",\"members\":["
+                + members.sorted().map(Responses.jsonString).joined(separator: ",")
+                + "]}", contentType: "application/json")
+    }
+
+    func breakGlass(_ request: Request, _ context: FacetRequestContext) async throws -> Response {
+        context.audit.action = "break the glass"
+        try services.preauthorize(context, .breakGlass)
+        guard let principal = context.principal else { throw ArchiveError(.invalidToken, "a bearer token is required") }
+        let body = try await AuthRoutes.body(request)
+        guard let fields = try? JSONSerialization.jsonObject(with: body) as? [String: Any],
+            let id = fields["patientID"] as? String, id.utf8.count <= 64, let reason = fields["reason"] as? String,
+            let key = PatientKey.make(
+                tenant: services.archive.keys.tenant, patientID: id, issuer: fields["issuer"] as? String,
+                keys: services.archive.keys)
+        else { throw HTTPFailure(.badRequest, "break-the-glass is {\"patientID\", \"reason\"}") }
+        let grant = try services.identity.access.breakGlass(principal, patient: key, reason: reason)
+        // An emergency access: the event names the grant's end and the keyed patient; the reason stays sealed.
+        context.audit.refusal = nil
+        context.audit.action = "break the glass (emergency access until \(Formatting.timestamp(grant.end)))"
+        return Responses.text(
+            "{\"patient\":\"\(key.hex)\",\"until\":\"\(Formatting.timestamp(grant.end))\"}", status: .created,
+            contentType: "application/json")
+    }
+
+    func grants(_ context: FacetRequestContext) throws -> Response {
+        context.audit.action = "break-the-glass grants read"
+        try services.preauthorize(context, .auditRead)
+        let grants = try services.identity.store.grants(tenant: services.archive.keys.tenant, activeAt: nil)
+        let items = grants.map { grant in
+            "{\"username\":\(Responses.jsonString(grant.username)),\"patient\":\"\(grant.patient.hex)\","
+                + "\"start\":\"\(Formatting.timestamp(grant.start))\",\"end\":\"\(Formatting.timestamp(grant.end))\","
+                + "\"reason\":\(Responses.jsonString(grant.reason))}"
+        }
+        return Responses.text("[" + items.joined(separator: ",") + "]", contentType: "application/json")
+    }
+}
