@@ -326,7 +326,8 @@ import Testing
         }
         archive.service.audit.flush()
         let log = try String(contentsOf: archive.folder.appendingPathComponent("audit/audit.log"), encoding: .utf8)
-        #expect(log.contains("break the glass (emergency access until"))
+        let key = try #require(archive.service.keys.patientKey(patientID: "P-SECOND", issuer: nil))
+        #expect(log.contains("break the glass (emergency access to patient \(key)"))
         #expect(!log.contains("P-SECOND") && !log.contains("bleeding"))
     }
 

@@ -4,7 +4,7 @@ import HTTPTypes
 import Hummingbird
 
 /// Care teams and break-the-glass (issue 9 §3): `PUT /api/v1/patients/{patientID}/care-team` with
-/// `{"members": [usernames]}` and `GET` (physician or practice manager);
+/// `{"members": [usernames]}` and `GET` (physician or practice manager; `?issuer=` for an Issuer of Patient ID);
 /// `POST /api/v1/break-glass` with `{"patientID", "reason"}` opens one patient for 60 minutes to a medical
 /// assistant outside its care team, audited as emergency access; `GET /api/v1/break-glass` lists the grants for
 /// the practice manager and the auditor. Patient IDs are turned into keyed hashes at once and never stored or
@@ -16,17 +16,19 @@ struct PatientAccessRoutes {
         router.put("/api/v1/patients/:patient/care-team") { request, context in
             try await setCareTeam(request, context)
         }
-        router.get("/api/v1/patients/:patient/care-team") { _, context in try careTeam(context) }
+        router.get("/api/v1/patients/:patient/care-team") { request, context in try careTeam(request, context) }
         router.post("/api/v1/break-glass") { request, context in try await breakGlass(request, context) }
         router.get("/api/v1/break-glass") { _, context in try grants(context) }
     }
 
-    /// The patient named by the URL (percent-decoded), as the policy's key; 400 for an empty or overlong ID.
-    func patient(_ context: FacetRequestContext) throws -> PatientKey {
+    /// The patient named by the URL (percent-decoded) and its optional `?issuer=`, as the policy's key; 400 for an
+    /// empty or overlong ID.
+    func patient(_ request: Request, _ context: FacetRequestContext) throws -> PatientKey {
         let id = context.parameters.get("patient")?.removingPercentEncoding ?? ""
-        guard id.utf8.count <= 64,
+        let issuer = try RequestParts.queryItems(request).first { $0.name == "issuer" }?.value
+        guard id.utf8.count <= 64, (issuer?.utf8.count ?? 0) <= 64,
             let key = PatientKey.make(
-                tenant: services.archive.keys.tenant, patientID: id, issuer: nil, keys: services.archive.keys)
+                tenant: services.archive.keys.tenant, patientID: id, issuer: issuer, keys: services.archive.keys)
         else { throw HTTPFailure(.badRequest, "a Patient ID of 1 to 64 characters is needed") }
         return key
     }
@@ -34,7 +36,7 @@ struct PatientAccessRoutes {
     func setCareTeam(_ request: Request, _ context: FacetRequestContext) async throws -> Response {
         context.audit.action = "care team change"
         try services.preauthorize(context, .careTeamWrite)
-        let key = try patient(context)
+        let key = try patient(request, context)
         let body = try await AuthRoutes.body(request)
         guard let fields = try? JSONSerialization.jsonObject(with: body) as? [String: Any],
             let members = fields["members"] as? [String], members.count <= 1000
@@ -44,14 +46,13 @@ struct PatientAccessRoutes {
             throw HTTPFailure(.badRequest, "a member is not a valid username")
         }
         try services.identity.store.setCareTeam(tenant: services.archive.keys.tenant, patient: key, members: names)
-        context.audit.refusal = nil
         return try careTeamAnswer(key)
     }
 
-    func careTeam(_ context: FacetRequestContext) throws -> Response {
+    func careTeam(_ request: Request, _ context: FacetRequestContext) throws -> Response {
         context.audit.action = "care team read"
         try services.preauthorize(context, .careTeamWrite)
-        return try careTeamAnswer(try patient(context))
+        return try careTeamAnswer(try patient(request, context))
     }
 
     func careTeamAnswer(_ key: PatientKey) throws -> Response {
@@ -74,9 +75,9 @@ struct PatientAccessRoutes {
                 keys: services.archive.keys)
         else { throw HTTPFailure(.badRequest, "break-the-glass is {\"patientID\", \"reason\"}") }
         let grant = try services.identity.access.breakGlass(principal, patient: key, reason: reason)
-        // An emergency access: the event names the grant's end and the keyed patient; the reason stays sealed.
-        context.audit.refusal = nil
-        context.audit.action = "break the glass (emergency access until \(Formatting.timestamp(grant.end)))"
+        // An emergency access: the event names the keyed patient and the grant's end; the reason stays sealed.
+        context.audit.action =
+            "break the glass (emergency access to patient \(key.hex) until \(Formatting.timestamp(grant.end)))"
         return Responses.text(
             "{\"patient\":\"\(key.hex)\",\"until\":\"\(Formatting.timestamp(grant.end))\"}", status: .created,
             contentType: "application/json")
