@@ -11,10 +11,7 @@ server's peak RSS (VmHWM). Facet runs with encryption on (it has no other mode).
     make bench-dicomweb            # or: .venv/bin/python Benchmarks/dicomweb_benchmark.py --facet .build/release/facet
 """
 import argparse
-import base64
 import concurrent.futures as futures
-import hashlib
-import hmac
 import http.client
 import io
 import json
@@ -22,8 +19,8 @@ import shutil
 import signal
 import socket
 import statistics
-import struct
 import subprocess
+import sys
 import tempfile
 import time
 import urllib.parse
@@ -38,6 +35,8 @@ from pydicom.encaps import encapsulate
 from pydicom.uid import JPEGBaseline8Bit, ExplicitVRLittleEndian, generate_uid
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "conformance"))
+from totp import totp_now  # noqa: E402
 
 
 def free_port():
@@ -89,15 +88,6 @@ def start_facet(binary, folder):
     wait_ready(f"http://127.0.0.1:{port}/health/ready", process)
     token = log_in(binary, folder / "data", f"http://127.0.0.1:{port}")
     return Server("Facet", f"http://127.0.0.1:{port}/dicomweb", None, process, {"Authorization": f"Bearer {token}"})
-
-
-def totp_now(uri):
-    """The current RFC 6238 code (HMAC-SHA1, 30 s, 6 digits) of an otpauth:// URI."""
-    secret = urllib.parse.parse_qs(urllib.parse.urlparse(uri).query)["secret"][0]
-    key = base64.b32decode(secret + "=" * (-len(secret) % 8), casefold=True)
-    digest = hmac.new(key, struct.pack(">Q", int(time.time()) // 30), hashlib.sha1).digest()
-    offset = digest[-1] & 0x0F
-    return "%06d" % ((struct.unpack(">I", digest[offset:offset + 4])[0] & 0x7FFFFFFF) % 1_000_000)
 
 
 def log_in(binary, data, root):

@@ -5,7 +5,6 @@ to refuse 8 MiB of multipart transport padding, the bytes answered for one frame
     .venv/bin/python Benchmarks/hardening_probe.py BIN [BIN ...]
 
 e.g. the current build and one built from an older commit in another worktree."""
-import os
 import sys
 import tempfile
 import threading
@@ -13,12 +12,11 @@ import time
 import uuid
 from pathlib import Path
 
-import pydicom
 import requests
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "conformance"))
 from conftest import FacetServer  # noqa: E402
-from test_hardening import instance_url, sc_bytes, secondary_capture, stow  # noqa: E402
+from test_hardening import big_rgb, instance_url, sc_bytes, stow  # noqa: E402
 
 
 def probe(binary):
@@ -37,14 +35,7 @@ def probe(binary):
         answer = requests.get(instance_url(server, ds) + "/frames/" + ",".join(["1"] * 1000),
                               headers={"Accept": "multipart/related; type=application/octet-stream"}, timeout=600)
         print(f"  frame 1 asked 1000 times: {answer.status_code}, {len(answer.content)} bytes")
-        path = secondary_capture(tmp / "big.dcm")
-        big = pydicom.dcmread(path)
-        big.Rows = big.Columns = 3000
-        big.SamplesPerPixel = 3
-        big.PhotometricInterpretation = "RGB"
-        big.PlanarConfiguration = 0
-        big.PixelData = os.urandom(3000 * 3000 * 3)
-        big.save_as(path, enforce_file_format=True)
+        path, big = big_rgb(tmp)
         assert stow(server.url, path.read_bytes()).status_code == 200
         url = instance_url(server, big) + "/rendered"
         codes = []

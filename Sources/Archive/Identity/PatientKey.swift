@@ -19,7 +19,7 @@ public struct PatientKey: Sendable, Hashable, CustomStringConvertible {
         let id = patientID.trimmingCharacters(in: .whitespaces)
         guard !id.isEmpty else { return nil }
         let issuer = (issuer ?? "").trimmingCharacters(in: .whitespaces)
-        let key = keys.derivedKey("facet patient key v1")
+        let key = keys.patientHashKey
         let mac = HMAC<SHA256>.authenticationCode(for: Data("\(tenant)\u{0}\(issuer)\u{0}\(id)".utf8), using: key)
         return PatientKey(hex: Formatting.hex(Data(mac)))
     }

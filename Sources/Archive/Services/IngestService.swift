@@ -48,14 +48,7 @@ public struct IngestService: Sendable {
         while start < parts.count {
             let window = Array(parts[start..<min(parts.count, start + Self.concurrentParts)])
             start += window.count
-            let checked = await withTaskGroup(of: (Int, PrepareResult).self) { group -> [PrepareResult] in
-                for (index, part) in window.enumerated() {
-                    group.addTask { (index, await self.prepare(part, expectedStudy: expectedStudy)) }
-                }
-                var results = [PrepareResult?](repeating: nil, count: window.count)
-                for await (index, result) in group { results[index] = result }
-                return results.compactMap { $0 }
-            }
+            let checked = await Self.concurrently(window) { await self.prepare($0, expectedStudy: expectedStudy) }
             let ready = checked.compactMap { result -> PreparedStore? in
                 if case .ready(let prepared) = result { return prepared }
                 return nil
@@ -72,17 +65,21 @@ public struct IngestService: Sendable {
                 if intentOnRecord { intentRecorded() }
             }
             let written = intentOnRecord
-            let committed = await withTaskGroup(of: (Int, StoreOutcome).self) { group -> [StoreOutcome] in
-                for (index, result) in checked.enumerated() {
-                    group.addTask { (index, await self.commit(result, intentWritten: written)) }
-                }
-                var results = [StoreOutcome?](repeating: nil, count: checked.count)
-                for await (index, outcome) in group { results[index] = outcome }
-                return results.compactMap { $0 }
-            }
-            outcomes += committed
+            outcomes += await Self.concurrently(checked) { await self.commit($0, intentWritten: written) }
         }
         return outcomes
+    }
+
+    /// `body` on every item at once, results in the items' order.
+    static func concurrently<Item: Sendable, Result: Sendable>(
+        _ items: [Item], _ body: @escaping @Sendable (Item) async -> Result
+    ) async -> [Result] {
+        await withTaskGroup(of: (Int, Result).self) { group -> [Result] in
+            for (index, item) in items.enumerated() { group.addTask { (index, await body(item)) } }
+            var results = [Result?](repeating: nil, count: items.count)
+            for await (index, result) in group { results[index] = result }
+            return results.compactMap { $0 }
+        }
     }
 
     /// The keyed hash of the patient a prepared instance names (its study's patient).

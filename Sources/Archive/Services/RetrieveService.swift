@@ -216,25 +216,11 @@ public struct RetrieveService: Sendable {
 
     // MARK: rendered
 
-    /// Output formats of rendered images.
-    public enum ImageFormat: Sendable, CustomStringConvertible {
-        case jpeg, png
+    /// Output formats of rendered images (DICOMCodec's; servers name them through this service).
+    public typealias ImageFormat = Rendering.Format
 
-        public var description: String { self == .png ? "png" : "jpeg" }
-    }
-
-    /// The `viewport` of PS3.18 8.3.5.1.3: the output size, and optionally the source region `[x, y, w, h]`.
-    public struct Viewport: Sendable, Hashable {
-        public var width: UInt32
-        public var height: UInt32
-        public var region: [UInt32]?
-
-        public init(width: UInt32, height: UInt32, region: [UInt32]? = nil) {
-            self.width = width
-            self.height = height
-            self.region = region
-        }
-    }
+    /// The `viewport` of PS3.18 8.3.5.1.3 (DICOMCodec's).
+    public typealias Viewport = Rendering.Viewport
 
     /// `viewport` limited to the source (region or whole image): the output keeps the asked aspect ratio but is
     /// never larger than the pixels it shows.
@@ -264,14 +250,12 @@ public struct RetrieveService: Sendable {
         let archive = self.archive
         let clamped = Self.clamped(
             viewport, rows: record.attributes.int(.rows), columns: record.attributes.int(.columns))
-        let codecViewport = clamped.map { Rendering.Viewport(width: $0.width, height: $0.height, region: $0.region) }
         return try await pool.run(alwaysQueue: admitted) {
             let data = try archive.read(record)
             do throws(DICOMCodecError) {
                 return try frames.map { frame throws(DICOMCodecError) in
                     try Rendering.render(
-                        data, frame: frame, format: format == .png ? .png : .jpeg, quality: quality,
-                        viewport: codecViewport)
+                        data, frame: frame, format: format, quality: quality, viewport: clamped)
                 }
             } catch {
                 switch error.code {

@@ -46,36 +46,35 @@ struct ServerServices: Sendable {
         IngestService.Caller(actor: context.audit.actor, address: context.audit.address, request: context.requestID)
     }
 
-    /// Asks the access policy whether the request's principal may do `action` (on the patient of `studyUID`, when
-    /// one is named): 403 with the reason within the tenant, 404 for another tenant's. The refusal is recorded for
-    /// the audit event.
     /// Before anything is looked up: another tenant's principal gets 404 and a role that may never do `action` gets
     /// 403, whether or not the resource exists, so neither learns what the archive holds.
     func preauthorize(_ context: FacetRequestContext, _ action: AccessAction) throws {
-        guard let principal = context.principal else {
-            throw ArchiveError(.invalidToken, "a bearer token is required")
-        }
-        switch AccessPolicy().decideRole(principal, action, tenant: archive.keys.tenant) {
-        case .allow:
-            return
-        case .deny(let reason):
-            context.audit.refusal = reason
-            throw HTTPFailure(.forbidden, "not allowed: \(reason)")
-        case .notFound:
-            context.audit.refusal = "another tenant"
-            throw HTTPFailure(.notFound, "no such resource")
-        }
+        let principal = try Self.principal(context)
+        try enforce(AccessPolicy().decideRole(principal, action, tenant: archive.keys.tenant), context)
     }
 
+    /// Asks the access policy whether the request's principal may do `action` (on the patient of `studyUID`, when
+    /// one is named).
     func authorize(_ context: FacetRequestContext, _ action: AccessAction, study studyUID: String? = nil) throws {
-        guard let principal = context.principal else {
-            throw ArchiveError(.invalidToken, "a bearer token is required")
-        }
+        let principal = try Self.principal(context)
         var patient: PatientKey?
         if let studyUID, let study = archive.index.catalog().studies[studyUID] {
             patient = identity.patient(of: study)
         }
-        let decision = try identity.access.decide(principal, action, tenant: archive.keys.tenant, patient: patient)
+        try enforce(
+            try identity.access.decide(principal, action, tenant: archive.keys.tenant, patient: patient), context)
+    }
+
+    static func principal(_ context: FacetRequestContext) throws -> Principal {
+        guard let principal = context.principal else {
+            throw ArchiveError(.invalidToken, "a bearer token is required")
+        }
+        return principal
+    }
+
+    /// A decision as an answer: 403 with the reason within the tenant, 404 for another tenant's; the refusal is
+    /// recorded for the audit event.
+    func enforce(_ decision: AccessDecision, _ context: FacetRequestContext) throws {
         switch decision {
         case .allow:
             return
