@@ -19,6 +19,8 @@ public struct FacetRequestContext: RequestContext, RemoteAddressRequestContext {
     public var principal: Principal?
     /// The token the principal came with (for logout).
     var bearerToken: String?
+    /// The principal's clinic: the only archive the routes of this request see.
+    var tenant: TenantArchive?
     /// Filled in by the routes (what they touched), written by the audit middleware.
     let audit = AuditNote()
 
@@ -48,6 +50,7 @@ func buildApplication(
     let metrics = Metrics()
     let services = ServerServices(
         settings: settings, archive: service, identity: identity, metrics: metrics, logger: logger)
+    try services.archives.openExisting()
     let router = Router(context: FacetRequestContext.self, options: .autoGenerateHeadEndpoints)
     router.add(middleware: RequestIDMiddleware())
     router.add(middleware: RequestGuardMiddleware(settings: settings))
@@ -61,6 +64,7 @@ func buildApplication(
     WADORoutes(services: services).add(to: router)
     RenderedRoutes(services: services).add(to: router)
     CapabilitiesRoutes().add(to: router)
+    DeleteRoutes(services: services).add(to: router)
     UploadRoutes(services: services).add(to: router)
     OriginalsRoutes(services: services).add(to: router)
     PatientAccessRoutes(services: services).add(to: router)
@@ -75,7 +79,8 @@ func buildApplication(
     }
     router.get("/metrics") { _, _ in
         Responses.text(
-            metrics.render(instances: service.index.catalog().instances.count),
+            metrics.render(
+                instances: services.archives.opened.reduce(0) { $0 + $1.archive.index.catalog().instances.count }),
             contentType: "text/plain; version=0.0.4")
     }
     return Application(

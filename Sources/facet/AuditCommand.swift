@@ -20,16 +20,23 @@ struct AuditVerifyCommand: ParsableCommand {
     @Option(name: .customLong("data-dir"), help: "The archive's data folder.")
     var dataDirectory: String = "./facet-data"
 
+    @Option(help: "The clinic whose log to verify (each tenant has its own, under DATA/tenants/NAME).")
+    var tenant: String = "default"
+
     func run() throws {
-        let root = URL(fileURLWithPath: dataDirectory)
-        let keysFolder = root.appendingPathComponent("keys")
+        let keysFolder = URL(fileURLWithPath: dataDirectory).appendingPathComponent("keys")
+        guard Account.isValidTenant(tenant) else { throw fail("not a tenant name: \(tenant)", code: 2) }
+        let root =
+            tenant == "default"
+            ? URL(fileURLWithPath: dataDirectory)
+            : URL(fileURLWithPath: dataDirectory).appendingPathComponent("tenants").appendingPathComponent(tenant)
         guard FileManager.default.fileExists(atPath: keysFolder.path) else {
             throw fail("no archive keys under the data folder", code: 2)
         }
         let keys: KeyHierarchy
         let anchor: AuditAnchor?
         do {
-            keys = try KeyHierarchy.open(keyDirectory: keysFolder).keys
+            keys = try KeyHierarchy.open(keyDirectory: keysFolder, tenant: tenant).keys
             anchor = try SQLiteStudyIndex.auditAnchor(indexAt: root.appendingPathComponent("index.sqlite"))
         } catch {
             throw fail(error.message, code: 2)

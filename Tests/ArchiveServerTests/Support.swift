@@ -29,10 +29,23 @@ struct TestArchive {
         folder = FileManager.default.temporaryDirectory.appendingPathComponent("facet-server-\(UUID().uuidString)")
         (service, _) = try ArchiveService.openEmbedded(
             dataDirectory: folder, duplicatePolicy: duplicates, environment: [:])
+        settings.dataDirectory = folder.path
         settings.publicBaseURL = "https://archive.example"
         settings.maximumResults = 50
         identity = try IdentityServices.open(dataDirectory: folder, keys: service.keys)
         _ = try identity.administration.add(tenant: "default", username: "tester", role: .physician)
+        token = try identity.tokens.issue(tenant: "default", username: "tester", role: .physician).accessToken
+    }
+
+    /// The data folder of an archive after a restart (the first one must be gone: it holds the folder's lock).
+    init(reopening folder: URL) throws {
+        try Part10.initialize()
+        self.folder = folder
+        (service, _) = try ArchiveService.openEmbedded(dataDirectory: folder, environment: [:])
+        settings.dataDirectory = folder.path
+        settings.publicBaseURL = "https://archive.example"
+        settings.maximumResults = 50
+        identity = try IdentityServices.open(dataDirectory: folder, keys: service.keys)
         token = try identity.tokens.issue(tenant: "default", username: "tester", role: .physician).accessToken
     }
 

@@ -20,6 +20,10 @@ public struct AuditEvent: Sendable, Equatable {
     public var patient: String?
     /// The request's id (also in the answer's `X-Request-ID`), to join the event with logs.
     public var request: String?
+    /// The studies a search answered with (by UID) and their patients (keyed hashes): who saw what in a result
+    /// list, not only what they asked for.
+    public var resultStudyUIDs: [String] = []
+    public var resultPatients: [String] = []
 
     public init(
         actor: String, address: String, action: String, studyUID: String? = nil, seriesUIDs: [String] = [],
@@ -519,6 +523,8 @@ public final class AuditLog: @unchecked Sendable {
         var detail = event.detail.map { "\"detail\":\(quote($0))," } ?? ""
         if let patient = event.patient { detail += "\"patient\":\(quote(patient))," }
         if let request = event.request { detail += "\"request\":\(quote(request))," }
+        if !event.resultStudyUIDs.isEmpty { detail += "\"resultStudies\":\(list(event.resultStudyUIDs))," }
+        if !event.resultPatients.isEmpty { detail += "\"resultPatients\":\(list(event.resultPatients))," }
         return "{\"seq\":\(sequence),\"time\":\(quote(Formatting.timestamp(event.time))),"
             + "\"actor\":\(quote(event.actor)),\"address\":\(quote(event.address)),\"action\":\(quote(event.action)),"
             + "\"study\":\(event.studyUID.map(quote) ?? "null"),\"series\":\(list(event.seriesUIDs)),"

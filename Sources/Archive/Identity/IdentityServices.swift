@@ -35,19 +35,23 @@ public struct IdentityServices: Sendable {
             loginSettings: loginSettings)
     }
 
-    /// The patient of a study as the policy names them (nil for a study without Patient ID).
-    public func patient(of study: StudyRecord) -> PatientKey? {
+    /// The patient of a study of `tenant`'s archive as the policy names them (nil for a study without Patient ID).
+    public func patient(of study: StudyRecord, tenant: String) -> PatientKey? {
         guard let id = study.attributes.string(.patientID) else { return nil }
         return PatientKey.make(
-            tenant: keys.tenant, patientID: id, issuer: study.attributes.string(Tag(0x0010, 0x0021)), keys: keys)
+            tenant: tenant, patientID: id, issuer: study.attributes.string(Tag(0x0010, 0x0021)), keys: keys)
     }
 
-    /// Which studies `principal` may see in a search: all of the tenant, only its care team's and granted
-    /// patients', or none (a role without search is refused before searching).
+    /// A patient of `tenant` named by Patient ID and Issuer (nil for an empty ID).
+    public func patient(_ patientID: String, issuer: String?, tenant: String) -> PatientKey? {
+        PatientKey.make(tenant: tenant, patientID: patientID, issuer: issuer, keys: keys)
+    }
+
+    /// Which studies of the principal's own tenant's archive `principal` may see in a search: all, only its care
+    /// team's and granted patients', or none (a role without search is refused before searching).
     public func visibility(for principal: Principal, now: Date = Date()) throws(ArchiveError)
         -> @Sendable (StudyRecord) -> Bool
     {
-        guard principal.tenant == keys.tenant else { return { _ in false } }
         switch AccessPolicy.viewScope(principal.role) {
         case .all:
             return { _ in true }
@@ -61,7 +65,8 @@ public struct IdentityServices: Sendable {
             }
             let permitted = allowed
             let identity = self
-            return { study in identity.patient(of: study).map { permitted.contains($0) } ?? false }
+            let tenant = principal.tenant
+            return { study in identity.patient(of: study, tenant: tenant).map { permitted.contains($0) } ?? false }
         }
     }
 }

@@ -73,6 +73,18 @@ public final class SQLiteStudyIndex: StudyIndex, @unchecked Sendable {
                             sop_uid TEXT NOT NULL,
                             sha256 TEXT NOT NULL,
                             replaced REAL NOT NULL);
+                        CREATE TABLE IF NOT EXISTS deleted_instances (
+                            seq INTEGER PRIMARY KEY AUTOINCREMENT,
+                            sop_uid TEXT NOT NULL,
+                            series_uid TEXT NOT NULL,
+                            study_uid TEXT NOT NULL,
+                            blob_id TEXT NOT NULL,
+                            size INTEGER NOT NULL,
+                            sha256 TEXT NOT NULL,
+                            deleted REAL NOT NULL,
+                            details BLOB NOT NULL,
+                            attributes BLOB NOT NULL,
+                            metadata BLOB NOT NULL);
                         CREATE TABLE IF NOT EXISTS pending_blobs (
                             blob_id TEXT PRIMARY KEY NOT NULL,
                             owner TEXT NOT NULL,
@@ -234,13 +246,18 @@ public final class SQLiteStudyIndex: StudyIndex, @unchecked Sendable {
                     try db.execute(
                         sql: """
                             INSERT INTO studies (study_uid, attributes, patient_id_index, accession_index)
-                            VALUES (?, ?, ?, ?)
+                            VALUES (?, ?, ?, ?) ON CONFLICT(study_uid) DO UPDATE SET attributes = excluded.attributes,
+                            patient_id_index = excluded.patient_id_index, accession_index = excluded.accession_index
                             """,
                         arguments: [record.studyInstanceUID, studyRow, patientIndex, accessionIndex])
                 }
                 if let seriesRow {
                     try db.execute(
-                        sql: "INSERT INTO series (series_uid, study_uid, modality, attributes) VALUES (?, ?, ?, ?)",
+                        sql: """
+                            INSERT INTO series (series_uid, study_uid, modality, attributes) VALUES (?, ?, ?, ?)
+                            ON CONFLICT(series_uid) DO UPDATE SET study_uid = excluded.study_uid,
+                            modality = excluded.modality, attributes = excluded.attributes
+                            """,
                         arguments: [
                             record.seriesInstanceUID, record.studyInstanceUID, entry.series.string(.modality),
                             seriesRow,
@@ -320,7 +337,7 @@ public final class SQLiteStudyIndex: StudyIndex, @unchecked Sendable {
                         db,
                         sql: """
                             SELECT blob_id FROM instances UNION SELECT blob_id FROM superseded
-                            UNION SELECT blob_id FROM originals
+                            UNION SELECT blob_id FROM originals UNION SELECT blob_id FROM deleted_instances
                             """))
             }
         } catch {
@@ -396,6 +413,67 @@ public final class SQLiteStudyIndex: StudyIndex, @unchecked Sendable {
                 return OriginalFile(
                     blob: BlobReference(id: row["blob_id"], size: row["size"], sha256: row["sha256"]),
                     mediaType: fields["mediaType"] ?? "application/octet-stream", fileName: fields["fileName"])
+            }
+        } catch let error as ArchiveError {
+            throw error
+        } catch {
+            throw ArchiveError(.io, "index cannot be read")
+        }
+    }
+
+    public func softDelete(_ sopInstanceUIDs: [String], why: Deletion) throws(ArchiveError) -> [InstanceRecord] {
+        lock.lock()
+        defer { lock.unlock() }
+        var seen = Set<String>()
+        let records = sopInstanceUIDs.compactMap { uid in seen.insert(uid).inserted ? current.instances[uid] : nil }
+        guard !records.isEmpty else { return [] }
+        do {
+            let details = try JSONSerialization.data(
+                withJSONObject: ["reason": why.reason, "actor": why.actor], options: [.sortedKeys])
+            let sealed = try records.map { try seal(details, uid: "deleted:\($0.sopInstanceUID)") }
+            try pool.write { db in
+                for (record, details) in zip(records, sealed) {
+                    // The instance row moves as it is: its attributes and metadata stay sealed under its UID.
+                    try db.execute(
+                        sql: """
+                            INSERT INTO deleted_instances (sop_uid, series_uid, study_uid, blob_id, size, sha256,
+                            deleted, details, attributes, metadata)
+                            SELECT sop_uid, series_uid, study_uid, blob_id, size, sha256, ?, ?, attributes, metadata
+                            FROM instances WHERE sop_uid = ?
+                            """,
+                        arguments: [why.date.timeIntervalSince1970, details, record.sopInstanceUID])
+                    try db.execute(sql: "DELETE FROM instances WHERE sop_uid = ?", arguments: [record.sopInstanceUID])
+                }
+            }
+        } catch let error as ArchiveError {
+            throw error
+        } catch {
+            throw ArchiveError(.io, "index cannot be written")
+        }
+        for record in records { current.remove(record.sopInstanceUID) }
+        return records
+    }
+
+    public func deletions() throws(ArchiveError) -> [DeletedInstance] {
+        do {
+            let rows = try pool.read { db in
+                try Row.fetchAll(
+                    db,
+                    sql: """
+                        SELECT sop_uid, series_uid, study_uid, blob_id, size, sha256, deleted, details
+                        FROM deleted_instances ORDER BY seq
+                        """)
+            }
+            return try rows.map { row in
+                let uid: String = row["sop_uid"]
+                let details = try openData(row["details"], uid: "deleted:\(uid)")
+                let fields = (try JSONSerialization.jsonObject(with: details) as? [String: String]) ?? [:]
+                return DeletedInstance(
+                    sopInstanceUID: uid, seriesInstanceUID: row["series_uid"], studyInstanceUID: row["study_uid"],
+                    blob: BlobReference(id: row["blob_id"], size: row["size"], sha256: row["sha256"]),
+                    deletion: Deletion(
+                        reason: fields["reason"] ?? "", actor: fields["actor"] ?? "",
+                        date: Date(timeIntervalSince1970: row["deleted"])))
             }
         } catch let error as ArchiveError {
             throw error

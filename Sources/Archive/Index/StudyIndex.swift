@@ -69,6 +69,16 @@ public struct Catalog: Sendable {
         }
         instances[instance.sopInstanceUID] = instance
     }
+
+    /// Takes an instance out; a series or study left without instances goes with it.
+    mutating func remove(_ sopInstanceUID: String) {
+        guard let record = instances.removeValue(forKey: sopInstanceUID) else { return }
+        series[record.seriesInstanceUID]?.instanceUIDs.removeAll { $0 == sopInstanceUID }
+        guard series[record.seriesInstanceUID]?.instanceUIDs.isEmpty ?? false else { return }
+        series[record.seriesInstanceUID] = nil
+        studies[record.studyInstanceUID]?.seriesUIDs.removeAll { $0 == record.seriesInstanceUID }
+        if studies[record.studyInstanceUID]?.seriesUIDs.isEmpty ?? false { studies[record.studyInstanceUID] = nil }
+    }
 }
 
 /// What the store pipeline commits for one instance once its blob is durable.
@@ -128,6 +138,13 @@ public protocol StudyIndex: Sendable {
     func pendingBlobIDs() throws(ArchiveError) -> Set<String>
     /// Records an uploaded file kept byte for byte beside the instance made from it (and ends its pending record).
     func addOriginal(_ original: OriginalFile, to sopInstanceUID: String) throws(ArchiveError)
+    /// Soft-deletes instances in one transaction: they leave the catalogue (searches and retrievals no longer see
+    /// them; a study or series without instances left goes too) and are kept with `why` — the reason and who gave it,
+    /// sealed — until a retention purge; their blobs and originals stay referenced. The same SOP Instance UID may be
+    /// stored again afterwards. Returns the records deleted (unknown UIDs are skipped).
+    func softDelete(_ sopInstanceUIDs: [String], why: Deletion) throws(ArchiveError) -> [InstanceRecord]
+    /// Soft-deleted instances, oldest first.
+    func deletions() throws(ArchiveError) -> [DeletedInstance]
     /// The originals kept for an instance, in upload order.
     func originals(of sopInstanceUID: String) throws(ArchiveError) -> [OriginalFile]
 }
@@ -144,4 +161,27 @@ public struct OriginalFile: Sendable, Hashable {
         self.mediaType = mediaType
         self.fileName = fileName
     }
+}
+
+/// Why instances were soft-deleted: the reason (free text, may name the patient, so sealed at rest), who deleted
+/// them and when.
+public struct Deletion: Sendable, Hashable {
+    public var reason: String
+    public var actor: String
+    public var date: Date
+
+    public init(reason: String, actor: String, date: Date = Date()) {
+        self.reason = reason
+        self.actor = actor
+        self.date = date
+    }
+}
+
+/// A soft-deleted instance as the index keeps it.
+public struct DeletedInstance: Sendable, Hashable {
+    public var sopInstanceUID: String
+    public var seriesInstanceUID: String
+    public var studyInstanceUID: String
+    public var blob: BlobReference
+    public var deletion: Deletion
 }

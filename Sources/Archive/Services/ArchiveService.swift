@@ -122,8 +122,12 @@ public final class ArchiveService: Sendable {
     /// acknowledged) is moved to `quarantine/` and removed `quarantineDays` later. A blob the index neither
     /// references nor records as pending means the index is missing, replaced or older than the blobs: opening
     /// fails and nothing is moved or deleted.
+    ///
+    /// `tenant` names the clinic whose key encrypts this archive; `keyDirectory` (default `DATA/keys`) holds the
+    /// master key and the tenants' keys, so one server's clinics share a master key and nothing else.
     public static func openEmbedded(
         dataDirectory: URL, duplicatePolicy: DuplicatePolicy = .reject, quarantineDays: Int = 7,
+        keyDirectory: URL? = nil, tenant: String = "default",
         environment: [String: String] = ProcessInfo.processInfo.environment
     ) throws(ArchiveError) -> (ArchiveService, StartReport) {
         try createPrivateDirectory(dataDirectory)
@@ -137,6 +141,7 @@ public final class ArchiveService: Sendable {
         do {
             let (service, report) = try openLocked(
                 dataDirectory: dataDirectory, duplicatePolicy: duplicatePolicy, quarantineDays: quarantineDays,
+                keyDirectory: keyDirectory ?? dataDirectory.appendingPathComponent("keys"), tenant: tenant,
                 environment: environment)
             service.lockDescriptor = lock
             return (service, report)
@@ -147,10 +152,11 @@ public final class ArchiveService: Sendable {
     }
 
     private static func openLocked(
-        dataDirectory: URL, duplicatePolicy: DuplicatePolicy, quarantineDays: Int, environment: [String: String]
+        dataDirectory: URL, duplicatePolicy: DuplicatePolicy, quarantineDays: Int, keyDirectory: URL, tenant: String,
+        environment: [String: String]
     ) throws(ArchiveError) -> (ArchiveService, StartReport) {
         let (keys, created) = try KeyHierarchy.open(
-            keyDirectory: dataDirectory.appendingPathComponent("keys"), environment: environment)
+            keyDirectory: keyDirectory, tenant: tenant, environment: environment)
         let store = try EncryptedFileBlobStore(root: dataDirectory, keys: keys)
         let removedTemporary = store.cleanUp()
         let spool = dataDirectory.appendingPathComponent("tmp")

@@ -286,7 +286,7 @@ public struct IngestService: Sendable {
     }
 
     /// Runs typed-throwing blocking work on the pool, keeping its error type (a full queue is `.busy`).
-    private func run<T: Sendable>(alwaysQueue: Bool = false, _ body: @escaping @Sendable () throws(ArchiveError) -> T)
+    func run<T: Sendable>(alwaysQueue: Bool = false, _ body: @escaping @Sendable () throws(ArchiveError) -> T)
         async throws(ArchiveError) -> T
     {
         do {

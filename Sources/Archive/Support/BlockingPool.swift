@@ -63,6 +63,9 @@ public final class BlockingPool: @unchecked Sendable {
             condition.lock()
             while head == jobs.count { condition.wait() }
             let job = jobs[head]
+            // The slot lets go of the job at once: a finished job must not keep what it captured (request bytes,
+            // an archive) alive until the queue is compacted.
+            jobs[head] = {}
             head += 1
             if head > 1024 && head * 2 > jobs.count {
                 jobs.removeFirst(head)

@@ -14,9 +14,15 @@ final class AuditNote: @unchecked Sendable {
     var requestID = ""
     /// The client's address (for events a route writes itself, such as a store's intent).
     var address = "unknown"
+    /// The principal's clinic, whose audit log gets the event (the data folder's own before authentication).
+    var tenant: TenantArchive?
+    /// The request read a patient under a break-the-glass grant: the event says it was emergency access.
+    var emergency = false
     var studyUID: String?
     var seriesUIDs: [String] = []
     var instanceUIDs: [String] = []
+    /// The studies a search answered with.
+    var resultStudyUIDs: [String] = []
     /// A change's intent is on record (fsynced before anything was committed): the outcome event that follows
     /// cannot unmake the change, so failing to write it does not turn the answer into a 503.
     var intentRecorded = false
@@ -56,21 +62,28 @@ struct AuditMiddleware: RouterMiddleware {
         }
         let status = response.status.code
         let outcome = status < 300 ? "success" : (status < 500 ? "failure-\(status)" : "error-\(status)")
-        let action =
+        var action =
             note.action.isEmpty ? "\(request.method.rawValue) \(context.endpointPath ?? "unknown route")" : note.action
-        let event = AuditEvent(
-            actor: note.actor, address: note.address, action: note.refusal == nil ? action : "access denied: \(action)",
-            studyUID: note.studyUID, seriesUIDs: note.seriesUIDs, instanceUIDs: note.instanceUIDs, outcome: outcome,
-            detail: note.refusal, patient: note.studyUID.flatMap(services.archive.patientKey(forStudy:)),
-            request: note.requestID)
-        let audit = services.archive.audit
+        if note.refusal != nil { action = "access denied: \(action)" }
+        if note.emergency { action += " (emergency access under break-the-glass)" }
+        let archive = (note.tenant ?? services.archives.primary).archive
+        var event = AuditEvent(
+            actor: note.actor, address: note.address, action: action, studyUID: note.studyUID,
+            seriesUIDs: note.seriesUIDs, instanceUIDs: note.instanceUIDs, outcome: outcome, detail: note.refusal,
+            patient: note.studyUID.flatMap(archive.patientKey(forStudy:)), request: note.requestID)
+        if !note.resultStudyUIDs.isEmpty {
+            event.resultStudyUIDs = note.resultStudyUIDs
+            event.resultPatients = Array(Set(note.resultStudyUIDs.compactMap(archive.patientKey(forStudy:)))).sorted()
+        }
+        let audit = archive.audit
+        let finished = event
         let changes = request.method != .get && request.method != .head && request.method != .options
         do {
             if changes {
                 // An fsync: on the blocking pool, never refused (the change is made).
-                try await services.pool.run(alwaysQueue: true) { try audit.append(event, durability: .immediate) }
+                try await services.pool.run(alwaysQueue: true) { try audit.append(finished, durability: .immediate) }
             } else {
-                try audit.append(event, durability: .batched)
+                try audit.append(finished, durability: .batched)
             }
         } catch {
             services.logger.error("audit append failed", metadata: ["request": "\(note.requestID)"])

@@ -41,10 +41,26 @@ struct AuthenticationMiddleware: RouterMiddleware {
             context.audit.refusal = (error as? ArchiveError)?.message ?? "token not verified"
             return AuditMiddleware.unauthorized("the token is not valid")
         }
+        context.audit.actor = "\(principal.tenant)/\(principal.username)"
+        let archives = services.archives
+        var tenant: TenantArchive
+        do {
+            // Open already but for the first request of a new clinic, which creates its folder and key.
+            if let open = archives.cached(principal.tenant) {
+                tenant = open
+            } else {
+                let name = principal.tenant
+                tenant = try await services.pool.run(alwaysQueue: true) { try archives.archive(name) }
+            }
+        } catch {
+            services.logger.error("a tenant's archive cannot be opened", metadata: ["tenant": "\(principal.tenant)"])
+            return Responses.failure(HTTPFailure(.serviceUnavailable, "this clinic's archive cannot be opened"))
+        }
+        context.audit.tenant = tenant
         var context = context
         context.principal = principal
         context.bearerToken = token
-        context.audit.actor = "\(principal.tenant)/\(principal.username)"
+        context.tenant = tenant
         if path == "/metrics" {
             // Outside the audited paths: the refusal is answered here.
             do {

@@ -30,7 +30,7 @@ struct AuthRoutes {
         guard let fields = try? JSONSerialization.jsonObject(with: body) as? [String: Any],
             let username = fields["username"] as? String, let password = fields["password"] as? String
         else { throw HTTPFailure(.badRequest, "login takes JSON {\"username\",\"password\",\"totp\",\"tenant\"}") }
-        let tenant = fields["tenant"] as? String ?? services.archive.keys.tenant
+        let tenant = fields["tenant"] as? String ?? services.archives.primary.tenant
         let totp = fields["totp"] as? String
         let login = services.identity.login
         let outcome = try await services.pool.run {

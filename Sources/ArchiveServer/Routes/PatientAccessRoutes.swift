@@ -27,8 +27,7 @@ struct PatientAccessRoutes {
         let id = context.parameters.get("patient")?.removingPercentEncoding ?? ""
         let issuer = try RequestParts.queryItems(request).first { $0.name == "issuer" }?.value
         guard id.utf8.count <= 64, (issuer?.utf8.count ?? 0) <= 64,
-            let key = PatientKey.make(
-                tenant: services.archive.keys.tenant, patientID: id, issuer: issuer, keys: services.archive.keys)
+            let key = services.identity.patient(id, issuer: issuer, tenant: try services.tenant(context).tenant)
         else { throw HTTPFailure(.badRequest, "a Patient ID of 1 to 64 characters is needed") }
         return key
     }
@@ -45,18 +44,19 @@ struct PatientAccessRoutes {
         guard names.allSatisfy(Account.isValidUsername) else {
             throw HTTPFailure(.badRequest, "a member is not a valid username")
         }
-        try services.identity.store.setCareTeam(tenant: services.archive.keys.tenant, patient: key, members: names)
-        return try careTeamAnswer(key)
+        let tenant = try services.tenant(context).tenant
+        try services.identity.store.setCareTeam(tenant: tenant, patient: key, members: names)
+        return try careTeamAnswer(key, tenant: tenant)
     }
 
     func careTeam(_ request: Request, _ context: FacetRequestContext) throws -> Response {
         context.audit.action = "care team read"
         try services.preauthorize(context, .careTeamWrite)
-        return try careTeamAnswer(try patient(request, context))
+        return try careTeamAnswer(try patient(request, context), tenant: try services.tenant(context).tenant)
     }
 
-    func careTeamAnswer(_ key: PatientKey) throws -> Response {
-        let members = try services.identity.store.careTeam(tenant: services.archive.keys.tenant, patient: key)
+    func careTeamAnswer(_ key: PatientKey, tenant: String) throws -> Response {
+        let members = try services.identity.store.careTeam(tenant: tenant, patient: key)
         return Responses.text(
             "{\"patient\":\"\(key.hex)\",\"members\":["
                 + members.sorted().map(Responses.jsonString).joined(separator: ",")
@@ -70,9 +70,7 @@ struct PatientAccessRoutes {
         let body = try await AuthRoutes.body(request)
         guard let fields = try? JSONSerialization.jsonObject(with: body) as? [String: Any],
             let id = fields["patientID"] as? String, id.utf8.count <= 64, let reason = fields["reason"] as? String,
-            let key = PatientKey.make(
-                tenant: services.archive.keys.tenant, patientID: id, issuer: fields["issuer"] as? String,
-                keys: services.archive.keys)
+            let key = services.identity.patient(id, issuer: fields["issuer"] as? String, tenant: principal.tenant)
         else { throw HTTPFailure(.badRequest, "break-the-glass is {\"patientID\", \"reason\"}") }
         let grant = try services.identity.access.breakGlass(principal, patient: key, reason: reason)
         // An emergency access: the event names the keyed patient and the grant's end; the reason stays sealed.
@@ -86,7 +84,7 @@ struct PatientAccessRoutes {
     func grants(_ context: FacetRequestContext) throws -> Response {
         context.audit.action = "break-the-glass grants read"
         try services.preauthorize(context, .auditRead)
-        let grants = try services.identity.store.grants(tenant: services.archive.keys.tenant, activeAt: nil)
+        let grants = try services.identity.store.grants(tenant: try services.tenant(context).tenant, activeAt: nil)
         let items = grants.map { grant in
             "{\"username\":\(Responses.jsonString(grant.username)),\"patient\":\"\(grant.patient.hex)\","
                 + "\"start\":\"\(Formatting.timestamp(grant.start))\",\"end\":\"\(Formatting.timestamp(grant.end))\","

@@ -55,7 +55,11 @@ struct QIDORoutes {
         } catch let error as DICOMCoreError {
             return Responses.failure(HTTPFailure(.badRequest, error.message), extra: vary)
         }
-        let result = try services.search.search(query, resource, visible: visible)
+        let result = try services.tenant(context).search.search(query, resource, visible: visible)
+        var answered = Set<String>()
+        note.resultStudyUIDs = result.datasets.compactMap { $0.string(.studyInstanceUID) }.filter {
+            answered.insert($0).inserted
+        }
         var headers = vary
         var warnings: [String] = []
         if query.fuzzyMatching {

@@ -100,7 +100,8 @@ struct RenderedRoutes {
                 continue
             }
         }
-        let resolved = try services.retrieve.instances(target)
+        let retrieve = try services.tenant(context).retrieve
+        let resolved = try retrieve.instances(target)
         try services.authorize(context, .read, study: target.study)
         var records = resolved.filter {
             $0.attributes[.rows] != nil || ArchiveService.imageLike($0.sopClassUID)
@@ -130,7 +131,7 @@ struct RenderedRoutes {
             let key =
                 "\(record.sopInstanceUID)|\(record.blob.sha256)|\(frame)|\(format)|\(chosenQuality)|\(String(describing: viewport))"
             return try await services.renders.value(key) {
-                try await services.retrieve.render(
+                try await retrieve.render(
                     record, frames: [frame], format: format, quality: chosenQuality, viewport: viewport,
                     admitted: admitted)[0]
             }
@@ -145,7 +146,7 @@ struct RenderedRoutes {
                 throw HTTPFailure(
                     .badRequest, "at most \(Self.maximumRenderedFramesPerRequest) rendered frames per request")
             }
-            let images = try await services.retrieve.render(
+            let images = try await retrieve.render(
                 first, frames: frames, format: format, quality: chosenQuality, viewport: chosenViewport)
             return Responses.multipart(type: contentType, parts: images.map { (contentType, nil, $0) }, extra: vary)
         }

@@ -54,6 +54,7 @@ struct STOWRoutes {
             throw HTTPFailure(.notAcceptable, "STOW-RS answers application/dicom+json or application/dicom+xml")
         }
         try services.authorize(context, .store)
+        let tenant = try services.tenant(context)
         // Admitted once, before the body is read; its parts then queue on the pool however long the queue.
         try services.pool.admit()
         let parts = try await MultipartBody.read(request, contentType: contentType, services: services)
@@ -69,7 +70,7 @@ struct STOWRoutes {
             }
             return .bytes { try part.data() }
         }
-        let outcomes = await services.ingest.store(
+        let outcomes = await tenant.ingest.store(
             sources, expectedStudy: study, caller: services.caller(context),
             intentRecorded: { note.intentRecorded = true })
 
@@ -164,7 +165,8 @@ enum MultipartBody {
         let reader: MultipartRelatedReader
         do {
             reader = try MultipartRelatedReader(
-                contentType: contentType, temporaryFolder: services.archive.temporaryDirectory, limits: limits)
+                contentType: contentType, temporaryFolder: services.archives.primary.archive.temporaryDirectory,
+                limits: limits)
         } catch {
             throw HTTPFailure(HTTPResponse.Status(code: error.status), error.message)
         }

@@ -41,7 +41,7 @@ struct UploadRoutes {
             }
             files.append(.init(name: part.fileName ?? part.fieldName ?? "", mediaType: type, data: data))
         }
-        let result = try await services.ingest.ingest(
+        let result = try await services.tenant(context).ingest.ingest(
             kind, files: files, metadata: metadata, caller: services.caller(context),
             studyChosen: { note.studyUID = $0 }, intentRecorded: { note.intentRecorded = true })
         note.touch(result.stored)
@@ -82,12 +82,12 @@ struct OriginalsRoutes {
         note.action = number == nil ? "list originals" : "retrieve original"
         let uid = context.parameters.get("instance") ?? ""
         try services.preauthorize(context, .read)
-        guard UID.isValid(uid), let record = services.archive.index.instance(uid) else {
+        guard UID.isValid(uid), let record = try services.tenant(context).archive.index.instance(uid) else {
             throw HTTPFailure(.notFound, "no such instance")
         }
         note.touch([record])
         try services.authorize(context, .read, study: record.studyInstanceUID)
-        let (_, kept) = try await services.retrieve.originals(of: uid)
+        let (_, kept) = try await services.tenant(context).retrieve.originals(of: uid)
         guard let number else {
             let items = kept.enumerated().map { index, original in
                 "{\"number\":\(index + 1),\"mediaType\":\(Responses.jsonString(original.mediaType)),"
@@ -97,7 +97,7 @@ struct OriginalsRoutes {
             return Responses.text("[" + items.joined(separator: ",") + "]", contentType: "application/json")
         }
         guard number >= 1 && number <= kept.count else { throw HTTPFailure(.notFound, "no such original") }
-        let data = try await services.retrieve.read(kept[number - 1], of: uid)
+        let data = try await services.tenant(context).retrieve.read(kept[number - 1], of: uid)
         // Served as a download, never rendered: the bytes and their declared type came from a client (a page
         // uploaded as a "photo" must not run in Facet's origin).
         var headers = HTTPFields()

@@ -9,11 +9,14 @@ import Hummingbird
 struct WADORoutes {
     let services: ServerServices
 
+    /// The study, series and instance resources, with the depth `target` reads from them.
+    static let levels = [
+        ("/dicomweb/studies/:study", 0), ("/dicomweb/studies/:study/series/:series", 1),
+        ("/dicomweb/studies/:study/series/:series/instances/:instance", 2),
+    ]
+
     func add(to router: Router<FacetRequestContext>) {
-        for (path, depth) in [
-            ("/dicomweb/studies/:study", 0), ("/dicomweb/studies/:study/series/:series", 1),
-            ("/dicomweb/studies/:study/series/:series/instances/:instance", 2),
-        ] {
+        for (path, depth) in Self.levels {
             router.get(RouterPath(stringLiteral: path)) { request, context in
                 try await instances(request, context, try Self.target(context, depth: depth))
             }
@@ -106,7 +109,7 @@ struct WADORoutes {
                 ),
                 extra: vary)
         }
-        let retrieve = services.retrieve
+        let retrieve = try services.tenant(context).retrieve
         let records = try retrieve.instances(target)
         note.touch(records)
         try services.authorize(context, .read, study: target.study)
@@ -149,11 +152,11 @@ struct WADORoutes {
             return Responses.failure(
                 HTTPFailure(.notAcceptable, "metadata is application/dicom+json or multipart/related XML"), extra: vary)
         }
-        let records = try services.retrieve.instances(target)
+        let records = try services.tenant(context).retrieve.instances(target)
         context.audit.touch(records)
         try services.authorize(context, .read, study: target.study)
         let urls = services.urls
-        let objects = try await services.retrieve.metadata(records, instanceURL: { urls.instance($0) })
+        let objects = try await services.tenant(context).retrieve.metadata(records, instanceURL: { urls.instance($0) })
         if format == .xml {
             var parts: [(String, String?, Data)] = []
             for json in objects {
@@ -180,11 +183,11 @@ struct WADORoutes {
             // Every frame the object really has (not the count a client wrote into it).
             return try await frames(request, context, target, list: nil)
         }
-        let record = try services.retrieve.instances(target)[0]
+        let record = try services.tenant(context).retrieve.instances(target)[0]
         context.audit.touch([record])
         try services.authorize(context, .read, study: target.study)
         let vary = RequestParts.varyAccept
-        let (data, ownType) = try await services.retrieve.bulkValue(record, tag: tag)
+        let (data, ownType) = try await services.tenant(context).retrieve.bulkValue(record, tag: tag)
         // The document's own type when the client accepts it (or any type), otherwise application/octet-stream.
         func pick(_ range: MediaType) -> String? {
             let own = ownType.split(separator: "/").map(String.init)
@@ -215,7 +218,7 @@ struct WADORoutes {
     {
         if context.audit.action.isEmpty { context.audit.action = "WADO frames" }
         try services.preauthorize(context, .read)
-        let record = try services.retrieve.instances(target)[0]
+        let record = try services.tenant(context).retrieve.instances(target)[0]
         context.audit.touch([record])
         try services.authorize(context, .read, study: target.study)
         let vary = RequestParts.varyAccept
@@ -258,7 +261,7 @@ struct WADORoutes {
                 HTTPFailure(.notAcceptable, "frames are application/octet-stream or the stored image type"), extra: vary
             )
         }
-        let (syntax, frames) = try await services.retrieve.frames(record, numbers: list, native: native)
+        let (syntax, frames) = try await services.tenant(context).retrieve.frames(record, numbers: list, native: native)
         let parts = frames.map { ("\(partType); transfer-syntax=\(syntax)", String?.none, $0) }
         services.metrics.add("served_bytes_total", frames.reduce(0) { $0 + $1.count })
         return Responses.multipart(type: partType, parts: parts, extra: vary)

@@ -5,18 +5,103 @@ import HTTPTypes
 import Hummingbird
 import Logging
 
-/// What every route shares: the settings, the archive's services, the blocking pool, the render cache, metrics and
-/// the URLs Facet builds for clients.
-struct ServerServices: Sendable {
-    let settings: ServerSettings
+/// One clinic's archive inside a server and the services over it: its own tenant key, index, blobs and audit log.
+final class TenantArchive: Sendable {
+    let tenant: String
     let archive: ArchiveService
     let search: SearchService
     let retrieve: RetrieveService
     let ingest: IngestService
+
+    init(tenant: String, archive: ArchiveService, settings: ServerSettings, urls: URLs, pool: BlockingPool) {
+        self.tenant = tenant
+        self.archive = archive
+        search = SearchService(index: archive.index, baseURL: urls.dicomweb, maximumResults: settings.maximumResults)
+        retrieve = RetrieveService(archive: archive, pool: pool)
+        ingest = IngestService(archive: archive, pool: pool)
+    }
+}
+
+/// The clinics one server holds, one archive per tenant (issue 9 §3): the data folder's own archive for the
+/// tenant it was opened with (`default`), and `DATA/tenants/NAME/` for every other, each encrypted under its own
+/// tenant key (kept in `DATA/keys` beside the shared master key) with its own index, blobs and audit log. Data of
+/// one clinic is never reachable from another: a principal only ever gets their own tenant's archive, where another
+/// clinic's UIDs do not exist (404). Folders found at start are opened at start (so their restart checks run then);
+/// a tenant seen for the first time (an account added while the server runs, or a new tenant of the identity
+/// provider) gets its folder at its first request.
+final class TenantArchives: @unchecked Sendable {
+    let primary: TenantArchive
+    private let settings: ServerSettings
+    private let urls: URLs
+    private let pool: BlockingPool
+    private let environment: [String: String]
+    private let lock = NSLock()
+    private var others: [String: TenantArchive] = [:]
+
+    init(
+        primary: ArchiveService, settings: ServerSettings, urls: URLs, pool: BlockingPool,
+        environment: [String: String] = ProcessInfo.processInfo.environment
+    ) {
+        self.primary = TenantArchive(
+            tenant: primary.keys.tenant, archive: primary, settings: settings, urls: urls, pool: pool)
+        self.settings = settings
+        self.urls = urls
+        self.pool = pool
+        self.environment = environment
+    }
+
+    var dataDirectory: URL { URL(fileURLWithPath: settings.dataDirectory) }
+    var tenantsDirectory: URL { dataDirectory.appendingPathComponent("tenants") }
+
+    /// Opens every tenant folder present (at start); the first that cannot be opened stops the start.
+    func openExisting() throws {
+        let names = (try? FileManager.default.contentsOfDirectory(atPath: tenantsDirectory.path)) ?? []
+        for name in names.sorted() where Account.isValidTenant(name) {
+            do {
+                _ = try archive(name)
+            } catch {
+                throw SettingsError(message: "the archive of tenant \(name) cannot be opened: \(error.message)")
+            }
+        }
+    }
+
+    /// The archives opened so far (for counts).
+    var opened: [TenantArchive] { lock.withLock { [primary] + others.values.sorted { $0.tenant < $1.tenant } } }
+
+    /// The archive of `tenant`, opened (and created) on first use. Blocks while opening: call it off the
+    /// cooperative threads unless `cached` says it is open.
+    func archive(_ tenant: String) throws(ArchiveError) -> TenantArchive {
+        if tenant == primary.tenant { return primary }
+        lock.lock()
+        defer { lock.unlock() }
+        if let open = others[tenant] { return open }
+        guard Account.isValidTenant(tenant) else { throw ArchiveError(.invalidInput, "not a tenant name") }
+        let folder = tenantsDirectory.appendingPathComponent(tenant)
+        let (service, _) = try ArchiveService.openEmbedded(
+            dataDirectory: folder, duplicatePolicy: settings.duplicatePolicy, quarantineDays: settings.quarantineDays,
+            keyDirectory: dataDirectory.appendingPathComponent("keys"), tenant: tenant, environment: environment)
+        let opened = TenantArchive(tenant: tenant, archive: service, settings: settings, urls: urls, pool: pool)
+        others[tenant] = opened
+        return opened
+    }
+
+    /// The archive of `tenant` when it is open already.
+    func cached(_ tenant: String) -> TenantArchive? {
+        tenant == primary.tenant ? primary : lock.withLock { others[tenant] }
+    }
+}
+
+/// What every route shares: the settings, the clinics' archives, the blocking pool, the render cache, metrics and
+/// the URLs Facet builds for clients.
+struct ServerServices: Sendable {
+    let settings: ServerSettings
+    let archives: TenantArchives
     let pool: BlockingPool
     /// Token checks (a database read per request) get threads of their own, so that searches answer while renders
     /// and stores fill the main pool.
     let tokenPool = BlockingPool(threads: 2, queueLimit: 4096)
+    /// Shared by the tenants: its keys hold the content's SHA-256, so an entry is only reached by a caller whose
+    /// own archive holds those very bytes.
     let renders: RenderCache
     let metrics: Metrics
     let logger: Logger
@@ -28,17 +113,19 @@ struct ServerServices: Sendable {
         logger: Logger
     ) {
         self.settings = settings
-        self.archive = archive
         self.identity = identity
         self.metrics = metrics
         self.logger = logger
         urls = URLs(base: settings.baseURL)
         pool = BlockingPool(threads: settings.blockingThreads, queueLimit: settings.blockingQueue)
-        search = SearchService(
-            index: archive.index, baseURL: urls.dicomweb, maximumResults: settings.maximumResults)
-        retrieve = RetrieveService(archive: archive, pool: pool)
-        ingest = IngestService(archive: archive, pool: pool)
+        archives = TenantArchives(primary: archive, settings: settings, urls: urls, pool: pool)
         renders = RenderCache()
+    }
+
+    /// The archive of the request's principal (set by the authentication middleware): the only one its routes see.
+    func tenant(_ context: FacetRequestContext) throws -> TenantArchive {
+        guard let tenant = context.tenant else { throw ArchiveError(.invalidToken, "a bearer token is required") }
+        return tenant
     }
 
     /// Who the audit log names for this request.
@@ -46,23 +133,25 @@ struct ServerServices: Sendable {
         IngestService.Caller(actor: context.audit.actor, address: context.audit.address, request: context.requestID)
     }
 
-    /// Before anything is looked up: another tenant's principal gets 404 and a role that may never do `action` gets
-    /// 403, whether or not the resource exists, so neither learns what the archive holds.
+    /// Before anything is looked up: a role that may never do `action` gets 403, whether or not the resource
+    /// exists, so it learns nothing of what the archive holds.
     func preauthorize(_ context: FacetRequestContext, _ action: AccessAction) throws {
         let principal = try Self.principal(context)
-        try enforce(AccessPolicy().decideRole(principal, action, tenant: archive.keys.tenant), context)
+        try enforce(AccessPolicy().decideRole(principal, action, tenant: try tenant(context).tenant), context)
     }
 
     /// Asks the access policy whether the request's principal may do `action` (on the patient of `studyUID`, when
-    /// one is named).
+    /// one is named). Reads under a break-the-glass grant are marked as emergency access in the audit event.
     func authorize(_ context: FacetRequestContext, _ action: AccessAction, study studyUID: String? = nil) throws {
         let principal = try Self.principal(context)
+        let tenant = try tenant(context)
         var patient: PatientKey?
-        if let studyUID, let study = archive.index.catalog().studies[studyUID] {
-            patient = identity.patient(of: study)
+        if let studyUID, let study = tenant.archive.index.catalog().studies[studyUID] {
+            patient = identity.patient(of: study, tenant: tenant.tenant)
         }
-        try enforce(
-            try identity.access.decide(principal, action, tenant: archive.keys.tenant, patient: patient), context)
+        let resource = try identity.access.resource(tenant: tenant.tenant, patient: patient, for: principal)
+        try enforce(identity.access.policy.decide(principal, action, resource), context)
+        if resource.underBreakGlass && !resource.inCareTeam { context.audit.emergency = true }
     }
 
     static func principal(_ context: FacetRequestContext) throws -> Principal {

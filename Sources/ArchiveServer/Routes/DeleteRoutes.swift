@@ -1,0 +1,43 @@
+import Archive
+import Foundation
+import HTTPTypes
+import Hummingbird
+
+/// Soft delete (issue 9 §3): `DELETE` on a WADO-RS study, series or instance URL with `{"reason": "..."}`, for a
+/// physician. The instances leave searches and retrievals at once (404 afterwards) but nothing is erased: the
+/// index keeps them with the reason and the actor, sealed, and their blobs stay until a retention purge. The audit
+/// trail gets an intent naming every instance before the change and the outcome after it; the reason, which may
+/// name the patient, stays out of the audit log.
+struct DeleteRoutes {
+    let services: ServerServices
+
+    func add(to router: Router<FacetRequestContext>) {
+        for (path, depth) in WADORoutes.levels {
+            router.delete(RouterPath(stringLiteral: path)) { request, context in
+                try await delete(request, context, try WADORoutes.target(context, depth: depth))
+            }
+        }
+    }
+
+    func delete(_ request: Request, _ context: FacetRequestContext, _ target: RetrieveService.Target) async throws
+        -> Response
+    {
+        let note = context.audit
+        note.action = "delete"
+        try services.preauthorize(context, .delete)
+        let body = try await AuthRoutes.body(request)
+        guard let fields = try? JSONSerialization.jsonObject(with: body) as? [String: Any],
+            let reason = fields["reason"] as? String
+        else { throw HTTPFailure(.badRequest, "a deletion is {\"reason\": \"...\"}") }
+        let tenant = try services.tenant(context)
+        let records = try tenant.retrieve.instances(target)
+        note.touch(records)
+        try services.authorize(context, .delete, study: target.study)
+        let deleted = try await tenant.ingest.softDelete(
+            records, reason: reason, caller: services.caller(context), intentRecorded: { note.intentRecorded = true })
+        return Responses.text(
+            "{\"deleted\":" + String(deleted.count) + ",\"sopInstanceUIDs\":["
+                + deleted.map { Responses.jsonString($0.sopInstanceUID) }.joined(separator: ",") + "]}",
+            contentType: "application/json")
+    }
+}
