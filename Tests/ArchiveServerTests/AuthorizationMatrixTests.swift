@@ -70,7 +70,8 @@ import Testing
         case .grants:
             return audit.contains(c.role) ? .ok : .forbidden
         case .metrics:
-            return admin.contains(c.role) ? .ok : .forbidden
+            // Server-wide counts: the operator's own (default) tenant's admins only.
+            return admin.contains(c.role) && c.sameTenant ? .ok : .forbidden
         }
     }
 

@@ -64,6 +64,8 @@ struct AuthenticationMiddleware: RouterMiddleware {
         if path == "/metrics" {
             // Outside the audited paths: the refusal is answered here.
             do {
+                // The counts are the whole server's: for the operator's own clinic (the default tenant) only.
+                guard principal.tenant == services.archives.primary.tenant else { throw HTTPFailure(.forbidden, "") }
                 try services.authorize(context, .metrics)
             } catch {
                 return Responses.failure(HTTPFailure(.forbidden, "metrics are for administrators or the scrape token"))
