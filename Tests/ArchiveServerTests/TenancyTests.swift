@@ -203,4 +203,37 @@ import Testing
         #expect(search.contains("\"resultStudies\":[\"\(granted.study)\"]"))
         #expect(search.contains("\"resultPatients\":[\"\(key)\"]"))
     }
+
+    @Test func aDeletedUploadTakesItsOriginalsWithItEvenWhenItsUIDComesBack() async throws {
+        let archive = try TestArchive()
+        let upload = try AuthorizationMatrixTests.upload(patient: "UP-DEL")
+        try await archive.app.test(.router) { client in
+            let made = try await client.execute(
+                uri: "/api/v1/photos", method: .post,
+                headers: headers([(.contentType, "multipart/form-data; boundary=b0undary")]), body: upload)
+            #expect(made.status == .created)
+            let record = try #require(archive.service.index.catalog().instances.values.first)
+            let instanceURL =
+                "/dicomweb/studies/\(record.studyInstanceUID)/series/\(record.seriesInstanceUID)/instances/\(record.sopInstanceUID)"
+            let originals = "/api/v1/instances/\(record.sopInstanceUID)/originals"
+            #expect(String(buffer: try await client.execute(uri: originals, method: .get).body).contains("image/png"))
+            let stored = try await client.execute(
+                uri: instanceURL, method: .get, headers: headers([(.accept, "application/dicom; transfer-syntax=*")]))
+            #expect(stored.status == .ok)
+            let deleted = try await client.execute(
+                uri: instanceURL, method: .delete, headers: headers([(.contentType, "application/json")]),
+                body: ByteBuffer(string: "{\"reason\":\"wrong patient\"}"))
+            #expect(deleted.status == .ok)
+            try await client.execute(uri: originals, method: .get) { #expect($0.status == .notFound) }
+            // The same object stored again (a copy from a workstation): its old originals do not come back.
+            try await client.execute(
+                uri: "/dicomweb/studies", method: .post, headers: headers([(.contentType, TestArchive.stowType)]),
+                body: TestArchive.multipart([Data(stored.body.readableBytesView)])
+            ) { #expect($0.status == .ok) }
+            try await client.execute(uri: originals, method: .get) { response in
+                #expect(response.status == .ok)
+                #expect(String(buffer: response.body) == "[]")
+            }
+        }
+    }
 }

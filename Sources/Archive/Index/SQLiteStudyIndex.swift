@@ -85,6 +85,14 @@ public final class SQLiteStudyIndex: StudyIndex, @unchecked Sendable {
                             details BLOB NOT NULL,
                             attributes BLOB NOT NULL,
                             metadata BLOB NOT NULL);
+                        CREATE TABLE IF NOT EXISTS deleted_originals (
+                            sop_uid TEXT NOT NULL,
+                            seq INTEGER NOT NULL,
+                            blob_id TEXT NOT NULL,
+                            size INTEGER NOT NULL,
+                            sha256 TEXT NOT NULL,
+                            details BLOB NOT NULL,
+                            deleted REAL NOT NULL);
                         CREATE TABLE IF NOT EXISTS pending_blobs (
                             blob_id TEXT PRIMARY KEY NOT NULL,
                             owner TEXT NOT NULL,
@@ -338,6 +346,7 @@ public final class SQLiteStudyIndex: StudyIndex, @unchecked Sendable {
                         sql: """
                             SELECT blob_id FROM instances UNION SELECT blob_id FROM superseded
                             UNION SELECT blob_id FROM originals UNION SELECT blob_id FROM deleted_instances
+                            UNION SELECT blob_id FROM deleted_originals
                             """))
             }
         } catch {
@@ -443,6 +452,15 @@ public final class SQLiteStudyIndex: StudyIndex, @unchecked Sendable {
                             """,
                         arguments: [why.date.timeIntervalSince1970, details, record.sopInstanceUID])
                     try db.execute(sql: "DELETE FROM instances WHERE sop_uid = ?", arguments: [record.sopInstanceUID])
+                    // Its uploaded originals go with it: an instance stored later under the same UID must not
+                    // show them.
+                    try db.execute(
+                        sql: """
+                            INSERT INTO deleted_originals (sop_uid, seq, blob_id, size, sha256, details, deleted)
+                            SELECT sop_uid, seq, blob_id, size, sha256, details, ? FROM originals WHERE sop_uid = ?
+                            """,
+                        arguments: [why.date.timeIntervalSince1970, record.sopInstanceUID])
+                    try db.execute(sql: "DELETE FROM originals WHERE sop_uid = ?", arguments: [record.sopInstanceUID])
                 }
             }
         } catch let error as ArchiveError {

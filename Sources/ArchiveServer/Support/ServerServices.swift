@@ -35,7 +35,10 @@ final class TenantArchives: @unchecked Sendable {
     private let urls: URLs
     private let pool: BlockingPool
     private let environment: [String: String]
+    /// Guards `others`, briefly; `opening` is held while a folder is opened (seconds, for a large one), so that
+    /// requests of clinics already open never wait for it.
     private let lock = NSLock()
+    private let opening = NSLock()
     private var others: [String: TenantArchive] = [:]
 
     init(
@@ -71,17 +74,17 @@ final class TenantArchives: @unchecked Sendable {
     /// The archive of `tenant`, opened (and created) on first use. Blocks while opening: call it off the
     /// cooperative threads unless `cached` says it is open.
     func archive(_ tenant: String) throws(ArchiveError) -> TenantArchive {
-        if tenant == primary.tenant { return primary }
-        lock.lock()
-        defer { lock.unlock() }
-        if let open = others[tenant] { return open }
+        if let open = cached(tenant) { return open }
+        opening.lock()
+        defer { opening.unlock() }
+        if let open = cached(tenant) { return open }
         guard Account.isValidTenant(tenant) else { throw ArchiveError(.invalidInput, "not a tenant name") }
         let folder = tenantsDirectory.appendingPathComponent(tenant)
         let (service, _) = try ArchiveService.openEmbedded(
             dataDirectory: folder, duplicatePolicy: settings.duplicatePolicy, quarantineDays: settings.quarantineDays,
             keyDirectory: dataDirectory.appendingPathComponent("keys"), tenant: tenant, environment: environment)
         let opened = TenantArchive(tenant: tenant, archive: service, settings: settings, urls: urls, pool: pool)
-        others[tenant] = opened
+        lock.withLock { others[tenant] = opened }
         return opened
     }
 
