@@ -1,6 +1,6 @@
 """Who is asking, on a live `facet serve`: the suite's own client logs in with password and TOTP (conftest); here
 the stock `dicomweb_client` command line with `--bearer-token`, the refusals a client without a valid token
-gets, and an administrator managing accounts over `/api/v1/users`."""
+gets, an administrator managing accounts over `/api/v1/users`, and 405 for a wrong method."""
 import json
 import uuid
 
@@ -83,3 +83,11 @@ def test_an_administrator_creates_an_account_that_logs_in_until_disabled(live, f
     # Nor does the administrator disable themselves.
     assert requests.post(f"{live.root}/api/v1/users/{admin}/disable", headers=as_admin).status_code == 409
 
+
+def test_a_wrong_method_on_a_known_path_is_405_with_allow(live):
+    answer = requests.get(live.root + "/api/v1/auth/login", headers={"Authorization": ""})
+    assert answer.status_code == 405 and answer.headers["Allow"] == "POST, OPTIONS"
+    answer = requests.delete(live.url + "/studies")
+    assert answer.status_code == 405 and answer.headers["Allow"] == "GET, HEAD, POST, OPTIONS"
+    assert requests.delete(live.url + "/studies", headers={"Authorization": ""}).status_code == 401
+    assert requests.get(live.url + "/no-such-resource").status_code == 404
