@@ -39,6 +39,10 @@ def dciodvfy():
 # Tokens of the servers the suite started, by root URL: every `requests` call to one carries its token (unless it
 # sets its own Authorization), as a logged-in client's session would.
 TOKENS = {}
+# The certificates of the suite's HTTPS servers, by root URL: every `requests` call to one trusts it (unless it says
+# otherwise), as a client configured with the clinic's certificate would. Given per request, it wins over
+# REQUESTS_CA_BUNDLE in the environment, which would otherwise replace a session's own `verify`.
+TRUSTED = {}
 
 
 def _with_token(original):
@@ -50,6 +54,8 @@ def _with_token(original):
                         "authorization" not in {name.lower() for name in self.headers}:
                     headers["Authorization"] = "Bearer " + token
                 kwargs["headers"] = headers
+                if root in TRUSTED:
+                    kwargs.setdefault("verify", TRUSTED[root])
                 break
         return original(self, method, url, *args, **kwargs)
     return request
@@ -157,6 +163,8 @@ class FacetServer:
         with urllib.request.urlopen(request, timeout=30, context=context) as answer:
             self.token = json_module.loads(answer.read())["access_token"]
         TOKENS[self.root] = self.token
+        if self.certificate:
+            TRUSTED[self.root] = str(self.certificate)
 
     def stop(self, kill=False):
         if self.process and self.process.poll() is None:
@@ -175,15 +183,48 @@ def external_base(request):
     return request.config.getoption("--base-url")
 
 
+def handshake(server, maximum=None):
+    """The TLS version a client trusting the server's certificate agrees with it (at most `maximum`)."""
+    import socket
+    import ssl
+
+    context = ssl.create_default_context(cafile=server.certificate)
+    if maximum:
+        context.maximum_version = maximum
+    with socket.create_connection(("127.0.0.1", server.port), timeout=10) as raw:
+        with context.wrap_socket(raw, server_hostname="localhost") as tls:
+            return tls.version()
+
+
 @pytest.fixture(scope="session")
-def server(facet, external_base, tmp_path_factory):
-    """The DICOMweb base URL under test: Facet started here, or the --base-url server."""
+def certificate(tmp_path_factory):
+    """A self-signed P-256 certificate for 127.0.0.1 and localhost, and its key, made with openssl."""
+    folder = tmp_path_factory.mktemp("tls")
+    cert, key = folder / "cert.pem", folder / "key.pem"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
+                    "-keyout", key, "-out", cert, "-days", "2", "-subj", "/CN=localhost",
+                    "-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1"], check=True, capture_output=True)
+    return cert, key
+
+
+@pytest.fixture(scope="session", params=["http", "tls"])
+def server(request, facet, external_base, tmp_path_factory):
+    """The DICOMweb base URL under test: Facet started here, once over plain HTTP on loopback and once over TLS 1.3
+    with a generated certificate (the whole suite runs against each, with a token), or the --base-url server."""
     if external_base:
+        if request.param == "tls":
+            pytest.skip("a --base-url server is tested once, as given")
         yield None, external_base.rstrip("/")
         return
     folder = tmp_path_factory.mktemp("facet-server")
     # A browser viewer's origin, as a clinic running OHIF beside Facet would configure it.
-    child = FacetServer(facet, folder / "data", extra_env={"FACET_CORS_ALLOW_ORIGIN": "http://ohif.example"}).start()
+    env = {"FACET_CORS_ALLOW_ORIGIN": "http://ohif.example"}
+    if request.param == "tls":
+        cert, key = request.getfixturevalue("certificate")
+        env.update(FACET_TLS_CERT=str(cert), FACET_TLS_KEY=str(key))
+    child = FacetServer(facet, folder / "data", extra_env=env).start()
+    if child.certificate:
+        assert handshake(child) == "TLSv1.3"
     yield child, child.url
     assert child.stop() == 0, "facet serve did not shut down cleanly on SIGTERM"
 

@@ -1,13 +1,15 @@
 """Who is asking, on a live `facet serve`: the suite's own client logs in with password and TOTP (conftest); here
-the stock `dicomweb_client` command line with `--bearer-token`, and the refusals a client without a valid token
-gets."""
+the stock `dicomweb_client` command line with `--bearer-token`, the refusals a client without a valid token
+gets, an administrator managing accounts over `/api/v1/users`, and 405 for a wrong method."""
 import json
+import uuid
 
 import pytest
 import requests
 
 from conftest import VENV_BIN, FacetServer, run
 from test_dicomweb import secondary_capture
+from totp import totp_now
 
 pytestmark = pytest.mark.usefixtures("facet_only")
 
@@ -41,3 +43,51 @@ def test_no_or_a_bad_token_is_401_with_a_challenge(live):
     assert session.get(live.root + "/health/live", headers={"Authorization": ""}).status_code == 200
     wrong = requests.post(live.root + "/api/v1/auth/login", json={"username": live.username, "password": "wrong"})
     assert wrong.status_code == 401 and wrong.json()["error"] == "invalid credentials"
+
+
+def log_in(live, username, password, uri, steps_ahead=0):
+    return requests.post(live.root + "/api/v1/auth/login", json={
+        "username": username, "password": password, "totp": totp_now(uri, steps_ahead)})
+
+
+def test_an_administrator_creates_an_account_that_logs_in_until_disabled(live, facet):
+    admin, password = "admin-" + uuid.uuid4().hex[:6], "suite admin passphrase"
+    made = run(facet, "users", "add", admin, "--role", "system-admin", "--password-stdin", "--json",
+               "--data-dir", live.data_dir, input=password)
+    assert made.returncode == 0, made.stderr
+    answer = log_in(live, admin, password, json.loads(made.stdout)["otpauth_uri"])
+    assert answer.status_code == 200
+    as_admin = {"Authorization": "Bearer " + answer.json()["access_token"]}
+
+    created = requests.post(live.root + "/api/v1/users", json={"username": "nurse-http", "role": "nurse"},
+                            headers=as_admin)
+    assert created.status_code == 201, created.text
+    assert created.headers["Location"].endswith("/api/v1/users/nurse-http")
+    account = created.json()
+    assert set(account) == {"username", "role", "tenant", "password", "otpauth_uri"}
+    answer = log_in(live, "nurse-http", account["password"], account["otpauth_uri"])
+    assert answer.status_code == 200
+    as_nurse = {"Authorization": "Bearer " + answer.json()["access_token"]}
+    assert requests.get(live.root + "/api/v1/auth/me", headers=as_nurse).json()["role"] == "nurse"
+    # The nurse may not administer; the list shows the account and no secret.
+    assert requests.get(live.root + "/api/v1/users", headers=as_nurse).status_code == 403
+    listed = {a["username"]: a for a in requests.get(live.root + "/api/v1/users", headers=as_admin).json()}
+    assert listed["nurse-http"]["status"] == "active" and listed["nurse-http"]["mfa"] is True
+    assert account["password"] not in json.dumps(listed)
+
+    disabled = requests.post(live.root + "/api/v1/users/nurse-http/disable", headers=as_admin)
+    assert disabled.status_code == 200 and disabled.json()["status"] == "disabled"
+    # Its token stops at once, and a fresh, unused TOTP code does not get it a new one.
+    assert requests.get(live.root + "/api/v1/auth/me", headers=as_nurse).status_code == 401
+    assert log_in(live, "nurse-http", account["password"], account["otpauth_uri"], steps_ahead=1).status_code == 401
+    # Nor does the administrator disable themselves.
+    assert requests.post(f"{live.root}/api/v1/users/{admin}/disable", headers=as_admin).status_code == 409
+
+
+def test_a_wrong_method_on_a_known_path_is_405_with_allow(live):
+    answer = requests.get(live.root + "/api/v1/auth/login", headers={"Authorization": ""})
+    assert answer.status_code == 405 and answer.headers["Allow"] == "POST, OPTIONS"
+    answer = requests.delete(live.url + "/studies")
+    assert answer.status_code == 405 and answer.headers["Allow"] == "GET, HEAD, POST, OPTIONS"
+    assert requests.delete(live.url + "/studies", headers={"Authorization": ""}).status_code == 401
+    assert requests.get(live.url + "/no-such-resource").status_code == 404

@@ -79,7 +79,10 @@ def stored(server, facet, tmp_path_factory):
     meshes = dicomize(facet, folder / "meshes", TESTDATA / "meshes/face/face.obj", region="face", timing="before")
     implicit = secondary_capture(folder / "sc-implicit.dcm", ImplicitVRLittleEndian)
     files = photos + meshes + [implicit]
-    client = DICOMwebClient(url=url)
+    # The client's own session, closed after the module: a kept-alive TLS connection would hold the server's
+    # shutdown for its close_notify timeout (5 s).
+    session = requests.Session()
+    client = DICOMwebClient(url=url, session=session)
     datasets = [pydicom.dcmread(f) for f in files]
     response = client.store_instances(datasets)
     referenced = response.get("ReferencedSOPSequence") or []
@@ -87,7 +90,8 @@ def stored(server, facet, tmp_path_factory):
     by_class = {}
     for ds, path in zip(datasets, files):
         by_class.setdefault(str(ds.SOPClassUID), []).append((ds, path))
-    return {"client": client, "url": url, "files": files, "by_class": by_class, "datasets": datasets}
+    yield {"client": client, "url": url, "files": files, "by_class": by_class, "datasets": datasets}
+    session.close()
 
 
 OBJ = "1.2.840.10008.5.1.4.1.1.104.4"

@@ -1,29 +1,18 @@
 """Transmission security on a live `facet serve --tls-cert --tls-key` (HIPAA §164.312(e)): TLS 1.3 only by
 default, a TLS 1.2-only client refused, HSTS on every answer, plain HTTP not answered, and the stock
-dicomweb-client storing and retrieving over HTTPS with the server's certificate as its trust anchor."""
-import socket
+dicomweb-client storing and retrieving over HTTPS with the server's certificate as its trust anchor. (The whole
+DICOMweb suite, test_dicomweb.py, also runs over TLS: see conftest's `server`.)"""
 import ssl
-import subprocess
 
 import pydicom
 import pytest
 import requests
 from dicomweb_client.api import DICOMwebClient
 
-from conftest import FacetServer
+from conftest import FacetServer, handshake
 from test_dicomweb import secondary_capture
 
 pytestmark = pytest.mark.usefixtures("facet_only")
-
-
-@pytest.fixture(scope="module")
-def certificate(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("tls")
-    cert, key = folder / "cert.pem", folder / "key.pem"
-    subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
-                    "-keyout", key, "-out", cert, "-days", "2", "-subj", "/CN=localhost",
-                    "-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1"], check=True, capture_output=True)
-    return cert, key
 
 
 @pytest.fixture(scope="module")
@@ -33,15 +22,6 @@ def secure(facet, certificate, tmp_path_factory):
                         extra_env={"FACET_TLS_CERT": str(cert), "FACET_TLS_KEY": str(key)}).start()
     yield child
     assert child.stop() == 0
-
-
-def handshake(server, maximum=None):
-    context = ssl.create_default_context(cafile=server.certificate)
-    if maximum:
-        context.maximum_version = maximum
-    with socket.create_connection(("127.0.0.1", server.port), timeout=10) as raw:
-        with context.wrap_socket(raw, server_hostname="localhost") as tls:
-            return tls.version()
 
 
 def test_tls_1_3_is_spoken_and_tls_1_2_refused(secure):

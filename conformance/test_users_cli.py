@@ -135,6 +135,24 @@ def test_list_disable_enable(facet, tmp_path):
     assert text.returncode == 0 and "alice" in text.stdout and "carol" in text.stdout
 
 
+def test_set_role_and_the_last_system_admin(facet, tmp_path):
+    data = tmp_path / "data"
+    assert users(facet, data, "add", "alice", "--role", "nurse").returncode == 0
+    assert users(facet, data, "add", "root", "--role", "system-admin").returncode == 0
+    assert users(facet, data, "set-role", "alice", "--role", "physician").returncode == 0
+    # A person does not become a machine; an unknown role is a usage error.
+    for role in ("device", "king"):
+        refused = users(facet, data, "set-role", "alice", "--role", role)
+        assert refused.returncode == 2 and len(refused.stderr.strip().splitlines()) == 1
+    # The tenant's one system admin stays one, as over /api/v1/users.
+    for args in (["disable", "root"], ["set-role", "root", "--role", "nurse"]):
+        refused = users(facet, data, *args)
+        assert refused.returncode == 1 and "last active system-admin" in refused.stderr
+    listed = {a["username"]: a for a in json.loads(users(facet, data, "list", "--json").stdout)}
+    assert listed["alice"]["role"] == "physician"
+    assert (listed["root"]["role"], listed["root"]["status"]) == ("system-admin", "active")
+
+
 def test_reset_mfa_and_set_password(facet, tmp_path):
     data = tmp_path / "data"
     first = json.loads(users(facet, data, "add", "alice", "--role", "nurse", "--json").stdout)

@@ -35,8 +35,8 @@ public struct FacetRequestContext: RequestContext, RemoteAddressRequestContext {
 /// request guard (Host, declared body size, CORS preflight, browser origins, security headers) → audit (which
 /// also turns errors into answers) → authentication → metrics → the route, which asks the access policy. Routes
 /// are one type per transaction: QIDO-RS, STOW-RS, WADO-RS, rendered and thumbnails, capabilities, clinic uploads,
-/// originals, logins; health and metrics beside them. `extra` middleware runs just before authentication (tests
-/// use it to present a token).
+/// originals, logins, care teams, accounts; health and metrics beside them; a known path asked with another method
+/// is 405. `extra` middleware runs just before authentication (tests use it to present a token).
 public func buildApplication(
     settings: ServerSettings, service: ArchiveService, identity: IdentityServices, logger: Logger
 ) throws -> some ApplicationProtocol {
@@ -68,6 +68,7 @@ func buildApplication(
     UploadRoutes(services: services).add(to: router)
     OriginalsRoutes(services: services).add(to: router)
     PatientAccessRoutes(services: services).add(to: router)
+    UserRoutes(services: services).add(to: router)
     router.get("/health/live") { _, _ in Responses.text("{\"status\":\"live\"}", contentType: "application/json") }
     router.get("/health/ready") { _, _ in
         // Ready when the index answers and the blob store's folder is writable.
@@ -83,6 +84,8 @@ func buildApplication(
                 instances: services.archives.opened.reduce(0) { $0 + $1.archive.index.catalog().instances.count }),
             contentType: "text/plain; version=0.0.4")
     }
+    // Last: it reads the routes above.
+    AllowedMethods.add(to: router)
     return Application(
         router: router, server: try serverBuilder(settings),
         configuration: .init(address: .hostname(settings.host, port: settings.port), serverName: "Facet"),

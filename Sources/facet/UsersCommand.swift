@@ -7,11 +7,11 @@ import Foundation
 struct UsersCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "users",
-        abstract: "Manage accounts: add, list, disable, enable, reset-mfa, set-password, assign.",
+        abstract: "Manage accounts: add, list, disable, enable, reset-mfa, set-password, set-role, assign.",
         discussion: "Exit codes: 0 done, 1 refused (e.g. the username exists, no such account), 2 usage.",
         subcommands: [
             UsersAddCommand.self, UsersListCommand.self, UsersDisableCommand.self, UsersEnableCommand.self,
-            UsersResetMFACommand.self, UsersSetPasswordCommand.self, UsersAssignCommand.self,
+            UsersResetMFACommand.self, UsersSetPasswordCommand.self, UsersSetRoleCommand.self, UsersAssignCommand.self,
         ])
 }
 
@@ -74,9 +74,17 @@ func readPasswordFromStandardInput() throws -> String {
     return text
 }
 
-func printJSON(_ object: Any) throws {
-    let data = try JSONSerialization.data(withJSONObject: object, options: [.sortedKeys, .withoutEscapingSlashes])
-    FileHandle.standardOutput.write(data + Data("\n".utf8))
+/// Prints an answer in the JSON form the server's `/api/v1/users` uses too.
+func printJSON(_ value: some Encodable) throws {
+    FileHandle.standardOutput.write(try AccountAdministration.json(value) + Data("\n".utf8))
+}
+
+/// A role by name, or a usage error listing the roles.
+func parseRole(_ name: String) throws -> Role {
+    guard let role = Role(rawValue: name) else {
+        throw fail("unknown role \(name); roles: \(Role.allCases.map(\.rawValue).joined(separator: ", "))", code: 2)
+    }
+    return role
 }
 
 /// `facet users add USERNAME --role ROLE`.
@@ -94,9 +102,7 @@ struct UsersAddCommand: ParsableCommand {
     @Flag(help: "Print one JSON object.") var json = false
 
     func run() throws {
-        guard let role = Role(rawValue: role) else {
-            throw fail("unknown role \(role); roles: \(Role.allCases.map(\.rawValue).joined(separator: ", "))", code: 2)
-        }
+        let role = try parseRole(role)
         if role.isService && passwordFromStandardInput {
             throw fail("service accounts get a generated client secret, not a password", code: 2)
         }
@@ -110,14 +116,7 @@ struct UsersAddCommand: ParsableCommand {
             throw usersFailure(error)
         }
         if json {
-            var object: [String: String] = [
-                "username": credentials.username, "role": credentials.role.rawValue, "tenant": credentials.tenant,
-            ]
-            object["otpauth_uri"] = credentials.otpauthURI
-            object["client_id"] = credentials.clientID
-            object["client_secret"] = credentials.clientSecret
-            object["password"] = credentials.generatedPassword
-            try printJSON(object)
+            try printJSON(credentials)
             return
         }
         print("added \(credentials.username) (\(credentials.role)) to tenant \(credentials.tenant)")
@@ -141,30 +140,20 @@ struct UsersListCommand: ParsableCommand {
 
     func run() throws {
         let administration = try openAccountAdministration(dataDirectory: dataDirectory, tenant: tenant ?? "default")
-        let accounts: [Account]
+        let accounts: [AccountAdministration.Summary]
         do {
-            accounts = try administration.store.accounts(tenant: tenant)
+            accounts = try administration.list(tenant: tenant)
         } catch {
             throw usersFailure(error)
         }
-        let now = Date()
         if json {
-            try printJSON(
-                accounts.map { account -> [String: Any] in
-                    var object: [String: Any] = [
-                        "tenant": account.tenant, "username": account.username, "role": account.role.rawValue,
-                        "status": account.status.rawValue, "mfa": account.totpSecret != nil,
-                        "locked": (account.lockedUntil ?? .distantPast) > now,
-                    ]
-                    if let id = account.clientID { object["client_id"] = id }
-                    return object
-                })
+            try printJSON(accounts)
             return
         }
         for account in accounts {
             var line = "\(account.tenant)\t\(account.username)\t\(account.role)\t\(account.status.rawValue)"
             if let id = account.clientID { line += "\tclient_id \(id)" }
-            if (account.lockedUntil ?? .distantPast) > now { line += "\tlocked" }
+            if let until = account.lockedUntil { line += "\tlocked until \(until)" }
             print(line)
         }
     }
@@ -220,7 +209,7 @@ struct UsersResetMFACommand: ParsableCommand {
             throw usersFailure(error)
         }
         if json {
-            try printJSON(["username": username, "tenant": location.tenant, "otpauth_uri": uri])
+            try printJSON(AccountAdministration.Reissued(tenant: location.tenant, username: username, otpauthURI: uri))
         } else {
             print("TOTP (scan into an authenticator app): \(uri)")
         }
@@ -247,13 +236,32 @@ struct UsersSetPasswordCommand: ParsableCommand {
             throw usersFailure(error)
         }
         if json {
-            var object = ["username": username, "tenant": location.tenant]
-            object["password"] = generated
-            try printJSON(object)
+            try printJSON(
+                AccountAdministration.Reissued(tenant: location.tenant, username: username, password: generated))
         } else {
             print("password set for \(username); its sessions are ended")
             if let generated { print("new secret: \(generated)") }
         }
+    }
+}
+
+/// `facet users set-role USERNAME --role ROLE`: ends the account's sessions, whose tokens name the old role.
+struct UsersSetRoleCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "set-role",
+        abstract: "Give an account another role and end its sessions (people stay people, machines machines).")
+    @Argument(help: "The username.") var username: String
+    @Option(help: "The new role.") var role: String
+    @OptionGroup var location: UsersLocation
+
+    func run() throws {
+        let role = try parseRole(role)
+        do {
+            try location.open().setRole(tenant: location.tenant, username: username, role: role)
+        } catch let error as ArchiveError {
+            throw usersFailure(error)
+        }
+        print("\(username) is now \(role); its sessions are ended")
     }
 }
 

@@ -14,12 +14,13 @@ import Testing
 @Suite struct AuthTests {
     static func bearer(_ token: String) -> (HTTPField.Name, String) { (.authorization, "Bearer \(token)") }
 
-    /// The TOTP code of an `otpauth://` URI's secret, now.
-    static func code(_ uri: String) throws -> String {
+    /// The TOTP code of an `otpauth://` URI's secret, now (or `stepsAhead` steps later: a second login of one
+    /// account within one step needs the next code, each code being usable once).
+    static func code(_ uri: String, stepsAhead: Int64 = 0) throws -> String {
         let secret = try #require(
             URLComponents(string: uri)?.queryItems?.first(where: { $0.name == "secret" })?.value)
         let totp = TOTP(secret: try #require(Base32.decode(secret)))
-        return totp.code(step: totp.step(at: Date()))
+        return totp.code(step: totp.step(at: Date()) + stepsAhead)
     }
 
     @Test func everyArchivePathWantsATokenButHealthCapabilitiesAndLogin() async throws {

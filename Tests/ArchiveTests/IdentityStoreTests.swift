@@ -292,4 +292,52 @@ import Testing
             )
             .isGranted)
     }
+
+    @Test func theLastActiveSystemAdminOfATenantStaysWhoeverAsks() throws {
+        let fixture = try IdentityFixture()
+        try fixture.person("root", .systemAdmin)
+        try fixture.person("root", .systemAdmin, tenant: "clinic-b")
+        let administration = fixture.administration
+        for change in [
+            { try administration.setStatus(tenant: "default", username: "root", .disabled) },
+            { try administration.setRole(tenant: "default", username: "root", role: .nurse) },
+        ] {
+            #expect {
+                try change()
+            } throws: { ($0 as? ArchiveError)?.code == .conflict }
+        }
+        #expect(try fixture.store.account(tenant: "default", username: "root")?.role == .systemAdmin)
+        // Another tenant's system admin does not count; a second one of the same tenant does.
+        try fixture.person("root2", .systemAdmin)
+        try administration.setStatus(tenant: "default", username: "root", .disabled)
+        #expect(throws: ArchiveError.self) {
+            try administration.setRole(tenant: "default", username: "root2", role: .nurse)
+        }
+        // Enabling is never refused, and a disabled system admin may be given another role.
+        try administration.setStatus(tenant: "default", username: "root", .active)
+        try administration.setStatus(tenant: "default", username: "root", .disabled)
+        try administration.setRole(tenant: "default", username: "root", role: .nurse)
+        #expect(try fixture.store.account(tenant: "default", username: "root")?.role == .nurse)
+    }
+
+    @Test func aRoleChangeEndsTheSessionsAndKeepsPeopleAndMachinesApart() throws {
+        let fixture = try IdentityFixture()
+        try fixture.person("dr.a", .physician)
+        _ = try fixture.administration.add(tenant: "default", username: "emr", role: .integration)
+        let issued = try fixture.tokens.issue(tenant: "default", username: "dr.a", role: .physician)
+        try fixture.administration.setRole(tenant: "default", username: "dr.a", role: .nurse)
+        #expect(try fixture.store.account(tenant: "default", username: "dr.a")?.role == .nurse)
+        #expect(throws: ArchiveError.self) { try fixture.tokens.verify(issued.accessToken) }
+        for (username, role) in [("dr.a", Role.device), ("emr", .physician)] {
+            #expect {
+                try fixture.administration.setRole(tenant: "default", username: username, role: role)
+            } throws: { ($0 as? ArchiveError)?.code == .invalidInput }
+        }
+        #expect {
+            try fixture.administration.setRole(tenant: "default", username: "dr.a", role: .nurse, by: "dr.a")
+        } throws: { ($0 as? ArchiveError)?.code == .conflict }
+        #expect {
+            try fixture.administration.setStatus(tenant: "default", username: "dr.a", .disabled, by: "dr.a")
+        } throws: { ($0 as? ArchiveError)?.code == .conflict }
+    }
 }

@@ -2,7 +2,7 @@ import Foundation
 
 /// One account of one tenant: a person (password + TOTP) or a machine (client id + secret). Usernames are not PHI.
 public struct Account: Sendable, Hashable {
-    public enum Status: String, Sendable, Hashable, CaseIterable {
+    public enum Status: String, Sendable, Hashable, CaseIterable, Codable {
         case active
         case disabled
     }

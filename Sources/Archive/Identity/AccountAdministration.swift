@@ -1,9 +1,11 @@
 import Foundation
 
-/// Creating and managing accounts: what `facet users` does, and later `/api/v1/users` for a system admin.
+/// Creating and managing accounts: what `facet users` does, and `/api/v1/users` for an administrator. The rules
+/// (names, passwords, who may not be disabled) live here, so the command and the server apply the same ones.
 public struct AccountAdministration: Sendable {
-    /// What a new account's owner must be told once (never stored in the clear, never logged).
-    public struct Credentials: Sendable, Hashable {
+    /// What a new account's owner must be told once (never stored in the clear, never logged). Encoded, it is what
+    /// `facet users add --json` prints and `POST /api/v1/users` answers.
+    public struct Credentials: Sendable, Hashable, Encodable {
         public var tenant: String
         public var username: String
         public var role: Role
@@ -14,7 +16,18 @@ public struct AccountAdministration: Sendable {
         /// Machines: the client credentials.
         public var clientID: String?
         public var clientSecret: String?
+
+        enum CodingKeys: String, CodingKey {
+            case tenant, username, role
+            case generatedPassword = "password"
+            case otpauthURI = "otpauth_uri"
+            case clientID = "client_id"
+            case clientSecret = "client_secret"
+        }
     }
+
+    /// The role a tenant always keeps one active account of: without it nobody could manage the tenant's accounts.
+    public static let keptRole = Role.systemAdmin
 
     public static let minimumPasswordLength = 12
 
@@ -106,9 +119,17 @@ public struct AccountAdministration: Sendable {
         return TOTP(secret: secret).provisioningURI(account: username)
     }
 
-    /// Disables (ending every session at once) or enables an account. Enabling also clears a lockout.
-    public func setStatus(tenant: String, username: String, _ status: Account.Status) throws(ArchiveError) {
-        try store.updateAccount(tenant: tenant, username: username) { (account) throws(ArchiveError) in
+    /// Disables (ending every session at once) or enables an account. Enabling also clears a lockout. `actor` is
+    /// the administrator asking (nil for the command line): nobody disables their own account, and the last active
+    /// system-admin of a tenant stays (`.conflict`).
+    public func setStatus(tenant: String, username: String, _ status: Account.Status, by actor: String? = nil)
+        throws(ArchiveError)
+    {
+        if status == .disabled && actor == username {
+            throw ArchiveError(.conflict, "an administrator cannot disable their own account")
+        }
+        try store.updateAccount(tenant: tenant, username: username, keepingActive: Self.keptRole) {
+            (account) throws(ArchiveError) in
             account.status = status
             if status == .active {
                 account.failedLogins = []
@@ -116,6 +137,37 @@ public struct AccountAdministration: Sendable {
             }
         }
         if status == .disabled { try store.revokeSessions(tenant: tenant, username: username) }
+    }
+
+    /// Gives an account another role and ends its sessions (their tokens name the old role). People stay people and
+    /// machines machines, whose credentials differ (`.invalidInput`); nobody changes their own role, and the last
+    /// active system-admin of a tenant keeps theirs (`.conflict`).
+    public func setRole(tenant: String, username: String, role: Role, by actor: String? = nil) throws(ArchiveError) {
+        if actor == username { throw ArchiveError(.conflict, "an administrator cannot change their own role") }
+        let changed = try store.updateAccount(tenant: tenant, username: username, keepingActive: Self.keptRole) {
+            (account) throws(ArchiveError) -> Bool in
+            guard account.role.isService == role.isService else {
+                throw ArchiveError(
+                    .invalidInput, "a person's account cannot become a service account or the reverse; add a new one")
+            }
+            let changed = account.role != role
+            account.role = role
+            return changed
+        }
+        if changed { try store.revokeSessions(tenant: tenant, username: username) }
+    }
+
+    /// The accounts of `tenant` (of every tenant when nil) as they may be shown.
+    public func list(tenant: String?, now: Date = Date()) throws(ArchiveError) -> [Summary] {
+        try store.accounts(tenant: tenant).map { Summary($0, now: now) }
+    }
+
+    /// One account as it may be shown; `.notFound` when the tenant has no such account.
+    public func summary(tenant: String, username: String, now: Date = Date()) throws(ArchiveError) -> Summary {
+        guard let account = try store.account(tenant: tenant, username: username) else {
+            throw ArchiveError(.notFound, "no account \(username) in tenant \(tenant)")
+        }
+        return Summary(account, now: now)
     }
 
     /// Adds a user to a patient's care team. The Patient ID is only hashed (with its issuer and the tenant).

@@ -13,9 +13,11 @@ public protocol AccountStore: Sendable {
     func accounts(tenant: String?) throws(ArchiveError) -> [Account]
     /// Reads, changes and writes back one account in one transaction (so that concurrent logins cannot both use
     /// one TOTP code or lose a failure). Tenant, username, client id and creation date cannot change.
-    /// `.notFound` when there is no such account.
+    /// `.notFound` when there is no such account. With `keepingActive`, a change that would leave the tenant without
+    /// an active account of that role is refused (`.conflict`, nothing written), checked in the same transaction so
+    /// that two administrators disabling each other at once cannot both succeed.
     func updateAccount<T>(
-        tenant: String, username: String, _ change: (inout Account) throws(ArchiveError) -> T
+        tenant: String, username: String, keepingActive kept: Role?, _ change: (inout Account) throws(ArchiveError) -> T
     ) throws(ArchiveError) -> T
 
     // MARK: care teams
@@ -47,4 +49,13 @@ public protocol AccountStore: Sendable {
     func isRevoked(_ tokenID: String) throws(ArchiveError) -> Bool
     /// Forgets sessions and revocations of tokens that expired before `date`.
     func purge(expiredBefore date: Date) throws(ArchiveError)
+}
+
+extension AccountStore {
+    /// `updateAccount` without a role to keep.
+    public func updateAccount<T>(
+        tenant: String, username: String, _ change: (inout Account) throws(ArchiveError) -> T
+    ) throws(ArchiveError) -> T {
+        try updateAccount(tenant: tenant, username: username, keepingActive: nil, change)
+    }
 }

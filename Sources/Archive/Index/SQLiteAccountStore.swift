@@ -219,7 +219,7 @@ public final class SQLiteAccountStore: AccountStore, @unchecked Sendable {
     }
 
     public func updateAccount<T>(
-        tenant: String, username: String, _ change: (inout Account) throws(ArchiveError) -> T
+        tenant: String, username: String, keepingActive kept: Role?, _ change: (inout Account) throws(ArchiveError) -> T
     ) throws(ArchiveError) -> T {
         try access {
             try pool.write { db in
@@ -236,6 +236,16 @@ public final class SQLiteAccountStore: AccountStore, @unchecked Sendable {
                 account.username = before.username
                 account.clientID = before.clientID
                 account.created = before.created
+                if let kept, before.role == kept, before.status == .active,
+                    account.role != kept || account.status != .active,
+                    try Int.fetchOne(
+                        db,
+                        sql: """
+                            SELECT COUNT(*) FROM accounts WHERE tenant = ? AND role = ? AND status = ? AND username != ?
+                            """, arguments: [tenant, kept.rawValue, Account.Status.active.rawValue, username]) == 0
+                {
+                    throw ArchiveError(.conflict, "\(username) is the last active \(kept) of tenant \(tenant)")
+                }
                 if account != before {
                     try db.execute(
                         sql: """
