@@ -19,7 +19,7 @@ import Testing
                 (HTTPRequest.Method.delete, "/dicomweb/studies", "GET, HEAD, POST, OPTIONS"),
                 (.put, "/dicomweb/studies/\(study)/metadata", "GET, HEAD, OPTIONS"),
                 (.post, "/dicomweb/studies/\(study)/series/1.2.3/instances/1.2.3.4/frames/1", "GET, HEAD, OPTIONS"),
-                (.patch, "/dicomweb/studies/\(study)", "GET, HEAD, POST, OPTIONS"),
+                (.patch, "/dicomweb/studies/\(study)", "GET, HEAD, POST, DELETE, OPTIONS"),
                 (.delete, "/api/v1/patients/P-1/care-team", "GET, HEAD, PUT, OPTIONS"),
                 (.get, "/api/v1/users/tester/disable", "POST, OPTIONS"),
                 (.post, "/api/v1/users/tester/role", "PUT, OPTIONS"),

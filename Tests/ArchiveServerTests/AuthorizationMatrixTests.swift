@@ -28,7 +28,7 @@ import Testing
 
     /// What a route does, as the table sees it.
     enum Kind: String {
-        case me, search, read, store, upload, delete, careTeamRead, careTeamWrite, breakGlass, grants, metrics
+        case me, search, read, store, upload, delete, careTeamRead, careTeamWrite, breakGlass, grants, metrics, users
     }
 
     /// Who asks about whom.
@@ -69,6 +69,8 @@ import Testing
             return breakGlass.contains(c.role) ? .created : .forbidden
         case .grants:
             return audit.contains(c.role) ? .ok : .forbidden
+        case .users:
+            return admin.contains(c.role) ? .ok : .forbidden
         case .metrics:
             // Server-wide counts: the operator's own (default) tenant's admins only.
             return admin.contains(c.role) && c.sameTenant ? .ok : .forbidden
@@ -149,6 +151,7 @@ import Testing
                 contentType: json,
                 body: { id in ByteBuffer(string: "{\"patientID\":\"\(id)\",\"reason\":\"matrix test\"}") }),
             Route(name: "grants", kind: .grants, method: .get, path: { _, _ in "/api/v1/break-glass" }),
+            Route(name: "users", kind: .users, method: .get, path: { _, _ in "/api/v1/users" }),
             Route(name: "metrics", kind: .metrics, method: .get, path: { _, _ in "/metrics" }),
         ]
     }

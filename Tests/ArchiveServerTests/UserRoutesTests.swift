@@ -328,9 +328,15 @@ import Testing
                     let answer = try await Self.call(client, method, uri, token: token, json: body)
                     #expect(answer.status == .forbidden, "\(method) \(uri)")
                 }
-                #expect(
-                    try await Self.call(client, method, uri, token: foreign, json: body).status == .notFound,
-                    "\(method) \(uri)")
+                // Another clinic's admin acts in their own clinic only: a new account lands there, and this
+                // clinic's accounts do not exist for them.
+                let theirs = try await Self.call(client, method, uri, token: foreign, json: body)
+                let own: HTTPResponse.Status? =
+                    uri != "/api/v1/users" ? nil : method == .post ? .created : method == .get ? .ok : nil
+                #expect(theirs.status == (own ?? .notFound), "\(method) \(uri)")
+                if method == .get && uri == "/api/v1/users" {
+                    #expect(!String(decoding: theirs.body, as: UTF8.self).contains("\"tester\""))
+                }
                 #expect(
                     try await Self.call(client, method, uri, token: nil, json: body).status == .unauthorized,
                     "\(method) \(uri)")
@@ -338,6 +344,7 @@ import Testing
         }
         #expect(try archive.identity.store.account(tenant: "default", username: "tester") == before)
         #expect(try archive.identity.store.account(tenant: "default", username: "intruder") == nil)
+        #expect(try archive.identity.store.account(tenant: "other-clinic", username: "intruder")?.role == .systemAdmin)
     }
 
     @Test func theAuditEventNamesTheActionAndTheTargetButNoSecret() async throws {
