@@ -28,7 +28,8 @@ import Testing
 
     /// What a route does, as the table sees it.
     enum Kind: String {
-        case me, search, read, store, upload, delete, careTeamRead, careTeamWrite, breakGlass, grants, metrics, users
+        case me, search, read, store, upload, delete, careTeamRead, careTeamWrite, breakGlass, grants, deletions,
+            metrics, users
     }
 
     /// Who asks about whom.
@@ -67,7 +68,7 @@ import Testing
             return careTeam.contains(c.role) ? .ok : .forbidden
         case .breakGlass:
             return breakGlass.contains(c.role) ? .created : .forbidden
-        case .grants:
+        case .grants, .deletions:
             return audit.contains(c.role) ? .ok : .forbidden
         case .users:
             return admin.contains(c.role) ? .ok : .forbidden
@@ -151,6 +152,7 @@ import Testing
                 contentType: json,
                 body: { id in ByteBuffer(string: "{\"patientID\":\"\(id)\",\"reason\":\"matrix test\"}") }),
             Route(name: "grants", kind: .grants, method: .get, path: { _, _ in "/api/v1/break-glass" }),
+            Route(name: "deletions", kind: .deletions, method: .get, path: { _, _ in "/api/v1/deletions" }),
             Route(name: "users", kind: .users, method: .get, path: { _, _ in "/api/v1/users" }),
             Route(name: "metrics", kind: .metrics, method: .get, path: { _, _ in "/metrics" }),
         ]
@@ -181,10 +183,9 @@ import Testing
             for tenant in ["default", "clinic-b"] {
                 let name = "\(tenant == "default" ? "a" : "b")-\(role.rawValue)"
                 tokens["\(tenant)/\(role)"] = try archive.token(for: role, username: name, tenant: tenant)
-                if tenant == "default" {
-                    try archive.identity.administration.assign(
-                        tenant: tenant, username: name, patientID: "M-OWN", issuer: nil)
-                }
+                // Clinic B's own patient M-OWN (another person: same ID, another clinic) has clinic B's accounts.
+                try archive.identity.administration.assign(
+                    tenant: tenant, username: name, patientID: "M-OWN", issuer: nil)
             }
         }
         let routes = Self.routes()
@@ -313,6 +314,7 @@ import Testing
         let everyStudy = Set(studiesOf.values.joined())
         let tokenTable = tokens
         let visibleTable = visible
+        let studyTable = studiesOf
         try await archive.bareApp.test(.router) { client in
             for (name, token) in tokenTable {
                 let auth = headers([(.authorization, "Bearer \(token)")])
@@ -335,7 +337,13 @@ import Testing
                     }
                     #expect(seen == expected, "seed \(seed), \(name), limit \(limit)")
                 }
-                // Instance and series searches, and a search by an invisible patient's ID, hold nothing else.
+                // A search by the ID of a patient the caller may not see finds nothing.
+                for id in patients where (studyTable[id] ?? []).allSatisfy({ !expected.contains($0) }) {
+                    let answer = try await client.execute(
+                        uri: "/dicomweb/studies?PatientID=\(id)", method: .get, headers: auth)
+                    #expect(String(buffer: answer.body) == "[]", "seed \(seed), \(name), \(id)")
+                }
+                // Instance and series searches hold nothing else.
                 for uri in ["/dicomweb/instances", "/dicomweb/series"] {
                     let body = String(buffer: try await client.execute(uri: uri, method: .get, headers: auth).body)
                     for study in everyStudy.subtracting(expected) { #expect(!body.contains(study), "\(uri) \(name)") }

@@ -65,6 +65,11 @@ import Testing
             try await client.execute(
                 uri: "/dicomweb/studies/\(away.study)/metadata", method: .get, headers: headers([Self.bearer(foreign)])
             ) { response in #expect(response.status == .ok) }
+            // A failed login to clinic B is clinic B's business: its audit log, not the operator's.
+            try await client.execute(
+                uri: "/api/v1/auth/login", method: .post, headers: headers([(.contentType, "application/json")]),
+                body: ByteBuffer(string: "{\"username\":\"dr-b\",\"password\":\"guess\",\"tenant\":\"clinic-b\"}")
+            ) { response in #expect(response.status == .unauthorized) }
         }
         #expect(archive.service.index.catalog().studies[away.study] == nil)
         // Its own tenant key, sealed under the master key; its own blobs and audit log.
@@ -73,6 +78,7 @@ import Testing
         #expect(FileManager.default.fileExists(atPath: tenantFolder.appendingPathComponent("index.sqlite").path))
         let theirLog = try Self.log(tenantFolder)
         #expect(theirLog.contains("\"actor\":\"clinic-b/dr-b\"") && theirLog.contains(away.study))
+        #expect(theirLog.contains("access denied: login") && theirLog.contains("(as clinic-b/dr-b)"))
         archive.service.audit.flush()
         #expect(!(try Self.log(archive.folder)).contains("clinic-b/"))
         // Nothing of clinic B's patient in the clear in its folder.
@@ -157,6 +163,20 @@ import Testing
             let left = String(buffer: try await client.execute(uri: "/dicomweb/studies", method: .get).body)
             #expect(!left.contains(photo.study) && left.contains(second.study))
         }
+        // The auditor reads what was deleted and why; a nurse may not.
+        let auditor = try archive.token(for: .auditor)
+        try await archive.bareApp.test(.router) { client in
+            let list = try await client.execute(
+                uri: "/api/v1/deletions", method: .get, headers: headers([Self.bearer(auditor)]))
+            #expect(list.status == .ok)
+            let items = try #require(try json(list.body) as? [[String: Any]])
+            #expect(items.first?["sopInstanceUID"] as? String == photo.instance)
+            #expect(items.first?["reason"] as? String == "wrong patient Doe")
+            #expect(items.first?["actor"] as? String == "default/tester")
+            try await client.execute(uri: "/api/v1/deletions", method: .get, headers: headers([Self.bearer(nurse)])) {
+                #expect($0.status == .forbidden)
+            }
+        }
         let kept = try archive.service.index.deletions()
         #expect(kept.map(\.sopInstanceUID) == [photo.instance])
         #expect(kept.first?.deletion.reason == "wrong patient Doe" && kept.first?.deletion.actor == "default/tester")
@@ -194,12 +214,20 @@ import Testing
             try await client.execute(
                 uri: "/dicomweb/studies", method: .get, headers: headers([Self.bearer(archive.token)])
             ) { response in #expect(response.status == .ok) }
+            // The assistant's own search answers with the granted patient: emergency access too.
+            try await client.execute(
+                uri: "/dicomweb/studies?PatientID=P-GRANT", method: .get, headers: headers([Self.bearer(assistant)])
+            ) { response in #expect(String(buffer: response.body).contains(granted.study)) }
         }
         archive.service.audit.flush()
         let lines = try Self.log(archive.folder).split(separator: "\n")
         let read = try #require(lines.first { $0.contains("\"actor\":\"default/ma\"") && $0.contains("WADO metadata") })
         #expect(read.contains("emergency access under break-the-glass"))
-        let search = try #require(lines.first { $0.contains("\"action\":\"QIDO study\"") })
+        let emergencySearch = try #require(
+            lines.first { $0.contains("\"actor\":\"default/ma\"") && $0.contains("QIDO study") })
+        #expect(emergencySearch.contains("emergency access under break-the-glass"))
+        let search = try #require(
+            lines.first { $0.contains("\"action\":\"QIDO study\"") && $0.contains("default/tester") })
         #expect(search.contains("\"resultStudies\":[\"\(granted.study)\"]"))
         #expect(search.contains("\"resultPatients\":[\"\(key)\"]"))
     }

@@ -114,7 +114,7 @@ public final class AuditLog: @unchecked Sendable {
     /// log found behind that anchor is recorded as a loss rather than passing as intact.
     public init(folder: URL, keys: KeyHierarchy, anchor: (any AuditAnchorStore)? = nil) throws(ArchiveError) {
         self.folder = folder
-        self.key = keys.derivedKey("facet-audit-chain")
+        self.key = keys.tenantDerivedKey("facet-audit-chain")
         self.anchorStore = anchor
         try createPrivateDirectory(folder)
         let stored = try anchor?.auditAnchor()
@@ -307,7 +307,7 @@ public final class AuditLog: @unchecked Sendable {
     /// Checks the whole chain and the head. `entry` in a broken verdict is the sequence number that is wrong (the
     /// 1-based line, as long as nothing was lost).
     public static func verify(folder: URL, keys: KeyHierarchy) -> Verdict {
-        verify(folder: folder, key: keys.derivedKey("facet-audit-chain"))
+        verify(folder: folder, key: keys.tenantDerivedKey("facet-audit-chain"))
     }
 
     static func verify(folder: URL, key: SymmetricKey) -> Verdict {
@@ -317,7 +317,7 @@ public final class AuditLog: @unchecked Sendable {
     /// Checks the chain, the head and the anchor kept outside the folder (pass what the index holds, or nil), and
     /// lists the incidents the chain records. A log behind its anchor with no loss recorded is broken.
     public static func check(folder: URL, keys: KeyHierarchy, anchor: AuditAnchor?) -> AuditReport {
-        report(folder: folder, key: keys.derivedKey("facet-audit-chain"), anchor: anchor)
+        report(folder: folder, key: keys.tenantDerivedKey("facet-audit-chain"), anchor: anchor)
     }
 
     static func report(folder: URL, key: SymmetricKey, anchor: AuditAnchor?) -> AuditReport {

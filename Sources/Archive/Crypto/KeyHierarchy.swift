@@ -76,7 +76,17 @@ public struct KeyHierarchy: Sendable {
         try Self.unwrap(wrapped, with: tenantKey, purpose: "data:\(tenant)")
     }
 
-    /// A key derived from the master key for one purpose (HKDF-SHA256), e.g. the audit anchor's MAC.
+    /// A key of this tenant's own for one purpose (HKDF-SHA256 of the tenant key, the tenant named in the info): what
+    /// seals a clinic's index rows, keys its blind indexes and chains its audit log, so that no two clinics share a
+    /// key and a clinic's key alone unlocks its records. The `default` tenant keeps the master-derived keys it has
+    /// always had (`derivedKey`), so archives made before clinics were partitioned stay readable.
+    public func tenantDerivedKey(_ purpose: String) -> SymmetricKey {
+        guard tenant != "default" else { return derivedKey(purpose) }
+        return HKDF<SHA256>.deriveKey(
+            inputKeyMaterial: tenantKey, info: Data("\(purpose)\u{0}tenant:\(tenant)".utf8), outputByteCount: 32)
+    }
+
+    /// A key derived from the master key for one purpose (HKDF-SHA256): the server-wide ones (accounts).
     public func derivedKey(_ purpose: String) -> SymmetricKey {
         HKDF<SHA256>.deriveKey(inputKeyMaterial: masterKey, info: Data(purpose.utf8), outputByteCount: 32)
     }

@@ -69,4 +69,16 @@ public struct IdentityServices: Sendable {
             return { study in identity.patient(of: study, tenant: tenant).map { permitted.contains($0) } ?? false }
         }
     }
+
+    /// The patients `principal` sees only through an active break-the-glass grant (not through the care team): an
+    /// answer naming one of them is emergency access. Empty for roles that see every patient.
+    public func emergencyPatients(for principal: Principal, now: Date = Date()) throws(ArchiveError) -> Set<PatientKey>
+    {
+        guard AccessPolicy.viewScope(principal.role) == .own else { return [] }
+        let team = try store.careTeamPatients(tenant: principal.tenant, username: principal.username)
+        let granted = try store.grants(tenant: principal.tenant, activeAt: now).filter {
+            $0.username == principal.username
+        }.map(\.patient)
+        return Set(granted).subtracting(team)
+    }
 }

@@ -22,8 +22,8 @@ public final class SQLiteStudyIndex: StudyIndex, @unchecked Sendable {
     public private(set) var quarantinedRows: [String] = []
 
     public init(path: URL, keys: KeyHierarchy) throws(ArchiveError) {
-        sealingKey = keys.derivedKey("facet index attributes v1")
-        blindKey = keys.derivedKey("facet index blind v1")
+        sealingKey = keys.tenantDerivedKey("facet index attributes v1")
+        blindKey = keys.tenantDerivedKey("facet index blind v1")
         do {
             var configuration = Configuration()
             configuration.prepareDatabase { db in
@@ -250,6 +250,20 @@ public final class SQLiteStudyIndex: StudyIndex, @unchecked Sendable {
             let patientIndex = blindIndex("PatientID", entry.study.string(.patientID))
             let accessionIndex = blindIndex("AccessionNumber", entry.study.string(.accessionNumber))
             try pool.write { db in
+                // A study or series row is only ever replaced once none of its instances is live (all deleted):
+                // one set aside at load (undecodable) still has instances and must not be overwritten.
+                for (table, column, uid, isNew) in [
+                    ("studies", "study_uid", record.studyInstanceUID, studyRow != nil),
+                    ("series", "series_uid", record.seriesInstanceUID, seriesRow != nil),
+                ] where isNew {
+                    let live = try Bool.fetchOne(
+                        db, sql: "SELECT EXISTS(SELECT 1 FROM instances WHERE \(column) = ?)", arguments: [uid])
+                    if live == true {
+                        throw ArchiveError(
+                            .io,
+                            "the \(table) row of this instance was set aside at start (undecodable); restore the index")
+                    }
+                }
                 if let studyRow {
                     try db.execute(
                         sql: """
@@ -390,6 +404,13 @@ public final class SQLiteStudyIndex: StudyIndex, @unchecked Sendable {
             if let name = original.fileName { details["fileName"] = name }
             let sealed = try seal(try JSONSerialization.data(withJSONObject: details), uid: sopInstanceUID)
             try pool.write { db in
+                // Kept only beside a live instance: one deleted meanwhile must not gain originals that a later
+                // instance stored under its UID would show.
+                guard
+                    try Bool.fetchOne(
+                        db, sql: "SELECT EXISTS(SELECT 1 FROM instances WHERE sop_uid = ?)",
+                        arguments: [sopInstanceUID]) == true
+                else { throw ArchiveError(.notFound, "the instance was deleted while its originals were being kept") }
                 let seq =
                     try Int.fetchOne(
                         db, sql: "SELECT COALESCE(MAX(seq), 0) + 1 FROM originals WHERE sop_uid = ?",

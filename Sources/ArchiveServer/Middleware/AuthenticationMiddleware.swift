@@ -43,17 +43,11 @@ struct AuthenticationMiddleware: RouterMiddleware {
         }
         context.audit.actor = "\(principal.tenant)/\(principal.username)"
         let archives = services.archives
-        var tenant: TenantArchive
+        let tenant: TenantArchive
         do {
             // Open already but for the first request of a new clinic, which creates its folder and key.
-            if let open = archives.cached(principal.tenant) {
-                tenant = open
-            } else {
-                let name = principal.tenant
-                tenant = try await services.pool.run(alwaysQueue: true) { try archives.archive(name) }
-            }
+            tenant = try await services.archives.archive(principal.tenant)
         } catch {
-            services.logger.error("a tenant's archive cannot be opened", metadata: ["tenant": "\(principal.tenant)"])
             return Responses.failure(HTTPFailure(.serviceUnavailable, "this clinic's archive cannot be opened"))
         }
         context.audit.tenant = tenant

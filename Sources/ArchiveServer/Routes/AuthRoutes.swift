@@ -39,6 +39,8 @@ struct AuthRoutes {
         switch outcome {
         case .granted(let issued):
             note.actor = "\(issued.principal.tenant)/\(issued.principal.username)"
+            // A clinic's logins go to its own audit log.
+            note.tenant = try? await services.archives.archive(issued.principal.tenant)
             return Self.tokenAnswer(issued)
         case .refused(let refusal):
             // The actor stays anonymous: the typed name is a claim, recorded only when it is a plausible username.
@@ -46,6 +48,8 @@ struct AuthRoutes {
                 Account.isValidUsername(username.lowercased()) && Account.isValidTenant(tenant)
                 ? " (as \(tenant)/\(username.lowercased()))" : ""
             note.refusal = refusal.rawValue + claimed
+            // Refusals too, when the named clinic is one this server holds (else the operator's log has them).
+            note.tenant = services.archives.cached(tenant)
             return AuditMiddleware.unauthorized(LoginService.refusalMessage)
         }
     }
@@ -83,6 +87,7 @@ struct AuthRoutes {
         do {
             let issued = try await services.pool.run { try login.token(clientID: clientID, clientSecret: clientSecret) }
             note.actor = "\(issued.principal.tenant)/\(issued.principal.username)"
+            note.tenant = try? await services.archives.archive(issued.principal.tenant)
             return Self.tokenAnswer(issued)
         } catch let error as ArchiveError where error.code == .invalidCredentials {
             note.refusal =

@@ -7,7 +7,8 @@ import Hummingbird
 /// physician. The instances leave searches and retrievals at once (404 afterwards) but nothing is erased: the
 /// index keeps them with the reason and the actor, sealed, and their blobs stay until a retention purge. The audit
 /// trail gets an intent naming every instance before the change and the outcome after it; the reason, which may
-/// name the patient, stays out of the audit log.
+/// name the patient, stays out of the audit log. `GET /api/v1/deletions` lists what was deleted, when, by whom and
+/// why, for the auditor and the practice manager.
 struct DeleteRoutes {
     let services: ServerServices
 
@@ -17,6 +18,23 @@ struct DeleteRoutes {
                 try await delete(request, context, try WADORoutes.target(context, depth: depth))
             }
         }
+        router.get("/api/v1/deletions") { _, context in try await deletions(context) }
+    }
+
+    func deletions(_ context: FacetRequestContext) async throws -> Response {
+        context.audit.action = "deletions read"
+        try services.preauthorize(context, .auditRead)
+        let index = try services.tenant(context).archive.index
+        let deleted = try await services.pool.run { try index.deletions() }
+        let items = deleted.map { item in
+            "{\"studyInstanceUID\":\(Responses.jsonString(item.studyInstanceUID)),"
+                + "\"seriesInstanceUID\":\(Responses.jsonString(item.seriesInstanceUID)),"
+                + "\"sopInstanceUID\":\(Responses.jsonString(item.sopInstanceUID)),"
+                + "\"deleted\":\"\(Formatting.timestamp(item.deletion.date))\","
+                + "\"actor\":\(Responses.jsonString(item.deletion.actor)),"
+                + "\"reason\":\(Responses.jsonString(item.deletion.reason))}"
+        }
+        return Responses.text("[" + items.joined(separator: ",") + "]", contentType: "application/json")
     }
 
     func delete(_ request: Request, _ context: FacetRequestContext, _ target: RetrieveService.Target) async throws

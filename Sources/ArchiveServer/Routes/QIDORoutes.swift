@@ -48,17 +48,29 @@ struct QIDORoutes {
                 extra: vary)
         }
         try services.authorize(context, .search)
-        let visible = try services.identity.visibility(for: context.principal!)
+        let principal = try ServerServices.principal(context)
+        let visible = try services.identity.visibility(for: principal)
         let query: Query
         do {
             query = try Query.parse(try RequestParts.queryItems(request))
         } catch let error as DICOMCoreError {
             return Responses.failure(HTTPFailure(.badRequest, error.message), extra: vary)
         }
-        let result = try services.tenant(context).search.search(query, resource, visible: visible)
+        let tenant = try services.tenant(context)
+        let result = try tenant.search.search(query, resource, visible: visible)
         var answered = Set<String>()
         note.resultStudyUIDs = result.datasets.compactMap { $0.string(.studyInstanceUID) }.filter {
             answered.insert($0).inserted
+        }
+        // A search answering with a patient seen only under break-the-glass is emergency access too.
+        let emergency = try services.identity.emergencyPatients(for: principal)
+        if !emergency.isEmpty {
+            let studies = tenant.archive.index.catalog().studies
+            note.emergency = answered.contains { uid in
+                studies[uid].flatMap { services.identity.patient(of: $0, tenant: tenant.tenant) }.map(
+                    emergency.contains)
+                    ?? false
+            }
         }
         var headers = vary
         var warnings: [String] = []

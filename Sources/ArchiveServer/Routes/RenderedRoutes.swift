@@ -101,6 +101,7 @@ struct RenderedRoutes {
             }
         }
         let retrieve = try services.tenant(context).retrieve
+        let tenant = try services.tenant(context).tenant
         let resolved = try retrieve.instances(target)
         try services.authorize(context, .read, study: target.study)
         var records = resolved.filter {
@@ -129,7 +130,7 @@ struct RenderedRoutes {
             let viewport = RetrieveService.clamped(
                 chosenViewport, rows: record.attributes.int(.rows), columns: record.attributes.int(.columns))
             let key =
-                "\(record.sopInstanceUID)|\(record.blob.sha256)|\(frame)|\(format)|\(chosenQuality)|\(String(describing: viewport))"
+                "\(tenant)|\(record.sopInstanceUID)|\(record.blob.sha256)|\(frame)|\(format)|\(chosenQuality)|\(String(describing: viewport))"
             return try await services.renders.value(key) {
                 try await retrieve.render(
                     record, frames: [frame], format: format, quality: chosenQuality, viewport: viewport,

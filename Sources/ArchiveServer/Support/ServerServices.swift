@@ -35,16 +35,18 @@ final class TenantArchives: @unchecked Sendable {
     private let urls: URLs
     private let pool: BlockingPool
     private let environment: [String: String]
-    /// Guards `others`, briefly; `opening` is held while a folder is opened (seconds, for a large one), so that
-    /// requests of clinics already open never wait for it.
+    private let logger: Logger
+    /// Guards the three tables below, briefly (never while a folder is being opened).
     private let lock = NSLock()
-    private let opening = NSLock()
     private var others: [String: TenantArchive] = [:]
+    private var opening: [String: Task<TenantArchive, any Error>] = [:]
+    private var failures: [String: Date] = [:]
 
     init(
-        primary: ArchiveService, settings: ServerSettings, urls: URLs, pool: BlockingPool,
+        primary: ArchiveService, settings: ServerSettings, urls: URLs, pool: BlockingPool, logger: Logger,
         environment: [String: String] = ProcessInfo.processInfo.environment
     ) {
+        self.logger = logger
         self.primary = TenantArchive(
             tenant: primary.keys.tenant, archive: primary, settings: settings, urls: urls, pool: pool)
         self.settings = settings
@@ -61,7 +63,7 @@ final class TenantArchives: @unchecked Sendable {
         let names = (try? FileManager.default.contentsOfDirectory(atPath: tenantsDirectory.path)) ?? []
         for name in names.sorted() where Account.isValidTenant(name) {
             do {
-                _ = try archive(name)
+                _ = try openNow(name)
             } catch {
                 throw SettingsError(message: "the archive of tenant \(name) cannot be opened: \(error.message)")
             }
@@ -71,21 +73,58 @@ final class TenantArchives: @unchecked Sendable {
     /// The archives opened so far (for counts).
     var opened: [TenantArchive] { lock.withLock { [primary] + others.values.sorted { $0.tenant < $1.tenant } } }
 
-    /// The archive of `tenant`, opened (and created) on first use. Blocks while opening: call it off the
-    /// cooperative threads unless `cached` says it is open.
-    func archive(_ tenant: String) throws(ArchiveError) -> TenantArchive {
+    /// The archive of `tenant`, opened (and created) on first use: one open on the blocking pool, which every request
+    /// of that clinic arriving meanwhile awaits (none of them holds a thread). A folder that cannot be opened is
+    /// not tried again for 10 seconds (503 meanwhile).
+    func archive(_ tenant: String) async throws -> TenantArchive {
         if let open = cached(tenant) { return open }
-        opening.lock()
-        defer { opening.unlock() }
+        let task: Task<TenantArchive, any Error> = try lock.withLock {
+            if let failed = failures[tenant], Date().timeIntervalSince(failed) < 10 {
+                throw ArchiveError(.io, "this clinic's archive could not be opened a moment ago")
+            }
+            if let running = opening[tenant] { return running }
+            let pool = self.pool
+            let task = Task { try await pool.run(alwaysQueue: true) { try self.openNow(tenant) } }
+            opening[tenant] = task
+            return task
+        }
+        return try await task.value
+    }
+
+    /// Opens a clinic's folder now, blocking (at start, or on the pool).
+    private func openNow(_ tenant: String) throws(ArchiveError) -> TenantArchive {
         if let open = cached(tenant) { return open }
         guard Account.isValidTenant(tenant) else { throw ArchiveError(.invalidInput, "not a tenant name") }
         let folder = tenantsDirectory.appendingPathComponent(tenant)
-        let (service, _) = try ArchiveService.openEmbedded(
-            dataDirectory: folder, duplicatePolicy: settings.duplicatePolicy, quarantineDays: settings.quarantineDays,
-            keyDirectory: dataDirectory.appendingPathComponent("keys"), tenant: tenant, environment: environment)
-        let opened = TenantArchive(tenant: tenant, archive: service, settings: settings, urls: urls, pool: pool)
-        lock.withLock { others[tenant] = opened }
-        return opened
+        do {
+            let (service, report) = try ArchiveService.openEmbedded(
+                dataDirectory: folder, duplicatePolicy: settings.duplicatePolicy,
+                quarantineDays: settings.quarantineDays, keyDirectory: dataDirectory.appendingPathComponent("keys"),
+                tenant: tenant, environment: environment)
+            logger.info(
+                "opened a clinic's archive",
+                metadata: [
+                    "tenant": "\(tenant)", "instances": "\(report.instances)",
+                    "quarantined-blobs": "\(report.quarantinedBlobs)",
+                    "quarantined-rows": "\(report.quarantinedRows.joined(separator: ","))",
+                    "temporary-files": "\(report.removedTemporaryFiles)",
+                ])
+            let opened = TenantArchive(tenant: tenant, archive: service, settings: settings, urls: urls, pool: pool)
+            lock.withLock {
+                others[tenant] = opened
+                opening[tenant] = nil
+                failures[tenant] = nil
+            }
+            return opened
+        } catch {
+            logger.error(
+                "a clinic's archive cannot be opened", metadata: ["tenant": "\(tenant)", "reason": "\(error.message)"])
+            lock.withLock {
+                opening[tenant] = nil
+                failures[tenant] = Date()
+            }
+            throw error
+        }
     }
 
     /// The archive of `tenant` when it is open already.
@@ -103,8 +142,7 @@ struct ServerServices: Sendable {
     /// Token checks (a database read per request) get threads of their own, so that searches answer while renders
     /// and stores fill the main pool.
     let tokenPool = BlockingPool(threads: 2, queueLimit: 4096)
-    /// Shared by the tenants: its keys hold the content's SHA-256, so an entry is only reached by a caller whose
-    /// own archive holds those very bytes.
+    /// Shared by the tenants; its keys name the tenant, so no clinic reaches (or times) another's renders.
     let renders: RenderCache
     let metrics: Metrics
     let logger: Logger
@@ -121,7 +159,7 @@ struct ServerServices: Sendable {
         self.logger = logger
         urls = URLs(base: settings.baseURL)
         pool = BlockingPool(threads: settings.blockingThreads, queueLimit: settings.blockingQueue)
-        archives = TenantArchives(primary: archive, settings: settings, urls: urls, pool: pool)
+        archives = TenantArchives(primary: archive, settings: settings, urls: urls, pool: pool, logger: logger)
         renders = RenderCache()
     }
 
