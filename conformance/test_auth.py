@@ -2,7 +2,11 @@
 the stock `dicomweb_client` command line with `--bearer-token`, the refusals a client without a valid token
 gets, an administrator managing accounts over `/api/v1/users`, and 405 for a wrong method."""
 import json
+import os
+import threading
+import time
 import uuid
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 import requests
@@ -91,3 +95,74 @@ def test_a_wrong_method_on_a_known_path_is_405_with_allow(live):
     assert answer.status_code == 405 and answer.headers["Allow"] == "GET, HEAD, POST, OPTIONS"
     assert requests.delete(live.url + "/studies", headers={"Authorization": ""}).status_code == 401
     assert requests.get(live.url + "/no-such-resource").status_code == 404
+
+
+def test_a_token_of_the_clinics_identity_provider_with_its_jwks_served_over_http(facet, tmp_path):
+    """The clinic's own identity provider (OIDC): its JWKS served by a real HTTP server on loopback, a token signed
+    with pyjwt, used by the stock `DICOMwebClient`; a token for another audience is refused."""
+    # pyjwt and cryptography (conformance/requirements.txt), imported here so that the other tests run without them.
+    import jwt
+    import pydicom
+    from cryptography.hazmat.primitives.asymmetric import rsa
+    from dicomweb_client.api import DICOMwebClient
+
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    jwk = json.loads(jwt.algorithms.RSAAlgorithm.to_jwk(key.public_key()))
+    jwk.update(kid="clinic-1", use="sig", alg="RS256")
+    document = json.dumps({"keys": [jwk]}).encode()
+    fetches = []
+
+    class KeySet(BaseHTTPRequestHandler):
+        def do_GET(self):
+            fetches.append(self.path)
+            if self.path != "/jwks.json":
+                self.send_error(404)
+                return
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(document)))
+            self.end_headers()
+            self.wfile.write(document)
+
+        def log_message(self, *args):
+            pass
+
+    keys = ThreadingHTTPServer(("127.0.0.1", 0), KeySet)
+    threading.Thread(target=keys.serve_forever, daemon=True).start()
+    issuer = "https://idp.clinic.example/realms/facet"
+    child = FacetServer(facet, tmp_path / "data", extra_env={
+        "FACET_OIDC_ISSUER": issuer,
+        "FACET_OIDC_AUDIENCE": "facet-archive",
+        "FACET_OIDC_JWKS": f"http://127.0.0.1:{keys.server_address[1]}/jwks.json",
+    })
+    try:
+        child.start()
+        assert fetches == ["/jwks.json"]
+
+        def token(audience):
+            now = int(time.time())
+            claims = {"iss": issuer, "aud": audience, "sub": "3f1c9a", "preferred_username": "dr.oidc",
+                      "role": "physician", "iat": now, "exp": now + 300, "jti": str(now) + audience}
+            return jwt.encode(claims, key, algorithm="RS256", headers={"kid": "clinic-1"})
+
+        client = DICOMwebClient(child.url, headers={"Authorization": "Bearer " + token("facet-archive")})
+        client.store_instances([pydicom.dcmread(secondary_capture(tmp_path / "sc.dcm"))])
+        studies = client.search_for_studies()
+        assert len(studies) == 1
+        refused = requests.get(child.url + "/studies", headers={"Authorization": "Bearer " + token("another-app")})
+        assert refused.status_code == 401
+        assert refused.headers["WWW-Authenticate"].startswith("Bearer")
+        # Known keys are never fetched again.
+        assert fetches == ["/jwks.json"]
+    finally:
+        child.stop()
+        keys.shutdown()
+
+
+def test_a_key_set_that_cannot_be_loaded_stops_the_start_with_one_line(facet, tmp_path):
+    env = dict(FACET_OIDC_ISSUER="https://idp.clinic.example", FACET_OIDC_AUDIENCE="facet-archive",
+               FACET_OIDC_JWKS=str(tmp_path / "missing.json"))
+    started = run(facet, "serve", "--data-dir", tmp_path / "data", "--port", "1", env=dict(os.environ, **env))
+    assert started.returncode == 2
+    failures = [line for line in started.stderr.splitlines() if line.startswith("facet: ")]
+    assert len(failures) == 1 and "oidc-jwks" in failures[0] and "missing.json" in failures[0]

@@ -48,6 +48,14 @@ public struct ServerSettings: Sendable {
     public var sessionMaxHours = 12
     /// A scrape token for `/metrics` (otherwise an admin's token is needed).
     public var metricsToken: String?
+    /// The clinic's own OpenID Connect identity provider, whose tokens Facet also accepts: its issuer (`iss`),
+    /// the audience its tokens name Facet by, and its key set (a file, or an https:// URL). All three or none.
+    public var oidcIssuer: String?
+    public var oidcAudience: String?
+    public var oidcJWKS: String?
+    /// The claims naming a provider token's role (default `role`) and tenant (none: every principal in "default").
+    public var oidcRoleClaim = "role"
+    public var oidcTenantClaim: String?
 
     /// Whether Facet serves HTTPS itself.
     public var usesTLS: Bool { tlsCertificate != nil && tlsKey != nil }
@@ -101,6 +109,11 @@ public struct ServerSettings: Sendable {
         settings.sessionIdleMinutes = config.int(forKey: "session-idle-minutes", default: settings.sessionIdleMinutes)
         settings.sessionMaxHours = config.int(forKey: "session-max-hours", default: settings.sessionMaxHours)
         settings.metricsToken = config.string(forKey: "metrics-token")
+        settings.oidcIssuer = config.string(forKey: "oidc-issuer")
+        settings.oidcAudience = config.string(forKey: "oidc-audience")
+        settings.oidcJWKS = config.string(forKey: "oidc-jwks")
+        settings.oidcRoleClaim = config.string(forKey: "oidc-role-claim", default: settings.oidcRoleClaim)
+        settings.oidcTenantClaim = config.string(forKey: "oidc-tenant-claim")
         try settings.validate()
         return settings
     }
@@ -129,11 +142,36 @@ public struct ServerSettings: Sendable {
         guard tlsMinimumVersion == "1.3" || tlsMinimumVersion == "1.2" else {
             throw SettingsError(message: "tls-min-version is 1.3 (the default) or 1.2")
         }
+        _ = try identityProvider()
         for origin in corsOrigins where origin != "*" {
             guard let url = URL(string: origin), url.scheme != nil, url.host != nil, url.path.isEmpty else {
                 throw SettingsError(
                     message: "cors-allow-origin takes origins such as https://viewer.example:3000, or *")
             }
+        }
+    }
+
+    /// The identity provider's settings, or nil when none is configured; a `SettingsError` for an incomplete or
+    /// unusable configuration (the key set itself is read when the server starts).
+    public func identityProvider() throws -> OIDCTokenVerifier.Settings? {
+        guard oidcIssuer != nil || oidcAudience != nil || oidcJWKS != nil || oidcTenantClaim != nil else { return nil }
+        guard let oidcIssuer, let oidcAudience, let oidcJWKS else {
+            throw SettingsError(message: "oidc-issuer, oidc-audience and oidc-jwks go together: all three or none")
+        }
+        guard !oidcIssuer.isEmpty, !oidcAudience.isEmpty, !oidcRoleClaim.isEmpty, oidcTenantClaim?.isEmpty != true
+        else {
+            throw SettingsError(
+                message: "oidc-issuer, oidc-audience, oidc-role-claim and oidc-tenant-claim cannot be empty")
+        }
+        guard oidcIssuer != TokenService.Settings().issuer else {
+            throw SettingsError(message: "oidc-issuer must differ from Facet's own issuer (\(oidcIssuer))")
+        }
+        do {
+            return OIDCTokenVerifier.Settings(
+                issuer: oidcIssuer, audience: oidcAudience, keySet: try JSONWebKeySetSource(oidcJWKS),
+                roleClaim: oidcRoleClaim, tenantClaim: oidcTenantClaim)
+        } catch {
+            throw SettingsError(message: error.message)
         }
     }
 
@@ -171,10 +209,7 @@ public struct ServerSettings: Sendable {
 
     /// Whether `host` is a loopback address or name (the only binding allowed until Facet authenticates).
     public static func isLoopback(_ host: String) -> Bool {
-        let bare = bareHost(host)
-        if bare == "localhost" || bare == "::1" { return true }
-        let octets = bare.split(separator: ".", omittingEmptySubsequences: false)
-        return octets.count == 4 && octets[0] == "127" && octets.allSatisfy { UInt8($0) != nil }
+        LoopbackHost.contains(bareHost(host))
     }
 }
 

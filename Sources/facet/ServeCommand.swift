@@ -21,7 +21,8 @@ struct ServeCommand: AsyncParsableCommand {
             FACET_PUBLIC_BASE_URL, FACET_DUPLICATES, FACET_MAX_BODY_MIB, FACET_MAX_PART_MIB, \
             FACET_MEMORY_BUDGET_MIB, FACET_MAX_RESULTS, FACET_CORS_ALLOW_ORIGIN, FACET_ALLOWED_HOSTS, \
             FACET_BLOCKING_THREADS, FACET_BLOCKING_QUEUE, FACET_QUARANTINE_DAYS, FACET_TLS_CERT, FACET_TLS_KEY, \
-            FACET_TLS_MIN_VERSION), then --config FILE (YAML, see \
+            FACET_TLS_MIN_VERSION, FACET_OIDC_ISSUER, FACET_OIDC_AUDIENCE, FACET_OIDC_JWKS, FACET_OIDC_ROLE_CLAIM, \
+            FACET_OIDC_TENANT_CLAIM), then --config FILE (YAML, see \
             config/facet.example.yaml). The master key is read from FACET_MASTER_KEY or DATA/keys/master.key \
             (created on first start, with a warning to back it up).
             """)
@@ -105,7 +106,7 @@ struct ServeCommand: AsyncParsableCommand {
         tokenSettings.lifetime = TimeInterval(settings.sessionMaxHours * 3600)
         var loginSettings = LoginService.Settings()
         loginSettings.allowTOTPExemptAccounts = demoLogins
-        let identity: IdentityServices
+        var identity: IdentityServices
         do {
             identity = try IdentityServices.open(
                 dataDirectory: dataFolder, keys: service.keys, tokenSettings: tokenSettings,
@@ -113,6 +114,7 @@ struct ServeCommand: AsyncParsableCommand {
         } catch {
             throw fail("the accounts cannot be opened: \(error.message)", code: 3)
         }
+        identity.identityProvider = try Self.identityProvider(settings, store: identity.store, logger: logger)
         if demo && report.instances == 0 {
             do {
                 let count = try DemoClinic.load(into: service)
@@ -133,6 +135,39 @@ struct ServeCommand: AsyncParsableCommand {
         try await app.runService()
         // Graceful shutdown: pending audit events to disk.
         service.audit.flush()
+    }
+
+    /// The verifier of the identity provider's tokens with its key set loaded, nil when none is configured, or one
+    /// readable line and exit code 2.
+    static func identityProvider(_ settings: ServerSettings, store: any AccountStore, logger: Logger) throws
+        -> OIDCTokenVerifier?
+    {
+        let provider: OIDCTokenVerifier.Settings
+        do {
+            guard let configured = try settings.identityProvider() else { return nil }
+            provider = configured
+        } catch {
+            throw fail("\(error)", code: 2)
+        }
+        let verifier: OIDCTokenVerifier
+        do {
+            verifier = try OIDCTokenVerifier(settings: provider, store: store) { outcome in
+                switch outcome {
+                case .success(let count):
+                    logger.notice("fetched the identity provider's keys again", metadata: ["keys": "\(count)"])
+                case .failure(let error):
+                    logger.warning(
+                        "the identity provider's keys could not be fetched again; the previous keys stay in use",
+                        metadata: ["reason": "\(error.message)"])
+                }
+            }
+        } catch {
+            throw fail("the identity provider's keys (oidc-jwks) cannot be used: \(error.message)", code: 2)
+        }
+        logger.info(
+            "accepting tokens of the identity provider",
+            metadata: ["issuer": "\(provider.issuer)", "keys": "\(verifier.keyCount)"])
+        return verifier
     }
 
     /// The server, or one readable line and exit code 2 (an unreadable certificate, say).

@@ -15,7 +15,7 @@ import Testing
 struct TestArchive {
     let folder: URL
     let service: ArchiveService
-    let identity: IdentityServices
+    var identity: IdentityServices
     var settings = ServerSettings()
     /// The token the test client presents unless a request carries its own: a physician's (views and stores
     /// every patient of the tenant).

@@ -1,8 +1,9 @@
 import DICOMCore
 import Foundation
 
-/// Who is asking and whether they may, for the server: the account store, tokens, logins, the access policy
-/// with care teams and grants, and account administration, opened over one data folder.
+/// Who is asking and whether they may, for the server: the account store, tokens (Facet's own, and those of the
+/// clinic's identity provider when one is configured), logins, the access policy with care teams and grants, and
+/// account administration, opened over one data folder.
 public struct IdentityServices: Sendable {
     public let store: any AccountStore
     public let tokens: TokenService
@@ -10,6 +11,8 @@ public struct IdentityServices: Sendable {
     public let access: PatientAccess
     public let administration: AccountAdministration
     public let keys: KeyHierarchy
+    /// Tokens of the clinic's own OpenID Connect identity provider, when one is configured.
+    public var identityProvider: OIDCTokenVerifier?
 
     public init(
         store: any AccountStore, keys: KeyHierarchy, signingKey: TokenSigningKey,
@@ -33,6 +36,38 @@ public struct IdentityServices: Sendable {
         return IdentityServices(
             store: store, keys: keys, signingKey: signingKey, tokenSettings: tokenSettings,
             loginSettings: loginSettings)
+    }
+
+    /// The principal of a bearer token, checked by the verifier `verifier(for:)` chooses. Blocks (a database read).
+    public func verify(_ token: String, now: Date = Date()) throws(ArchiveError) -> Principal {
+        switch try verifier(for: token) {
+        case .facet: try tokens.verify(token, now: now)
+        case .identityProvider(let provider): try provider.verify(token, now: now)
+        }
+    }
+
+    /// Logout: ends a valid token's session, or revokes an identity provider token's `jti`.
+    public func revoke(_ token: String, now: Date = Date()) throws(ArchiveError) {
+        switch try verifier(for: token) {
+        case .facet: try tokens.revoke(token, now: now)
+        case .identityProvider(let provider): try provider.revoke(token, now: now)
+        }
+    }
+
+    enum Verifier {
+        case facet
+        case identityProvider(OIDCTokenVerifier)
+    }
+
+    /// Who checks a bearer token, by its `iss` read *before* the signature is checked: Facet's own issuer goes to
+    /// `tokens`, the identity provider's to `identityProvider`, any other is refused. The choice trusts nothing: each
+    /// verifier checks `iss` again after the signature. Without an identity provider every token is Facet's to check.
+    func verifier(for token: String) throws(ArchiveError) -> Verifier {
+        guard let provider = identityProvider else { return .facet }
+        let issuer = JSONWebToken.unverifiedIssuer(token, maximumLength: OIDCTokenVerifier.maximumTokenLength)
+        if issuer == tokens.settings.issuer { return .facet }
+        if issuer == provider.settings.issuer { return .identityProvider(provider) }
+        throw ArchiveError(.invalidToken, issuer == nil ? "malformed token" : "token issuer is not accepted")
     }
 
     /// The patient of a study of `tenant`'s archive as the policy names them (nil for a study without Patient ID).

@@ -88,27 +88,19 @@ public struct TokenService: Sendable {
 
     /// Header, signature and claims checks, without the session.
     func verifiedClaims(_ token: String, now: Date) throws(ArchiveError) -> TokenClaims {
-        guard token.utf8.count <= JSONWebToken.maximumLength else { throw invalid("token too long") }
-        let parts = token.split(separator: ".", omittingEmptySubsequences: false)
-        guard parts.count == 3, let headerBytes = JSONWebToken.decodeBase64URL(parts[0]),
-            let payload = JSONWebToken.decodeBase64URL(parts[1]),
-            let signature = JSONWebToken.decodeBase64URL(parts[2])
-        else { throw invalid("malformed token") }
-        guard let header = (try? JSONSerialization.jsonObject(with: headerBytes)) as? [String: Any] else {
-            throw invalid("malformed token header")
-        }
+        let parts = try JSONWebToken.Parts(token, maximumLength: JSONWebToken.maximumLength)
+        let header = try JSONWebToken.Header(parts.header)
         // The algorithm is fixed by Facet, never chosen by the token: anything but ES256 is refused before a key is
         // touched (this is what defeats `none` and HS256 signed with the public key).
-        guard header["alg"] as? String == "ES256" else { throw invalid("token algorithm is not ES256") }
-        guard header["crit"] == nil else { throw invalid("token has critical header parameters") }
-        if let type = header["typ"] {
-            guard type as? String == "JWT" else { throw invalid("token type is not JWT") }
+        guard header.alg == "ES256" else { throw invalid("token algorithm is not ES256") }
+        guard !header.hasCritical else { throw invalid("token has critical header parameters") }
+        if let type = header.typ {
+            guard type == "JWT" else { throw invalid("token type is not JWT") }
         }
-        let signingInput = Data(token.utf8.prefix(parts[0].utf8.count + 1 + parts[1].utf8.count))
-        guard verificationKey.isValidSignature(signature, for: signingInput) else {
+        guard verificationKey.isValidSignature(parts.signature, for: parts.signingInput) else {
             throw invalid("token signature does not verify")
         }
-        guard let claims = try? JSONDecoder().decode(TokenClaims.self, from: payload) else {
+        guard let claims = try? JSONDecoder().decode(TokenClaims.self, from: parts.payload) else {
             throw invalid("malformed token claims")
         }
         guard claims.iss == settings.issuer else { throw invalid("token issuer is not accepted") }

@@ -4,7 +4,8 @@ import HTTPTypes
 import Hummingbird
 
 /// Who is asking: a `Bearer` token (Facet's own ES256 JWT: signature, algorithm, issuer, audience, expiry,
-/// not-before, revocation and idle timeout all checked) becomes the request's `Principal`, and the audit event
+/// not-before, revocation and idle timeout all checked; or, when `oidc-issuer` is set, an RS256/ES256 token of the
+/// clinic's identity provider, see `OIDCTokenVerifier`) becomes the request's `Principal`, and the audit event
 /// names them. Without a valid token: 401 with `WWW-Authenticate: Bearer`. Open without a token: `/health/live`,
 /// `/health/ready`, the login and token endpoints and the capabilities document. `/metrics` takes an admin's token
 /// or the scrape token.
@@ -32,10 +33,11 @@ struct AuthenticationMiddleware: RouterMiddleware {
             return AuditMiddleware.unauthorized("a bearer token is required")
         }
         let principal: Principal
-        let tokens = services.identity.tokens
+        let identity = services.identity
         do {
-            // A database read (and now and then a write): off the cooperative threads, on the token pool.
-            principal = try await services.tokenPool.run(alwaysQueue: true) { try tokens.verify(token) }
+            // A database read (now and then a write, or a fetch of the identity provider's keys): off the
+            // cooperative threads, on the token pool. `IdentityServices.verifier(for:)` picks the verifier by issuer.
+            principal = try await services.tokenPool.run(alwaysQueue: true) { try identity.verify(token) }
         } catch {
             // The reason goes to the audit event, not to the client.
             context.audit.refusal = (error as? ArchiveError)?.message ?? "token not verified"

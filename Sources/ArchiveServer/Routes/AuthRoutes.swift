@@ -5,7 +5,8 @@ import Hummingbird
 
 /// Logins and tokens (issue 9 §2): `POST /api/v1/auth/login` (username, password, TOTP, tenant) and
 /// `POST /api/v1/auth/token` (OAuth 2.0 client credentials, in the form body or by HTTP Basic) answer
-/// `{"access_token","token_type":"Bearer","expires_in"}`; `POST /api/v1/auth/logout` revokes the token used;
+/// `{"access_token","token_type":"Bearer","expires_in"}`; `POST /api/v1/auth/logout` revokes the token used (an
+/// identity provider's token by its `jti`);
 /// `GET /api/v1/auth/me` says whose it is. Every refusal is one message that does not say whether the account
 /// exists; the cause goes to the audit event. Per client address, too many attempts get 429 with `Retry-After`.
 struct AuthRoutes {
@@ -18,7 +19,7 @@ struct AuthRoutes {
     func add(to router: Router<FacetRequestContext>) {
         router.post("/api/v1/auth/login") { request, context in try await login(request, context) }
         router.post("/api/v1/auth/token") { request, context in try await token(request, context) }
-        router.post("/api/v1/auth/logout") { _, context in try logout(context) }
+        router.post("/api/v1/auth/logout") { _, context in try await logout(context) }
         router.get("/api/v1/auth/me") { _, context in try me(context) }
     }
 
@@ -98,10 +99,12 @@ struct AuthRoutes {
         }
     }
 
-    func logout(_ context: FacetRequestContext) throws -> Response {
+    func logout(_ context: FacetRequestContext) async throws -> Response {
         context.audit.action = "logout"
         guard let token = context.bearerToken else { throw ArchiveError(.invalidToken, "a bearer token is required") }
-        try services.identity.tokens.revoke(token)
+        let identity = services.identity
+        // A database write (and, for a provider's token, possibly a fetch of its keys): on the token pool.
+        try await services.tokenPool.run(alwaysQueue: true) { try identity.revoke(token) }
         return Response(status: .noContent)
     }
 

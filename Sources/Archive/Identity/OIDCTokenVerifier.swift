@@ -1,0 +1,213 @@
+import Crypto
+import Foundation
+
+/// Verifies the access tokens of a clinic's own OpenID Connect identity provider (Keycloak, Entra ID, Okta, ...):
+/// JWTs signed with RS256 or ES256 by a key of the provider's JWKS, for Facet's audience.
+///
+/// Checked: the header `alg` is RS256 or ES256 and matches the type of the key its `kid` names (`none`, HS*, PS*
+/// and every other algorithm are refused before a key is touched; an RSA key never verifies an ES256 token nor an
+/// EC key an RS256 one); no `crit`; the signature over the exact bytes received; `iss` exactly the provider's;
+/// `aud` (a string or a list) holding Facet's audience; `exp` present and `nbf`/`iat` not in the future, each
+/// with `clockSkew`; a username (`preferred_username`, else `sub`) that is a valid Facet username, taken as it
+/// is; a Facet role in the role claim; the tenant claim when one is configured; the `jti` not revoked; no
+/// *disabled* local account of the same tenant and username.
+///
+/// Unlike Facet's own tokens these have no session in the account store, so no idle timeout applies: the
+/// provider's `exp` is their only limit. Logout revokes the token's `jti` (a token without one cannot be revoked).
+/// An unknown `kid` fetches the key set again, at most once per `refetchInterval` and by one caller at a time (the
+/// others wait for that fetch); a failed fetch keeps the keys there were. Calls block (a database read, sometimes
+/// a fetch of up to `JSONWebKeySetSource.timeout`): a server runs them on its token pool.
+public final class OIDCTokenVerifier: @unchecked Sendable {
+    public struct Settings: Sendable, Hashable {
+        /// The provider's `iss`, compared exactly.
+        public var issuer: String
+        /// What `aud` must contain (the client id or resource Facet is registered as).
+        public var audience: String
+        public var keySet: JSONWebKeySetSource
+        /// The claim naming the role: a string, or a list whose first Facet role name counts.
+        public var roleClaim: String
+        /// The claim naming the tenant; nil puts every principal in `defaultTenant`.
+        public var tenantClaim: String?
+
+        public init(
+            issuer: String, audience: String, keySet: JSONWebKeySetSource, roleClaim: String = "role",
+            tenantClaim: String? = nil
+        ) {
+            self.issuer = issuer
+            self.audience = audience
+            self.keySet = keySet
+            self.roleClaim = roleClaim
+            self.tenantClaim = tenantClaim
+        }
+    }
+
+    /// Provider tokens carry more than Facet's own (group lists, say); longer ones are refused before parsing.
+    public static let maximumTokenLength = 8192
+    /// Tolerated difference between the provider's clock and Facet's, for `exp`, `nbf` and `iat`.
+    public static let clockSkew: TimeInterval = 60
+    /// An unknown `kid` fetches the key set again only if the last fetch is at least this old.
+    public static let refetchInterval: TimeInterval = 60
+    public static let defaultTenant = "default"
+
+    public let settings: Settings
+    private let store: any AccountStore
+    private let refetched: (@Sendable (Result<Int, ArchiveError>) -> Void)?
+
+    private let condition = NSCondition()
+    private var keySet: JSONWebKeySet
+    private var lastFetch: Date
+    private var fetching = false
+    private var fetches = 1
+
+    /// Loads the key set (blocking): `.invalidInput` or `.io` with a one-line reason when it cannot be read or holds
+    /// no usable key. `refetched` hears of every later fetch: the number of keys, or why it failed.
+    public init(
+        settings: Settings, store: any AccountStore, now: Date = Date(),
+        refetched: (@Sendable (Result<Int, ArchiveError>) -> Void)? = nil
+    ) throws(ArchiveError) {
+        self.settings = settings
+        self.store = store
+        self.refetched = refetched
+        keySet = try settings.keySet.load()
+        lastFetch = now
+    }
+
+    /// How many keys of the set are usable.
+    public var keyCount: Int { condition.withLock { keySet.keys.count } }
+
+    /// How often the key set was read, the first load included (for tests).
+    var keySetFetches: Int { condition.withLock { fetches } }
+
+    /// The principal a token stands for, or `.invalidToken` with the reason (safe to log: no PHI, no token bytes).
+    public func verify(_ token: String, now: Date = Date()) throws(ArchiveError) -> Principal {
+        let (principal, _) = try verifiedPrincipal(token, now: now)
+        if let tokenID = principal.tokenID, try store.isRevoked(tokenID) { throw invalid("token revoked") }
+        if let account = try store.account(tenant: principal.tenant, username: principal.username),
+            account.status == .disabled
+        {
+            throw invalid("the local account of this username is disabled")
+        }
+        return principal
+    }
+
+    /// Revokes a valid token's `jti` until it could no longer be accepted anyway (logout). `.invalidInput` for a
+    /// token without `jti`: it stays valid until it expires.
+    public func revoke(_ token: String, now: Date = Date()) throws(ArchiveError) {
+        let (principal, acceptedUntil) = try verifiedPrincipal(token, now: now)
+        guard let tokenID = principal.tokenID else {
+            throw ArchiveError(
+                .invalidInput, "this token has no jti and cannot be revoked; it stays valid until it expires")
+        }
+        try store.revokeToken(tokenID, expires: acceptedUntil)
+    }
+
+    /// The revocation id of a provider's `jti`: hashed with the issuer, so that it is short and can never equal the
+    /// id of one of Facet's own tokens (those are UUIDs).
+    static func tokenID(issuer: String, jti: String) -> String {
+        "oidc-"
+            + Data(SHA256.hash(data: Data("\(issuer)\u{0}\(jti)".utf8))).prefix(16).map {
+                String(format: "%02x", $0)
+            }.joined()
+    }
+
+    /// Header, key, signature and claims checks, without the account store; also the last moment the token is
+    /// accepted (`exp` plus the skew).
+    func verifiedPrincipal(_ token: String, now: Date) throws(ArchiveError) -> (Principal, Date) {
+        let parts = try JSONWebToken.Parts(token, maximumLength: Self.maximumTokenLength)
+        let header = try JSONWebToken.Header(parts.header)
+        // The algorithm list is Facet's: anything else is refused before any key is looked up.
+        guard let algorithm = header.alg.flatMap(JSONWebKey.Algorithm.init(rawValue:)) else {
+            throw invalid("token algorithm is not RS256 or ES256")
+        }
+        guard !header.hasCritical else { throw invalid("token has critical header parameters") }
+        if let type = header.typ?.lowercased() {
+            // RFC 9068 access tokens say `at+jwt`.
+            guard type == "jwt" || type == "at+jwt" || type == "application/at+jwt" else {
+                throw invalid("token type is not JWT")
+            }
+        }
+        let key = try key(id: header.kid, algorithm: algorithm, now: now)
+        guard key.isValidSignature(parts.signature, for: parts.signingInput) else {
+            throw invalid("token signature does not verify")
+        }
+        let claims = try OIDCClaims(parts.payload, roleClaim: settings.roleClaim, tenantClaim: settings.tenantClaim)
+        guard claims.iss == settings.issuer else { throw invalid("token issuer is not accepted") }
+        guard claims.audiences.contains(settings.audience) else { throw invalid("token audience is not accepted") }
+        guard let expiry = claims.exp else { throw invalid("token has no expiry (exp)") }
+        let seconds = now.timeIntervalSince1970
+        guard seconds < expiry + Self.clockSkew else { throw invalid("token expired") }
+        if let notBefore = claims.nbf, seconds < notBefore - Self.clockSkew { throw invalid("token not valid yet") }
+        if let issued = claims.iat, seconds < issued - Self.clockSkew { throw invalid("token issued in the future") }
+        if let jti = claims.jti, jti.isEmpty { throw invalid("malformed token claims") }
+        let principal = Principal(
+            tenant: try tenant(claims), username: try username(claims), role: try role(claims),
+            tokenID: claims.jti.map { Self.tokenID(issuer: settings.issuer, jti: $0) },
+            expires: Date(timeIntervalSince1970: expiry))
+        return (principal, Date(timeIntervalSince1970: expiry + Self.clockSkew))
+    }
+
+    private func username(_ claims: OIDCClaims) throws(ArchiveError) -> String {
+        let claim = claims.preferredUsername == nil ? "sub" : "preferred_username"
+        guard let name = claims.preferredUsername ?? claims.sub else {
+            throw invalid("token has neither preferred_username nor sub")
+        }
+        // Taken as it is: folding case could make two of the provider's users one of Facet's.
+        guard Account.isValidUsername(name) else {
+            throw invalid("token \(claim) is not a valid Facet username (a-z, 0-9, '.', '_', '-', '@'; at most 64)")
+        }
+        return name
+    }
+
+    private func role(_ claims: OIDCClaims) throws(ArchiveError) -> Role {
+        guard let values = claims.roles else { throw invalid("token has no \(settings.roleClaim) claim") }
+        guard let role = values.lazy.compactMap(Role.init(rawValue:)).first else {
+            throw invalid("token \(settings.roleClaim) claim names no Facet role")
+        }
+        return role
+    }
+
+    private func tenant(_ claims: OIDCClaims) throws(ArchiveError) -> String {
+        guard let claim = settings.tenantClaim else { return Self.defaultTenant }
+        // With a tenant claim configured, a token without one is refused rather than put in the default tenant.
+        guard let tenant = claims.tenant else { throw invalid("token has no \(claim) claim") }
+        guard Account.isValidTenant(tenant) else { throw invalid("token \(claim) claim is not a valid tenant name") }
+        return tenant
+    }
+
+    /// The key a token's `kid` names, fetching the set again for an unknown `kid` when the last fetch is at least
+    /// `refetchInterval` old. One caller fetches; the others wait for its result instead of fetching too.
+    private func key(id: String?, algorithm: JSONWebKey.Algorithm, now: Date) throws(ArchiveError) -> JSONWebKey {
+        condition.lock()
+        var lookup = keySet.key(id: id, algorithm: algorithm)
+        var outcome: Result<Int, ArchiveError>?
+        if case .unknownID = lookup {
+            while fetching { condition.wait() }
+            lookup = keySet.key(id: id, algorithm: algorithm)
+            // A clock that went back does not hold the next fetch off.
+            if case .unknownID = lookup, now < lastFetch || now.timeIntervalSince(lastFetch) >= Self.refetchInterval {
+                fetching = true
+                lastFetch = now
+                fetches += 1
+                condition.unlock()
+                let fresh = Result { () throws(ArchiveError) in try settings.keySet.load() }
+                condition.lock()
+                fetching = false
+                condition.broadcast()
+                // A failed fetch keeps the keys there were.
+                if case .success(let set) = fresh { keySet = set }
+                outcome = fresh.map { $0.keys.count }
+                lookup = keySet.key(id: id, algorithm: algorithm)
+            }
+        }
+        condition.unlock()
+        if let outcome { refetched?(outcome) }
+        switch lookup {
+        case .found(let key): return key
+        case .unknownID: throw invalid("token key id is not in the identity provider's key set")
+        case .wrongAlgorithm: throw invalid("token algorithm does not match its key")
+        case .ambiguous: throw invalid("token names no key id and the key set has more than one key")
+        }
+    }
+
+    private func invalid(_ reason: String) -> ArchiveError { ArchiveError(.invalidToken, reason) }
+}
