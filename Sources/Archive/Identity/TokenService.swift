@@ -6,7 +6,8 @@ import Foundation
 /// Verification accepts exactly the tokens this service makes: header `alg` ES256 (so `none`, `HS256` — also
 /// with the public key as secret — and every other algorithm are refused before any key is used), a valid signature
 /// over the exact bytes received, `iss` and `aud` equal to the configured ones, `nbf <= now < exp`, a known role and
-/// tenant, a `jti` not revoked and whose session was used within the idle timeout.
+/// tenant, a `jti` not revoked and whose session was used within the idle timeout. A token whose signature checked
+/// out is remembered (`VerifiedTokenCache`), so that its signature is checked on its first use only.
 public struct TokenService: Sendable {
     public struct Settings: Sendable, Hashable {
         public var issuer = "facet"
