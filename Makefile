@@ -34,8 +34,9 @@ test: deps lint unit conformance
 serve: build
 	@bash scripts/serve.sh "$(BIN)/facet"
 
-# Benchmarks (not part of `make test`): MeshKit against trimesh, numpy-stl and plyfile; the DICOMweb server against Orthanc.
-.PHONY: bench-mesh bench-dicomweb
+# Benchmarks (not part of `make test`): MeshKit against trimesh, numpy-stl and plyfile; the DICOMweb server against
+# Orthanc; the bearer-token check of every request (release build).
+.PHONY: bench-mesh bench-dicomweb bench-tokens
 bench-mesh: deps
 	.venv/bin/pip install -q -r Benchmarks/requirements.txt
 	.venv/bin/python Benchmarks/mesh_benchmark.py
@@ -45,3 +46,8 @@ bench-dicomweb: deps
 	@command -v Orthanc >/dev/null || { [ "$$(id -u)" -eq 0 ] && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq orthanc orthanc-dicomweb >/dev/null; }
 	$(SWIFT) build -c release --product facet
 	.venv/bin/python Benchmarks/dicomweb_benchmark.py --facet "$$($(SWIFT) build -c release --show-bin-path)/facet"
+
+# Facet's own ES256 tokens and an identity provider's RS256/ES256 tokens, checked against a SQLite store in a temp dir.
+bench-tokens:
+	$(SWIFT) build -c release --product token-bench
+	"$$($(SWIFT) build -c release --show-bin-path)/token-bench" $${TOKEN_BENCH_ITERATIONS:-10000}

@@ -67,6 +67,12 @@ let package = Package(
             ]
         ),
         .executableTarget(name: "meshkit-bench", dependencies: ["MeshKit"], path: "Benchmarks/MeshKitBench"),
+        .executableTarget(
+            name: "token-bench",
+            dependencies: [
+                "Archive", .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "_CryptoExtras", package: "swift-crypto"),
+            ], path: "Benchmarks/TokenBench"),
         .testTarget(name: "DICOMCoreTests", dependencies: ["DICOMCore"]),
         .testTarget(name: "DICOMCodecTests", dependencies: ["DICOMCodec", "DICOMCore", "MeshKit"]),
         .testTarget(name: "MeshKitTests", dependencies: ["MeshKit"]),

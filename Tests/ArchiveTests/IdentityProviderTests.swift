@@ -33,12 +33,8 @@ import _CryptoExtras
         _ token: String, by verifier: OIDCTokenVerifier, at now: Date? = nil, _ reason: String,
         sourceLocation: SourceLocation = #_sourceLocation
     ) {
-        do {
-            let principal = try verifier.verify(token, now: now ?? start + 1)
-            Issue.record("accepted as \(principal)", sourceLocation: sourceLocation)
-        } catch {
-            #expect(error.code == .invalidToken, sourceLocation: sourceLocation)
-            #expect(error.message == reason, sourceLocation: sourceLocation)
+        expectInvalidToken(reason, sourceLocation: sourceLocation) { () throws(ArchiveError) in
+            try verifier.verify(token, now: now ?? start + 1)
         }
     }
 
@@ -273,6 +269,8 @@ import _CryptoExtras
         let next = try _RSA.Signing.PrivateKey(keySize: .bits2048)
         try provider.publish([TestIdentityProvider.jwk(next.publicKey, kid: "rsa-2")])
         let rotated = try provider.rs256(claims(), kid: "rsa-2", key: next)
+        // Verified (and remembered) before the rotation.
+        #expect(try verifier.verify(old, now: start + 1).username == "dr.lee")
         // The new kid fetches the set at once (a minute after the load) and is accepted.
         #expect(try verifier.verify(rotated, now: start + 61).username == "dr.lee")
         #expect(verifier.keySetFetches == 2 && verifier.keyCount == 1)
@@ -291,6 +289,33 @@ import _CryptoExtras
         #expect(verifier.keySetFetches == 2)
         #expect(try verifier.verify(try provider.rs256(claims()), now: start + 62).username == "dr.lee")
         #expect(outcomes.failures == 1)
+    }
+
+    @Test func aRememberedTokenIsStillCheckedForTimeRevocationAndAccountOnEveryUse() throws {
+        let verifier = try makeVerifier()
+        let token = try provider.es256(claims())
+        #expect(try verifier.verify(token, now: start + 1).username == "dr.lee")
+        #expect(try verifier.verify(token, now: start + 2).username == "dr.lee")
+        expectRefused(token, by: verifier, at: start + 360, "token expired")
+        try fixture.person("dr.lee", .physician)
+        try fixture.administration.setStatus(tenant: "default", username: "dr.lee", .disabled)
+        expectRefused(token, by: verifier, at: start + 3, "the local account of this username is disabled")
+        try fixture.administration.setStatus(tenant: "default", username: "dr.lee", .active)
+        try verifier.revoke(token, now: start + 4)
+        expectRefused(token, by: verifier, at: start + 5, "token revoked")
+        // A remembered token's bytes changed by one are a different token, checked in full.
+        let parts = token.split(separator: ".").map(String.init)
+        let forged = JSONWebToken.base64URL(
+            try JSONSerialization.data(withJSONObject: claims { $0["role"] = "system-admin" }))
+        expectRefused(parts[0] + "." + forged + "." + parts[2], by: verifier, "token signature does not verify")
+    }
+
+    @Test func base64URLIsDecodedStrictly() {
+        #expect(JSONWebToken.decodeBase64URL("AA") == Data([0]))
+        #expect(JSONWebToken.decodeBase64URL("_-8") == Data([0xFF, 0xEF]))
+        #expect(JSONWebToken.decodeBase64URL("") == Data())
+        // Leftover bits set, padding, the standard alphabet, whitespace, a lone last character.
+        for bad in ["AB", "AA==", "+/8", "A A", "AAAAA"] { #expect(JSONWebToken.decodeBase64URL(bad) == nil, "\(bad)") }
     }
 
     @Test func aRevokedJTIIsRefusedAndATokenWithoutOneCannotBeRevoked() throws {

@@ -50,3 +50,17 @@ struct IdentityFixture {
         return bytes
     }
 }
+
+/// Expects a token check to refuse with `.invalidToken` and exactly `reason`.
+func expectInvalidToken(
+    _ reason: String, sourceLocation: SourceLocation = #_sourceLocation,
+    _ verify: () throws(ArchiveError) -> Principal
+) {
+    do {
+        let principal = try verify()
+        Issue.record("accepted as \(principal)", sourceLocation: sourceLocation)
+    } catch {
+        #expect(error.code == .invalidToken, sourceLocation: sourceLocation)
+        #expect(error.message == reason, sourceLocation: sourceLocation)
+    }
+}

@@ -45,12 +45,8 @@ import Testing
     private func expectRefused(
         _ token: String, at now: Date? = nil, _ reason: String, sourceLocation: SourceLocation = #_sourceLocation
     ) {
-        do {
-            let principal = try fixture.tokens.verify(token, now: now ?? start + 1)
-            Issue.record("accepted as \(principal)", sourceLocation: sourceLocation)
-        } catch {
-            #expect(error.code == .invalidToken, sourceLocation: sourceLocation)
-            #expect(error.message == reason, sourceLocation: sourceLocation)
+        expectInvalidToken(reason, sourceLocation: sourceLocation) { () throws(ArchiveError) in
+            try fixture.tokens.verify(token, now: now ?? start + 1)
         }
     }
 
@@ -163,6 +159,22 @@ import Testing
         expectRefused(first.accessToken, at: start + 6, "token revoked")
         #expect(try fixture.tokens.verify(second.accessToken, now: start + 6).tokenID == second.tokenID)
         #expect(try fixture.store.isRevoked(first.tokenID))
+    }
+
+    /// One service remembers a token whose signature checked out; its claims, session and revocation are still
+    /// checked on every use.
+    @Test func aRememberedTokenIsStillCheckedForExpiryAndRevocation() throws {
+        let tokens = fixture.tokens
+        let issued = try tokens.issue(tenant: "default", username: "dr.a", role: .nurse, now: start)
+        #expect(try tokens.verify(issued.accessToken, now: start + 1).role == .nurse)
+        #expect(try tokens.verify(issued.accessToken, now: start + 2).role == .nurse)
+        #expect(throws: ArchiveError(.invalidToken, "token expired")) {
+            try tokens.verify(issued.accessToken, now: start + 12 * 3600)
+        }
+        try tokens.revoke(issued.accessToken, now: start + 3)
+        #expect(throws: ArchiveError(.invalidToken, "token revoked")) {
+            try tokens.verify(issued.accessToken, now: start + 4)
+        }
     }
 
     @Test func anIdleSessionIsRefusedAndEachUseExtendsIt() throws {

@@ -9,6 +9,9 @@ public protocol AccountStore: Sendable {
     func createAccount(_ account: Account) throws(ArchiveError)
     func account(tenant: String, username: String) throws(ArchiveError) -> Account?
     func account(clientID: String) throws(ArchiveError) -> Account?
+    /// Whether an account exists and is active, without reading (or unsealing) the rest of it: the per-request
+    /// check of an identity provider's users.
+    func accountStatus(tenant: String, username: String) throws(ArchiveError) -> Account.Status?
     /// Every account of `tenant`, or of every tenant when nil, ordered by tenant and username.
     func accounts(tenant: String?) throws(ArchiveError) -> [Account]
     /// Reads, changes and writes back one account in one transaction (so that concurrent logins cannot both use

@@ -53,8 +53,11 @@ public final class OIDCTokenVerifier: @unchecked Sendable {
     private let store: any AccountStore
     private let refetched: (@Sendable (Result<Int, ArchiveError>) -> Void)?
 
+    private let verified = VerifiedTokenCache<OIDCClaims>()
     private let condition = NSCondition()
     private var keySet: JSONWebKeySet
+    /// Counts replacements of `keySet`: a cached verification of an older set no longer counts.
+    private var generation = 0
     private var lastFetch: Date
     private var fetching = false
     private var fetches = 1
@@ -82,9 +85,7 @@ public final class OIDCTokenVerifier: @unchecked Sendable {
     public func verify(_ token: String, now: Date = Date()) throws(ArchiveError) -> Principal {
         let (principal, _) = try verifiedPrincipal(token, now: now)
         if let tokenID = principal.tokenID, try store.isRevoked(tokenID) { throw invalid("token revoked") }
-        if let account = try store.account(tenant: principal.tenant, username: principal.username),
-            account.status == .disabled
-        {
+        if try store.accountStatus(tenant: principal.tenant, username: principal.username) == .disabled {
             throw invalid("the local account of this username is disabled")
         }
         return principal
@@ -104,15 +105,27 @@ public final class OIDCTokenVerifier: @unchecked Sendable {
     /// The revocation id of a provider's `jti`: hashed with the issuer, so that it is short and can never equal the
     /// id of one of Facet's own tokens (those are UUIDs).
     static func tokenID(issuer: String, jti: String) -> String {
-        "oidc-"
-            + Data(SHA256.hash(data: Data("\(issuer)\u{0}\(jti)".utf8))).prefix(16).map {
-                String(format: "%02x", $0)
-            }.joined()
+        "oidc-" + Formatting.hex(SHA256.hash(data: Data("\(issuer)\u{0}\(jti)".utf8)).prefix(16))
     }
 
     /// Header, key, signature and claims checks, without the account store; also the last moment the token is
-    /// accepted (`exp` plus the skew).
+    /// accepted (`exp` plus the skew). A token verified before with the current key set is not parsed or its
+    /// signature checked again; its claims are.
     func verifiedPrincipal(_ token: String, now: Date) throws(ArchiveError) -> (Principal, Date) {
+        guard token.utf8.count <= Self.maximumTokenLength else { throw invalid("token too long") }
+        let cacheKey = VerifiedTokenCache<OIDCClaims>.key(token)
+        let current = condition.withLock { generation }
+        if let claims = verified.value(for: cacheKey, generation: current, now: now) {
+            return try checked(claims, now: now)
+        }
+        let (claims, checkedWith) = try signedClaims(token, now: now)
+        let (principal, acceptedUntil) = try checked(claims, now: now)
+        verified.insert(claims, for: cacheKey, generation: checkedWith, expires: acceptedUntil, now: now)
+        return (principal, acceptedUntil)
+    }
+
+    /// Header, key and signature checks, and the claims as they are, with the generation of the key set used.
+    private func signedClaims(_ token: String, now: Date) throws(ArchiveError) -> (OIDCClaims, Int) {
         let parts = try JSONWebToken.Parts(token, maximumLength: Self.maximumTokenLength)
         let header = try JSONWebToken.Header(parts.header)
         // The algorithm list is Facet's: anything else is refused before any key is looked up.
@@ -126,11 +139,16 @@ public final class OIDCTokenVerifier: @unchecked Sendable {
                 throw invalid("token type is not JWT")
             }
         }
-        let key = try key(id: header.kid, algorithm: algorithm, now: now)
+        let (key, generation) = try key(id: header.kid, algorithm: algorithm, now: now)
         guard key.isValidSignature(parts.signature, for: parts.signingInput) else {
             throw invalid("token signature does not verify")
         }
         let claims = try OIDCClaims(parts.payload, roleClaim: settings.roleClaim, tenantClaim: settings.tenantClaim)
+        return (claims, generation)
+    }
+
+    /// The claims checks that depend on the settings and the time, and the principal the claims name.
+    private func checked(_ claims: OIDCClaims, now: Date) throws(ArchiveError) -> (Principal, Date) {
         guard claims.iss == settings.issuer else { throw invalid("token issuer is not accepted") }
         guard claims.audiences.contains(settings.audience) else { throw invalid("token audience is not accepted") }
         guard let expiry = claims.exp else { throw invalid("token has no expiry (exp)") }
@@ -176,7 +194,9 @@ public final class OIDCTokenVerifier: @unchecked Sendable {
 
     /// The key a token's `kid` names, fetching the set again for an unknown `kid` when the last fetch is at least
     /// `refetchInterval` old. One caller fetches; the others wait for its result instead of fetching too.
-    private func key(id: String?, algorithm: JSONWebKey.Algorithm, now: Date) throws(ArchiveError) -> JSONWebKey {
+    private func key(id: String?, algorithm: JSONWebKey.Algorithm, now: Date) throws(ArchiveError)
+        -> (JSONWebKey, Int)
+    {
         condition.lock()
         var lookup = keySet.key(id: id, algorithm: algorithm)
         var outcome: Result<Int, ArchiveError>?
@@ -194,15 +214,19 @@ public final class OIDCTokenVerifier: @unchecked Sendable {
                 fetching = false
                 condition.broadcast()
                 // A failed fetch keeps the keys there were.
-                if case .success(let set) = fresh { keySet = set }
+                if case .success(let set) = fresh {
+                    keySet = set
+                    generation += 1
+                }
                 outcome = fresh.map { $0.keys.count }
                 lookup = keySet.key(id: id, algorithm: algorithm)
             }
         }
+        let current = generation
         condition.unlock()
         if let outcome { refetched?(outcome) }
         switch lookup {
-        case .found(let key): return key
+        case .found(let key): return (key, current)
         case .unknownID: throw invalid("token key id is not in the identity provider's key set")
         case .wrongAlgorithm: throw invalid("token algorithm does not match its key")
         case .ambiguous: throw invalid("token names no key id and the key set has more than one key")

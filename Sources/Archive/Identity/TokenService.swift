@@ -6,7 +6,8 @@ import Foundation
 /// Verification accepts exactly the tokens this service makes: header `alg` ES256 (so `none`, `HS256` — also
 /// with the public key as secret — and every other algorithm are refused before any key is used), a valid signature
 /// over the exact bytes received, `iss` and `aud` equal to the configured ones, `nbf <= now < exp`, a known role and
-/// tenant, a `jti` not revoked and whose session was used within the idle timeout.
+/// tenant, a `jti` not revoked and whose session was used within the idle timeout. A token whose signature checked
+/// out is remembered (`VerifiedTokenCache`), so that its signature is checked on its first use only.
 public struct TokenService: Sendable {
     public struct Settings: Sendable, Hashable {
         public var issuer = "facet"
@@ -15,6 +16,9 @@ public struct TokenService: Sendable {
         public var lifetime: TimeInterval = 12 * 3600
         /// A token unused for longer stops working (`session-idle-minutes`, 15 min by default).
         public var idleTimeout: TimeInterval = 15 * 60
+        /// How many verified tokens are remembered, so that a token's signature is checked on its first use only
+        /// (0: on every use). Times and the session are checked on every use regardless.
+        public var verifiedTokenCacheSize = 4096
 
         public init() {}
     }
@@ -23,12 +27,14 @@ public struct TokenService: Sendable {
     public let store: any AccountStore
     private let signingKey: TokenSigningKey
     public let verificationKey: TokenVerificationKey
+    private let verified: VerifiedTokenCache<TokenClaims>
 
     public init(signingKey: TokenSigningKey, store: any AccountStore, settings: Settings = Settings()) {
         self.signingKey = signingKey
         self.verificationKey = signingKey.publicKey
         self.store = store
         self.settings = settings
+        verified = VerifiedTokenCache(capacity: settings.verifiedTokenCacheSize)
     }
 
     /// Issues a token for an account and starts its session.
@@ -86,8 +92,19 @@ public struct TokenService: Sendable {
         try store.revokeToken(claims.jti, expires: Date(timeIntervalSince1970: Double(claims.exp)))
     }
 
-    /// Header, signature and claims checks, without the session.
+    /// Header, signature and claims checks, without the session. The signature of a token seen before is not
+    /// checked again (the key never changes while the server runs); its claims are.
     func verifiedClaims(_ token: String, now: Date) throws(ArchiveError) -> TokenClaims {
+        guard token.utf8.count <= JSONWebToken.maximumLength else { throw invalid("token too long") }
+        let key = VerifiedTokenCache<TokenClaims>.key(token)
+        if let claims = verified.value(for: key, now: now) { return try checked(claims, now: now) }
+        let claims = try checked(try signedClaims(token), now: now)
+        verified.insert(claims, for: key, expires: Date(timeIntervalSince1970: Double(claims.exp)), now: now)
+        return claims
+    }
+
+    /// Header and signature checks, and the claims as they are.
+    private func signedClaims(_ token: String) throws(ArchiveError) -> TokenClaims {
         let parts = try JSONWebToken.Parts(token, maximumLength: JSONWebToken.maximumLength)
         let header = try JSONWebToken.Header(parts.header)
         // The algorithm is fixed by Facet, never chosen by the token: anything but ES256 is refused before a key is
@@ -103,6 +120,11 @@ public struct TokenService: Sendable {
         guard let claims = try? JSONDecoder().decode(TokenClaims.self, from: parts.payload) else {
             throw invalid("malformed token claims")
         }
+        return claims
+    }
+
+    /// The claims checks that depend on the settings and the time.
+    private func checked(_ claims: TokenClaims, now: Date) throws(ArchiveError) -> TokenClaims {
         guard claims.iss == settings.issuer else { throw invalid("token issuer is not accepted") }
         guard claims.aud == settings.audience else { throw invalid("token audience is not accepted") }
         let seconds = now.timeIntervalSince1970

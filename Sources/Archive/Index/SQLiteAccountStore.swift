@@ -196,6 +196,23 @@ public final class SQLiteAccountStore: AccountStore, @unchecked Sendable {
         }
     }
 
+    public func accountStatus(tenant: String, username: String) throws(ArchiveError) -> Account.Status? {
+        try access {
+            try pool.read { db in
+                // A cached statement: this runs for every request with an identity provider's token.
+                try String.fetchOne(
+                    db.cachedStatement(sql: "SELECT status FROM accounts WHERE tenant = ? AND username = ?"),
+                    arguments: [tenant, username]
+                ).map { status in
+                    guard let status = Account.Status(rawValue: status) else {
+                        throw ArchiveError(.integrity, "an account row holds an unknown role or status")
+                    }
+                    return status
+                }
+            }
+        }
+    }
+
     public func account(clientID: String) throws(ArchiveError) -> Account? {
         try access {
             try pool.read { db in
@@ -421,12 +438,14 @@ public final class SQLiteAccountStore: AccountStore, @unchecked Sendable {
         try access {
             // Most requests of a session come within seconds of each other: a read answers them, and the last use
             // is written at most every `lastUseResolution` (so a session may outlive its idle timeout by that much).
+            // Cached statements: this runs for every request (preparing them cost more than running them).
             let recent = try pool.read { db -> Bool in
                 guard
-                    try Row.fetchOne(db, sql: "SELECT 1 FROM revoked_tokens WHERE jti = ?", arguments: [tokenID])
+                    try Row.fetchOne(
+                        db.cachedStatement(sql: "SELECT 1 FROM revoked_tokens WHERE jti = ?"), arguments: [tokenID])
                         == nil,
                     let row = try Row.fetchOne(
-                        db, sql: "SELECT last_use FROM sessions WHERE jti = ?", arguments: [tokenID])
+                        db.cachedStatement(sql: "SELECT last_use FROM sessions WHERE jti = ?"), arguments: [tokenID])
                 else { return false }
                 let lastUse: Double = row["last_use"]
                 let idle = now.timeIntervalSince1970 - lastUse
@@ -490,7 +509,8 @@ public final class SQLiteAccountStore: AccountStore, @unchecked Sendable {
     public func isRevoked(_ tokenID: String) throws(ArchiveError) -> Bool {
         try access {
             try pool.read { db in
-                try Row.fetchOne(db, sql: "SELECT 1 FROM revoked_tokens WHERE jti = ?", arguments: [tokenID]) != nil
+                try Row.fetchOne(
+                    db.cachedStatement(sql: "SELECT 1 FROM revoked_tokens WHERE jti = ?"), arguments: [tokenID]) != nil
             }
         }
     }
