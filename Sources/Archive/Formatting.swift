@@ -17,7 +17,8 @@ public enum Formatting {
 
     /// `2026-11-22T05:09:07.123Z`: RFC 3339 in UTC with milliseconds.
     public static func timestamp(_ date: Date) -> String {
-        let interval = date.timeIntervalSince1970
+        // Any date prints: one outside years 1..9999 (a token's claimed expiry, say) is clamped, never a trap.
+        let interval = min(max(date.timeIntervalSince1970, -62_135_596_800), 253_402_300_799)
         var seconds = time_t(interval.rounded(.down))
         let milliseconds = Int((interval - Double(seconds)) * 1000)
         var parts = tm()

@@ -56,6 +56,8 @@ public struct ServerSettings: Sendable {
     /// The claims naming a provider token's role (default `role`) and tenant (none: every principal in "default").
     public var oidcRoleClaim = "role"
     public var oidcTenantClaim: String?
+    /// The tenants the identity provider may name in `oidc-tenant-claim` (comma-separated); required with it.
+    public var oidcTenants: [String] = []
 
     /// Whether Facet serves HTTPS itself.
     public var usesTLS: Bool { tlsCertificate != nil && tlsKey != nil }
@@ -114,6 +116,9 @@ public struct ServerSettings: Sendable {
         settings.oidcJWKS = config.string(forKey: "oidc-jwks")
         settings.oidcRoleClaim = config.string(forKey: "oidc-role-claim", default: settings.oidcRoleClaim)
         settings.oidcTenantClaim = config.string(forKey: "oidc-tenant-claim")
+        settings.oidcTenants = (config.string(forKey: "oidc-tenants") ?? "").split(separator: ",").map {
+            $0.trimmingCharacters(in: .whitespaces)
+        }.filter { !$0.isEmpty }
         try settings.validate()
         return settings
     }
@@ -163,13 +168,19 @@ public struct ServerSettings: Sendable {
             throw SettingsError(
                 message: "oidc-issuer, oidc-audience, oidc-role-claim and oidc-tenant-claim cannot be empty")
         }
+        guard oidcTenantClaim == nil || (!oidcTenants.isEmpty && oidcTenants.allSatisfy(Account.isValidTenant)) else {
+            throw SettingsError(
+                message:
+                    "oidc-tenant-claim needs oidc-tenants: the clinics (tenant names) this identity provider may name")
+        }
         guard oidcIssuer != TokenService.Settings().issuer else {
             throw SettingsError(message: "oidc-issuer must differ from Facet's own issuer (\(oidcIssuer))")
         }
         do {
             return OIDCTokenVerifier.Settings(
                 issuer: oidcIssuer, audience: oidcAudience, keySet: try JSONWebKeySetSource(oidcJWKS),
-                roleClaim: oidcRoleClaim, tenantClaim: oidcTenantClaim)
+                roleClaim: oidcRoleClaim, tenantClaim: oidcTenantClaim, tenants: Set(oidcTenants),
+                maximumLifetime: TimeInterval(sessionMaxHours) * 3600)
         } catch {
             throw SettingsError(message: error.message)
         }

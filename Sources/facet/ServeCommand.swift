@@ -22,7 +22,7 @@ struct ServeCommand: AsyncParsableCommand {
             FACET_MEMORY_BUDGET_MIB, FACET_MAX_RESULTS, FACET_CORS_ALLOW_ORIGIN, FACET_ALLOWED_HOSTS, \
             FACET_BLOCKING_THREADS, FACET_BLOCKING_QUEUE, FACET_QUARANTINE_DAYS, FACET_TLS_CERT, FACET_TLS_KEY, \
             FACET_TLS_MIN_VERSION, FACET_OIDC_ISSUER, FACET_OIDC_AUDIENCE, FACET_OIDC_JWKS, FACET_OIDC_ROLE_CLAIM, \
-            FACET_OIDC_TENANT_CLAIM), then --config FILE (YAML, see \
+            FACET_OIDC_TENANT_CLAIM, FACET_OIDC_TENANTS), then --config FILE (YAML, see \
             config/facet.example.yaml). The master key is read from FACET_MASTER_KEY or DATA/keys/master.key \
             (created on first start, with a warning to back it up).
             """)

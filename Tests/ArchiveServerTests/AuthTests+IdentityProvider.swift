@@ -87,11 +87,13 @@ extension AuthTests {
             "FACET_OIDC_ISSUER": Self.providerIssuer, "FACET_OIDC_AUDIENCE": "facet-archive",
             "FACET_OIDC_JWKS": "https://idp.clinic.example/realms/facet/protocol/openid-connect/certs",
             "FACET_OIDC_ROLE_CLAIM": "facet_role", "FACET_OIDC_TENANT_CLAIM": "clinic",
+            "FACET_OIDC_TENANTS": "default, clinic-b",
         ]
         let settings = try await ServerSettings.load(configFile: nil, environment: full)
         let provider = try #require(try settings.identityProvider())
         #expect(provider.issuer == Self.providerIssuer && provider.audience == "facet-archive")
         #expect(provider.roleClaim == "facet_role" && provider.tenantClaim == "clinic")
+        #expect(provider.tenants == ["default", "clinic-b"] && provider.maximumLifetime == 12 * 3600)
         #expect(provider.keySet == .url(try #require(URL(string: full["FACET_OIDC_JWKS"] ?? ""))))
         #expect(try await ServerSettings.load(configFile: nil, environment: [:]).identityProvider() == nil)
         var partial = full
@@ -100,7 +102,9 @@ extension AuthTests {
         plainHTTP["FACET_OIDC_JWKS"] = "http://idp.clinic.example/certs"
         var facetsOwn = full
         facetsOwn["FACET_OIDC_ISSUER"] = "facet"
-        for environment in [partial, plainHTTP, facetsOwn] {
+        var unlisted = full
+        unlisted["FACET_OIDC_TENANTS"] = nil
+        for environment in [partial, plainHTTP, facetsOwn, unlisted] {
             await #expect(throws: SettingsError.self) {
                 try await ServerSettings.load(configFile: nil, environment: environment)
             }

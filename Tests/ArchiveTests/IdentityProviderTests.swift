@@ -51,19 +51,43 @@ import _CryptoExtras
         }
     }
 
-    @Test func theRoleIsTheFirstFacetRoleOfTheClaimAndTheTenantComesFromItsClaim() throws {
+    @Test func theRoleIsTheOneFacetRoleOfTheClaimAndTheTenantComesFromItsClaim() throws {
         let verifier = try makeVerifier {
             $0.roleClaim = "groups"
             $0.tenantClaim = "clinic"
+            $0.tenants = ["default", "clinic-b"]
         }
         let token = try provider.es256(
             claims {
-                $0["groups"] = ["offline_access", "nurse", "physician"]
+                $0["groups"] = ["offline_access", "nurse", "uma_authorization"]
                 $0["clinic"] = "clinic-b"
                 $0["aud"] = ["account", TestIdentityProvider.audience]
             })
         let principal = try verifier.verify(token, now: start + 1)
         #expect(principal.role == .nurse && principal.tenant == "clinic-b")
+        // Two Facet roles: which one would depend on the provider's order. Refused.
+        expectRefused(
+            try provider.es256(
+                claims {
+                    $0["groups"] = ["nurse", "physician"]
+                    $0["clinic"] = "clinic-b"
+                }), by: verifier, "token groups claim names more than one Facet role")
+        // A clinic the operator did not list for this provider: refused, never created.
+        expectRefused(
+            try provider.es256(
+                claims {
+                    $0["groups"] = ["nurse"]
+                    $0["clinic"] = "clinic-c"
+                }), by: verifier, "token clinic claim names a tenant not in oidc-tenants")
+        // No longer-lived than Facet's own sessions (12 h here), whatever the provider says; a far-future expiry
+        // is refused, not printed.
+        expectRefused(
+            try provider.es256(
+                claims {
+                    $0["groups"] = ["nurse"]
+                    $0["clinic"] = "clinic-b"
+                    $0["exp"] = 9.3e18
+                }), by: verifier, "token lives longer than session-max-hours")
         expectRefused(
             try provider.es256(claims { $0["groups"] = ["nurse"] }), by: verifier, "token has no clinic claim")
         expectRefused(
@@ -277,6 +301,23 @@ import _CryptoExtras
         expectRefused(old, by: verifier, at: start + 62, "token key id is not in the identity provider's key set")
     }
 
+    @Test func aKeyTheProviderWithdrewStopsVerifyingOnceTheSetIsFifteenMinutesOld() throws {
+        let verifier = try makeVerifier()
+        let hour = start.timeIntervalSince1970 + 3600
+        let old = try provider.rs256(claims { $0["exp"] = hour })
+        #expect(try verifier.verify(old, now: start + 1).username == "dr.lee")
+        // The provider withdraws the key (compromised): no token names an unknown kid to trigger a fetch.
+        let next = try _RSA.Signing.PrivateKey(keySize: .bits2048)
+        try provider.publish([TestIdentityProvider.jwk(next.publicKey, kid: "rsa-2")])
+        #expect(try verifier.verify(old, now: start + 120).username == "dr.lee")
+        #expect(verifier.keySetFetches == 1)
+        // Once the set is 15 minutes old the next token fetches it again, and the withdrawn key is gone.
+        expectRefused(
+            old, by: verifier, at: start + OIDCTokenVerifier.maximumKeySetAge + 1,
+            "token key id is not in the identity provider's key set")
+        #expect(verifier.keySetFetches == 2)
+    }
+
     @Test func aFailedRefetchKeepsTheKeysThereWere() throws {
         let outcomes = OutcomeLog()
         let verifier = try OIDCTokenVerifier(settings: provider.settings, store: fixture.store, now: start) {
@@ -344,7 +385,10 @@ import _CryptoExtras
         // The same username disabled in another tenant does not matter.
         try fixture.person("dr.lee", .physician, tenant: "clinic-b")
         try fixture.administration.setStatus(tenant: "clinic-b", username: "dr.lee", .disabled)
-        let other = try makeVerifier { $0.tenantClaim = "tenant" }
+        let other = try makeVerifier {
+            $0.tenantClaim = "tenant"
+            $0.tenants = ["clinic-b"]
+        }
         expectRefused(
             try provider.rs256(claims { $0["tenant"] = "clinic-b" }), by: other,
             "the local account of this username is disabled")

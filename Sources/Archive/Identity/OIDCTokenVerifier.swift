@@ -24,20 +24,27 @@ public final class OIDCTokenVerifier: @unchecked Sendable {
         /// What `aud` must contain (the client id or resource Facet is registered as).
         public var audience: String
         public var keySet: JSONWebKeySetSource
-        /// The claim naming the role: a string, or a list whose first Facet role name counts.
+        /// The claim naming the role: a string, or a list holding exactly one Facet role name.
         public var roleClaim: String
         /// The claim naming the tenant; nil puts every principal in `defaultTenant`.
         public var tenantClaim: String?
+        /// The tenants the provider may name (with `tenantClaim`): one clinic's provider must not speak for another
+        /// clinic of the same server, and no token creates a clinic the operator did not list.
+        public var tenants: Set<String>
+        /// The longest a provider token may live (`exp` − now, and `exp` − `iat`): Facet's own `session-max-hours`.
+        public var maximumLifetime: TimeInterval
 
         public init(
             issuer: String, audience: String, keySet: JSONWebKeySetSource, roleClaim: String = "role",
-            tenantClaim: String? = nil
+            tenantClaim: String? = nil, tenants: Set<String> = [], maximumLifetime: TimeInterval = 12 * 3600
         ) {
             self.issuer = issuer
             self.audience = audience
             self.keySet = keySet
             self.roleClaim = roleClaim
             self.tenantClaim = tenantClaim
+            self.tenants = tenants
+            self.maximumLifetime = maximumLifetime
         }
     }
 
@@ -47,6 +54,9 @@ public final class OIDCTokenVerifier: @unchecked Sendable {
     public static let clockSkew: TimeInterval = 60
     /// An unknown `kid` fetches the key set again only if the last fetch is at least this old.
     public static let refetchInterval: TimeInterval = 60
+    /// A key set older than this is fetched again at the next token, so that a key the provider withdrew (rotated
+    /// out, compromised) stops verifying within this time, without a restart.
+    public static let maximumKeySetAge: TimeInterval = 15 * 60
     public static let defaultTenant = "default"
 
     public let settings: Settings
@@ -113,6 +123,8 @@ public final class OIDCTokenVerifier: @unchecked Sendable {
     /// signature checked again; its claims are.
     func verifiedPrincipal(_ token: String, now: Date) throws(ArchiveError) -> (Principal, Date) {
         guard token.utf8.count <= Self.maximumTokenLength else { throw invalid("token too long") }
+        // A set 15 minutes old is fetched again first, so that a withdrawn key stops verifying remembered tokens too.
+        refreshKeySet(unknownKeyID: false, now: now)
         let cacheKey = VerifiedTokenCache<OIDCClaims>.key(token)
         let current = condition.withLock { generation }
         if let claims = verified.value(for: cacheKey, generation: current, now: now) {
@@ -153,6 +165,10 @@ public final class OIDCTokenVerifier: @unchecked Sendable {
         guard claims.audiences.contains(settings.audience) else { throw invalid("token audience is not accepted") }
         guard let expiry = claims.exp else { throw invalid("token has no expiry (exp)") }
         let seconds = now.timeIntervalSince1970
+        // No longer-lived than Facet's own sessions (automatic logoff), which also keeps every date printable.
+        guard expiry - seconds <= settings.maximumLifetime + Self.clockSkew,
+            claims.iat.map({ expiry - $0 <= settings.maximumLifetime + Self.clockSkew }) ?? true
+        else { throw invalid("token lives longer than session-max-hours") }
         guard seconds < expiry + Self.clockSkew else { throw invalid("token expired") }
         if let notBefore = claims.nbf, seconds < notBefore - Self.clockSkew { throw invalid("token not valid yet") }
         if let issued = claims.iat, seconds < issued - Self.clockSkew { throw invalid("token issued in the future") }
@@ -178,8 +194,11 @@ public final class OIDCTokenVerifier: @unchecked Sendable {
 
     private func role(_ claims: OIDCClaims) throws(ArchiveError) -> Role {
         guard let values = claims.roles else { throw invalid("token has no \(settings.roleClaim) claim") }
-        guard let role = values.lazy.compactMap(Role.init(rawValue:)).first else {
-            throw invalid("token \(settings.roleClaim) claim names no Facet role")
+        let roles = Set(values.compactMap(Role.init(rawValue:)))
+        guard let role = roles.first else { throw invalid("token \(settings.roleClaim) claim names no Facet role") }
+        // Several would make the role depend on the order the provider lists them in.
+        guard roles.count == 1 else {
+            throw invalid("token \(settings.roleClaim) claim names more than one Facet role")
         }
         return role
     }
@@ -189,42 +208,49 @@ public final class OIDCTokenVerifier: @unchecked Sendable {
         // With a tenant claim configured, a token without one is refused rather than put in the default tenant.
         guard let tenant = claims.tenant else { throw invalid("token has no \(claim) claim") }
         guard Account.isValidTenant(tenant) else { throw invalid("token \(claim) claim is not a valid tenant name") }
+        guard settings.tenants.contains(tenant) else {
+            throw invalid("token \(claim) claim names a tenant not in oidc-tenants")
+        }
         return tenant
     }
 
-    /// The key a token's `kid` names, fetching the set again for an unknown `kid` when the last fetch is at least
-    /// `refetchInterval` old. One caller fetches; the others wait for its result instead of fetching too.
+    /// Fetches the key set again when it is due: for an unknown `kid`, or when the set is older than
+    /// `maximumKeySetAge`, and then only if the last fetch is at least `refetchInterval` old. One caller fetches; the
+    /// others go on with the keys there are (an unknown `kid` is refused at once): a slow provider holds one thread,
+    /// not all. A failed fetch keeps the keys there were.
+    private func refreshKeySet(unknownKeyID: Bool, now: Date) {
+        condition.lock()
+        // A clock that went back does not hold the next fetch off.
+        let age = now < lastFetch ? .infinity : now.timeIntervalSince(lastFetch)
+        guard !fetching, age >= Self.refetchInterval, unknownKeyID || age >= Self.maximumKeySetAge else {
+            condition.unlock()
+            return
+        }
+        fetching = true
+        lastFetch = now
+        fetches += 1
+        condition.unlock()
+        let fresh = Result { () throws(ArchiveError) in try settings.keySet.load() }
+        condition.lock()
+        fetching = false
+        if case .success(let set) = fresh {
+            keySet = set
+            // Tokens remembered under the old set are checked again against the new one.
+            generation += 1
+        }
+        condition.unlock()
+        refetched?(fresh.map { $0.keys.count })
+    }
+
+    /// The key a token's `kid` names (after a fetch, when the `kid` is unknown and a fetch is due).
     private func key(id: String?, algorithm: JSONWebKey.Algorithm, now: Date) throws(ArchiveError)
         -> (JSONWebKey, Int)
     {
-        condition.lock()
-        var lookup = keySet.key(id: id, algorithm: algorithm)
-        var outcome: Result<Int, ArchiveError>?
+        var (lookup, current) = condition.withLock { (keySet.key(id: id, algorithm: algorithm), generation) }
         if case .unknownID = lookup {
-            while fetching { condition.wait() }
-            lookup = keySet.key(id: id, algorithm: algorithm)
-            // A clock that went back does not hold the next fetch off.
-            if case .unknownID = lookup, now < lastFetch || now.timeIntervalSince(lastFetch) >= Self.refetchInterval {
-                fetching = true
-                lastFetch = now
-                fetches += 1
-                condition.unlock()
-                let fresh = Result { () throws(ArchiveError) in try settings.keySet.load() }
-                condition.lock()
-                fetching = false
-                condition.broadcast()
-                // A failed fetch keeps the keys there were.
-                if case .success(let set) = fresh {
-                    keySet = set
-                    generation += 1
-                }
-                outcome = fresh.map { $0.keys.count }
-                lookup = keySet.key(id: id, algorithm: algorithm)
-            }
+            refreshKeySet(unknownKeyID: true, now: now)
+            (lookup, current) = condition.withLock { (keySet.key(id: id, algorithm: algorithm), generation) }
         }
-        let current = generation
-        condition.unlock()
-        if let outcome { refetched?(outcome) }
         switch lookup {
         case .found(let key): return (key, current)
         case .unknownID: throw invalid("token key id is not in the identity provider's key set")
