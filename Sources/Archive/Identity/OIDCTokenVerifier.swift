@@ -9,14 +9,16 @@ import Foundation
 /// EC key an RS256 one); no `crit`; the signature over the exact bytes received; `iss` exactly the provider's;
 /// `aud` (a string or a list) holding Facet's audience; `exp` present and `nbf`/`iat` not in the future, each
 /// with `clockSkew`; a username (`preferred_username`, else `sub`) that is a valid Facet username, taken as it
-/// is; a Facet role in the role claim; the tenant claim when one is configured; the `jti` not revoked; no
-/// *disabled* local account of the same tenant and username.
+/// is; exactly one Facet role in the role claim; the tenant claim, one of `Settings.tenants`, when one is
+/// configured; a lifetime of at most `Settings.maximumLifetime`; the `jti` not revoked; no *disabled* local account
+/// of the same tenant and username.
 ///
 /// Unlike Facet's own tokens these have no session in the account store, so no idle timeout applies: the
-/// provider's `exp` is their only limit. Logout revokes the token's `jti` (a token without one cannot be revoked).
-/// An unknown `kid` fetches the key set again, at most once per `refetchInterval` and by one caller at a time (the
-/// others wait for that fetch); a failed fetch keeps the keys there were. Calls block (a database read, sometimes
-/// a fetch of up to `JSONWebKeySetSource.timeout`): a server runs them on its token pool.
+/// provider's `exp` (at most `maximumLifetime` away) is their limit. Logout revokes the token's `jti` (a token
+/// without one cannot be revoked). An unknown `kid`, or a key set older than `maximumKeySetAge`, fetches the set
+/// again, at most once per `refetchInterval` and by one caller at a time (the others go on with the keys there
+/// are); a failed fetch keeps the keys there were. Calls block (a database read, sometimes a fetch of up to
+/// `JSONWebKeySetSource.timeout`): a server runs them on its token pool.
 public final class OIDCTokenVerifier: @unchecked Sendable {
     public struct Settings: Sendable, Hashable {
         /// The provider's `iss`, compared exactly.
