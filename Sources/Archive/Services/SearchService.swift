@@ -258,20 +258,28 @@ public struct SearchService: Sendable {
 
     func studyDataset(_ study: StudyRecord, _ catalog: Catalog, _ query: Query) -> Dataset {
         var dataset = pick(study.attributes, defaults: Self.studyReturn, level: .study, query)
-        let series = study.seriesUIDs.compactMap { catalog.series[$0] }
-        let instances = series.flatMap(\.instanceUIDs).compactMap { catalog.instances[$0] }
+        // Counted in place: no copy of the study's series and instance records (each answered study used to copy
+        // all of them, which dominated searches answering many studies).
         var modalities: [String] = []
-        for item in series {
+        var classes: [String] = []
+        var seriesCount = 0
+        var instanceCount = 0
+        for seriesUID in study.seriesUIDs {
+            guard let item = catalog.series[seriesUID] else { continue }
+            seriesCount += 1
             if let modality = item.attributes.string(.modality), !modalities.contains(modality) {
                 modalities.append(modality)
             }
+            for uid in item.instanceUIDs {
+                guard let sopClass = catalog.instances[uid]?.sopClassUID else { continue }
+                instanceCount += 1
+                if !classes.contains(sopClass) { classes.append(sopClass) }
+            }
         }
-        var classes: [String] = []
-        for instance in instances where !classes.contains(instance.sopClassUID) { classes.append(instance.sopClassUID) }
         dataset.set(Self.modalitiesInStudy, .CS, strings: modalities)
         dataset.set(Self.sopClassesInStudy, .UI, strings: classes)
-        dataset.set(Self.numberOfStudyRelatedSeries, .IS, String(series.count))
-        dataset.set(Self.numberOfStudyRelatedInstances, .IS, String(instances.count))
+        dataset.set(Self.numberOfStudyRelatedSeries, .IS, String(seriesCount))
+        dataset.set(Self.numberOfStudyRelatedInstances, .IS, String(instanceCount))
         dataset.set(Self.instanceAvailability, .CS, "ONLINE")
         dataset.set(Self.retrieveURL, .UR, "\(baseURL)/studies/\(study.studyInstanceUID)")
         dataset.set(.studyInstanceUID, .UI, study.studyInstanceUID)
