@@ -452,6 +452,7 @@ import _CryptoExtras
 
     @Test func theIdentityServicesPickTheVerifierByIssuer() throws {
         var identity = IdentityServices(store: fixture.store, keys: fixture.keys, signingKey: fixture.signingKey)
+        try fixture.person("dr.own", .nurse)
         let own = try identity.tokens.issue(tenant: "default", username: "dr.own", role: .nurse, now: start)
         let external = try provider.es256(TestIdentityProvider.claims(at: Date()))
         // Without an identity provider, only Facet's own tokens are checked (and the provider's is refused).

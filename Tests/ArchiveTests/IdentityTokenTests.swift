@@ -10,6 +10,7 @@ import Testing
 
     init() throws {
         fixture = try IdentityFixture()
+        try fixture.person("dr.a", .physician)
     }
 
     private func issue(role: Role = .physician) throws -> IssuedToken {
@@ -117,6 +118,21 @@ import Testing
         expectRefused(try foreign.encode(claims()), "token signature does not verify")
     }
 
+    @Test func aDisabledAccountOrAChangedRoleStopsItsTokensEvenWhenTheirSessionsWereNotRevoked() throws {
+        let token = try issue().accessToken
+        #expect(try fixture.tokens.verify(token, now: start + 1).role == .physician)
+        // Changed in the store directly: as if revoking the sessions had failed after the change.
+        try fixture.store.updateAccount(tenant: "default", username: "dr.a") { $0.role = .nurse }
+        expectRefused(token, at: start + 2, "the account's role changed since the token was issued")
+        try fixture.store.updateAccount(tenant: "default", username: "dr.a") {
+            $0.role = .physician
+            $0.status = .disabled
+        }
+        expectRefused(token, at: start + 3, "the account is disabled or gone")
+        try fixture.store.updateAccount(tenant: "default", username: "dr.a") { $0.status = .active }
+        #expect(try fixture.tokens.verify(token, now: start + 4).username == "dr.a")
+    }
+
     @Test func aTamperedPayloadIsRefused() throws {
         let token = try issue(role: .frontDesk).accessToken
         let parts = token.split(separator: ".").map(String.init)
@@ -165,9 +181,9 @@ import Testing
     /// checked on every use.
     @Test func aRememberedTokenIsStillCheckedForExpiryAndRevocation() throws {
         let tokens = fixture.tokens
-        let issued = try tokens.issue(tenant: "default", username: "dr.a", role: .nurse, now: start)
-        #expect(try tokens.verify(issued.accessToken, now: start + 1).role == .nurse)
-        #expect(try tokens.verify(issued.accessToken, now: start + 2).role == .nurse)
+        let issued = try tokens.issue(tenant: "default", username: "dr.a", role: .physician, now: start)
+        #expect(try tokens.verify(issued.accessToken, now: start + 1).role == .physician)
+        #expect(try tokens.verify(issued.accessToken, now: start + 2).role == .physician)
         #expect(throws: ArchiveError(.invalidToken, "token expired")) {
             try tokens.verify(issued.accessToken, now: start + 12 * 3600)
         }

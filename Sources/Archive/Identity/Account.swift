@@ -7,6 +7,17 @@ public struct Account: Sendable, Hashable {
         case disabled
     }
 
+    /// What every token check reads of its account: a disabled account or a changed role stops its tokens at once.
+    public struct Standing: Sendable, Hashable {
+        public var status: Status
+        public var role: Role
+
+        public init(status: Status, role: Role) {
+            self.status = status
+            self.role = role
+        }
+    }
+
     public var tenant: String
     public var username: String
     public var role: Role

@@ -11,7 +11,7 @@ public protocol AccountStore: Sendable {
     func account(clientID: String) throws(ArchiveError) -> Account?
     /// Whether an account exists and is active, without reading (or unsealing) the rest of it: the per-request
     /// check of an identity provider's users.
-    func accountStatus(tenant: String, username: String) throws(ArchiveError) -> Account.Status?
+    func accountStatus(tenant: String, username: String) throws(ArchiveError) -> Account.Standing?
     /// Every account of `tenant`, or of every tenant when nil, ordered by tenant and username.
     func accounts(tenant: String?) throws(ArchiveError) -> [Account]
     /// Reads, changes and writes back one account in one transaction (so that concurrent logins cannot both use

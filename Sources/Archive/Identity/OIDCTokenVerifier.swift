@@ -97,7 +97,7 @@ public final class OIDCTokenVerifier: @unchecked Sendable {
     public func verify(_ token: String, now: Date = Date()) throws(ArchiveError) -> Principal {
         let (principal, _) = try verifiedPrincipal(token, now: now)
         if let tokenID = principal.tokenID, try store.isRevoked(tokenID) { throw invalid("token revoked") }
-        if try store.accountStatus(tenant: principal.tenant, username: principal.username) == .disabled {
+        if try store.accountStatus(tenant: principal.tenant, username: principal.username)?.status == .disabled {
             throw invalid("the local account of this username is disabled")
         }
         return principal

@@ -81,6 +81,12 @@ public struct TokenService: Sendable {
         case .idle: throw invalid("session idle for longer than the idle timeout")
         case .unknown: throw invalid("no session for this token")
         }
+        // Read on every check, so that a disabled account or a changed role stops its tokens at once, even if
+        // revoking its sessions failed after the change.
+        guard let standing = try store.accountStatus(tenant: claims.tenant, username: claims.sub),
+            standing.status == .active
+        else { throw invalid("the account is disabled or gone") }
+        guard standing.role == role else { throw invalid("the account's role changed since the token was issued") }
         return Principal(
             tenant: claims.tenant, username: claims.sub, role: role, tokenID: claims.jti,
             expires: Date(timeIntervalSince1970: Double(claims.exp)))

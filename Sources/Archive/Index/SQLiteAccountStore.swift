@@ -196,18 +196,17 @@ public final class SQLiteAccountStore: AccountStore, @unchecked Sendable {
         }
     }
 
-    public func accountStatus(tenant: String, username: String) throws(ArchiveError) -> Account.Status? {
+    public func accountStatus(tenant: String, username: String) throws(ArchiveError) -> Account.Standing? {
         try access {
             try pool.read { db in
-                // A cached statement: this runs for every request with an identity provider's token.
-                try String.fetchOne(
-                    db.cachedStatement(sql: "SELECT status FROM accounts WHERE tenant = ? AND username = ?"),
+                // A cached statement: this runs for every request.
+                try Row.fetchOne(
+                    db.cachedStatement(sql: "SELECT status, role FROM accounts WHERE tenant = ? AND username = ?"),
                     arguments: [tenant, username]
-                ).map { status in
-                    guard let status = Account.Status(rawValue: status) else {
-                        throw ArchiveError(.integrity, "an account row holds an unknown role or status")
-                    }
-                    return status
+                ).map { row in
+                    guard let status = Account.Status(rawValue: row["status"]), let role = Role(rawValue: row["role"])
+                    else { throw ArchiveError(.integrity, "an account row holds an unknown role or status") }
+                    return Account.Standing(status: status, role: role)
                 }
             }
         }
