@@ -58,6 +58,10 @@ def test_a_second_clinic_sees_only_its_own_archive_across_a_restart(live, facet,
     assert live.stop() == 0
     verified = run(facet, "audit", "verify", "--data-dir", live.data_dir, "--tenant", "clinic-b")
     assert verified.returncode == 0, verified.stderr
+    # A mistyped clinic is one readable line, and no key is made for it.
+    mistyped = run(facet, "audit", "verify", "--data-dir", live.data_dir, "--tenant", "clinic-c")
+    assert mistyped.returncode == 2 and "no archive of tenant clinic-c" in mistyped.stderr
+    assert not (live.data_dir / "keys/tenant-clinic-c.key").exists()
     live.start()
 
 

@@ -30,6 +30,10 @@ struct AuditVerifyCommand: ParsableCommand {
             tenant == "default"
             ? URL(fileURLWithPath: dataDirectory)
             : URL(fileURLWithPath: dataDirectory).appendingPathComponent("tenants").appendingPathComponent(tenant)
+        // Checked before the keys are opened: opening them would create a key for a mistyped tenant.
+        guard FileManager.default.fileExists(atPath: root.appendingPathComponent("index.sqlite").path) else {
+            throw fail("no archive of tenant \(tenant) under the data folder", code: 2)
+        }
         guard FileManager.default.fileExists(atPath: keysFolder.path) else {
             throw fail("no archive keys under the data folder", code: 2)
         }

@@ -60,6 +60,8 @@ public final class SQLiteStudyIndex: StudyIndex, @unchecked Sendable {
                             seq INTEGER NOT NULL,
                             attributes BLOB NOT NULL,
                             metadata BLOB NOT NULL);
+                        CREATE INDEX IF NOT EXISTS instances_study ON instances(study_uid);
+                        CREATE INDEX IF NOT EXISTS instances_series ON instances(series_uid);
                         CREATE TABLE IF NOT EXISTS originals (
                             sop_uid TEXT NOT NULL,
                             seq INTEGER NOT NULL,

@@ -93,8 +93,14 @@ final class TenantArchives: @unchecked Sendable {
 
     /// Opens a clinic's folder now, blocking (at start, or on the pool).
     private func openNow(_ tenant: String) throws(ArchiveError) -> TenantArchive {
-        if let open = cached(tenant) { return open }
-        guard Account.isValidTenant(tenant) else { throw ArchiveError(.invalidInput, "not a tenant name") }
+        if let open = cached(tenant) {
+            lock.withLock { opening[tenant] = nil }
+            return open
+        }
+        guard Account.isValidTenant(tenant) else {
+            lock.withLock { opening[tenant] = nil }
+            throw ArchiveError(.invalidInput, "not a tenant name")
+        }
         let folder = tenantsDirectory.appendingPathComponent(tenant)
         do {
             let (service, report) = try ArchiveService.openEmbedded(
