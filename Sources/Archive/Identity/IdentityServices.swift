@@ -82,38 +82,33 @@ public struct IdentityServices: Sendable {
         PatientKey.make(tenant: tenant, patientID: patientID, issuer: issuer, keys: keys)
     }
 
-    /// Which studies of the principal's own tenant's archive `principal` may see in a search: all, only its care
-    /// team's and granted patients', or none (a role without search is refused before searching).
-    public func visibility(for principal: Principal, now: Date = Date()) throws(ArchiveError)
-        -> @Sendable (StudyRecord) -> Bool
-    {
+    /// What a search of the principal's own tenant's archive may answer with: which studies they may see (all, only
+    /// their care team's and granted patients', or none — a role without search is refused before searching), and the
+    /// patients they see only through an active break-the-glass grant (an answer naming one is emergency access).
+    /// Care team and grants are read once.
+    public struct SearchScope: Sendable {
+        public let visible: @Sendable (StudyRecord) -> Bool
+        public let emergency: Set<PatientKey>
+    }
+
+    public func searchScope(for principal: Principal, now: Date = Date()) throws(ArchiveError) -> SearchScope {
         switch AccessPolicy.viewScope(principal.role) {
         case .all:
-            return { _ in true }
+            return SearchScope(visible: { _ in true }, emergency: [])
         case .none:
-            return { _ in false }
+            return SearchScope(visible: { _ in false }, emergency: [])
         case .own:
-            var allowed = try store.careTeamPatients(tenant: principal.tenant, username: principal.username)
-            for grant in try store.grants(tenant: principal.tenant, activeAt: now)
-            where grant.username == principal.username {
-                allowed.insert(grant.patient)
-            }
-            let permitted = allowed
+            let team = try store.careTeamPatients(tenant: principal.tenant, username: principal.username)
+            let granted = Set(
+                try store.grants(tenant: principal.tenant, activeAt: now).filter { $0.username == principal.username }
+                    .map(\.patient))
+            let permitted = team.union(granted)
             let identity = self
             let tenant = principal.tenant
-            return { study in identity.patient(of: study, tenant: tenant).map { permitted.contains($0) } ?? false }
+            return SearchScope(
+                visible: { study in identity.patient(of: study, tenant: tenant).map(permitted.contains) ?? false },
+                emergency: granted.subtracting(team))
         }
     }
 
-    /// The patients `principal` sees only through an active break-the-glass grant (not through the care team): an
-    /// answer naming one of them is emergency access. Empty for roles that see every patient.
-    public func emergencyPatients(for principal: Principal, now: Date = Date()) throws(ArchiveError) -> Set<PatientKey>
-    {
-        guard AccessPolicy.viewScope(principal.role) == .own else { return [] }
-        let team = try store.careTeamPatients(tenant: principal.tenant, username: principal.username)
-        let granted = try store.grants(tenant: principal.tenant, activeAt: now).filter {
-            $0.username == principal.username
-        }.map(\.patient)
-        return Set(granted).subtracting(team)
-    }
 }

@@ -25,7 +25,7 @@ struct AuthenticationMiddleware: RouterMiddleware {
             return try await next(request, context)
         }
         if path == "/metrics", let expected = services.settings.metricsToken, let given = Self.bearer(request),
-            constantTimeEqual(given, expected)
+            ConstantTime.equal(Array(given.utf8), Array(expected.utf8))
         {
             return try await next(request, context)
         }
@@ -77,13 +77,6 @@ struct AuthenticationMiddleware: RouterMiddleware {
         guard parts.count == 2, parts[0].lowercased() == "bearer" else { return nil }
         let token = parts[1].trimmingCharacters(in: .whitespaces)
         return token.isEmpty || token.utf8.count > 8192 ? nil : token
-    }
-
-    func constantTimeEqual(_ a: String, _ b: String) -> Bool {
-        let x = Array(a.utf8)
-        let y = Array(b.utf8)
-        guard x.count == y.count else { return false }
-        return zip(x, y).reduce(UInt8(0)) { $0 | ($1.0 ^ $1.1) } == 0
     }
 }
 

@@ -49,7 +49,7 @@ struct QIDORoutes {
         }
         try services.authorize(context, .search)
         let principal = try ServerServices.principal(context)
-        let visible = try services.identity.visibility(for: principal)
+        let scope = try services.identity.searchScope(for: principal)
         let query: Query
         do {
             query = try Query.parse(try RequestParts.queryItems(request))
@@ -57,13 +57,13 @@ struct QIDORoutes {
             return Responses.failure(HTTPFailure(.badRequest, error.message), extra: vary)
         }
         let tenant = try services.tenant(context)
-        let result = try tenant.search.search(query, resource, visible: visible)
+        let result = try tenant.search.search(query, resource, visible: scope.visible)
         var answered = Set<String>()
         note.resultStudyUIDs = result.datasets.compactMap { $0.string(.studyInstanceUID) }.filter {
             answered.insert($0).inserted
         }
         // A search answering with a patient seen only under break-the-glass is emergency access too.
-        let emergency = try services.identity.emergencyPatients(for: principal)
+        let emergency = scope.emergency
         if !emergency.isEmpty {
             let studies = tenant.archive.index.catalog().studies
             note.emergency = answered.contains { uid in

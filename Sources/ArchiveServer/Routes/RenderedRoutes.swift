@@ -100,8 +100,9 @@ struct RenderedRoutes {
                 continue
             }
         }
-        let retrieve = try services.tenant(context).retrieve
-        let tenant = try services.tenant(context).tenant
+        let clinic = try services.tenant(context)
+        let retrieve = clinic.retrieve
+        let tenant = clinic.tenant
         let resolved = try retrieve.instances(target)
         try services.authorize(context, .read, study: target.study)
         var records = resolved.filter {
