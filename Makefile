@@ -18,11 +18,13 @@ lint:
 testdata/generated/manifest.json: testdata/generate_meshes.py
 	.venv/bin/python testdata/generate_meshes.py
 
+# Both run with SeaweedFS started on loopback (scripts/with-services.sh): the blob contract suite and the DICOMweb
+# suite run against the data folder and an S3-compatible store alike.
 unit: build testdata/generated/manifest.json
-	FACET_REQUIRE_DCIODVFY=1 $(SWIFT) test
+	FACET_REQUIRE_DCIODVFY=1 bash scripts/with-services.sh $(SWIFT) test
 
 conformance: build
-	FACET_BIN="$(BIN)/facet" .venv/bin/python -m pytest -q conformance
+	FACET_BIN="$(BIN)/facet" bash scripts/with-services.sh .venv/bin/python -m pytest -q conformance
 
 # MeshKit's readers under libFuzzer + AddressSanitizer, briefly (FUZZ_SECONDS each; longer runs: make fuzz).
 fuzz: deps

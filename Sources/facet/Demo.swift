@@ -23,7 +23,7 @@ enum DemoClinic {
     ]
 
     /// Loads the demo; returns the number of instances stored.
-    static func load(into service: ArchiveService) throws -> Int {
+    static func load(into service: ArchiveService) async throws -> Int {
         var count = 0
         let uids = try UIDGenerator()
         for (number, patient) in patients.enumerated() {
@@ -51,7 +51,7 @@ enum DemoClinic {
                     let prepared = try PhotoConverter.convert(
                         jpeg, context: photo,
                         placement: .init(seriesInstanceUID: series, seriesNumber: 1, instanceNumber: index + 1))
-                    count += try store(prepared, service)
+                    count += try await store(prepared, service)
                 }
                 if number == 0 {
                     // The scan pair: the same face before and after a 4 mm filler bump.
@@ -60,16 +60,16 @@ enum DemoClinic {
                     scan.metadata.view = nil
                     let prepared = try MeshConverter.convertSTL(
                         MeshWriter.binarySTL(mesh), context: scan, seriesNumber: 2)
-                    for instance in prepared { count += try store(instance, service) }
+                    for instance in prepared { count += try await store(instance, service) }
                 }
             }
         }
         return count
     }
 
-    static func store(_ instance: PreparedInstance, _ service: ArchiveService) throws -> Int {
+    static func store(_ instance: PreparedInstance, _ service: ArchiveService) async throws -> Int {
         let bytes = try Part10.encode(instance.dataset, transferSyntax: instance.transferSyntaxUID)
-        if case .failed(_, _, _, let message) = service.store(bytes) {
+        if case .failed(_, _, _, let message) = await service.store(bytes) {
             throw ArchiveError(.io, "demo instance not stored: \(message)")
         }
         return 1

@@ -69,10 +69,12 @@ struct ServeCommand: AsyncParsableCommand {
 
         let service: ArchiveService
         let report: ArchiveService.StartReport
-        do {
-            (service, report) = try ArchiveService.openEmbedded(
-                dataDirectory: URL(fileURLWithPath: settings.dataDirectory), duplicatePolicy: settings.duplicatePolicy,
-                quarantineDays: settings.quarantineDays)
+        do throws(ArchiveError) {
+            let folder = URL(fileURLWithPath: settings.dataDirectory)
+            (service, report) = try await ArchiveService.openEmbedded(
+                dataDirectory: folder,
+                objects: try settings.objectStore(tenant: "default", primary: true, dataDirectory: folder),
+                duplicatePolicy: settings.duplicatePolicy, quarantineDays: settings.quarantineDays)
         } catch {
             throw fail("the archive cannot be opened: \(error.message)", code: 3)
         }
@@ -85,7 +87,7 @@ struct ServeCommand: AsyncParsableCommand {
         }
         if report.removedTemporaryFiles > 0 || report.quarantinedBlobs > 0 || report.expiredQuarantinedBlobs > 0 {
             logger.notice(
-                "cleaned up after an interrupted run: unacknowledged blobs moved to DATA/quarantine",
+                "cleaned up after an interrupted run: unacknowledged blobs quarantined",
                 metadata: [
                     "temporary-files": "\(report.removedTemporaryFiles)",
                     "quarantined-blobs": "\(report.quarantinedBlobs)",
@@ -117,7 +119,7 @@ struct ServeCommand: AsyncParsableCommand {
         identity.identityProvider = try Self.identityProvider(settings, store: identity.store, logger: logger)
         if demo && report.instances == 0 {
             do {
-                let count = try DemoClinic.load(into: service)
+                let count = try await DemoClinic.load(into: service)
                 logger.info("loaded the synthetic demo clinic", metadata: ["instances": "\(count)"])
                 if demoLogins {
                     let banner = try DemoClinic.createAccounts(
@@ -128,7 +130,7 @@ struct ServeCommand: AsyncParsableCommand {
                 throw fail("the demo clinic could not be loaded: \(error)", code: 3)
             }
         }
-        let app = try Self.application(settings: settings, service: service, identity: identity, logger: logger)
+        let app = try await Self.application(settings: settings, service: service, identity: identity, logger: logger)
         // Written unbuffered: `make serve` piped into a log shows the URL at once.
         FileHandle.standardOutput.write(
             Data("Facet \(Facet.version) is serving DICOMweb at \(settings.baseURL)/dicomweb (Ctrl-C stops it)\n".utf8))
@@ -173,9 +175,9 @@ struct ServeCommand: AsyncParsableCommand {
     /// The server, or one readable line and exit code 2 (an unreadable certificate, say).
     static func application(
         settings: ServerSettings, service: ArchiveService, identity: IdentityServices, logger: Logger
-    ) throws -> some ApplicationProtocol {
+    ) async throws -> some ApplicationProtocol {
         do {
-            return try buildApplication(settings: settings, service: service, identity: identity, logger: logger)
+            return try await buildApplication(settings: settings, service: service, identity: identity, logger: logger)
         } catch {
             throw fail("\(error)", code: 2)
         }

@@ -12,7 +12,7 @@ import Testing
 /// and audited; unknown paths stay 404.
 @Suite struct AllowedMethodsTests {
     @Test func aWrongMethodOnAKnownPathIs405WithTheMethodsItTakes() async throws {
-        let archive = try TestArchive()
+        let archive = try await TestArchive()
         let study = "1.2.826.0.1.3680043.2.1143.7"
         try await archive.app.test(.router) { client in
             for (method, uri, allow) in [
@@ -41,7 +41,7 @@ import Testing
     }
 
     @Test func unknownPathsStay404AndRightMethodsAreUntouched() async throws {
-        let archive = try TestArchive()
+        let archive = try await TestArchive()
         try await archive.app.test(.router) { client in
             for (method, uri) in [
                 (HTTPRequest.Method.get, "/dicomweb/nothing"), (.delete, "/dicomweb/studies/1.2.3/nothing"),
@@ -63,7 +63,7 @@ import Testing
     }
 
     @Test func withoutATokenAProtectedPathIs401WhateverTheMethodAndAnOpenOneIs405() async throws {
-        let archive = try TestArchive()
+        let archive = try await TestArchive()
         try await archive.bareApp.test(.router) { client in
             for (method, uri) in [
                 (HTTPRequest.Method.delete, "/dicomweb/studies"), (.put, "/dicomweb/studies/1.2.3/metadata"),
@@ -90,7 +90,7 @@ import Testing
     }
 
     @Test func optionsAnswersAllowAndTheCapabilitiesAndPreflightStayAsTheyWere() async throws {
-        var archive = try TestArchive()
+        var archive = try await TestArchive()
         archive.settings.corsAllowOrigin = "http://viewer.example"
         try await archive.app.test(.router) { client in
             try await client.execute(uri: "/dicomweb/studies", method: .options) { response in

@@ -31,7 +31,7 @@ extension AuthTests {
     }
 
     @Test func anIdentityProviderTokenReachesQIDOAndAWrongAudienceIsRefused() async throws {
-        var archive = try TestArchive()
+        var archive = try await TestArchive()
         let key = try _RSA.Signing.PrivateKey(keySize: .bits2048)
         let primitives = try key.publicKey.getKeyPrimitives()
         let keySet = archive.folder.appendingPathComponent("jwks.json")

@@ -24,9 +24,11 @@ import Testing
     }
 
     @Test func everyArchivePathWantsATokenButHealthCapabilitiesAndLogin() async throws {
-        let archive = try TestArchive()
+        let archive = try await TestArchive()
         let photo = try TestArchive.photo()
-        guard case .stored = archive.service.store(photo.bytes) else { throw HTTPFailure(.badRequest, "not stored") }
+        guard case .stored = await archive.service.store(photo.bytes) else {
+            throw HTTPFailure(.badRequest, "not stored")
+        }
         try await archive.bareApp.test(.router) { client in
             for (uri, method) in [
                 ("/dicomweb/studies", HTTPRequest.Method.get), ("/dicomweb/studies/\(photo.study)", .get),
@@ -61,7 +63,7 @@ import Testing
     }
 
     @Test func loginLogoutAndWhoAmI() async throws {
-        let archive = try TestArchive()
+        let archive = try await TestArchive()
         let made = try archive.identity.administration.add(
             tenant: "default", username: "dr-who", role: .physician, password: "correct horse battery")
         let uri = try #require(made.otpauthURI)
@@ -109,7 +111,7 @@ import Testing
     }
 
     @Test func machinesGetTokensByClientCredentialsAndOnlyTheirOwnRights() async throws {
-        let archive = try TestArchive()
+        let archive = try await TestArchive()
         let photo = try TestArchive.photo()
         let device = try archive.identity.administration.add(tenant: "default", username: "camera-1", role: .device)
         let emr = try archive.identity.administration.add(tenant: "default", username: "emr", role: .integration)
@@ -161,11 +163,11 @@ import Testing
     }
 
     @Test func careTeamsRolesAndTenantsDecideWhatIsSeen() async throws {
-        let archive = try TestArchive()
+        let archive = try await TestArchive()
         let mine = try TestArchive.photo(TestArchive.metadata(patient: "Own^Patient", id: "OWN-1"))
         let other = try TestArchive.photo(TestArchive.metadata(patient: "Other^Patient", id: "OTHER-1"))
         for photo in [mine, other] {
-            guard case .stored = archive.service.store(photo.bytes) else {
+            guard case .stored = await archive.service.store(photo.bytes) else {
                 throw HTTPFailure(.badRequest, "not stored")
             }
         }
@@ -213,7 +215,7 @@ import Testing
     }
 
     @Test func pathsTheRouterWouldNormaliseAreRefusedSoNothingSkipsTheAudit() async throws {
-        let archive = try TestArchive()
+        let archive = try await TestArchive()
         try await archive.app.test(.router) { client in
             for uri in [
                 "//dicomweb/studies", "/dicomweb//studies", "/dicomweb/./studies", "/api/v1/../metrics", "//metrics",
@@ -226,9 +228,11 @@ import Testing
     }
 
     @Test func existenceIsNotRevealedToOtherTenantsOrToRolesWithoutImages() async throws {
-        let archive = try TestArchive()
+        let archive = try await TestArchive()
         let photo = try TestArchive.photo()
-        guard case .stored = archive.service.store(photo.bytes) else { throw HTTPFailure(.badRequest, "not stored") }
+        guard case .stored = await archive.service.store(photo.bytes) else {
+            throw HTTPFailure(.badRequest, "not stored")
+        }
         let foreign = try archive.token(for: .physician, username: "dr-away", tenant: "other-clinic")
         let frontDesk = try archive.token(for: .frontDesk)
         try await archive.bareApp.test(.router) { client in
@@ -253,7 +257,7 @@ import Testing
     }
 
     @Test func aFailedLoginIsAuditedAsAnonymousWithTheClaimedNameAsDetail() async throws {
-        let archive = try TestArchive()
+        let archive = try await TestArchive()
         try await archive.bareApp.test(.router) { client in
             _ = try await client.execute(
                 uri: "/api/v1/auth/login", method: .post, headers: headers([(.contentType, "application/json")]),
@@ -266,11 +270,11 @@ import Testing
     }
 
     @Test func careTeamsAndBreakTheGlassOverHTTP() async throws {
-        let archive = try TestArchive()
+        let archive = try await TestArchive()
         let first = try TestArchive.photo(TestArchive.metadata(patient: "First^Patient", id: "P-FIRST"))
         let second = try TestArchive.photo(TestArchive.metadata(patient: "Second^Patient", id: "P-SECOND"))
         for photo in [first, second] {
-            guard case .stored = archive.service.store(photo.bytes) else {
+            guard case .stored = await archive.service.store(photo.bytes) else {
                 throw HTTPFailure(.badRequest, "not stored")
             }
         }
@@ -333,7 +337,7 @@ import Testing
     }
 
     @Test func tooManyLoginAttemptsFromOneAddressAreSlowedDown() async throws {
-        let archive = try TestArchive()
+        let archive = try await TestArchive()
         try await archive.bareApp.test(.router) { client in
             var statuses: [HTTPResponse.Status] = []
             for _ in 0..<25 {

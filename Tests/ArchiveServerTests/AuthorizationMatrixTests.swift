@@ -169,11 +169,11 @@ import Testing
     }
 
     @Test func everyRoleRouteTenantPatientAndBreakTheGlassGetsWhatTheTableSays() async throws {
-        let archive = try TestArchive()
+        let archive = try await TestArchive()
         let own = try TestArchive.photo(TestArchive.metadata(patient: "Own^Patient", id: "M-OWN"))
         let other = try TestArchive.photo(TestArchive.metadata(patient: "Other^Patient", id: "M-OTHER"))
         for photo in [own, other] {
-            guard case .stored = archive.service.store(photo.bytes) else {
+            guard case .stored = await archive.service.store(photo.bytes) else {
                 throw HTTPFailure(.badRequest, "not stored")
             }
         }
@@ -242,7 +242,7 @@ import Testing
                             }
                             // Delete, on a fresh victim of the patient (it may succeed).
                             let victim = try TestArchive.photo(TestArchive.metadata(id: id))
-                            _ = archive.service.store(victim.bytes)
+                            _ = await archive.service.store(victim.bytes)
                             let answer = try await client.execute(
                                 uri: "/dicomweb/studies/\(victim.study)", method: .delete,
                                 headers: headers([
@@ -279,13 +279,13 @@ import Testing
     @Test(arguments: [UInt64(1), 2, 3])
     func qidoNeverAnswersAStudyItsCallerMayNotSee(seed: UInt64) async throws {
         var random = SeededGenerator(state: seed)
-        let archive = try TestArchive()
+        let archive = try await TestArchive()
         let patients = (0..<8).map { "Q-\(seed)-\($0)" }
         var studiesOf: [String: [String]] = [:]
         for id in patients {
             for _ in 0..<Int.random(in: 1...2, using: &random) {
                 let photo = try TestArchive.photo(TestArchive.metadata(patient: "Prop^\(id)", id: id))
-                guard case .stored = archive.service.store(photo.bytes) else {
+                guard case .stored = await archive.service.store(photo.bytes) else {
                     throw HTTPFailure(.badRequest, "not stored")
                 }
                 studiesOf[id, default: []].append(photo.study)

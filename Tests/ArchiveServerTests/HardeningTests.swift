@@ -17,7 +17,7 @@ import Testing
     static let host = HTTPField.Name("Host")!
 
     @Test func aForeignHostNameIsMisdirected() async throws {
-        let archive = try TestArchive()
+        let archive = try await TestArchive()
         try await archive.app.test(.router) { client in
             try await client.execute(
                 uri: "/dicomweb/studies", method: .get, headers: headers([(Self.host, "evil.example:8042")])
@@ -36,7 +36,7 @@ import Testing
     }
 
     @Test func corsIsOffByDefaultAndForeignOriginsCannotWrite() async throws {
-        let archive = try TestArchive()
+        let archive = try await TestArchive()
         let photo = try TestArchive.photo()
         try await archive.app.test(.router) { client in
             try await client.execute(
@@ -76,7 +76,7 @@ import Testing
     }
 
     @Test func aDeclaredBodyOverTheLimitIsRefusedUnread() async throws {
-        var archive = try TestArchive()
+        var archive = try await TestArchive()
         archive.settings.maximumBodyMiB = 1
         try await archive.app.test(.router) { client in
             for length in ["1099511627776", "99999999999999999999999"] {
@@ -91,7 +91,7 @@ import Testing
     }
 
     @Test func frameListsAreDeduplicatedAndHugeNumbersAreNotFound() async throws {
-        let archive = try TestArchive()
+        let archive = try await TestArchive()
         let photo = try TestArchive.photo()
         let base = "/dicomweb/studies/\(photo.study)/series/\(photo.series)/instances/\(photo.instance)"
         let jpeg = headers([(.accept, "multipart/related; type=\"image/jpeg\"")])
@@ -124,7 +124,7 @@ import Testing
         }
     }
 
-    @Test func viewportsNeverUpscale() {
+    @Test func viewportsNeverUpscale() async {
         let big = RetrieveService.Viewport(width: 8192, height: 8192)
         #expect(RetrieveService.clamped(big, rows: 256, columns: 512) == .init(width: 512, height: 512))
         // Smaller than the image: unchanged.
@@ -172,7 +172,7 @@ import Testing
     }
 
     @Test func anUploadDecodingToTooManyPixelsIsRefusedBeforeDecoding() async throws {
-        let archive = try TestArchive()
+        let archive = try await TestArchive()
         // A PNG header claiming 20000 x 20000 pixels (400 MP); the rest never gets read.
         var png = Data([0x89, 0x50, 0x4E, 0x47, 0x0D, 0x0A, 0x1A, 0x0A, 0, 0, 0, 13]) + Data("IHDR".utf8)
         png += Data([0, 0, 0x4E, 0x20, 0, 0, 0x4E, 0x20, 8, 2, 0, 0, 0]) + Data(count: 64)
@@ -192,7 +192,7 @@ import Testing
     }
 
     @Test func aStoreWhoseIntentCannotBeAuditedStoresNothing() async throws {
-        let archive = try TestArchive()
+        let archive = try await TestArchive()
         let photo = try TestArchive.photo()
         archive.service.audit.writeLine = { _, _ in false }
         try await archive.app.test(.router) { client in
@@ -208,7 +208,7 @@ import Testing
     }
 
     @Test func aStoreWhoseOutcomeCannotBeAuditedStillAnswersTheTruth() async throws {
-        let archive = try TestArchive()
+        let archive = try await TestArchive()
         let photo = try TestArchive.photo()
         // The intent is written; the outcome line (action "STOW store") fails.
         archive.service.audit.writeLine = { descriptor, line in
@@ -229,7 +229,7 @@ import Testing
         #expect(log.contains("STOW store (intent)") && log.contains(photo.instance))
     }
 
-    @Test func nonLoopbackAddressesAreToldApart() {
+    @Test func nonLoopbackAddressesAreToldApart() async {
         for host in ["127.0.0.1", "127.1.2.3", "::1", "[::1]", "localhost", "LOCALHOST"] {
             #expect(ServerSettings.isLoopback(host), "\(host)")
         }

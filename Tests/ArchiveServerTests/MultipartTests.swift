@@ -37,7 +37,7 @@ func read(_ data: Data, contentType: String, chunk: Int, limits: MultipartRelate
     let second = Data(repeating: 0x2D, count: 40) + Data("\r\n".utf8)
 
     @Test(arguments: [1, 2, 3, 7, 64, 100_000])
-    func partsSurviveAnyChunking(_ chunk: Int) throws {
+    func partsSurviveAnyChunking(_ chunk: Int) async throws {
         let data = body(
             boundary: "abcde", parts: [("application/dicom", first), ("application/dicom", second)],
             preamble: "ignored preamble\r\n", epilogue: "\r\nignored epilogue")
@@ -50,7 +50,7 @@ func read(_ data: Data, contentType: String, chunk: Int, limits: MultipartRelate
         #expect(parts[1].size == second.count)
     }
 
-    @Test func quotedAndUnquotedBoundariesAndParameters() throws {
+    @Test func quotedAndUnquotedBoundariesAndParameters() async throws {
         let media = try #require(MediaType("Multipart/Related; type=\"application/dicom\"; boundary=\"a b;c\""))
         #expect(media.essence == "multipart/related")
         #expect(media.parameters["type"] == "application/dicom")
@@ -63,7 +63,7 @@ func read(_ data: Data, contentType: String, chunk: Int, limits: MultipartRelate
         #expect(MediaType("no-slash") == nil)
     }
 
-    @Test func aBodyWithoutItsClosingBoundaryIsRefused() throws {
+    @Test func aBodyWithoutItsClosingBoundaryIsRefused() async throws {
         var data = body(boundary: "xyz", parts: [("application/dicom", first)])
         data = data.prefix(data.count - 7)
         let error = #expect(throws: MultipartError.self) {
@@ -72,7 +72,7 @@ func read(_ data: Data, contentType: String, chunk: Int, limits: MultipartRelate
         #expect(error?.status == 400)
     }
 
-    @Test func limitsAreEnforcedWhileStreaming() throws {
+    @Test func limitsAreEnforcedWhileStreaming() async throws {
         let data = body(boundary: "xyz", parts: [("application/dicom", Data(count: 5000))])
         var limits = MultipartRelatedReader.Limits()
         limits.maximumPartBytes = 4096
@@ -88,7 +88,7 @@ func read(_ data: Data, contentType: String, chunk: Int, limits: MultipartRelate
         #expect(whole?.status == 413)
     }
 
-    @Test func nonMultipartOrBoundarylessContentTypesAreRefused() {
+    @Test func nonMultipartOrBoundarylessContentTypesAreRefused() async {
         let wrong = #expect(throws: MultipartError.self) {
             try MultipartRelatedReader(contentType: "application/dicom", temporaryFolder: URL(fileURLWithPath: "/tmp"))
         }
@@ -100,7 +100,7 @@ func read(_ data: Data, contentType: String, chunk: Int, limits: MultipartRelate
         #expect(missing?.status == 400)
     }
 
-    @Test func emptyPartsAndTransportPaddingAreAccepted() throws {
+    @Test func emptyPartsAndTransportPaddingAreAccepted() async throws {
         let data = Data("--b  \r\nContent-Type: application/dicom\r\n\r\n\r\n--b\r\n\r\nxyz\r\n--b--".utf8)
         let parts = try read(data, contentType: "multipart/related; boundary=b", chunk: 3)
         #expect(parts.count == 2)
@@ -109,7 +109,7 @@ func read(_ data: Data, contentType: String, chunk: Int, limits: MultipartRelate
         #expect(parts[1].headers.isEmpty)
     }
 
-    @Test func partsBeyondTheMemoryBudgetAreSpooledEncrypted() throws {
+    @Test func partsBeyondTheMemoryBudgetAreSpooledEncrypted() async throws {
         let secret = Data(repeating: 0x41, count: 3 << 20) + Data("Doe^Jane".utf8)
         let data = body(boundary: "b", parts: [("application/dicom", secret)])
         let parts = try read(
@@ -125,7 +125,7 @@ func read(_ data: Data, contentType: String, chunk: Int, limits: MultipartRelate
         #expect(!FileManager.default.fileExists(atPath: spool.url.path))
     }
 
-    @Test func megabytesOfTransportPaddingAreRefusedWithoutRescanning() throws {
+    @Test func megabytesOfTransportPaddingAreRefusedWithoutRescanning() async throws {
         let reader = try MultipartRelatedReader(
             contentType: "multipart/related; boundary=b", temporaryFolder: try folder())
         let padding = [UInt8](repeating: 0x20, count: 64 << 10)
@@ -138,7 +138,7 @@ func read(_ data: Data, contentType: String, chunk: Int, limits: MultipartRelate
     }
 
     @Test(arguments: [1, 2, 5])
-    func paddingSplitAcrossChunksStillParses(_ chunk: Int) throws {
+    func paddingSplitAcrossChunksStillParses(_ chunk: Int) async throws {
         let padded = String(repeating: " ", count: 10) + "\t" + String(repeating: " ", count: 9)
         let data = Data(
             "--b\(padded)\r\nContent-Type: application/dicom\r\n\r\nxyz\r\n--b\(padded)\r\n\r\nq\r\n--b--".utf8)
@@ -149,7 +149,7 @@ func read(_ data: Data, contentType: String, chunk: Int, limits: MultipartRelate
     }
 
     @Test(arguments: [73, 256])
-    func boundariesLongerThanSeventyCharactersAreAccepted(_ length: Int) throws {
+    func boundariesLongerThanSeventyCharactersAreAccepted(_ length: Int) async throws {
         let boundary = String(repeating: "0123456789abcdef", count: 16).prefix(length)
         let data = body(
             boundary: String(boundary), parts: [("application/dicom", first), ("application/dicom", second)])
@@ -158,7 +158,7 @@ func read(_ data: Data, contentType: String, chunk: Int, limits: MultipartRelate
         #expect(try parts[1].data() == second)
     }
 
-    @Test func aBoundaryOfMoreThan256CharactersIsRefused() {
+    @Test func aBoundaryOfMoreThan256CharactersIsRefused() async {
         let boundary = String(repeating: "b", count: 257)
         let error = #expect(throws: MultipartError.self) {
             try MultipartRelatedReader(

@@ -13,9 +13,11 @@ import Testing
 /// passes the guard is audited exactly once, whatever its fate.
 @Suite struct PipelineTests {
     @Test func everyRequestIsAuditedOnceAllowedMalformedOrFailed() async throws {
-        let archive = try TestArchive()
+        let archive = try await TestArchive()
         let photo = try TestArchive.photo()
-        guard case .stored = archive.service.store(photo.bytes) else { throw HTTPFailure(.badRequest, "not stored") }
+        guard case .stored = await archive.service.store(photo.bytes) else {
+            throw HTTPFailure(.badRequest, "not stored")
+        }
         let base = "/dicomweb/studies/\(photo.study)"
         let requests: [(uri: String, method: HTTPRequest.Method, expected: HTTPResponse.Status)] = [
             ("/dicomweb/studies?PatientID=P-1", .get, .ok),
@@ -53,7 +55,7 @@ import Testing
     }
 
     @Test func aClientRequestIDIsEchoedAndAHostileOneReplaced() async throws {
-        let archive = try TestArchive()
+        let archive = try await TestArchive()
         try await archive.app.test(.router) { client in
             try await client.execute(
                 uri: "/dicomweb/studies", method: .get, headers: headers([(RequestIDMiddleware.header, "abc-123")])

@@ -13,7 +13,7 @@ import Testing
 
 @Suite struct QIDOTests {
     static func loaded() async throws -> TestArchive {
-        let archive = try TestArchive()
+        let archive = try await TestArchive()
         var bodies: [Data] = []
         bodies.append(
             try TestArchive.photo(TestArchive.metadata(patient: "Doe^Jane", id: "P-1", date: "20260105")).bytes)
@@ -22,7 +22,7 @@ import Testing
         bodies.append(
             try TestArchive.photo(TestArchive.metadata(patient: "Smith^Ann", id: "P-3", date: "20251231")).bytes)
         for body in bodies {
-            guard case .stored = archive.service.store(body) else {
+            guard case .stored = await archive.service.store(body) else {
                 Issue.record("not stored")
                 continue
             }
@@ -87,7 +87,7 @@ import Testing
     }
 
     @Test func clinicalKeysRegionViewTimingAndLaterality() async throws {
-        let archive = try TestArchive()
+        let archive = try await TestArchive()
         var front = TestArchive.metadata(patient: "Vue^Una", id: "V-1")
         try front.setRegion("face")
         try front.setView("frontal")
@@ -98,7 +98,7 @@ import Testing
         try side.setTiming("after")
         side.laterality = "L"
         for metadata in [front, side] {
-            guard case .stored = archive.service.store(try TestArchive.photo(metadata).bytes) else {
+            guard case .stored = await archive.service.store(try TestArchive.photo(metadata).bytes) else {
                 throw HTTPFailure(.badRequest, "not stored")
             }
         }

@@ -13,7 +13,7 @@ import Testing
 
 @Suite struct STOWTests {
     @Test func storesReportsAndRefusesAsPS318Says() async throws {
-        let archive = try TestArchive()
+        let archive = try await TestArchive()
         let first = try TestArchive.photo()
         let other = try TestArchive.photo(TestArchive.metadata(patient: "Roe^Rick", id: "P-2"))
         try await archive.app.test(.router) { client in
@@ -82,7 +82,7 @@ import Testing
     }
 
     @Test func newVersionPolicyKeepsTheOldBytesAside() async throws {
-        let archive = try TestArchive(duplicates: .newVersion)
+        let archive = try await TestArchive(duplicates: .newVersion)
         let first = try TestArchive.photo()
         var bytes = first.bytes
         bytes[bytes.count - 3] ^= 0x01
@@ -96,7 +96,7 @@ import Testing
             }
         }
         let record = try #require(archive.service.index.instance(first.instance))
-        #expect(try archive.service.read(record) == changed)
+        #expect(try await archive.service.read(record) == changed)
         #expect(try archive.service.index.referencedBlobIDs().count == 2)
     }
 }

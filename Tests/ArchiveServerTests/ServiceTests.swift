@@ -13,7 +13,7 @@ import Testing
 
 @Suite struct ServiceTests {
     @Test func capabilitiesCORSAndHealth() async throws {
-        var archive = try TestArchive()
+        var archive = try await TestArchive()
         archive.settings.corsAllowOrigin = "http://viewer.example"
         let admin = try archive.token(for: .systemAdmin)
         try await archive.app.test(.router) { client in
@@ -48,7 +48,7 @@ import Testing
     }
 
     @Test func everyRequestIsAuditedWithoutPHIAndTheChainVerifies() async throws {
-        let archive = try TestArchive()
+        let archive = try await TestArchive()
         let photo = try TestArchive.photo(TestArchive.metadata(patient: "Zebulon^Quartz", id: "ZQ-77"))
         try await archive.app.test(.router) { client in
             try await client.execute(
@@ -77,9 +77,11 @@ import Testing
     }
 
     @Test func nothingIdentifyingIsOnDiskInTheClear() async throws {
-        let archive = try TestArchive()
+        let archive = try await TestArchive()
         let photo = try TestArchive.photo(TestArchive.metadata(patient: "Zebulon^Quartz", id: "ZQ-77"))
-        guard case .stored = archive.service.store(photo.bytes) else { throw HTTPFailure(.badRequest, "not stored") }
+        guard case .stored = await archive.service.store(photo.bytes) else {
+            throw HTTPFailure(.badRequest, "not stored")
+        }
         let files = archive.allFiles()
         #expect(files.count >= 4)  // key files, blob, index, audit
         for file in files {
@@ -91,18 +93,18 @@ import Testing
         }
     }
 
-    @Test func oneServerPerDataFolder() throws {
-        let archive = try TestArchive()
-        let error = #expect(throws: ArchiveError.self) {
-            _ = try ArchiveService.openEmbedded(dataDirectory: archive.folder, environment: [:])
+    @Test func oneServerPerDataFolder() async throws {
+        let archive = try await TestArchive()
+        let error = await #expect(throws: ArchiveError.self) {
+            _ = try await ArchiveService.openEmbedded(dataDirectory: archive.folder, environment: [:])
         }
         #expect(error?.message.contains("another facet process") == true)
     }
 
     @Test func aFlippedByteInABlobIsDetectedAndNotServed() async throws {
-        let archive = try TestArchive()
+        let archive = try await TestArchive()
         let photo = try TestArchive.photo()
-        guard case .stored(let record, _, _) = archive.service.store(photo.bytes) else {
+        guard case .stored(let record, _, _) = await archive.service.store(photo.bytes) else {
             throw HTTPFailure(.badRequest, "not stored")
         }
         let blob = try #require(archive.allFiles().first { $0.lastPathComponent == record.blob.id })

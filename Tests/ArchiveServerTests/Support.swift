@@ -24,10 +24,10 @@ struct TestArchive {
     static let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
         .deletingLastPathComponent().appendingPathComponent("testdata")
 
-    init(duplicates: DuplicatePolicy = .reject) throws {
+    init(duplicates: DuplicatePolicy = .reject) async throws {
         try Part10.initialize()
         folder = FileManager.default.temporaryDirectory.appendingPathComponent("facet-server-\(UUID().uuidString)")
-        (service, _) = try ArchiveService.openEmbedded(
+        (service, _) = try await ArchiveService.openEmbedded(
             dataDirectory: folder, duplicatePolicy: duplicates, environment: [:])
         settings.dataDirectory = folder.path
         settings.publicBaseURL = "https://archive.example"
@@ -38,10 +38,10 @@ struct TestArchive {
     }
 
     /// The data folder of an archive after a restart (the first one must be gone: it holds the folder's lock).
-    init(reopening folder: URL) throws {
+    init(reopening folder: URL) async throws {
         try Part10.initialize()
         self.folder = folder
-        (service, _) = try ArchiveService.openEmbedded(dataDirectory: folder, environment: [:])
+        (service, _) = try await ArchiveService.openEmbedded(dataDirectory: folder, environment: [:])
         settings.dataDirectory = folder.path
         settings.publicBaseURL = "https://archive.example"
         settings.maximumResults = 50
@@ -58,8 +58,8 @@ struct TestArchive {
 
     /// The server as a logged-in physician's client sees it.
     var app: some ApplicationProtocol {
-        get throws {
-            try buildApplication(
+        get async throws {
+            try await buildApplication(
                 settings: settings, service: service, identity: identity, logger: Logger(label: "test"),
                 extra: PresentToken(token: token))
         }
@@ -67,8 +67,8 @@ struct TestArchive {
 
     /// The server with no token presented (requests carry their own, or none).
     var bareApp: some ApplicationProtocol {
-        get throws {
-            try buildApplication(
+        get async throws {
+            try await buildApplication(
                 settings: settings, service: service, identity: identity, logger: Logger(label: "test"))
         }
     }

@@ -23,7 +23,7 @@ import Testing
     @Test func eachClinicHasItsOwnArchiveKeyAndAuditLogAndSeesNothingOfAnother() async throws {
         let (folder, foreign, study) = try await firstClinicVisit()
         // After a restart the clinic's folder is opened at start and still serves.
-        let reopened = try TestArchive(reopening: folder)
+        let reopened = try await TestArchive(reopening: folder)
         try await reopened.bareApp.test(.router) { client in
             try await client.execute(
                 uri: "/dicomweb/studies/\(study)/metadata", method: .get, headers: headers([Self.bearer(foreign)])
@@ -33,9 +33,11 @@ import Testing
 
     /// Two clinics' first day; returns the data folder, clinic B's token and its study.
     func firstClinicVisit() async throws -> (URL, String, String) {
-        let archive = try TestArchive()
+        let archive = try await TestArchive()
         let home = try TestArchive.photo(TestArchive.metadata(patient: "Home^Patient", id: "H-1"))
-        guard case .stored = archive.service.store(home.bytes) else { throw HTTPFailure(.badRequest, "not stored") }
+        guard case .stored = await archive.service.store(home.bytes) else {
+            throw HTTPFailure(.badRequest, "not stored")
+        }
         let away = try TestArchive.photo(TestArchive.metadata(patient: "Away^Patient", id: "A-1"))
         let foreign = try archive.token(for: .physician, username: "dr-b", tenant: "clinic-b")
         let tenantFolder = archive.folder.appendingPathComponent("tenants/clinic-b")
@@ -93,7 +95,7 @@ import Testing
     @Test func aPhysicianSoftDeletesWithAReasonAndNothingIsErased() async throws {
         let (folder, photo, second) = try await deleteOneInstance()
         // Still deleted after a restart; the whole study then goes, and the same instance can be stored again.
-        let archive = try TestArchive(reopening: folder)
+        let archive = try await TestArchive(reopening: folder)
         #expect(archive.service.index.instance(photo.instance) == nil)
         let instanceURL = "/dicomweb/studies/\(photo.study)/series/\(photo.series)/instances/\(photo.instance)"
         try await archive.app.test(.router) { client in
@@ -122,11 +124,13 @@ import Testing
 
     /// A physician deletes one of two instances; returns the data folder, the deleted photo and the other one.
     func deleteOneInstance() async throws -> (URL, Photo, Photo) {
-        let archive = try TestArchive()
+        let archive = try await TestArchive()
         let photo = try TestArchive.photo()
         let second = try TestArchive.photo(number: 2)
         for item in [photo, second] {
-            guard case .stored = archive.service.store(item.bytes) else { throw HTTPFailure(.badRequest, "not stored") }
+            guard case .stored = await archive.service.store(item.bytes) else {
+                throw HTTPFailure(.badRequest, "not stored")
+            }
         }
         let nurse = try archive.token(for: .nurse)
         let instanceURL = "/dicomweb/studies/\(photo.study)/series/\(photo.series)/instances/\(photo.instance)"
@@ -182,7 +186,7 @@ import Testing
         #expect(kept.first?.deletion.reason == "wrong patient Doe" && kept.first?.deletion.actor == "default/tester")
         // Nothing erased: the blob is still on disk; the reason is sealed in the index and kept out of the log.
         let blob = try #require(kept.first?.blob)
-        #expect(try archive.service.blobs.get(blob.id, owner: photo.instance).count > 0)
+        #expect(try await archive.service.blobs.get(blob.id, owner: photo.instance).count > 0)
         archive.service.audit.flush()
         let log = try Self.log(archive.folder)
         #expect(log.contains("\"action\":\"delete (intent)\"") && log.contains("\"action\":\"delete\""))
@@ -196,9 +200,11 @@ import Testing
     }
 
     @Test func searchesNameWhatTheyAnsweredAndGrantedReadsAreEmergencyAccess() async throws {
-        let archive = try TestArchive()
+        let archive = try await TestArchive()
         let granted = try TestArchive.photo(TestArchive.metadata(patient: "Granted^Patient", id: "P-GRANT"))
-        guard case .stored = archive.service.store(granted.bytes) else { throw HTTPFailure(.badRequest, "not stored") }
+        guard case .stored = await archive.service.store(granted.bytes) else {
+            throw HTTPFailure(.badRequest, "not stored")
+        }
         let assistant = try archive.token(for: .medicalAssistant, username: "ma")
         let key = try #require(archive.service.keys.patientKey(patientID: "P-GRANT", issuer: nil))
         try await archive.bareApp.test(.router) { client in
@@ -233,7 +239,7 @@ import Testing
     }
 
     @Test func aDeletedUploadTakesItsOriginalsWithItEvenWhenItsUIDComesBack() async throws {
-        let archive = try TestArchive()
+        let archive = try await TestArchive()
         let upload = try AuthorizationMatrixTests.upload(patient: "UP-DEL")
         try await archive.app.test(.router) { client in
             let made = try await client.execute(

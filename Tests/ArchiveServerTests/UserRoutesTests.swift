@@ -63,7 +63,7 @@ import Testing
     }
 
     @Test func theListHoldsTheTenantsAccountsAndNoSecret() async throws {
-        let archive = try TestArchive()
+        let archive = try await TestArchive()
         let admin = try archive.token(for: .systemAdmin, username: "admin")
         let device = try archive.identity.administration.add(tenant: "default", username: "camera", role: .device)
         _ = try archive.identity.administration.add(tenant: "other-clinic", username: "elsewhere", role: .nurse)
@@ -91,7 +91,7 @@ import Testing
     }
 
     @Test func oneAccountIsReadAndAnotherTenantsIsNotFound() async throws {
-        let archive = try TestArchive()
+        let archive = try await TestArchive()
         let manager = try archive.token(for: .practiceManager, username: "pm")
         _ = try archive.identity.administration.add(tenant: "other-clinic", username: "elsewhere", role: .nurse)
         try await archive.bareApp.test(.router) { client in
@@ -117,7 +117,7 @@ import Testing
     }
 
     @Test func aCreatedPersonGetsTheCommandLinesAnswerAndLogsIn() async throws {
-        let archive = try TestArchive()
+        let archive = try await TestArchive()
         let admin = try archive.token(for: .systemAdmin, username: "admin")
         try await archive.bareApp.test(.router) { client in
             let made = try await Self.call(
@@ -145,7 +145,7 @@ import Testing
     }
 
     @Test func aCreatedMachineGetsClientCredentialsThatWork() async throws {
-        let archive = try TestArchive()
+        let archive = try await TestArchive()
         let manager = try archive.token(for: .practiceManager, username: "pm")
         try await archive.bareApp.test(.router) { client in
             let made = try await Self.call(
@@ -164,7 +164,7 @@ import Testing
     }
 
     @Test func refusedCreationsSayWhy() async throws {
-        let archive = try TestArchive()
+        let archive = try await TestArchive()
         let admin = try archive.token(for: .systemAdmin, username: "admin")
         try await archive.bareApp.test(.router) { client in
             for (body, status) in [
@@ -188,7 +188,7 @@ import Testing
     }
 
     @Test func disablingEndsTheSessionsAndRefusesLoginsUntilEnabled() async throws {
-        let archive = try TestArchive()
+        let archive = try await TestArchive()
         let admin = try archive.token(for: .systemAdmin, username: "admin")
         let (uri, session) = try Self.person(archive, "nurse.jo", .nurse)
         try await archive.bareApp.test(.router) { client in
@@ -207,7 +207,7 @@ import Testing
     }
 
     @Test func resetMFAMakesTheOldSecretUselessAndTheNewOneWork() async throws {
-        let archive = try TestArchive()
+        let archive = try await TestArchive()
         let manager = try archive.token(for: .practiceManager, username: "pm")
         let (old, session) = try Self.person(archive, "dr.kim", .physician)
         try await archive.bareApp.test(.router) { client in
@@ -228,7 +228,7 @@ import Testing
     }
 
     @Test func aNewPasswordIsGeneratedOrTakenAndTheOldOneStops() async throws {
-        let archive = try TestArchive()
+        let archive = try await TestArchive()
         let admin = try archive.token(for: .systemAdmin, username: "admin")
         let (uri, session) = try Self.person(archive, "dr.kim", .physician)
         try await archive.bareApp.test(.router) { client in
@@ -254,7 +254,7 @@ import Testing
     }
 
     @Test func aRoleChangeTakesEffectAndEndsTheSessions() async throws {
-        let archive = try TestArchive()
+        let archive = try await TestArchive()
         let admin = try archive.token(for: .systemAdmin, username: "admin")
         let session = try Self.person(archive, "nurse.jo", .nurse).token
         try await archive.bareApp.test(.router) { client in
@@ -275,7 +275,7 @@ import Testing
     }
 
     @Test func nobodyDisablesThemselvesOrTheLastSystemAdmin() async throws {
-        let archive = try TestArchive()
+        let archive = try await TestArchive()
         let admin = try archive.token(for: .systemAdmin, username: "admin")
         let manager = try archive.token(for: .practiceManager, username: "pm")
         try await archive.bareApp.test(.router) { client in
@@ -316,7 +316,7 @@ import Testing
     ]
 
     @Test func everyRoleButTheAdministratorsIsRefusedAndOtherTenantsSeeNothing() async throws {
-        let archive = try TestArchive()
+        let archive = try await TestArchive()
         let refused = try Role.allCases.filter { $0 != .practiceManager && $0 != .systemAdmin }.map {
             try archive.token(for: $0)
         }
@@ -348,7 +348,7 @@ import Testing
     }
 
     @Test func theAuditEventNamesTheActionAndTheTargetButNoSecret() async throws {
-        let archive = try TestArchive()
+        let archive = try await TestArchive()
         let admin = try archive.token(for: .systemAdmin, username: "admin")
         let nurse = try archive.token(for: .nurse, username: "nurse.jo")
         let secrets = try await archive.bareApp.test(.router) { client in

@@ -13,9 +13,11 @@ import Testing
 
 @Suite struct WADOTests {
     @Test func retrievesWhatWasStoredByteForByte() async throws {
-        let archive = try TestArchive()
+        let archive = try await TestArchive()
         let photo = try TestArchive.photo()
-        guard case .stored = archive.service.store(photo.bytes) else { throw HTTPFailure(.badRequest, "not stored") }
+        guard case .stored = await archive.service.store(photo.bytes) else {
+            throw HTTPFailure(.badRequest, "not stored")
+        }
         let base = "/dicomweb/studies/\(photo.study)/series/\(photo.series)/instances/\(photo.instance)"
         try await archive.app.test(.router) { client in
             // Lossy JPEG photos keep their transfer syntax; the bytes are exactly what was stored.
@@ -91,14 +93,14 @@ import Testing
     }
 
     @Test func encapsulatedOBJBulkDataIsTheOriginalFile() async throws {
-        let archive = try TestArchive()
+        let archive = try await TestArchive()
         let context = InstanceContext(metadata: TestArchive.metadata(), uids: try UIDGenerator())
         let objURL = TestArchive.root.appendingPathComponent("meshes/face/face.obj")
         let prepared = try MeshConverter.convertOBJ(
             at: objURL, context: context, seriesNumber: 1, textureSeriesNumber: 2)
         for instance in prepared {
             guard
-                case .stored = archive.service.store(
+                case .stored = await archive.service.store(
                     try Part10.encode(instance.dataset, transferSyntax: instance.transferSyntaxUID))
             else { throw HTTPFailure(.badRequest, "not stored") }
         }

@@ -38,7 +38,7 @@ import Testing
         func text() throws -> String { try String(contentsOf: log, encoding: .utf8) }
     }
 
-    @Test func aTornLastLineIsCutAtOpenAndTheRepairIsRecorded() throws {
+    @Test func aTornLastLineIsCutAtOpenAndTheRepairIsRecorded() async throws {
         let archive = try Fixture()
         try archive.fill(5)
         let torn = Data(#"{"seq":6,"time":"2026-01-0"#.utf8)
@@ -62,7 +62,7 @@ import Testing
         #expect(try archive.text().hasSuffix("\n"))
     }
 
-    @Test func aFailedWriteLeavesNoPartialLineAndTheChainGoesOn() throws {
+    @Test func aFailedWriteLeavesNoPartialLineAndTheChainGoesOn() async throws {
         let archive = try Fixture()
         try archive.fill(3)
         let before = try archive.text()
@@ -81,7 +81,7 @@ import Testing
         #expect(try archive.check() == AuditReport(verdict: .intact(entries: 4, lastMAC: log.headMAC), incidents: []))
     }
 
-    @Test func aRemovedAuditFolderIsBrokenAndTheNextStartRecordsTheLoss() throws {
+    @Test func aRemovedAuditFolderIsBrokenAndTheNextStartRecordsTheLoss() async throws {
         let archive = try Fixture()
         try archive.fill(5)
         let anchored = try #require(try archive.index.auditAnchor())
@@ -107,7 +107,7 @@ import Testing
         #expect(try archive.text().split(separator: "\n").first?.contains("\"action\":\"security alert\"") == true)
     }
 
-    @Test func aCutTailIsRecordedAsALossAtOpenInsteadOfStoppingTheServer() throws {
+    @Test func aCutTailIsRecordedAsALossAtOpenInsteadOfStoppingTheServer() async throws {
         let archive = try Fixture()
         try archive.fill(5)
         let lines = try archive.text().split(separator: "\n")
@@ -123,7 +123,7 @@ import Testing
         #expect(entries == 6)
     }
 
-    @Test func aForgedAnchorInTheIndexIsRefused() throws {
+    @Test func aForgedAnchorInTheIndexIsRefused() async throws {
         let archive = try Fixture()
         try archive.fill(2)
         try archive.index.saveAuditAnchor(AuditAnchor(sequence: 9, mac: String(repeating: "a", count: 64), seal: "x"))
@@ -131,7 +131,7 @@ import Testing
         #expect(throws: ArchiveError.self) { try archive.open() }
     }
 
-    @Test func theIndexAnchorCanBeReadWithoutOpeningTheIndexForWriting() throws {
+    @Test func theIndexAnchorCanBeReadWithoutOpeningTheIndexForWriting() async throws {
         let archive = try Fixture()
         try archive.fill(2)
         let anchor = try SQLiteStudyIndex.auditAnchor(indexAt: archive.root.appendingPathComponent("index.sqlite"))

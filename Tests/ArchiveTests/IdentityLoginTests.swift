@@ -15,7 +15,7 @@ import Testing
             performing: body)
     }
 
-    @Test func passwordAndTOTPGiveAVerifiableToken() throws {
+    @Test func passwordAndTOTPGiveAVerifiableToken() async throws {
         let fixture = try IdentityFixture()
         let totp = try fixture.person("dr.a", .physician)
         let token = try fixture.login.login(
@@ -24,7 +24,7 @@ import Testing
         #expect(principal == token.principal && principal.role == .physician)
     }
 
-    @Test func everyFailureGetsTheSameMessageWhetherOrNotTheUserExists() throws {
+    @Test func everyFailureGetsTheSameMessageWhetherOrNotTheUserExists() async throws {
         var fixture = try IdentityFixture()
         // Each case is tried twice below: the lockout is tested on its own.
         fixture.loginSettings.maximumFailures = 100
@@ -52,7 +52,7 @@ import Testing
         }
     }
 
-    @Test func fiveFailuresWithinFifteenMinutesLockTheAccountForFifteenMinutes() throws {
+    @Test func fiveFailuresWithinFifteenMinutesLockTheAccountForFifteenMinutes() async throws {
         let fixture = try IdentityFixture()
         let totp = try fixture.person("dr.a", .physician)
         for minute in 0..<5 {
@@ -81,7 +81,7 @@ import Testing
         #expect(token.principal.username == "dr.a")
     }
 
-    @Test func failuresSpreadBeyondTheWindowDoNotLock() throws {
+    @Test func failuresSpreadBeyondTheWindowDoNotLock() async throws {
         let fixture = try IdentityFixture()
         let totp = try fixture.person("dr.a", .physician)
         for index in 0..<6 {
@@ -97,7 +97,7 @@ import Testing
             ).principal.username == "dr.a")
     }
 
-    @Test func aSuccessClearsEarlierFailures() throws {
+    @Test func aSuccessClearsEarlierFailures() async throws {
         let fixture = try IdentityFixture()
         let totp = try fixture.person("dr.a", .physician)
         for minute in 0..<4 {
@@ -118,7 +118,7 @@ import Testing
             ).isGranted)
     }
 
-    @Test func aTOTPCodeWorksOnceAndOlderCodesNeverAfterIt() throws {
+    @Test func aTOTPCodeWorksOnceAndOlderCodesNeverAfterIt() async throws {
         let fixture = try IdentityFixture()
         let totp = try fixture.person("dr.a", .physician)
         let code = totp.code(at: start)
@@ -135,7 +135,7 @@ import Testing
         #expect(try fixture.store.account(tenant: "default", username: "dr.a")?.lastTOTPStep == totp.step(at: start))
     }
 
-    @Test func demoAccountsSkipTOTPOnlyWhenTheServiceAllowsIt() throws {
+    @Test func demoAccountsSkipTOTPOnlyWhenTheServiceAllowsIt() async throws {
         var fixture = try IdentityFixture()
         _ = try fixture.administration.add(
             tenant: "default", username: "demo-nurse", role: .nurse, password: password, totpExempt: true, now: start)
@@ -159,7 +159,7 @@ import Testing
                 == .refused(.wrongPassword))
     }
 
-    @Test func clientCredentialsGiveAServiceToken() throws {
+    @Test func clientCredentialsGiveAServiceToken() async throws {
         let fixture = try IdentityFixture()
         let device = try fixture.administration.add(tenant: "default", username: "station-1", role: .device)
         let id = try #require(device.clientID)

@@ -4,7 +4,7 @@ import Testing
 @testable import Archive
 
 @Suite struct IdentityPasswordTests {
-    @Test func defaultHashVerifiesItsPasswordAndRefusesAnother() throws {
+    @Test func defaultHashVerifiesItsPasswordAndRefusesAnother() async throws {
         let hasher = PasswordHasher()
         let hash = try hasher.hash("correct horse battery")
         #expect(hasher.verify("correct horse battery", against: hash))
@@ -12,7 +12,7 @@ import Testing
         #expect(!hasher.verify("", against: hash))
     }
 
-    @Test func hashRecordsScryptParametersOfAtLeastN32768AndASixteenByteSalt() throws {
+    @Test func hashRecordsScryptParametersOfAtLeastN32768AndASixteenByteSalt() async throws {
         let hash = try PasswordHasher().hash("correct horse battery")
         #expect(hash.hasPrefix("$scrypt$ln=15,r=8,p=1$"))
         let parsed = try #require(PasswordHasher.parse(hash))
@@ -20,7 +20,7 @@ import Testing
         #expect(parsed.salt.count == 16 && parsed.hash.count == 32)
     }
 
-    @Test func twoHashesOfOnePasswordDiffer() throws {
+    @Test func twoHashesOfOnePasswordDiffer() async throws {
         let hasher = PasswordHasher(parameters: .init(logN: 10, r: 8, p: 1))
         let first = try hasher.hash("same password")
         let second = try hasher.hash("same password")
@@ -28,14 +28,14 @@ import Testing
         #expect(PasswordHasher.parse(first)?.salt != PasswordHasher.parse(second)?.salt)
     }
 
-    @Test func hashesMadeWithOtherParametersStillVerify() throws {
+    @Test func hashesMadeWithOtherParametersStillVerify() async throws {
         let old = try PasswordHasher(parameters: .init(logN: 11, r: 4, p: 2)).hash("legacy password")
         #expect(PasswordHasher().verify("legacy password", against: old))
         #expect(!PasswordHasher().verify("other password", against: old))
     }
 
     /// RFC 7914 §12, third vector: proves that the KDF underneath is scrypt.
-    @Test func scryptMatchesRFC7914() throws {
+    @Test func scryptMatchesRFC7914() async throws {
         let derived = try PasswordHasher.derive(
             "password", salt: Data("NaCl".utf8), parameters: .init(logN: 10, r: 8, p: 16), count: 64)
         #expect(
@@ -44,7 +44,7 @@ import Testing
         )
     }
 
-    @Test func malformedOrUnboundedStoredHashesNeverMatch() throws {
+    @Test func malformedOrUnboundedStoredHashesNeverMatch() async throws {
         let hasher = PasswordHasher(parameters: .init(logN: 10, r: 8, p: 1))
         let good = try hasher.hash("pw pw pw pw pw")
         // The first character of the hash (the last one of unpadded base64 carries unused bits, so changing it may
@@ -69,14 +69,14 @@ import Testing
         }
     }
 
-    @Test func decoyIsWellFormedWithTheSameParametersAndMatchesNothing() {
+    @Test func decoyIsWellFormedWithTheSameParametersAndMatchesNothing() async {
         let hasher = PasswordHasher()
         let decoy = PasswordHasher.parse(hasher.decoy)
         #expect(decoy?.parameters == hasher.parameters)
         #expect(!hasher.verify("", against: hasher.decoy))
     }
 
-    @Test func constantTimeComparisonComparesEveryByte() {
+    @Test func constantTimeComparisonComparesEveryByte() async {
         #expect(ConstantTime.equal([1, 2, 3], [1, 2, 3]))
         #expect(!ConstantTime.equal([1, 2, 3], [1, 2, 4]))
         #expect(!ConstantTime.equal([9, 2, 3], [1, 2, 3]))

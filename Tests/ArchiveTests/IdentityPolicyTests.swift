@@ -32,7 +32,7 @@ private enum PatientCase: CaseIterable { case none, own, other }
 @Suite struct IdentityPolicyTests {
     let patient = PatientKey(hex: String(repeating: "ab", count: 32))!
 
-    @Test func roleAndActionNamesAreExactlyTheIssuesNames() {
+    @Test func roleAndActionNamesAreExactlyTheIssuesNames() async {
         #expect(Set(Role.allCases.map(\.rawValue)) == Set(expectedTable.keys))
         #expect(
             Set(AccessAction.allCases.map(\.rawValue)) == [
@@ -41,7 +41,7 @@ private enum PatientCase: CaseIterable { case none, own, other }
     }
 
     /// Every role × action × no/own/other patient × own/other tenant × with/without a break-the-glass grant.
-    @Test func generatedMatrixMatchesTheExpectedTable() {
+    @Test func generatedMatrixMatchesTheExpectedTable() async {
         let policy = AccessPolicy()
         var checked = 0
         for roleName in expectedTable.keys.sorted() {
@@ -95,7 +95,7 @@ private enum PatientCase: CaseIterable { case none, own, other }
         }
     }
 
-    @Test func refusalsNameTheRoleOrTheCareTeamButNoPatient() {
+    @Test func refusalsNameTheRoleOrTheCareTeamButNoPatient() async {
         let policy = AccessPolicy()
         let frontDesk = Principal(tenant: "default", username: "fd", role: .frontDesk)
         #expect(
@@ -114,7 +114,7 @@ private enum PatientCase: CaseIterable { case none, own, other }
 }
 
 @Suite struct IdentityPatientAccessTests {
-    @Test func careTeamMembershipOpensOnlyThatPatientForAMedicalAssistant() throws {
+    @Test func careTeamMembershipOpensOnlyThatPatientForAMedicalAssistant() async throws {
         let fixture = try IdentityFixture()
         try fixture.person("ma", .medicalAssistant)
         let access = PatientAccess(store: fixture.store)
@@ -128,7 +128,7 @@ private enum PatientCase: CaseIterable { case none, own, other }
         #expect(try fixture.store.careTeamPatients(tenant: "default", username: "ma") == [mine])
     }
 
-    @Test func breakTheGlassOpensOnePatientForSixtyMinutes() throws {
+    @Test func breakTheGlassOpensOnePatientForSixtyMinutes() async throws {
         let fixture = try IdentityFixture()
         try fixture.person("ma", .medicalAssistant)
         let access = PatientAccess(store: fixture.store)
@@ -153,7 +153,7 @@ private enum PatientCase: CaseIterable { case none, own, other }
         #expect(try fixture.databaseBytes().range(of: Data("patient in distress".utf8)) == nil)
     }
 
-    @Test func onlyAMedicalAssistantMayBreakTheGlassAndOnlyWithAReason() throws {
+    @Test func onlyAMedicalAssistantMayBreakTheGlassAndOnlyWithAReason() async throws {
         let fixture = try IdentityFixture()
         let access = PatientAccess(store: fixture.store)
         let patient = try #require(
@@ -167,7 +167,7 @@ private enum PatientCase: CaseIterable { case none, own, other }
         #expect(try fixture.store.grants(tenant: "default", activeAt: nil).isEmpty)
     }
 
-    @Test func patientKeysDependOnTenantAndIssuerAndIgnorePadding() throws {
+    @Test func patientKeysDependOnTenantAndIssuerAndIgnorePadding() async throws {
         let keys = try IdentityFixture().keys
         let key = PatientKey.make(tenant: "default", patientID: "P-1", issuer: "HOSP", keys: keys)
         #expect(key == PatientKey.make(tenant: "default", patientID: " P-1 ", issuer: "HOSP ", keys: keys))

@@ -38,7 +38,7 @@ import _CryptoExtras
         }
     }
 
-    @Test func validRS256AndES256TokensBecomeTheirPrincipal() throws {
+    @Test func validRS256AndES256TokensBecomeTheirPrincipal() async throws {
         let verifier = try makeVerifier()
         #expect(verifier.keyCount == 2)
         let claims = claims()
@@ -51,7 +51,7 @@ import _CryptoExtras
         }
     }
 
-    @Test func theRoleIsTheOneFacetRoleOfTheClaimAndTheTenantComesFromItsClaim() throws {
+    @Test func theRoleIsTheOneFacetRoleOfTheClaimAndTheTenantComesFromItsClaim() async throws {
         let verifier = try makeVerifier {
             $0.roleClaim = "groups"
             $0.tenantClaim = "clinic"
@@ -98,7 +98,7 @@ import _CryptoExtras
                 }), by: verifier, "token clinic claim is not a valid tenant name")
     }
 
-    @Test func theUsernameIsPreferredUsernameElseSubAndIsNeverFolded() throws {
+    @Test func theUsernameIsPreferredUsernameElseSubAndIsNeverFolded() async throws {
         let verifier = try makeVerifier()
         let bySub = try verifier.verify(try provider.rs256(claims { $0["preferred_username"] = nil }), now: start + 1)
         #expect(bySub.username == "2b1f5a1e-7c1d-4c55-9a2e-2f0e8d1c4b11")
@@ -120,7 +120,7 @@ import _CryptoExtras
                 }), by: verifier, "token has neither preferred_username nor sub")
     }
 
-    @Test func algNoneAndEveryAlgorithmButRS256AndES256AreRefused() throws {
+    @Test func algNoneAndEveryAlgorithmButRS256AndES256AreRefused() async throws {
         let verifier = try makeVerifier()
         let payload = JSONWebToken.base64URL(try JSONSerialization.data(withJSONObject: claims()))
         for header in [#"{"alg":"none","typ":"JWT"}"#, #"{"alg":"none","kid":"rsa-1"}"#, #"{"kid":"rsa-1"}"#] {
@@ -137,7 +137,7 @@ import _CryptoExtras
     }
 
     /// The classic confusion: HS256 with the provider's public key (in any of its encodings) as the HMAC secret.
-    @Test func hs256SignedWithThePublicKeyIsRefused() throws {
+    @Test func hs256SignedWithThePublicKeyIsRefused() async throws {
         let verifier = try makeVerifier()
         let primitives = try provider.rsa.publicKey.getKeyPrimitives()
         let secrets = [
@@ -153,7 +153,7 @@ import _CryptoExtras
         }
     }
 
-    @Test func anAlgorithmIsRefusedOnAKeyOfTheOtherType() throws {
+    @Test func anAlgorithmIsRefusedOnAKeyOfTheOtherType() async throws {
         let verifier = try makeVerifier()
         // An RS256 header naming the EC key, signed with RSA; and an ES256 header naming the RSA key.
         expectRefused(try provider.rs256(claims(), kid: "ec-1"), by: verifier, "token algorithm does not match its key")
@@ -161,7 +161,7 @@ import _CryptoExtras
             try provider.es256(claims(), kid: "rsa-1"), by: verifier, "token algorithm does not match its key")
     }
 
-    @Test func aKeyIDMayBeLeftOutOnlyWhenTheSetHasOneKey() throws {
+    @Test func aKeyIDMayBeLeftOutOnlyWhenTheSetHasOneKey() async throws {
         expectRefused(
             try provider.rs256(claims(), kid: nil), by: try makeVerifier(),
             "token names no key id and the key set has more than one key")
@@ -171,7 +171,7 @@ import _CryptoExtras
         expectRefused(try provider.es256(claims(), kid: nil), by: single, "token algorithm does not match its key")
     }
 
-    @Test func wrongIssuerOrAudienceIsRefused() throws {
+    @Test func wrongIssuerOrAudienceIsRefused() async throws {
         let verifier = try makeVerifier()
         expectRefused(
             try provider.rs256(claims { $0["iss"] = "https://idp.clinic.example/realms/other" }), by: verifier,
@@ -186,7 +186,7 @@ import _CryptoExtras
         expectRefused(try provider.rs256(claims { $0["aud"] = nil }), by: verifier, "token audience is not accepted")
     }
 
-    @Test func expiryAndNotBeforeAreCheckedWithAMinuteOfSkew() throws {
+    @Test func expiryAndNotBeforeAreCheckedWithAMinuteOfSkew() async throws {
         let verifier = try makeVerifier()
         let token = try provider.rs256(claims())
         #expect(try verifier.verify(token, now: start + 300 + 59).username == "dr.lee")
@@ -205,7 +205,7 @@ import _CryptoExtras
         expectRefused(try provider.rs256(claims { $0["exp"] = "tomorrow" }), by: verifier, "malformed token claims")
     }
 
-    @Test func aTamperedPayloadOrSignatureIsRefused() throws {
+    @Test func aTamperedPayloadOrSignatureIsRefused() async throws {
         let verifier = try makeVerifier()
         for token in [try provider.rs256(claims { $0["role"] = "front-desk" }), try provider.es256(claims())] {
             let parts = token.split(separator: ".").map(String.init)
@@ -226,7 +226,7 @@ import _CryptoExtras
             "token signature does not verify")
     }
 
-    @Test func anUnknownOrMissingRoleIsRefused() throws {
+    @Test func anUnknownOrMissingRoleIsRefused() async throws {
         let verifier = try makeVerifier()
         expectRefused(
             try provider.rs256(claims { $0["role"] = "superuser" }), by: verifier,
@@ -237,7 +237,7 @@ import _CryptoExtras
         expectRefused(try provider.rs256(claims { $0["role"] = nil }), by: verifier, "token has no role claim")
     }
 
-    @Test func criticalHeadersOversizedAndMalformedTokensAreRefused() throws {
+    @Test func criticalHeadersOversizedAndMalformedTokensAreRefused() async throws {
         let verifier = try makeVerifier()
         let critical = try TestIdentityProvider.token(
             header: ["alg": "RS256", "kid": "rsa-1", "crit": ["exp"]], claims: claims()
@@ -255,7 +255,7 @@ import _CryptoExtras
         )
     }
 
-    @Test func anUnknownKeyIDRefetchesTheKeySetAtMostOncePerMinute() throws {
+    @Test func anUnknownKeyIDRefetchesTheKeySetAtMostOncePerMinute() async throws {
         let verifier = try makeVerifier()
         #expect(verifier.keySetFetches == 1)
         let unknown = try provider.rs256(claims(), kid: "rsa-2")
@@ -277,7 +277,7 @@ import _CryptoExtras
         #expect(verifier.keySetFetches == 3)
     }
 
-    @Test func concurrentUnknownKeyIDsFetchOnce() throws {
+    @Test func concurrentUnknownKeyIDsFetchOnce() async throws {
         let verifier = try makeVerifier()
         let tokens = try (0..<16).map { try provider.rs256(claims(), kid: "unknown-\($0)") }
         let now = start + 61
@@ -287,7 +287,7 @@ import _CryptoExtras
         #expect(verifier.keySetFetches == 2)
     }
 
-    @Test func aRotatedKeyIsAcceptedAfterTheRefetchAndTheOldOneIsNot() throws {
+    @Test func aRotatedKeyIsAcceptedAfterTheRefetchAndTheOldOneIsNot() async throws {
         let verifier = try makeVerifier()
         let old = try provider.rs256(claims())
         let next = try _RSA.Signing.PrivateKey(keySize: .bits2048)
@@ -301,7 +301,7 @@ import _CryptoExtras
         expectRefused(old, by: verifier, at: start + 62, "token key id is not in the identity provider's key set")
     }
 
-    @Test func aKeyTheProviderWithdrewStopsVerifyingOnceTheSetIsFifteenMinutesOld() throws {
+    @Test func aKeyTheProviderWithdrewStopsVerifyingOnceTheSetIsFifteenMinutesOld() async throws {
         let verifier = try makeVerifier()
         let hour = start.timeIntervalSince1970 + 3600
         let old = try provider.rs256(claims { $0["exp"] = hour })
@@ -318,7 +318,7 @@ import _CryptoExtras
         #expect(verifier.keySetFetches == 2)
     }
 
-    @Test func aFailedRefetchKeepsTheKeysThereWere() throws {
+    @Test func aFailedRefetchKeepsTheKeysThereWere() async throws {
         let outcomes = OutcomeLog()
         let verifier = try OIDCTokenVerifier(settings: provider.settings, store: fixture.store, now: start) {
             outcomes.append($0)
@@ -332,7 +332,7 @@ import _CryptoExtras
         #expect(outcomes.failures == 1)
     }
 
-    @Test func aRememberedTokenIsStillCheckedForTimeRevocationAndAccountOnEveryUse() throws {
+    @Test func aRememberedTokenIsStillCheckedForTimeRevocationAndAccountOnEveryUse() async throws {
         let verifier = try makeVerifier()
         let token = try provider.es256(claims())
         #expect(try verifier.verify(token, now: start + 1).username == "dr.lee")
@@ -351,7 +351,7 @@ import _CryptoExtras
         expectRefused(parts[0] + "." + forged + "." + parts[2], by: verifier, "token signature does not verify")
     }
 
-    @Test func base64URLIsDecodedStrictly() {
+    @Test func base64URLIsDecodedStrictly() async {
         #expect(JSONWebToken.decodeBase64URL("AA") == Data([0]))
         #expect(JSONWebToken.decodeBase64URL("_-8") == Data([0xFF, 0xEF]))
         #expect(JSONWebToken.decodeBase64URL("") == Data())
@@ -359,7 +359,7 @@ import _CryptoExtras
         for bad in ["AB", "AA==", "+/8", "A A", "AAAAA"] { #expect(JSONWebToken.decodeBase64URL(bad) == nil, "\(bad)") }
     }
 
-    @Test func aRevokedJTIIsRefusedAndATokenWithoutOneCannotBeRevoked() throws {
+    @Test func aRevokedJTIIsRefusedAndATokenWithoutOneCannotBeRevoked() async throws {
         let verifier = try makeVerifier()
         let first = try provider.rs256(claims())
         let second = try provider.es256(claims())
@@ -375,7 +375,7 @@ import _CryptoExtras
         }
     }
 
-    @Test func aDisabledLocalAccountOfTheSameTenantAndUsernameIsRefused() throws {
+    @Test func aDisabledLocalAccountOfTheSameTenantAndUsernameIsRefused() async throws {
         let verifier = try makeVerifier()
         let token = try provider.rs256(claims())
         try fixture.person("dr.lee", .physician)
@@ -396,7 +396,7 @@ import _CryptoExtras
         #expect(try verifier.verify(token, now: start + 1).tenant == "default")
     }
 
-    @Test func theKeySetKeepsOnlyRS256AndES256SignatureKeys() throws {
+    @Test func theKeySetKeepsOnlyRS256AndES256SignatureKeys() async throws {
         let weak = try _RSA.Signing.PrivateKey(unsafeKeySize: .init(bitCount: 1024))
         var encryption = TestIdentityProvider.jwk(provider.rsa.publicKey, kid: "enc")
         encryption["use"] = "enc"
@@ -424,7 +424,7 @@ import _CryptoExtras
         }
     }
 
-    @Test func theKeySetLocationIsAFileAnHTTPSURLOrALoopbackHTTPURL() throws {
+    @Test func theKeySetLocationIsAFileAnHTTPSURLOrALoopbackHTTPURL() async throws {
         #expect(try JSONWebKeySetSource("/etc/facet/jwks.json") == .file("/etc/facet/jwks.json"))
         for accepted in [
             "https://idp.clinic.example/realms/facet/protocol/openid-connect/certs", "http://127.0.0.1:8080/jwks.json",
@@ -450,7 +450,7 @@ import _CryptoExtras
         }
     }
 
-    @Test func theIdentityServicesPickTheVerifierByIssuer() throws {
+    @Test func theIdentityServicesPickTheVerifierByIssuer() async throws {
         var identity = IdentityServices(store: fixture.store, keys: fixture.keys, signingKey: fixture.signingKey)
         try fixture.person("dr.own", .nurse)
         let own = try identity.tokens.issue(tenant: "default", username: "dr.own", role: .nurse, now: start)

@@ -5,7 +5,7 @@ import Testing
 
 @Suite struct IdentityTOTPTests {
     /// RFC 4648 §10.
-    @Test func base32EncodesTheRFC4648VectorsWithoutPadding() {
+    @Test func base32EncodesTheRFC4648VectorsWithoutPadding() async {
         let vectors = [
             "": "", "f": "MY", "fo": "MZXQ", "foo": "MZXW6", "foob": "MZXW6YQ", "fooba": "MZXW6YTB",
             "foobar": "MZXW6YTBOI",
@@ -16,7 +16,7 @@ import Testing
         }
     }
 
-    @Test func base32DecodesPaddedAndLowerCaseAndRefusesGarbage() {
+    @Test func base32DecodesPaddedAndLowerCaseAndRefusesGarbage() async {
         #expect(Base32.decode("MZXW6YQ=") == Data("foob".utf8))
         #expect(Base32.decode("mzxw6ytboi======") == Data("foobar".utf8))
         // "MZ" has non-zero leftover bits: an encoder writes "f" as "MY".
@@ -25,7 +25,7 @@ import Testing
         }
     }
 
-    @Test func base32RoundTripsRandomBytes() {
+    @Test func base32RoundTripsRandomBytes() async {
         for length in 0..<41 {
             let bytes = Data((0..<length).map { _ in UInt8.random(in: 0...255) })
             #expect(Base32.decode(Base32.encode(bytes)) == bytes)
@@ -33,7 +33,7 @@ import Testing
     }
 
     /// RFC 6238 Appendix B, SHA-1 rows (8 digits).
-    @Test func hotpCoreMatchesTheRFC6238SHA1Vectors() {
+    @Test func hotpCoreMatchesTheRFC6238SHA1Vectors() async {
         let totp = TOTP(secret: Data("12345678901234567890".utf8), digits: 8)
         let vectors: [(Double, String)] = [
             (59, "94287082"), (1_111_111_109, "07081804"), (1_111_111_111, "14050471"),
@@ -46,7 +46,7 @@ import Testing
         #expect(TOTP(secret: Data("12345678901234567890".utf8)).code(at: Date(timeIntervalSince1970: 59)) == "287082")
     }
 
-    @Test func codesOfTheNeighbouringStepsAreAcceptedAndNoFurther() {
+    @Test func codesOfTheNeighbouringStepsAreAcceptedAndNoFurther() async {
         let totp = TOTP(secret: TOTP.newSecret())
         let now = IdentityFixture.start + 10
         let step = totp.step(at: now)
@@ -57,7 +57,7 @@ import Testing
         #expect(totp.match(totp.code(step: step + 2), at: now, after: nil) == nil)
     }
 
-    @Test func aCodeAtOrBeforeTheLastUsedStepIsRefused() {
+    @Test func aCodeAtOrBeforeTheLastUsedStepIsRefused() async {
         let totp = TOTP(secret: TOTP.newSecret())
         let now = IdentityFixture.start
         let step = totp.step(at: now)
@@ -66,7 +66,7 @@ import Testing
         #expect(totp.match(totp.code(step: step + 1), at: now, after: step) == step + 1)
     }
 
-    @Test func malformedCodesAreRefused() {
+    @Test func malformedCodesAreRefused() async {
         let totp = TOTP(secret: TOTP.newSecret())
         let now = IdentityFixture.start
         let code = totp.code(at: now)
@@ -75,7 +75,7 @@ import Testing
         }
     }
 
-    @Test func provisioningURINamesFacetAndCarriesTheSecret() throws {
+    @Test func provisioningURINamesFacetAndCarriesTheSecret() async throws {
         let secret = Data("12345678901234567890".utf8)
         let uri = TOTP(secret: secret).provisioningURI(account: "dr.smith@clinic")
         #expect(

@@ -51,7 +51,7 @@ import Testing
         }
     }
 
-    @Test func anIssuedTokenVerifiesToItsPrincipalWithAllClaims() throws {
+    @Test func anIssuedTokenVerifiesToItsPrincipalWithAllClaims() async throws {
         let issued = try issue()
         let principal = try fixture.tokens.verify(issued.accessToken, now: start + 1)
         #expect(principal.username == "dr.a" && principal.role == .physician && principal.tenant == "default")
@@ -65,7 +65,7 @@ import Testing
         #expect(claims.nbf == claims.iat && claims.exp == claims.iat + 12 * 3600 && claims.jti == issued.tokenID)
     }
 
-    @Test func algNoneIsRefused() throws {
+    @Test func algNoneIsRefused() async throws {
         let claims = claims()
         _ = try signed(claims)
         for header in [#"{"alg":"none","typ":"JWT"}"#, #"{"alg":"None"}"#, #"{"typ":"JWT"}"#] {
@@ -75,7 +75,7 @@ import Testing
     }
 
     /// The classic confusion: HS256 with the server's public key as the HMAC secret.
-    @Test func hs256SignedWithThePublicKeyIsRefused() throws {
+    @Test func hs256SignedWithThePublicKeyIsRefused() async throws {
         let claims = claims()
         _ = try signed(claims)
         let publicKey = try P256.Signing.PublicKey(rawRepresentation: fixture.signingKey.publicKey.rawRepresentation)
@@ -91,7 +91,7 @@ import Testing
     }
 
     /// Correctly signed by Facet's key, but the header names another algorithm.
-    @Test func everyAlgorithmButES256IsRefusedEvenWithAValidSignature() throws {
+    @Test func everyAlgorithmButES256IsRefusedEvenWithAValidSignature() async throws {
         let claims = claims()
         _ = try signed(claims)
         for alg in ["HS256", "HS512", "RS256", "ES384", "ES512", "EdDSA", "PS256", "es256", "ES256 "] {
@@ -106,7 +106,7 @@ import Testing
         #expect(try fixture.tokens.verify(input + "." + Self.b64(signature), now: start + 1).username == "dr.a")
     }
 
-    @Test func aBadSignatureIsRefused() throws {
+    @Test func aBadSignatureIsRefused() async throws {
         let token = try issue().accessToken
         let parts = token.split(separator: ".").map(String.init)
         var signature = try #require(JSONWebToken.decodeBase64URL(parts[2]))
@@ -118,7 +118,7 @@ import Testing
         expectRefused(try foreign.encode(claims()), "token signature does not verify")
     }
 
-    @Test func aDisabledAccountOrAChangedRoleStopsItsTokensEvenWhenTheirSessionsWereNotRevoked() throws {
+    @Test func aDisabledAccountOrAChangedRoleStopsItsTokensEvenWhenTheirSessionsWereNotRevoked() async throws {
         let token = try issue().accessToken
         #expect(try fixture.tokens.verify(token, now: start + 1).role == .physician)
         // Changed in the store directly: as if revoking the sessions had failed after the change.
@@ -133,7 +133,7 @@ import Testing
         #expect(try fixture.tokens.verify(token, now: start + 4).username == "dr.a")
     }
 
-    @Test func aTamperedPayloadIsRefused() throws {
+    @Test func aTamperedPayloadIsRefused() async throws {
         let token = try issue(role: .frontDesk).accessToken
         let parts = token.split(separator: ".").map(String.init)
         var claims = try JSONDecoder().decode(TokenClaims.self, from: #require(JSONWebToken.decodeBase64URL(parts[1])))
@@ -146,12 +146,12 @@ import Testing
             parts[0] + "." + Self.b64(try Self.payload(claims)) + "." + parts[2], "token signature does not verify")
     }
 
-    @Test func wrongIssuerOrAudienceIsRefused() throws {
+    @Test func wrongIssuerOrAudienceIsRefused() async throws {
         expectRefused(try signed(claims { $0.iss = "https://idp.example" }), "token issuer is not accepted")
         expectRefused(try signed(claims { $0.aud = "orthanc" }), "token audience is not accepted")
     }
 
-    @Test func anExpiredTokenIsRefusedEvenWhenUsedAllAlong() throws {
+    @Test func anExpiredTokenIsRefusedEvenWhenUsedAllAlong() async throws {
         let token = try issue().accessToken
         // Used every 10 minutes for 12 hours: the idle timeout never strikes, the absolute one does.
         var now = start
@@ -162,13 +162,13 @@ import Testing
         expectRefused(token, at: start + 12 * 3600, "token expired")
     }
 
-    @Test func aTokenNotValidYetIsRefused() throws {
+    @Test func aTokenNotValidYetIsRefused() async throws {
         let token = try signed(claims { $0.nbf += 600 })
         expectRefused(token, at: start + 599, "token not valid yet")
         #expect(try fixture.tokens.verify(token, now: start + 600).username == "dr.a")
     }
 
-    @Test func aRevokedTokenIsRefusedAndOthersStillWork() throws {
+    @Test func aRevokedTokenIsRefusedAndOthersStillWork() async throws {
         let first = try issue()
         let second = try issue()
         try fixture.tokens.revoke(first.accessToken, now: start + 5)
@@ -179,7 +179,7 @@ import Testing
 
     /// One service remembers a token whose signature checked out; its claims, session and revocation are still
     /// checked on every use.
-    @Test func aRememberedTokenIsStillCheckedForExpiryAndRevocation() throws {
+    @Test func aRememberedTokenIsStillCheckedForExpiryAndRevocation() async throws {
         let tokens = fixture.tokens
         let issued = try tokens.issue(tenant: "default", username: "dr.a", role: .physician, now: start)
         #expect(try tokens.verify(issued.accessToken, now: start + 1).role == .physician)
@@ -193,7 +193,7 @@ import Testing
         }
     }
 
-    @Test func anIdleSessionIsRefusedAndEachUseExtendsIt() throws {
+    @Test func anIdleSessionIsRefusedAndEachUseExtendsIt() async throws {
         let token = try issue().accessToken
         _ = try fixture.tokens.verify(token, now: start + 14 * 60)
         _ = try fixture.tokens.verify(token, now: start + 28 * 60)
@@ -202,18 +202,18 @@ import Testing
         expectRefused(token, at: start + 29 * 60, "token revoked")
     }
 
-    @Test func idleTimeoutIsConfigurable() throws {
+    @Test func idleTimeoutIsConfigurable() async throws {
         var fixture = self.fixture
         fixture.tokenSettings.idleTimeout = 60
         let token = try fixture.tokens.issue(tenant: "default", username: "dr.a", role: .nurse, now: start).accessToken
         #expect(throws: ArchiveError.self) { try fixture.tokens.verify(token, now: start + 61) }
     }
 
-    @Test func aTokenWithoutASessionIsRefused() throws {
+    @Test func aTokenWithoutASessionIsRefused() async throws {
         expectRefused(try fixture.tokens.encode(claims()), "no session for this token")
     }
 
-    @Test func malformedTokensAreRefused() throws {
+    @Test func malformedTokensAreRefused() async throws {
         let token = try issue().accessToken
         for bad in [
             "", "a.b", "a.b.c.d", token + ".", token.replacingOccurrences(of: ".", with: ". "),
@@ -224,7 +224,7 @@ import Testing
         expectRefused(try signed(claims { $0.role = "superuser" }), "unknown role")
     }
 
-    @Test func theSigningKeyIsMadeOnceAndKeptWrappedUnderTheMasterKey() throws {
+    @Test func theSigningKeyIsMadeOnceAndKeptWrappedUnderTheMasterKey() async throws {
         let keyFolder = fixture.folder.appendingPathComponent("keys")
         let again = try fixture.keys.tokenSigningKey(keyDirectory: keyFolder)
         #expect(again.rawRepresentation == fixture.signingKey.rawRepresentation)

@@ -11,23 +11,23 @@ import Testing
     let indexFiles = ["index.sqlite", "index.sqlite-wal", "index.sqlite-shm"]
 
     /// A data folder with `count` stored instances (the archive closed again).
-    func filledFolder(_ count: Int) throws -> (URL, [InstanceRecord]) {
+    func filledFolder(_ count: Int) async throws -> (URL, [InstanceRecord]) {
         let folder = try temporaryFolder()
         var records: [InstanceRecord] = []
-        let (service, _) = try openArchive(folder)
+        let (service, _) = try await openArchive(folder)
         for _ in 0..<count {
-            if let (record, _) = expectStored(service, try Sample.instance()) { records.append(record) }
+            if let (record, _) = await expectStored(service, try Sample.instance()) { records.append(record) }
         }
         return (folder, records)
     }
 
-    @Test func aMissingIndexRefusesTheStartAndKeepsEveryBlob() throws {
-        let (folder, _) = try filledFolder(2)
+    @Test func aMissingIndexRefusesTheStartAndKeepsEveryBlob() async throws {
+        let (folder, _) = try await filledFolder(2)
         let before = blobFiles(folder)
         #expect(before.count == 2)
         for name in indexFiles { try? FileManager.default.removeItem(at: folder.appendingPathComponent(name)) }
         for _ in 0..<2 {
-            let error = #expect(throws: ArchiveError.self) { try openArchive(folder) }
+            let error = await #expect(throws: ArchiveError.self) { try await openArchive(folder) }
             #expect(error?.code == .indexMismatch)
             #expect(error?.message.contains("2 blobs are not known to the index") == true)
             #expect(error?.message.contains("missing, replaced or older") == true)
@@ -35,16 +35,16 @@ import Testing
         }
     }
 
-    @Test func anOlderIndexRefusesTheStartAndKeepsEveryBlob() throws {
-        let (folder, _) = try filledFolder(1)
+    @Test func anOlderIndexRefusesTheStartAndKeepsEveryBlob() async throws {
+        let (folder, _) = try await filledFolder(1)
         let backup = try temporaryFolder()
         for name in indexFiles where FileManager.default.fileExists(atPath: folder.appendingPathComponent(name).path) {
             try FileManager.default.copyItem(
                 at: folder.appendingPathComponent(name), to: backup.appendingPathComponent(name))
         }
         do {
-            let (service, _) = try openArchive(folder)
-            _ = expectStored(service, try Sample.instance())
+            let (service, _) = try await openArchive(folder)
+            _ = await expectStored(service, try Sample.instance())
         }
         let before = blobFiles(folder)
         #expect(before.count == 2)
@@ -53,41 +53,41 @@ import Testing
             try? FileManager.default.copyItem(
                 at: backup.appendingPathComponent(name), to: folder.appendingPathComponent(name))
         }
-        let error = #expect(throws: ArchiveError.self) { try openArchive(folder) }
+        let error = await #expect(throws: ArchiveError.self) { try await openArchive(folder) }
         #expect(error?.code == .indexMismatch)
         #expect(error?.message.contains("1 blob is not known to the index") == true)
         #expect(blobFiles(folder) == before)
     }
 
-    @Test func anInterruptedStoreIsQuarantinedAndTheArchiveOpens() throws {
-        let (folder, records) = try filledFolder(1)
+    @Test func anInterruptedStoreIsQuarantinedAndTheArchiveOpens() async throws {
+        let (folder, records) = try await filledFolder(1)
         var orphan = ""
         do {
-            let (service, _) = try openArchive(folder)
+            let (service, _) = try await openArchive(folder)
             // What a crash between the blob write and the index commit leaves behind.
             orphan = service.blobs.newBlobID()
             try service.index.addPendingBlob(orphan, owner: "1.2.3.4")
-            _ = try service.blobs.put(Data("interrupted".utf8), owner: "1.2.3.4", id: orphan)
+            _ = try await service.blobs.put(Data("interrupted".utf8), owner: "1.2.3.4", id: orphan)
         }
-        let (service, report) = try openArchive(folder)
+        let (service, report) = try await openArchive(folder)
         #expect(report.quarantinedBlobs == 1)
         #expect(report.instances == 1)
-        #expect(!service.blobs.exists(orphan))
+        #expect(!(try await service.blobs.exists(orphan)))
         #expect(FileManager.default.fileExists(atPath: folder.appendingPathComponent("quarantine/\(orphan)").path))
         #expect(try service.index.pendingBlobIDs().isEmpty)
-        #expect(try service.read(records[0]).count == records[0].blob.size)
+        #expect(try await service.read(records[0]).count == records[0].blob.size)
     }
 
-    @Test func aCommittedStoreLeavesNoPendingRecord() throws {
+    @Test func aCommittedStoreLeavesNoPendingRecord() async throws {
         let folder = try temporaryFolder()
-        let (service, _) = try openArchive(folder)
-        _ = expectStored(service, try Sample.instance())
+        let (service, _) = try await openArchive(folder)
+        _ = await expectStored(service, try Sample.instance())
         #expect(try service.index.pendingBlobIDs().isEmpty)
     }
 
-    @Test func quarantinedBlobsAreRemovedOnlyAfterTheConfiguredTime() throws {
+    @Test func quarantinedBlobsAreRemovedOnlyAfterTheConfiguredTime() async throws {
         let folder = try temporaryFolder()
-        _ = try openArchive(folder)
+        _ = try await openArchive(folder)
         let quarantine = folder.appendingPathComponent("quarantine")
         let old = quarantine.appendingPathComponent("0123456789abcdef0123456789abcdef")
         let recent = quarantine.appendingPathComponent("fedcba9876543210fedcba9876543210")
@@ -97,29 +97,29 @@ import Testing
             [.modificationDate: Date().addingTimeInterval(-8 * 86_400)], ofItemAtPath: old.path)
         try FileManager.default.setAttributes(
             [.modificationDate: Date().addingTimeInterval(-6 * 86_400)], ofItemAtPath: recent.path)
-        let (_, report) = try openArchive(folder, quarantineDays: 7)
+        let (_, report) = try await openArchive(folder, quarantineDays: 7)
         #expect(report.expiredQuarantinedBlobs == 1)
         #expect(!FileManager.default.fileExists(atPath: old.path))
         #expect(FileManager.default.fileExists(atPath: recent.path))
     }
 
-    @Test func anUndecodableRowIsLeftOutAndReportedNotFatal() throws {
-        let (folder, records) = try filledFolder(2)
+    @Test func anUndecodableRowIsLeftOutAndReportedNotFatal() async throws {
+        let (folder, records) = try await filledFolder(2)
         let (bad, good) = (records[0], records[1])
         let queue = try DatabaseQueue(path: folder.appendingPathComponent("index.sqlite").path)
-        try queue.write { db in
+        try await queue.write { db in
             try db.execute(
                 sql: "UPDATE instances SET attributes = ? WHERE sop_uid = ?",
                 arguments: [Data("not sealed".utf8), bad.sopInstanceUID])
         }
         try queue.close()
-        let (service, report) = try openArchive(folder)
+        let (service, report) = try await openArchive(folder)
         #expect(report.quarantinedRows == [bad.sopInstanceUID])
         #expect(report.instances == 1)
         #expect(service.index.instance(bad.sopInstanceUID) == nil)
-        #expect(try service.read(#require(service.index.instance(good.sopInstanceUID))).count == good.blob.size)
+        #expect(try await service.read(#require(service.index.instance(good.sopInstanceUID))).count == good.blob.size)
         // Its blob stays referenced: the next start neither refuses nor quarantines it.
-        #expect(service.blobs.exists(bad.blob.id))
+        #expect(try await service.blobs.exists(bad.blob.id))
         #expect(try service.index.referencedBlobIDs().contains(bad.blob.id))
         #expect(report.quarantinedBlobs == 0)
     }

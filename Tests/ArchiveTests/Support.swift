@@ -47,9 +47,9 @@ enum Sample {
 /// Opens the embedded archive in `folder` (a fresh master key the first time).
 func openArchive(
     _ folder: URL, duplicates: DuplicatePolicy = .reject, quarantineDays: Int = 7
-) throws -> (ArchiveService, ArchiveService.StartReport) {
+) async throws -> (ArchiveService, ArchiveService.StartReport) {
     try Part10.initialize()
-    return try ArchiveService.openEmbedded(
+    return try await ArchiveService.openEmbedded(
         dataDirectory: folder, duplicatePolicy: duplicates, quarantineDays: quarantineDays, environment: [:])
 }
 
@@ -62,9 +62,9 @@ func blobFiles(_ folder: URL) -> Set<String> {
 
 /// Stores `data` and returns the record, or records an issue.
 func expectStored(_ service: ArchiveService, _ data: Data, sourceLocation: SourceLocation = #_sourceLocation)
-    -> (InstanceRecord, [StoreWarning])?
+    async -> (InstanceRecord, [StoreWarning])?
 {
-    switch service.store(data) {
+    switch await service.store(data) {
     case .stored(let record, _, let warnings):
         return (record, warnings)
     case .failed(_, _, let reason, let message):

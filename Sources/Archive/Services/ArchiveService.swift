@@ -81,6 +81,8 @@ public final class ArchiveService: Sendable {
     public let keys: KeyHierarchy
     public let duplicatePolicy: DuplicatePolicy
     public let temporaryDirectory: URL
+    /// Where blocking index calls run (never on a cooperative thread).
+    let storage = BlockingPool.storage
     /// The data folder's lock (held while the service lives); -1 when not opened through `openEmbedded`.
     nonisolated(unsafe) var lockDescriptor: Int32 = -1
 
@@ -114,22 +116,24 @@ public final class ArchiveService: Sendable {
         public var instances: Int
     }
 
-    /// Opens (or creates) the embedded default under `dataDirectory`: keys in `keys/`, encrypted blobs in
-    /// `blobs/`, the SQLite index `index.sqlite`, the audit log in `audit/`, request spool in `tmp/`.
+    /// Opens (or creates) an archive whose local state is under `dataDirectory`: keys in `keys/`, the SQLite index
+    /// `index.sqlite`, the audit log in `audit/`, request spool in `tmp/`; blobs in `objects` (an S3 bucket, say),
+    /// or by default in `blobs/` of the data folder.
     ///
     /// Nothing is deleted on weak evidence. Leftovers of interrupted writes in `tmp/` (never placed) are removed.
     /// A blob the index records as pending but no row references (a store interrupted before its commit, never
-    /// acknowledged) is moved to `quarantine/` and removed `quarantineDays` later. A blob the index neither
-    /// references nor records as pending means the index is missing, replaced or older than the blobs: opening
-    /// fails and nothing is moved or deleted.
+    /// acknowledged) is quarantined and removed `quarantineDays` later; only pending blobs are looked at, so a
+    /// bucket is never listed. Where listing is cheap (the data folder), a blob the index neither references nor
+    /// records as pending means the index is missing, replaced or older than the blobs: opening fails and nothing
+    /// is moved or deleted.
     ///
     /// `tenant` names the clinic whose key encrypts this archive; `keyDirectory` (default `DATA/keys`) holds the
     /// master key and the tenants' keys, so one server's clinics share a master key and nothing else.
     public static func openEmbedded(
-        dataDirectory: URL, duplicatePolicy: DuplicatePolicy = .reject, quarantineDays: Int = 7,
-        keyDirectory: URL? = nil, tenant: String = "default",
+        dataDirectory: URL, objects: (any ObjectStore)? = nil, duplicatePolicy: DuplicatePolicy = .reject,
+        quarantineDays: Int = 7, keyDirectory: URL? = nil, tenant: String = "default",
         environment: [String: String] = ProcessInfo.processInfo.environment
-    ) throws(ArchiveError) -> (ArchiveService, StartReport) {
+    ) async throws(ArchiveError) -> (ArchiveService, StartReport) {
         try createPrivateDirectory(dataDirectory)
         // One server per data folder: a second one would clean up the first one's writes in flight.
         let lock = open(dataDirectory.appendingPathComponent("lock").path, O_RDWR | O_CREAT, 0o600)
@@ -139,8 +143,9 @@ public final class ArchiveService: Sendable {
             throw ArchiveError(.io, "another facet process is using this data folder")
         }
         do {
-            let (service, report) = try openLocked(
-                dataDirectory: dataDirectory, duplicatePolicy: duplicatePolicy, quarantineDays: quarantineDays,
+            let (service, report) = try await openLocked(
+                dataDirectory: dataDirectory, objects: objects, duplicatePolicy: duplicatePolicy,
+                quarantineDays: quarantineDays,
                 keyDirectory: keyDirectory ?? dataDirectory.appendingPathComponent("keys"), tenant: tenant,
                 environment: environment)
             service.lockDescriptor = lock
@@ -152,46 +157,51 @@ public final class ArchiveService: Sendable {
     }
 
     private static func openLocked(
-        dataDirectory: URL, duplicatePolicy: DuplicatePolicy, quarantineDays: Int, keyDirectory: URL, tenant: String,
-        environment: [String: String]
-    ) throws(ArchiveError) -> (ArchiveService, StartReport) {
+        dataDirectory: URL, objects: (any ObjectStore)?, duplicatePolicy: DuplicatePolicy, quarantineDays: Int,
+        keyDirectory: URL, tenant: String, environment: [String: String]
+    ) async throws(ArchiveError) -> (ArchiveService, StartReport) {
         let (keys, created) = try KeyHierarchy.open(
             keyDirectory: keyDirectory, tenant: tenant, environment: environment)
-        let store = try EncryptedFileBlobStore(root: dataDirectory, keys: keys)
-        let removedTemporary = store.cleanUp()
         let spool = dataDirectory.appendingPathComponent("tmp")
+        try createPrivateDirectory(spool)
+        let removedTemporary = removeContents(of: spool)
+        let objectStore: any ObjectStore
+        if let objects { objectStore = objects } else { objectStore = try FileObjectStore(root: dataDirectory) }
+        let store = EncryptedBlobStore(objects: objectStore, keys: keys)
         let indexURL = dataDirectory.appendingPathComponent("index.sqlite")
-        let onDisk = store.allIDs()
-        if !onDisk.isEmpty && !FileManager.default.fileExists(atPath: indexURL.path) {
+        let listed = try await store.allIDs()
+        if let listed, !listed.isEmpty && !FileManager.default.fileExists(atPath: indexURL.path) {
             // Not even created: an empty index must not be left behind to look like the real one.
-            throw unknownBlobs(onDisk.count)
+            throw unknownBlobs(listed.count)
         }
-        let index = try SQLiteStudyIndex(path: indexURL, keys: keys)
-        let referenced = try index.referencedBlobIDs()
-        let pending = try index.pendingBlobIDs()
-        let unknown = onDisk.filter { !referenced.contains($0) && !pending.contains($0) }
-        guard unknown.isEmpty else { throw unknownBlobs(unknown.count) }
-
-        let quarantine = dataDirectory.appendingPathComponent("quarantine")
-        try createPrivateDirectory(quarantine)
-        let expired = expireQuarantine(quarantine, days: quarantineDays)
+        let storage = BlockingPool.storage
+        let (index, referenced, pending) = try await storage.runTyped { () throws(ArchiveError) in
+            let index = try SQLiteStudyIndex(path: indexURL, keys: keys)
+            return (index, try index.referencedBlobIDs(), try index.pendingBlobIDs())
+        }
+        if let listed {
+            let unknown = listed.filter { !referenced.contains($0) && !pending.contains($0) }
+            guard unknown.isEmpty else { throw unknownBlobs(unknown.count) }
+        }
+        let expired = try await store.expireQuarantine(
+            before: Date().addingTimeInterval(-Double(max(0, quarantineDays)) * 86_400))
         var quarantined = 0
-        let present = Set(onDisk)
-        for id in pending {
-            if !referenced.contains(id) && present.contains(id) {
-                guard let from = try? store.path(id) else { continue }
-                let to = quarantine.appendingPathComponent(id)
-                guard rename(from.path, to.path) == 0 else { throw ArchiveError(.io, "a blob cannot be quarantined") }
-                // The quarantine clock starts now, not when the blob was written.
-                utimes(to.path, nil)
-                syncDirectory(quarantine)
-                syncDirectory(from.deletingLastPathComponent())
-                quarantined += 1
+        let present = listed.map(Set.init)
+        for id in pending.sorted() {
+            if !referenced.contains(id) {
+                let exists: Bool
+                if let present { exists = present.contains(id) } else { exists = try await store.exists(id) }
+                if exists {
+                    try await store.quarantine(id)
+                    quarantined += 1
+                }
             }
             try index.removePendingBlob(id)
         }
         // The chain is also anchored in the index, so that a removed or cut log is detected.
-        let audit = try AuditLog(folder: dataDirectory.appendingPathComponent("audit"), keys: keys, anchor: index)
+        let audit = try await storage.runTyped { () throws(ArchiveError) in
+            try AuditLog(folder: dataDirectory.appendingPathComponent("audit"), keys: keys, anchor: index)
+        }
         let service = ArchiveService(
             blobs: store, index: index, audit: audit, keys: keys, duplicatePolicy: duplicatePolicy,
             temporaryDirectory: spool)
@@ -202,26 +212,18 @@ public final class ArchiveService: Sendable {
         return (service, report)
     }
 
+    /// Removes everything in a folder (leftovers of writes that never finished). Returns how many.
+    static func removeContents(of folder: URL) -> Int {
+        let names = (try? FileManager.default.contentsOfDirectory(atPath: folder.path)) ?? []
+        for name in names { try? FileManager.default.removeItem(at: folder.appendingPathComponent(name)) }
+        return names.count
+    }
+
     static func unknownBlobs(_ count: Int) -> ArchiveError {
         ArchiveError(
             .indexMismatch,
             "\(count) blob\(count == 1 ? " is" : "s are") not known to the index: index.sqlite is missing, replaced or "
                 + "older than the blobs. Restore it from backup; nothing was deleted or moved")
-    }
-
-    /// Removes quarantined blobs moved there more than `days` days ago. Returns how many.
-    static func expireQuarantine(_ folder: URL, days: Int) -> Int {
-        let limit = Date().addingTimeInterval(-Double(max(0, days)) * 86_400)
-        var removed = 0
-        for name in (try? FileManager.default.contentsOfDirectory(atPath: folder.path)) ?? [] {
-            let url = folder.appendingPathComponent(name)
-            guard let attributes = try? FileManager.default.attributesOfItem(atPath: url.path),
-                let modified = attributes[.modificationDate] as? Date, modified < limit
-            else { continue }
-            if unlink(url.path) == 0 { removed += 1 }
-        }
-        if removed > 0 { syncDirectory(folder) }
-        return removed
     }
 
     // MARK: store
@@ -249,10 +251,10 @@ public final class ArchiveService: Sendable {
 
     /// Stores one Part-10 instance held in memory: `prepare`, then `commit`. `expectedStudy` is the study of a
     /// `POST /studies/{study}`.
-    public func store(_ data: Data, expectedStudy: String? = nil) -> StoreOutcome {
+    public func store(_ data: Data, expectedStudy: String? = nil) async -> StoreOutcome {
         switch prepare(data, expectedStudy: expectedStudy) {
         case .finished(let outcome): outcome
-        case .ready(let prepared): commit(prepared)
+        case .ready(let prepared): await commit(prepared)
         }
     }
 
@@ -363,58 +365,69 @@ public final class ArchiveService: Sendable {
 
     /// Writes a prepared instance: a pending record, the blob (durable), then the index commit that references it
     /// (and ends the pending record). A failure after the blob is written removes it again.
-    public func commit(_ prepared: PreparedStore) -> StoreOutcome {
+    public func commit(_ prepared: PreparedStore) async -> StoreOutcome {
         let sopInstance = prepared.sopInstanceUID
         func fail(_ reason: UInt16, _ message: String) -> StoreOutcome {
             .failed(sopClassUID: prepared.sopClassUID, sopInstanceUID: sopInstance, reason: reason, message: message)
         }
         let reference: BlobReference
         do {
-            reference = try writeBlob(prepared.data, owner: sopInstance)
+            reference = try await writeBlob(prepared.data, owner: sopInstance)
         } catch {
             return fail(FailureReason.outOfResources, "the instance could not be written: \(error.message)")
         }
-        let entry = Self.indexEntry(prepared.file, blob: reference)
+        let (index, allowNewVersion) = (self.index, duplicatePolicy == .newVersion)
+        let entry: IndexEntry
         do {
-            switch try index.commit(entry, allowNewVersion: duplicatePolicy == .newVersion) {
+            entry = try await storage.runTyped { Self.indexEntry(prepared.file, blob: reference) }
+        } catch {
+            await discardBlob(reference.id)
+            return fail(FailureReason.processingFailure, "the index could not be updated: \(error.message)")
+        }
+        do {
+            let result = try await storage.runTyped { () throws(ArchiveError) in
+                try index.commit(entry, allowNewVersion: allowNewVersion)
+            }
+            switch result {
             case .committed, .newVersion:
                 return .stored(entry.instance, duplicate: false, warnings: prepared.warnings)
             case .identical:
-                discardBlob(reference.id)
+                await discardBlob(reference.id)
                 return .stored(
                     index.instance(sopInstance) ?? entry.instance, duplicate: true, warnings: prepared.warnings)
             case .conflict:
-                discardBlob(reference.id)
+                await discardBlob(reference.id)
                 return fail(
                     FailureReason.duplicateSOPInstance,
                     "an instance with this SOP Instance UID (or its series) is stored already with different content")
             case .identityConflict:
-                discardBlob(reference.id)
+                await discardBlob(reference.id)
                 return fail(FailureReason.cannotUnderstand, Self.patientConflict)
             }
         } catch {
-            discardBlob(reference.id)
+            await discardBlob(reference.id)
             return fail(FailureReason.processingFailure, "the index could not be updated: \(error.message)")
         }
     }
 
     /// Records the write as pending, then writes the blob; a failed write leaves no pending record.
-    private func writeBlob(_ data: Data, owner: String) throws(ArchiveError) -> BlobReference {
-        let id = blobs.newBlobID()
-        try index.addPendingBlob(id, owner: owner)
+    private func writeBlob(_ data: Data, owner: String) async throws(ArchiveError) -> BlobReference {
+        let (id, index) = (blobs.newBlobID(), self.index)
+        try await storage.runTyped { () throws(ArchiveError) in try index.addPendingBlob(id, owner: owner) }
         do {
-            return try blobs.put(data, owner: owner, id: id)
+            return try await blobs.put(data, owner: owner, id: id)
         } catch {
-            try? index.removePendingBlob(id)
+            _ = try? await storage.runTyped { () throws(ArchiveError) in try index.removePendingBlob(id) }
             throw error
         }
     }
 
     /// Deletes a blob no row references; its pending record goes only once the blob is gone (otherwise the next
     /// start-up quarantines it).
-    private func discardBlob(_ id: String) {
-        guard (try? blobs.delete(id)) != nil else { return }
-        try? index.removePendingBlob(id)
+    private func discardBlob(_ id: String) async {
+        guard (try? await blobs.delete(id)) != nil else { return }
+        let index = self.index
+        _ = try? await storage.runTyped { () throws(ArchiveError) in try index.removePendingBlob(id) }
     }
 
     /// Splits a dataset into the attributes each level keeps (no bulk values), bounded by `IndexBounds`.
@@ -461,33 +474,38 @@ public final class ArchiveService: Sendable {
     /// Keeps an uploaded file byte for byte (encrypted like every blob, bound to the instance) beside the instance
     /// made from it.
     public func keepOriginal(_ data: Data, mediaType: String, fileName: String?, for sopInstanceUID: String)
-        throws(ArchiveError)
+        async throws(ArchiveError)
     {
-        let reference = try writeBlob(data, owner: sopInstanceUID)
+        let reference = try await writeBlob(data, owner: sopInstanceUID)
+        let index = self.index
         do {
-            try index.addOriginal(
-                OriginalFile(blob: reference, mediaType: mediaType, fileName: fileName), to: sopInstanceUID)
+            try await storage.runTyped { () throws(ArchiveError) in
+                try index.addOriginal(
+                    OriginalFile(blob: reference, mediaType: mediaType, fileName: fileName), to: sopInstanceUID)
+            }
         } catch {
-            discardBlob(reference.id)
+            await discardBlob(reference.id)
             throw error
         }
     }
 
     /// An original kept for the instance `sopInstanceUID`, verified like every blob.
-    public func readOriginal(_ original: OriginalFile, of sopInstanceUID: String) throws(ArchiveError) -> Data {
-        try verifiedRead(original.blob, owner: sopInstanceUID, what: "stored original")
+    public func readOriginal(_ original: OriginalFile, of sopInstanceUID: String) async throws(ArchiveError) -> Data {
+        try await verifiedRead(original.blob, owner: sopInstanceUID, what: "stored original")
     }
 
     // MARK: read
 
     /// The stored Part-10 bytes, decrypted and verified (chunk tags, the SHA-256 of the whole, and the size and
     /// SHA-256 the index holds).
-    public func read(_ record: InstanceRecord) throws(ArchiveError) -> Data {
-        try verifiedRead(record.blob, owner: record.sopInstanceUID, what: "stored instance")
+    public func read(_ record: InstanceRecord) async throws(ArchiveError) -> Data {
+        try await verifiedRead(record.blob, owner: record.sopInstanceUID, what: "stored instance")
     }
 
-    private func verifiedRead(_ reference: BlobReference, owner: String, what: String) throws(ArchiveError) -> Data {
-        let (data, sha256) = try blobs.getVerified(reference.id, owner: owner)
+    private func verifiedRead(_ reference: BlobReference, owner: String, what: String) async throws(ArchiveError)
+        -> Data
+    {
+        let (data, sha256) = try await blobs.getVerified(reference.id, owner: owner)
         guard data.count == reference.size else {
             throw ArchiveError(.integrity, "\(what) length differs from the index")
         }

@@ -128,11 +128,7 @@ public struct IngestService: Sendable {
                 sopClassUID: prepared.sopClassUID, sopInstanceUID: prepared.sopInstanceUID,
                 reason: FailureReason.outOfResources, message: "not stored: the audit log cannot be written")
         case .ready(let prepared):
-            let archive = self.archive
-            return (try? await pool.run(alwaysQueue: true) { archive.commit(prepared) })
-                ?? .failed(
-                    sopClassUID: prepared.sopClassUID, sopInstanceUID: prepared.sopInstanceUID,
-                    reason: FailureReason.processingFailure, message: "the instance could not be stored")
+            return await archive.commit(prepared)
         }
     }
 
@@ -256,30 +252,33 @@ public struct IngestService: Sendable {
             throw ArchiveError(.audit, "the audit log cannot be written; nothing was stored")
         }
         intentRecorded()
-        let archive = self.archive
-        let stored: [InstanceRecord] = try await run(alwaysQueue: true) { () throws(ArchiveError) in
-            var stored: [InstanceRecord] = []
-            for bytes in encoded {
-                switch archive.store(bytes) {
-                case .stored(let record, _, _):
-                    stored.append(record)
-                case .failed(_, _, _, let message):
-                    throw ArchiveError(.io, "the converted instance could not be stored: \(message)")
-                }
+        var stored: [InstanceRecord] = []
+        for bytes in encoded {
+            let archive = self.archive
+            let prepared = try await run(alwaysQueue: true) { archive.prepare(bytes) }
+            let outcome: StoreOutcome
+            switch prepared {
+            case .finished(let finished): outcome = finished
+            case .ready(let ready): outcome = await archive.commit(ready)
             }
-            // The uploaded files themselves, byte for byte: each photo beside its instance, every file of a scan
-            // beside the mesh instance.
-            for (number, file) in files.enumerated() {
-                let owner = kind == .photos ? stored[number] : stored[0]
-                do throws(ArchiveError) {
-                    try archive.keepOriginal(
-                        file.data, mediaType: file.mediaType ?? "application/octet-stream",
-                        fileName: file.name.isEmpty ? nil : file.name, for: owner.sopInstanceUID)
-                } catch {
-                    throw ArchiveError(.io, "the original file could not be kept: \(error.message)")
-                }
+            switch outcome {
+            case .stored(let record, _, _):
+                stored.append(record)
+            case .failed(_, _, _, let message):
+                throw ArchiveError(.io, "the converted instance could not be stored: \(message)")
             }
-            return stored
+        }
+        // The uploaded files themselves, byte for byte: each photo beside its instance, every file of a scan
+        // beside the mesh instance.
+        for (number, file) in files.enumerated() {
+            let owner = kind == .photos ? stored[number] : stored[0]
+            do throws(ArchiveError) {
+                try await archive.keepOriginal(
+                    file.data, mediaType: file.mediaType ?? "application/octet-stream",
+                    fileName: file.name.isEmpty ? nil : file.name, for: owner.sopInstanceUID)
+            } catch {
+                throw ArchiveError(.io, "the original file could not be kept: \(error.message)")
+            }
         }
         return UploadResult(
             studyInstanceUID: context.studyInstanceUID, stored: stored, notes: prepared.flatMap(\.notes))

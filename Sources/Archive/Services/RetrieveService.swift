@@ -76,10 +76,10 @@ public struct RetrieveService: Sendable {
     public func instanceBytes(_ record: InstanceRecord, wanted: String?, admitted: Bool = false) async throws
         -> (data: Data, transferSyntax: String)
     {
-        let archive = self.archive
-        return try await pool.run(alwaysQueue: admitted) {
+        if !admitted { try pool.admit() }
+        let data = try await archive.read(record)
+        return try await pool.run(alwaysQueue: true) {
             let stored = record.transferSyntaxUID
-            let data = try archive.read(record)
             let target = wanted ?? UID.explicitVRLittleEndian
             if wanted == "*" || target == stored { return (data, stored) }
             // Lossy-compressed pixel data is sent as stored unless asked otherwise (PS3.18 8.7.3.4); a native
@@ -118,8 +118,8 @@ public struct RetrieveService: Sendable {
 
     /// One kept original, byte for byte, verified like every blob.
     public func read(_ original: OriginalFile, of sopInstanceUID: String) async throws -> Data {
-        let archive = self.archive
-        return try await pool.run { try archive.readOriginal(original, of: sopInstanceUID) }
+        try pool.admit()
+        return try await archive.readOriginal(original, of: sopInstanceUID)
     }
 
     // MARK: metadata
@@ -145,9 +145,9 @@ public struct RetrieveService: Sendable {
     /// One top-level bulk value of an instance, and its own media type (an Encapsulated Document's, without its
     /// pad byte; otherwise application/octet-stream).
     public func bulkValue(_ record: InstanceRecord, tag: Tag) async throws -> (data: Data, mediaType: String) {
-        let archive = self.archive
-        var data: Data = try await pool.run {
-            let object = try archive.read(record)
+        try pool.admit()
+        let object = try await archive.read(record)
+        var data: Data = try await pool.run(alwaysQueue: true) {
             do throws(DICOMCodecError) {
                 return try Rendering.value(tag, of: object)
             } catch {
@@ -187,10 +187,11 @@ public struct RetrieveService: Sendable {
         -> (transferSyntax: String, frames: [Data])
     {
         if let numbers { try Self.checkDeclaredFrames(numbers, of: record) }
-        let archive = self.archive
         let decompress = native && record.transferSyntaxUID != UID.explicitVRLittleEndian
-        return try await pool.run {
-            var data = try archive.read(record)
+        try pool.admit()
+        let object = try await archive.read(record)
+        return try await pool.run(alwaysQueue: true) {
+            var data = object
             var syntax = record.transferSyntaxUID
             if decompress {
                 do {
@@ -247,11 +248,11 @@ public struct RetrieveService: Sendable {
         _ record: InstanceRecord, frames: [Int], format: ImageFormat, quality: Int, viewport: Viewport?,
         admitted: Bool = false
     ) async throws -> [Data] {
-        let archive = self.archive
         let clamped = Self.clamped(
             viewport, rows: record.attributes.int(.rows), columns: record.attributes.int(.columns))
-        return try await pool.run(alwaysQueue: admitted) {
-            let data = try archive.read(record)
+        if !admitted { try pool.admit() }
+        let data = try await archive.read(record)
+        return try await pool.run(alwaysQueue: true) {
             do throws(DICOMCodecError) {
                 return try frames.map { frame throws(DICOMCodecError) in
                     try Rendering.render(

@@ -24,6 +24,11 @@ public final class BlockingPool: @unchecked Sendable {
         }
     }
 
+    /// The process's pool for storage work (file writes and fsyncs, encryption of blobs): apart from the request
+    /// pools, never refusing (a request was admitted before it reached storage), so that no cooperative thread
+    /// ever blocks on a disk.
+    public static let storage = BlockingPool(threads: 4, queueLimit: Int.max)
+
     /// Jobs waiting for a thread (for metrics and tests).
     public var waiting: Int {
         condition.lock()
@@ -73,6 +78,20 @@ public final class BlockingPool: @unchecked Sendable {
             }
             condition.unlock()
             job()
+        }
+    }
+
+    /// Runs typed-throwing work on the pool, always queued, keeping its error type.
+    public func runTyped<T: Sendable>(_ body: @escaping @Sendable () throws(ArchiveError) -> T)
+        async
+        throws(ArchiveError) -> T
+    {
+        do {
+            return try await run(alwaysQueue: true, body)
+        } catch let error as ArchiveError {
+            throw error
+        } catch {
+            throw ArchiveError(.io, "storage work could not be run")
         }
     }
 }

@@ -111,6 +111,13 @@ struct AuditMiddleware: RouterMiddleware {
         case let failure as ArchiveError:
             switch failure.code {
             case .busy: return busy()
+            case .unavailable:
+                logger?.error("storage unavailable", metadata: ["reason": "\(failure.message)"])
+                var headers = HTTPFields()
+                headers[.retryAfter] = "5"
+                return Responses.failure(
+                    HTTPFailure(.serviceUnavailable, "the archive's storage does not answer; try again shortly"),
+                    extra: headers)
             case .notFound: return Responses.failure(HTTPFailure(.notFound, failure.message))
             case .notAcceptable:
                 return Responses.failure(HTTPFailure(.notAcceptable, failure.message), extra: RequestParts.varyAccept)

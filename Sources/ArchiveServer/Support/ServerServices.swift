@@ -59,11 +59,11 @@ final class TenantArchives: @unchecked Sendable {
     var tenantsDirectory: URL { dataDirectory.appendingPathComponent("tenants") }
 
     /// Opens every tenant folder present (at start); the first that cannot be opened stops the start.
-    func openExisting() throws {
+    func openExisting() async throws {
         let names = (try? FileManager.default.contentsOfDirectory(atPath: tenantsDirectory.path)) ?? []
         for name in names.sorted() where Account.isValidTenant(name) {
             do {
-                _ = try openNow(name)
+                _ = try await openNow(name)
             } catch {
                 throw SettingsError(message: "the archive of tenant \(name) cannot be opened: \(error.message)")
             }
@@ -73,7 +73,7 @@ final class TenantArchives: @unchecked Sendable {
     /// The archives opened so far (for counts).
     var opened: [TenantArchive] { lock.withLock { [primary] + others.values.sorted { $0.tenant < $1.tenant } } }
 
-    /// The archive of `tenant`, opened (and created) on first use: one open on the blocking pool, which every request
+    /// The archive of `tenant`, opened (and created) on first use: one open, which every request
     /// of that clinic arriving meanwhile awaits (none of them holds a thread). A folder that cannot be opened is
     /// not tried again for 10 seconds (503 meanwhile).
     func archive(_ tenant: String) async throws -> TenantArchive {
@@ -83,16 +83,15 @@ final class TenantArchives: @unchecked Sendable {
                 throw ArchiveError(.io, "this clinic's archive could not be opened a moment ago")
             }
             if let running = opening[tenant] { return running }
-            let pool = self.pool
-            let task = Task { try await pool.run(alwaysQueue: true) { try self.openNow(tenant) } }
+            let task = Task { try await self.openNow(tenant) }
             opening[tenant] = task
             return task
         }
         return try await task.value
     }
 
-    /// Opens a clinic's folder now, blocking (at start, or on the pool).
-    private func openNow(_ tenant: String) throws(ArchiveError) -> TenantArchive {
+    /// Opens a clinic's folder now (at start, or once for the requests awaiting it).
+    private func openNow(_ tenant: String) async throws(ArchiveError) -> TenantArchive {
         if let open = cached(tenant) {
             lock.withLock { opening[tenant] = nil }
             return open
@@ -103,8 +102,10 @@ final class TenantArchives: @unchecked Sendable {
         }
         let folder = tenantsDirectory.appendingPathComponent(tenant)
         do {
-            let (service, report) = try ArchiveService.openEmbedded(
-                dataDirectory: folder, duplicatePolicy: settings.duplicatePolicy,
+            let (service, report) = try await ArchiveService.openEmbedded(
+                dataDirectory: folder,
+                objects: try settings.objectStore(tenant: tenant, primary: false, dataDirectory: folder),
+                duplicatePolicy: settings.duplicatePolicy,
                 quarantineDays: settings.quarantineDays, keyDirectory: dataDirectory.appendingPathComponent("keys"),
                 tenant: tenant, environment: environment)
             logger.info(
