@@ -28,8 +28,13 @@ JSON
         >"$dir/weed.log" 2>&1 &
     echo $! >"$dir/weed.pid"
     for _ in $(seq 1 120); do
+        if ! kill -0 "$(cat "$dir/weed.pid")" 2>/dev/null; then
+            echo "seaweedfs exited; its log:" >&2
+            tail -20 "$dir/weed.log" >&2
+            exit 1
+        fi
         # Up once a signed listing of the bucket succeeds (the bucket is made a moment after the port opens).
-        if curl -s -o /dev/null -w '%{http_code}' --aws-sigv4 "aws:amz:us-east-1:s3" \
+        if curl -s --max-time 2 -o /dev/null -w '%{http_code}' --aws-sigv4 "aws:amz:us-east-1:s3" \
             --user facet-test-key:facet-test-secret "http://127.0.0.1:$port/facet-test?list-type=2&max-keys=1" \
             2>/dev/null | grep -q '^200$'; then
             echo "export FACET_TEST_S3_ENDPOINT=http://127.0.0.1:$port FACET_TEST_S3_BUCKET=facet-test"

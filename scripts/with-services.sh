@@ -10,6 +10,7 @@ cleanup() {
     rm -rf "$folder"
 }
 trap cleanup EXIT
-eval "$(bash scripts/seaweedfs.sh start "$folder/seaweedfs")"
+settings=$(bash scripts/seaweedfs.sh start "$folder/seaweedfs")
+eval "$settings"
 export FACET_REQUIRE_S3=1
 "$@"

@@ -330,6 +330,19 @@ enum S3TestStore {
         #expect(noCredentials?.message.contains("AWS_ACCESS_KEY_ID") == true)
     }
 
+    @Test func keysAreEncodedSegmentBySegment() throws {
+        let location = try S3Location.parse(
+            "s3://bucket/clinic", endpoint: "http://127.0.0.1:8333", region: nil, environment: credentials)
+        let store = try S3ObjectStore(location: location, scratchFolder: try temporaryFolder())
+        #expect(
+            store.url("clinic/quarantine/a b€%+").absoluteString
+                == "http://127.0.0.1:8333/bucket/clinic/quarantine/a%20b%E2%82%AC%25%2B")
+        #expect(store.url(nil, query: "list-type=2").absoluteString == "http://127.0.0.1:8333/bucket/?list-type=2")
+        let id = "0123456789abcdef0123456789abcdef"
+        #expect(try store.objectKey(id) == "clinic/blobs/\(id)")
+        #expect(try store.objectKey(id, under: "quarantine") == "clinic/quarantine/\(id)")
+    }
+
     @Test func anUnreachableStoreIsUnavailableAfterItsRetries() async throws {
         let location = try S3Location.parse(
             "s3://bucket/x", endpoint: "http://127.0.0.1:9", region: nil, environment: credentials)

@@ -124,3 +124,77 @@ import Testing
         #expect(report.quarantinedBlobs == 0)
     }
 }
+
+/// An object store whose writes land but whose answers are lost (a timeout after the bytes arrived): what an S3
+/// store can do, over the data folder's files.
+struct LostAnswerObjectStore: ObjectStore {
+    let files: FileObjectStore
+    var scratchFolder: URL { files.scratchFolder }
+    func put(_ key: String, data: Data) async throws(ArchiveError) {
+        try await files.put(key, data: data)
+        throw ArchiveError(.unavailable, "the object store cannot be reached")
+    }
+    func put(_ key: String, file: URL) async throws(ArchiveError) {
+        try await files.put(key, file: file)
+        throw ArchiveError(.unavailable, "the object store cannot be reached")
+    }
+    func get(_ key: String, range: Range<Int>) async throws(ArchiveError) -> Data {
+        try await files.get(key, range: range)
+    }
+    func delete(_ key: String) async throws(ArchiveError) { try await files.delete(key) }
+    func exists(_ key: String) async throws(ArchiveError) -> Bool { try await files.exists(key) }
+    func quarantine(_ key: String) async throws(ArchiveError) { try await files.quarantine(key) }
+    func expireQuarantine(before date: Date) async throws(ArchiveError) -> Int {
+        try await files.expireQuarantine(before: date)
+    }
+    /// Never listed, like a bucket.
+    func allKeys() async throws(ArchiveError) -> [String]? { nil }
+}
+
+@Suite struct UnknownOutcomeTests {
+    @Test func aWriteWhoseAnswerWasLostIsQuarantinedAtTheNextStart() async throws {
+        let folder = try temporaryFolder()
+        do {
+            let (service, _) = try await ArchiveService.openEmbedded(
+                dataDirectory: folder, objects: LostAnswerObjectStore(files: try FileObjectStore(root: folder)),
+                environment: [:])
+            let outcome = await service.store(try Sample.instance())
+            guard case .failed(_, _, let reason, _) = outcome else {
+                Issue.record("a store whose blob write was not confirmed must fail")
+                return
+            }
+            #expect(reason == FailureReason.outOfResources)
+            // Nothing acknowledged, but the pending record stays: the object may exist.
+            #expect(try service.index.pendingBlobIDs().count == 1)
+            #expect(service.index.catalog().instances.isEmpty)
+        }
+        let (service, report) = try await ArchiveService.openEmbedded(
+            dataDirectory: folder, objects: LostAnswerObjectStore(files: try FileObjectStore(root: folder)),
+            environment: [:])
+        #expect(report.quarantinedBlobs == 1)
+        #expect(try service.index.pendingBlobIDs().isEmpty)
+        let quarantined = try FileManager.default.contentsOfDirectory(
+            atPath: folder.appendingPathComponent("quarantine").path)
+        #expect(quarantined.count == 1)
+    }
+}
+
+@Suite struct SlotsTests {
+    @Test func slotsBoundHoldersAndRefuseBeyondTheQueue() async throws {
+        let pool = BlockingPool(threads: 1, queueLimit: 1)
+        let slots = pool.objects
+        try await slots.acquire(admitted: false)
+        let second = Task { try await slots.acquire(admitted: false) }
+        // The second waits (the queue holds one); a third, not admitted, is refused at once.
+        while slots.waiters < 1 { try await Task.sleep(nanoseconds: 1_000_000) }
+        await #expect(throws: BlockingPool.Busy.self) { try await slots.acquire(admitted: false) }
+        // An admitted caller waits however long the queue.
+        let admitted = Task { try await slots.acquire(admitted: true) }
+        slots.release()
+        try await second.value
+        slots.release()
+        try await admitted.value
+        slots.release()
+        try await slots.acquire(admitted: false)
+    }
+}

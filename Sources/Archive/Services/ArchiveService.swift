@@ -189,10 +189,17 @@ public final class ArchiveService: Sendable {
         let present = listed.map(Set.init)
         for id in pending.sorted() {
             if !referenced.contains(id) {
+                // A store that cannot tell (unreachable, or a policy without listing rights) keeps the record for
+                // the next start rather than stopping this one.
                 let exists: Bool
-                if let present { exists = present.contains(id) } else { exists = try await store.exists(id) }
+                if let present {
+                    exists = present.contains(id)
+                } else {
+                    guard let found = try? await store.exists(id) else { continue }
+                    exists = found
+                }
                 if exists {
-                    try await store.quarantine(id)
+                    guard (try? await store.quarantine(id)) != nil else { continue }
                     quarantined += 1
                 }
             }
@@ -417,7 +424,11 @@ public final class ArchiveService: Sendable {
         do {
             return try await blobs.put(data, owner: owner, id: id)
         } catch {
-            _ = try? await storage.runTyped { () throws(ArchiveError) in try index.removePendingBlob(id) }
+            // A store that did not answer may have kept the object: the pending record stays, so that the next
+            // start-up finds and quarantines it (a bucket is never listed).
+            if error.code != .unavailable {
+                _ = try? await storage.runTyped { () throws(ArchiveError) in try index.removePendingBlob(id) }
+            }
             throw error
         }
     }

@@ -76,30 +76,32 @@ public struct RetrieveService: Sendable {
     public func instanceBytes(_ record: InstanceRecord, wanted: String?, admitted: Bool = false) async throws
         -> (data: Data, transferSyntax: String)
     {
-        if !admitted { try pool.admit() }
-        let data = try await archive.read(record)
-        return try await pool.run(alwaysQueue: true) {
-            let stored = record.transferSyntaxUID
-            let target = wanted ?? UID.explicitVRLittleEndian
-            if wanted == "*" || target == stored { return (data, stored) }
-            // Lossy-compressed pixel data is sent as stored unless asked otherwise (PS3.18 8.7.3.4); a native
-            // syntax other than Explicit VR Little Endian never goes on the web.
-            if wanted == nil && !Self.nativeTransferSyntaxes.contains(stored)
-                && (Self.lossyTransferSyntaxes.contains(stored)
-                    || record.attributes.string(.lossyImageCompression) == "01")
-            {
-                return (data, stored)
-            }
-            guard target == UID.explicitVRLittleEndian else {
-                throw ArchiveError(
-                    .notAcceptable, "Facet converts to Explicit VR Little Endian only (or send transfer-syntax=*)")
-            }
-            do {
-                return (try Rendering.transcode(data, to: target), target)
-            } catch {
-                throw ArchiveError(
-                    .notAcceptable,
-                    "an instance cannot be converted to Explicit VR Little Endian; ask with transfer-syntax=*")
+        let (archive, pool) = (self.archive, self.pool)
+        return try await pool.objects.holding(admitted: admitted) {
+            let data = try await archive.read(record)
+            return try await pool.run(alwaysQueue: true) {
+                let stored = record.transferSyntaxUID
+                let target = wanted ?? UID.explicitVRLittleEndian
+                if wanted == "*" || target == stored { return (data, stored) }
+                // Lossy-compressed pixel data is sent as stored unless asked otherwise (PS3.18 8.7.3.4); a native
+                // syntax other than Explicit VR Little Endian never goes on the web.
+                if wanted == nil && !Self.nativeTransferSyntaxes.contains(stored)
+                    && (Self.lossyTransferSyntaxes.contains(stored)
+                        || record.attributes.string(.lossyImageCompression) == "01")
+                {
+                    return (data, stored)
+                }
+                guard target == UID.explicitVRLittleEndian else {
+                    throw ArchiveError(
+                        .notAcceptable, "Facet converts to Explicit VR Little Endian only (or send transfer-syntax=*)")
+                }
+                do {
+                    return (try Rendering.transcode(data, to: target), target)
+                } catch {
+                    throw ArchiveError(
+                        .notAcceptable,
+                        "an instance cannot be converted to Explicit VR Little Endian; ask with transfer-syntax=*")
+                }
             }
         }
     }
@@ -118,8 +120,10 @@ public struct RetrieveService: Sendable {
 
     /// One kept original, byte for byte, verified like every blob.
     public func read(_ original: OriginalFile, of sopInstanceUID: String) async throws -> Data {
-        try pool.admit()
-        return try await archive.readOriginal(original, of: sopInstanceUID)
+        let archive = self.archive
+        return try await pool.objects.holding(admitted: false) {
+            try await archive.readOriginal(original, of: sopInstanceUID)
+        }
     }
 
     // MARK: metadata
@@ -145,13 +149,15 @@ public struct RetrieveService: Sendable {
     /// One top-level bulk value of an instance, and its own media type (an Encapsulated Document's, without its
     /// pad byte; otherwise application/octet-stream).
     public func bulkValue(_ record: InstanceRecord, tag: Tag) async throws -> (data: Data, mediaType: String) {
-        try pool.admit()
-        let object = try await archive.read(record)
-        var data: Data = try await pool.run(alwaysQueue: true) {
-            do throws(DICOMCodecError) {
-                return try Rendering.value(tag, of: object)
-            } catch {
-                throw ArchiveError(.notFound, "no such bulk data: \(error.message)")
+        let (archive, pool) = (self.archive, self.pool)
+        var data: Data = try await pool.objects.holding(admitted: false) {
+            let object = try await archive.read(record)
+            return try await pool.run(alwaysQueue: true) {
+                do throws(DICOMCodecError) {
+                    return try Rendering.value(tag, of: object)
+                } catch {
+                    throw ArchiveError(.notFound, "no such bulk data: \(error.message)")
+                }
             }
         }
         var mediaType = "application/octet-stream"
@@ -188,29 +194,31 @@ public struct RetrieveService: Sendable {
     {
         if let numbers { try Self.checkDeclaredFrames(numbers, of: record) }
         let decompress = native && record.transferSyntaxUID != UID.explicitVRLittleEndian
-        try pool.admit()
-        let object = try await archive.read(record)
-        return try await pool.run(alwaysQueue: true) {
-            var data = object
-            var syntax = record.transferSyntaxUID
-            if decompress {
-                do {
-                    data = try Rendering.transcode(data, to: UID.explicitVRLittleEndian)
-                    syntax = UID.explicitVRLittleEndian
+        let (archive, pool) = (self.archive, self.pool)
+        return try await pool.objects.holding(admitted: false) {
+            var data = try await archive.read(record)
+            return try await pool.run(alwaysQueue: true) { [data] in
+                var data = data
+                var syntax = record.transferSyntaxUID
+                if decompress {
+                    do {
+                        data = try Rendering.transcode(data, to: UID.explicitVRLittleEndian)
+                        syntax = UID.explicitVRLittleEndian
+                    } catch {
+                        throw ArchiveError(
+                            .notAcceptable, "the frames cannot be decompressed; ask with transfer-syntax=*")
+                    }
+                }
+                do throws(DICOMCodecError) {
+                    guard let numbers else {
+                        // Every frame: together no larger than the (decompressed) object already in memory.
+                        let count = try Rendering.numberOfFrames(of: data)
+                        return (syntax, try Rendering.frames(Array(1...max(1, count)), of: data))
+                    }
+                    return (syntax, try Rendering.frames(numbers, of: data))
                 } catch {
-                    throw ArchiveError(
-                        .notAcceptable, "the frames cannot be decompressed; ask with transfer-syntax=*")
+                    throw ArchiveError(.notFound, "frames: \(error.message)")
                 }
-            }
-            do throws(DICOMCodecError) {
-                guard let numbers else {
-                    // Every frame: together no larger than the (decompressed) object already in memory.
-                    let count = try Rendering.numberOfFrames(of: data)
-                    return (syntax, try Rendering.frames(Array(1...max(1, count)), of: data))
-                }
-                return (syntax, try Rendering.frames(numbers, of: data))
-            } catch {
-                throw ArchiveError(.notFound, "frames: \(error.message)")
             }
         }
     }
@@ -250,20 +258,22 @@ public struct RetrieveService: Sendable {
     ) async throws -> [Data] {
         let clamped = Self.clamped(
             viewport, rows: record.attributes.int(.rows), columns: record.attributes.int(.columns))
-        if !admitted { try pool.admit() }
-        let data = try await archive.read(record)
-        return try await pool.run(alwaysQueue: true) {
-            do throws(DICOMCodecError) {
-                return try frames.map { frame throws(DICOMCodecError) in
-                    try Rendering.render(
-                        data, frame: frame, format: format, quality: quality, viewport: clamped)
-                }
-            } catch {
-                switch error.code {
-                case .noSuchFrame: throw ArchiveError(.notFound, error.message)
-                case .unsupported: throw ArchiveError(.notAcceptable, error.message)
-                case .limitExceeded: throw ArchiveError(.notAcceptable, "cannot be rendered: \(error.message)")
-                default: throw ArchiveError(.invalidRequest, error.message)
+        let (archive, pool) = (self.archive, self.pool)
+        return try await pool.objects.holding(admitted: admitted) {
+            let data = try await archive.read(record)
+            return try await pool.run(alwaysQueue: true) {
+                do throws(DICOMCodecError) {
+                    return try frames.map { frame throws(DICOMCodecError) in
+                        try Rendering.render(
+                            data, frame: frame, format: format, quality: quality, viewport: clamped)
+                    }
+                } catch {
+                    switch error.code {
+                    case .noSuchFrame: throw ArchiveError(.notFound, error.message)
+                    case .unsupported: throw ArchiveError(.notAcceptable, error.message)
+                    case .limitExceeded: throw ArchiveError(.notAcceptable, "cannot be rendered: \(error.message)")
+                    default: throw ArchiveError(.invalidRequest, error.message)
+                    }
                 }
             }
         }

@@ -283,8 +283,10 @@ public struct EncryptedBlobStore: BlobStore {
             if end <= prefix.count {
                 bytes = prefix.subdata(in: start..<end)
             } else {
-                bytes = try await store.objects.get(header.binding.id, range: start..<end)
-                prefix = Data()  // past the first fetch: not needed again
+                // Only what the first fetch did not bring is fetched; past it, the first fetch is not needed again.
+                let held = start < prefix.count ? prefix.subdata(in: start..<prefix.count) : Data()
+                bytes = held + (try await store.objects.get(header.binding.id, range: (start + held.count)..<end))
+                prefix = Data()
             }
             guard bytes.count == end - start else {
                 throw ArchiveError(.integrity, "blob is truncated and is not served")

@@ -14,8 +14,12 @@ public final class BlockingPool: @unchecked Sendable {
     private var head = 0
     private let queueLimit: Int
 
+    /// How many objects retrievals may hold in memory at once (one per thread), with the pool's admission.
+    public let objects: Slots
+
     public init(threads: Int, queueLimit: Int) {
         self.queueLimit = queueLimit
+        objects = Slots(count: max(1, threads), queueLimit: queueLimit)
         for number in 0..<max(1, threads) {
             // The pool lives as long as the server; its threads hold it.
             let thread = Thread { self.work() }
@@ -93,5 +97,71 @@ public final class BlockingPool: @unchecked Sendable {
         } catch {
             throw ArchiveError(.io, "storage work could not be run")
         }
+    }
+}
+
+/// A counting semaphore for async work that holds something large (an object read for a retrieval): at most
+/// `count` holders at once, waiters served in order; a caller that is not admitted yet is refused (`Busy`) rather
+/// than queued behind `queueLimit` others.
+public final class Slots: @unchecked Sendable {
+    private let lock = NSLock()
+    private var free: Int
+    private var waiting: [CheckedContinuation<Void, Never>] = []
+    private let queueLimit: Int
+
+    init(count: Int, queueLimit: Int) {
+        free = count
+        self.queueLimit = queueLimit
+    }
+
+    /// Takes a slot, waiting for one if none is free. `admitted`: a later part of an answer under way, which waits
+    /// however long the queue.
+    public func acquire(admitted: Bool) async throws {
+        if try take(admitted: admitted) { return }
+        await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
+            // A slot freed meanwhile is taken at once; otherwise the waiter is recorded for `release`.
+            let now: Bool = lock.withLock {
+                if free > 0 {
+                    free -= 1
+                    return true
+                }
+                waiting.append(continuation)
+                return false
+            }
+            if now { continuation.resume() }
+        }
+    }
+
+    private func take(admitted: Bool) throws -> Bool {
+        try lock.withLock {
+            if free > 0 {
+                free -= 1
+                return true
+            }
+            guard admitted || waiting.count < queueLimit else { throw BlockingPool.Busy() }
+            return false
+        }
+    }
+
+    /// Callers waiting for a slot (for metrics and tests).
+    public var waiters: Int { lock.withLock { waiting.count } }
+
+    /// Gives a slot back (to the longest waiter, if any).
+    public func release() {
+        let next: CheckedContinuation<Void, Never>? = lock.withLock {
+            if waiting.isEmpty {
+                free += 1
+                return nil
+            }
+            return waiting.removeFirst()
+        }
+        next?.resume()
+    }
+
+    /// Runs `body` holding a slot.
+    public func holding<T: Sendable>(admitted: Bool, _ body: () async throws -> T) async throws -> T {
+        try await acquire(admitted: admitted)
+        defer { release() }
+        return try await body()
     }
 }

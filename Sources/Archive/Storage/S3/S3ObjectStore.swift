@@ -99,7 +99,8 @@ public struct S3ObjectStore: ObjectStore {
         func begin(seconds: TimeInterval) { lock.withLock { until = Date().addingTimeInterval(seconds) } }
         func end() { lock.withLock { until = .distantPast } }
     }
-    /// The deadline of a request without a body to move; one with a body gets a second more per 2 MB of it.
+    /// The deadline of a request without a body to move; one with a body gets a second more per 256 KiB of it (an
+    /// uplink of 2 Mbit/s still gets its parts through).
     let timeout: TimeAmount
 
     public init(
@@ -139,7 +140,12 @@ public struct S3ObjectStore: ObjectStore {
             components.host = host
             path = "/\(location.bucket)"
         }
-        path += "/" + (objectKey ?? "")
+        // Keys are encoded segment by segment: a key read back from a listing may hold any character.
+        let segment = CharacterSet(charactersIn: "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_.~")
+        let key = (objectKey ?? "").split(separator: "/", omittingEmptySubsequences: false).map {
+            $0.addingPercentEncoding(withAllowedCharacters: segment) ?? ""
+        }.joined(separator: "/")
+        path += "/" + key
         components.percentEncodedPath = path
         if let query { components.percentEncodedQuery = query }
         return components.url ?? location.endpoint
@@ -163,10 +169,13 @@ public struct S3ObjectStore: ObjectStore {
     /// SHA-256. Answers of other statuses are returned for the caller to judge.
     func send(
         _ method: HTTPMethod, _ url: URL, body: Data = Data(), headers extra: [(String, String)] = [],
-        maximumBody: Int = 1 << 20
+        maximumBody: Int = 1 << 20, extraSeconds: Int64 = 0
     ) async throws(ArchiveError) -> Answer {
         guard !outage.active else { throw ArchiveError(.unavailable, "the object store cannot be reached") }
-        let payloadHash = SigV4Signer.payloadHash(body)
+        // Hashing a large body is work for the storage pool, not a cooperative thread.
+        let payloadHash =
+            body.count > 1 << 16
+            ? try await BlockingPool.storage.runTyped { SigV4Signer.payloadHash(body) } : SigV4Signer.payloadHash(body)
         var failure = "no answer"
         var unreachable = false
         for attempt in 0..<attempts {
@@ -188,7 +197,8 @@ public struct S3ObjectStore: ObjectStore {
             // A store that refuses connections is retried by the client until the deadline: keep it short.
             let moved = max(body.count, maximumBody > 1 << 20 ? maximumBody : 0)
             do {
-                let response = try await client.execute(request, timeout: timeout + .seconds(Int64(moved >> 21)))
+                let response = try await client.execute(
+                    request, timeout: timeout + .seconds(Int64(moved >> 18) + extraSeconds))
                 let collected = try await response.body.collect(upTo: maximumBody)
                 let answer = Answer(
                     status: response.status, headers: response.headers, body: Data(collected.readableBytesView))
@@ -230,14 +240,17 @@ public struct S3ObjectStore: ObjectStore {
             throw ArchiveError(.io, "blob cannot be read back")
         }
         defer { try? handle.close() }
-        func readPart() throws(ArchiveError) -> Data {
-            do {
-                return try handle.read(upToCount: partSize) ?? Data()
-            } catch {
-                throw ArchiveError(.io, "blob cannot be read back")
+        let partSize = self.partSize
+        func readPart() async throws(ArchiveError) -> Data {
+            try await BlockingPool.storage.runTyped { () throws(ArchiveError) in
+                do {
+                    return try handle.read(upToCount: partSize) ?? Data()
+                } catch {
+                    throw ArchiveError(.io, "blob cannot be read back")
+                }
             }
         }
-        let first = try readPart()
+        let first = try await readPart()
         guard first.count == partSize else {
             try await put(key, data: first)
             return
@@ -261,14 +274,16 @@ public struct S3ObjectStore: ObjectStore {
                     throw ArchiveError(.io, "the object store did not tag a part")
                 }
                 etags.append(etag)
-                part = try readPart()
+                part = try await readPart()
             }
             var xml = "<CompleteMultipartUpload>"
             for (offset, etag) in etags.enumerated() {
                 xml += "<Part><PartNumber>\(offset + 1)</PartNumber><ETag>\(XMLValues.escape(etag))</ETag></Part>"
             }
             xml += "</CompleteMultipartUpload>"
-            let completed = try await send(.POST, url(objectKey, query: upload), body: Data(xml.utf8))
+            // Assembling a large object takes the store a while.
+            let completed = try await send(
+                .POST, url(objectKey, query: upload), body: Data(xml.utf8), extraSeconds: 120)
             // A 200 may still carry an error document (S3 sends it once the upload was being assembled).
             try expect(completed, [.ok], "complete an upload")
             guard XMLValues.first("Code", in: completed.body) == nil else {
