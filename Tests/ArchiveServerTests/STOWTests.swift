@@ -97,6 +97,6 @@ import Testing
         }
         let record = try #require(archive.service.index.instance(first.instance))
         #expect(try await archive.service.read(record) == changed)
-        #expect(try archive.service.index.referencedBlobIDs().count == 2)
+        #expect(try await archive.service.index.referencedBlobIDs().count == 2)
     }
 }

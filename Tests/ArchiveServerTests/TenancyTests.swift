@@ -117,7 +117,7 @@ import Testing
             ) { response in #expect(response.status == .ok) }
             try await client.execute(uri: instanceURL, method: .get) { response in #expect(response.status == .ok) }
         }
-        #expect(try archive.service.index.deletions().count == 2)
+        #expect(try await archive.service.index.deletions().count == 2)
     }
 
     typealias Photo = (bytes: Data, study: String, series: String, instance: String)
@@ -181,7 +181,7 @@ import Testing
                 #expect($0.status == .forbidden)
             }
         }
-        let kept = try archive.service.index.deletions()
+        let kept = try await archive.service.index.deletions()
         #expect(kept.map(\.sopInstanceUID) == [photo.instance])
         #expect(kept.first?.deletion.reason == "wrong patient Doe" && kept.first?.deletion.actor == "default/tester")
         // Nothing erased: the blob is still on disk; the reason is sealed in the index and kept out of the log.

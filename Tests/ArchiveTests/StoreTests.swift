@@ -25,7 +25,7 @@ import Testing
             return
         }
         #expect(blobFiles(folder).isEmpty)
-        #expect(try service.index.pendingBlobIDs().isEmpty)
+        #expect(try await service.index.pendingBlobIDs().isEmpty)
         guard case .stored(let record, let duplicate, _) = await service.commit(prepared) else {
             Issue.record("not stored")
             return
@@ -42,8 +42,8 @@ import Testing
         else { return }
         try await service.keepOriginal(
             Data("photo bytes".utf8), mediaType: "image/jpeg", fileName: nil, for: record.sopInstanceUID)
-        #expect(try service.index.pendingBlobIDs().isEmpty)
-        let original = try #require(try service.index.originals(of: record.sopInstanceUID).first)
+        #expect(try await service.index.pendingBlobIDs().isEmpty)
+        let original = try #require(try await service.index.originals(of: record.sopInstanceUID).first)
         #expect(try await service.readOriginal(original, of: record.sopInstanceUID) == Data("photo bytes".utf8))
         let error = await #expect(throws: ArchiveError.self) {
             try await service.readOriginal(original, of: other.sopInstanceUID)
@@ -100,7 +100,7 @@ import Testing
         let kept = try #require(service.index.instance(record.sopInstanceUID))
         #expect(kept.attributes[textValue] == nil)
         #expect(kept.attributes.elements.reduce(0) { $0 + IndexBounds.size($1) } <= IndexBounds.maximumInstanceBytes)
-        let json = try #require(try service.index.metadataJSON(record.sopInstanceUID))
+        let json = try #require(try await service.index.metadataJSON(record.sopInstanceUID))
         #expect(json.contains("\"0040A160\":{\"vr\":\"UT\",\"BulkDataURI\":\"bulkdata/0040A160\"}"))
         #expect(json.utf8.count < 64 * 1024)
     }
@@ -197,7 +197,7 @@ import Testing
             else { return }
             #expect(first.blob.id != second.blob.id)
             #expect(try await service.blobs.exists(first.blob.id))
-            #expect(try service.index.referencedBlobIDs().contains(first.blob.id))
+            #expect(try await service.index.referencedBlobIDs().contains(first.blob.id))
             (replaced, current) = (first.blob.id, second.blob.id)
         }
         let (reopened, report) = try await openArchive(folder, duplicates: .newVersion)

@@ -13,8 +13,7 @@ import GRDB
 /// memory, which a clinic's volume allows, so searches never touch the disk.
 public final class SQLiteStudyIndex: StudyIndex, @unchecked Sendable {
     let pool: DatabasePool
-    private let sealingKey: SymmetricKey
-    private let blindKey: SymmetricKey
+    let sealer: AttributeSealer
     private let lock = NSLock()
     private var current = Catalog()
     /// UIDs of rows left out of the catalogue at load because they could not be decoded (a bad seal or malformed
@@ -22,8 +21,7 @@ public final class SQLiteStudyIndex: StudyIndex, @unchecked Sendable {
     public private(set) var quarantinedRows: [String] = []
 
     public init(path: URL, keys: KeyHierarchy) throws(ArchiveError) {
-        sealingKey = keys.tenantDerivedKey("facet index attributes v1")
-        blindKey = keys.tenantDerivedKey("facet index blind v1")
+        sealer = AttributeSealer(keys: keys)
         do {
             var configuration = Configuration()
             configuration.prepareDatabase { db in
@@ -120,7 +118,7 @@ public final class SQLiteStudyIndex: StudyIndex, @unchecked Sendable {
             var badParents: Set<String> = []
             for row in try Row.fetchAll(db, sql: "SELECT study_uid, attributes FROM studies") {
                 let uid: String = row["study_uid"]
-                if let attributes = try? open(row["attributes"], uid: uid) {
+                if let attributes = try? sealer.open(row["attributes"], uid: uid) {
                     studies[uid] = attributes
                 } else {
                     badParents.insert(uid)
@@ -130,7 +128,7 @@ public final class SQLiteStudyIndex: StudyIndex, @unchecked Sendable {
             var series: [String: Dataset] = [:]
             for row in try Row.fetchAll(db, sql: "SELECT series_uid, attributes FROM series") {
                 let uid: String = row["series_uid"]
-                if let attributes = try? open(row["attributes"], uid: uid) {
+                if let attributes = try? sealer.open(row["attributes"], uid: uid) {
                     series[uid] = attributes
                 } else {
                     badParents.insert(uid)
@@ -148,7 +146,7 @@ public final class SQLiteStudyIndex: StudyIndex, @unchecked Sendable {
                 let studyUID: String = row["study_uid"]
                 let seriesUID: String = row["series_uid"]
                 guard !badParents.contains(studyUID), !badParents.contains(seriesUID),
-                    let attributes = try? open(row["attributes"], uid: uid)
+                    let attributes = try? sealer.open(row["attributes"], uid: uid)
                 else {
                     quarantined.append(uid)
                     continue
@@ -166,43 +164,6 @@ public final class SQLiteStudyIndex: StudyIndex, @unchecked Sendable {
         quarantinedRows = quarantined
     }
 
-    // MARK: sealing
-
-    private func seal(_ dataset: Dataset, uid: String) throws -> Data {
-        try seal(Data(DICOMJSON.encode(dataset).utf8), uid: uid)
-    }
-
-    private func seal(_ data: Data, uid: String) throws -> Data {
-        let box = try AES.GCM.seal(data, using: sealingKey, authenticating: Data(uid.utf8))
-        guard let combined = box.combined else { throw ArchiveError(.key, "index value cannot be sealed") }
-        return Data(combined)
-    }
-
-    private func openData(_ sealed: Data, uid: String) throws -> Data {
-        do {
-            let box = try AES.GCM.SealedBox(combined: sealed)
-            return Data(try AES.GCM.open(box, using: sealingKey, authenticating: Data(uid.utf8)))
-        } catch {
-            throw ArchiveError(.integrity, "an index row fails authentication (wrong key or altered)")
-        }
-    }
-
-    private func open(_ sealed: Data, uid: String) throws -> Dataset {
-        let data = try openData(sealed, uid: uid)
-        do {
-            return try DICOMJSON.decode(data)
-        } catch {
-            throw ArchiveError(.integrity, "an index row holds malformed attributes (\(error.message))")
-        }
-    }
-
-    /// HMAC-SHA256 of the normalised value under the blind-index key, hex; nil for an empty value.
-    func blindIndex(_ field: String, _ value: String?) -> String? {
-        guard let value = value?.trimmingCharacters(in: .whitespaces), !value.isEmpty else { return nil }
-        let mac = HMAC<SHA256>.authenticationCode(for: Data("\(field)\u{0}\(value)".utf8), using: blindKey)
-        return Formatting.hex(Data(mac).prefix(16))
-    }
-
     // MARK: StudyIndex
 
     public func catalog() -> Catalog {
@@ -217,7 +178,7 @@ public final class SQLiteStudyIndex: StudyIndex, @unchecked Sendable {
         return current.instances[sopInstanceUID]
     }
 
-    public func commit(_ entry: IndexEntry, allowNewVersion: Bool) throws(ArchiveError) -> CommitResult {
+    func commitBlocking(_ entry: IndexEntry, allowNewVersion: Bool) throws(ArchiveError) -> CommitResult {
         // One writer at a time: the duplicate check and the insert are one step.
         lock.lock()
         defer { lock.unlock() }
@@ -245,12 +206,12 @@ public final class SQLiteStudyIndex: StudyIndex, @unchecked Sendable {
         let newStudy = current.studies[record.studyInstanceUID] == nil
         let newSeries = current.series[record.seriesInstanceUID] == nil
         do {
-            let studyRow = newStudy ? try seal(entry.study, uid: record.studyInstanceUID) : nil
-            let seriesRow = newSeries ? try seal(entry.series, uid: record.seriesInstanceUID) : nil
-            let attributes = try seal(record.attributes, uid: record.sopInstanceUID)
-            let metadata = try seal(Data(entry.metadataJSON.utf8), uid: record.sopInstanceUID)
-            let patientIndex = blindIndex("PatientID", entry.study.string(.patientID))
-            let accessionIndex = blindIndex("AccessionNumber", entry.study.string(.accessionNumber))
+            let studyRow = newStudy ? try sealer.seal(entry.study, uid: record.studyInstanceUID) : nil
+            let seriesRow = newSeries ? try sealer.seal(entry.series, uid: record.seriesInstanceUID) : nil
+            let attributes = try sealer.seal(record.attributes, uid: record.sopInstanceUID)
+            let metadata = try sealer.seal(Data(entry.metadataJSON.utf8), uid: record.sopInstanceUID)
+            let patientIndex = sealer.blindIndex("PatientID", entry.study.string(.patientID))
+            let accessionIndex = sealer.blindIndex("AccessionNumber", entry.study.string(.accessionNumber))
             try pool.write { db in
                 // A study or series row is only ever replaced once none of its instances is live (all deleted):
                 // one set aside at load (undecodable) still has instances and must not be overwritten.
@@ -318,7 +279,7 @@ public final class SQLiteStudyIndex: StudyIndex, @unchecked Sendable {
         return result
     }
 
-    public func metadataJSON(_ sopInstanceUID: String) throws(ArchiveError) -> String? {
+    func metadataJSONBlocking(_ sopInstanceUID: String) throws(ArchiveError) -> String? {
         do {
             guard
                 let sealed = try pool.read({ db in
@@ -326,7 +287,7 @@ public final class SQLiteStudyIndex: StudyIndex, @unchecked Sendable {
                         db, sql: "SELECT metadata FROM instances WHERE sop_uid = ?", arguments: [sopInstanceUID])
                 })
             else { return nil }
-            return String(decoding: try openData(sealed, uid: sopInstanceUID), as: UTF8.self)
+            return String(decoding: try sealer.openData(sealed, uid: sopInstanceUID), as: UTF8.self)
         } catch let error as ArchiveError {
             throw error
         } catch {
@@ -334,12 +295,12 @@ public final class SQLiteStudyIndex: StudyIndex, @unchecked Sendable {
         }
     }
 
-    public func studyUIDs(patientID: String) throws(ArchiveError) -> [String] {
-        try lookup("patient_id_index", blindIndex("PatientID", patientID))
+    func studyUIDsBlocking(patientID: String) throws(ArchiveError) -> [String] {
+        try lookup("patient_id_index", sealer.blindIndex("PatientID", patientID))
     }
 
-    public func studyUIDs(accessionNumber: String) throws(ArchiveError) -> [String] {
-        try lookup("accession_index", blindIndex("AccessionNumber", accessionNumber))
+    func studyUIDsBlocking(accessionNumber: String) throws(ArchiveError) -> [String] {
+        try lookup("accession_index", sealer.blindIndex("AccessionNumber", accessionNumber))
     }
 
     private func lookup(_ column: String, _ key: String?) throws(ArchiveError) -> [String] {
@@ -353,7 +314,7 @@ public final class SQLiteStudyIndex: StudyIndex, @unchecked Sendable {
         }
     }
 
-    public func referencedBlobIDs() throws(ArchiveError) -> Set<String> {
+    func referencedBlobIDsBlocking() throws(ArchiveError) -> Set<String> {
         do {
             return try pool.read { db in
                 Set(
@@ -370,7 +331,7 @@ public final class SQLiteStudyIndex: StudyIndex, @unchecked Sendable {
         }
     }
 
-    public func addPendingBlob(_ id: String, owner: String) throws(ArchiveError) {
+    func addPendingBlobBlocking(_ id: String, owner: String) throws(ArchiveError) {
         do {
             try pool.write { db in
                 try db.execute(
@@ -382,7 +343,7 @@ public final class SQLiteStudyIndex: StudyIndex, @unchecked Sendable {
         }
     }
 
-    public func removePendingBlob(_ id: String) throws(ArchiveError) {
+    func removePendingBlobBlocking(_ id: String) throws(ArchiveError) {
         do {
             try pool.write { db in
                 try db.execute(sql: "DELETE FROM pending_blobs WHERE blob_id = ?", arguments: [id])
@@ -392,7 +353,7 @@ public final class SQLiteStudyIndex: StudyIndex, @unchecked Sendable {
         }
     }
 
-    public func pendingBlobIDs() throws(ArchiveError) -> Set<String> {
+    func pendingBlobIDsBlocking() throws(ArchiveError) -> Set<String> {
         do {
             return try pool.read { db in Set(try String.fetchAll(db, sql: "SELECT blob_id FROM pending_blobs")) }
         } catch {
@@ -400,11 +361,9 @@ public final class SQLiteStudyIndex: StudyIndex, @unchecked Sendable {
         }
     }
 
-    public func addOriginal(_ original: OriginalFile, to sopInstanceUID: String) throws(ArchiveError) {
+    func addOriginalBlocking(_ original: OriginalFile, to sopInstanceUID: String) throws(ArchiveError) {
         do {
-            var details: [String: String] = ["mediaType": original.mediaType]
-            if let name = original.fileName { details["fileName"] = name }
-            let sealed = try seal(try JSONSerialization.data(withJSONObject: details), uid: sopInstanceUID)
+            let sealed = try sealer.sealOriginal(original, uid: sopInstanceUID)
             try pool.write { db in
                 // Kept only beside a live instance: one deleted meanwhile must not gain originals that a later
                 // instance stored under its UID would show.
@@ -432,7 +391,7 @@ public final class SQLiteStudyIndex: StudyIndex, @unchecked Sendable {
         }
     }
 
-    public func originals(of sopInstanceUID: String) throws(ArchiveError) -> [OriginalFile] {
+    func originalsBlocking(of sopInstanceUID: String) throws(ArchiveError) -> [OriginalFile] {
         do {
             let rows = try pool.read { db in
                 try Row.fetchAll(
@@ -440,11 +399,9 @@ public final class SQLiteStudyIndex: StudyIndex, @unchecked Sendable {
                     arguments: [sopInstanceUID])
             }
             return try rows.map { row in
-                let details = try openData(row["details"], uid: sopInstanceUID)
-                let fields = (try JSONSerialization.jsonObject(with: details) as? [String: String]) ?? [:]
-                return OriginalFile(
-                    blob: BlobReference(id: row["blob_id"], size: row["size"], sha256: row["sha256"]),
-                    mediaType: fields["mediaType"] ?? "application/octet-stream", fileName: fields["fileName"])
+                try sealer.openOriginal(
+                    row["details"], blob: BlobReference(id: row["blob_id"], size: row["size"], sha256: row["sha256"]),
+                    uid: sopInstanceUID)
             }
         } catch let error as ArchiveError {
             throw error
@@ -453,16 +410,14 @@ public final class SQLiteStudyIndex: StudyIndex, @unchecked Sendable {
         }
     }
 
-    public func softDelete(_ sopInstanceUIDs: [String], why: Deletion) throws(ArchiveError) -> [InstanceRecord] {
+    func softDeleteBlocking(_ sopInstanceUIDs: [String], why: Deletion) throws(ArchiveError) -> [InstanceRecord] {
         lock.lock()
         defer { lock.unlock() }
         var seen = Set<String>()
         let records = sopInstanceUIDs.compactMap { uid in seen.insert(uid).inserted ? current.instances[uid] : nil }
         guard !records.isEmpty else { return [] }
         do {
-            let details = try JSONSerialization.data(
-                withJSONObject: ["reason": why.reason, "actor": why.actor], options: [.sortedKeys])
-            let sealed = try records.map { try seal(details, uid: "deleted:\($0.sopInstanceUID)") }
+            let sealed = try records.map { try sealer.sealDeletion(why, uid: $0.sopInstanceUID) }
             try pool.write { db in
                 for (record, details) in zip(records, sealed) {
                     // The instance row moves as it is: its attributes and metadata stay sealed under its UID.
@@ -495,7 +450,7 @@ public final class SQLiteStudyIndex: StudyIndex, @unchecked Sendable {
         return records
     }
 
-    public func deletions() throws(ArchiveError) -> [DeletedInstance] {
+    func deletionsBlocking() throws(ArchiveError) -> [DeletedInstance] {
         do {
             let rows = try pool.read { db in
                 try Row.fetchAll(
@@ -507,19 +462,64 @@ public final class SQLiteStudyIndex: StudyIndex, @unchecked Sendable {
             }
             return try rows.map { row in
                 let uid: String = row["sop_uid"]
-                let details = try openData(row["details"], uid: "deleted:\(uid)")
-                let fields = (try JSONSerialization.jsonObject(with: details) as? [String: String]) ?? [:]
                 return DeletedInstance(
                     sopInstanceUID: uid, seriesInstanceUID: row["series_uid"], studyInstanceUID: row["study_uid"],
                     blob: BlobReference(id: row["blob_id"], size: row["size"], sha256: row["sha256"]),
-                    deletion: Deletion(
-                        reason: fields["reason"] ?? "", actor: fields["actor"] ?? "",
-                        date: Date(timeIntervalSince1970: row["deleted"])))
+                    deletion: try sealer.openDeletion(
+                        row["details"], uid: uid, date: Date(timeIntervalSince1970: row["deleted"])))
             }
         } catch let error as ArchiveError {
             throw error
         } catch {
             throw ArchiveError(.io, "index cannot be read")
         }
+    }
+}
+
+/// The protocol's calls: the blocking ones above, run on the storage pool (no cooperative thread waits on SQLite).
+extension SQLiteStudyIndex {
+    private func blocking<T: Sendable>(_ body: @escaping @Sendable () throws(ArchiveError) -> T)
+        async
+        throws(ArchiveError) -> T
+    {
+        try await BlockingPool.storage.runTyped(body)
+    }
+
+    public func commit(_ entry: IndexEntry, allowNewVersion: Bool) async throws(ArchiveError) -> CommitResult {
+        try await blocking { () throws(ArchiveError) in try self.commitBlocking(entry, allowNewVersion: allowNewVersion)
+        }
+    }
+    public func metadataJSON(_ sopInstanceUID: String) async throws(ArchiveError) -> String? {
+        try await blocking { () throws(ArchiveError) in try self.metadataJSONBlocking(sopInstanceUID) }
+    }
+    public func studyUIDs(patientID: String) async throws(ArchiveError) -> [String] {
+        try await blocking { () throws(ArchiveError) in try self.studyUIDsBlocking(patientID: patientID) }
+    }
+    public func studyUIDs(accessionNumber: String) async throws(ArchiveError) -> [String] {
+        try await blocking { () throws(ArchiveError) in try self.studyUIDsBlocking(accessionNumber: accessionNumber) }
+    }
+    public func referencedBlobIDs() async throws(ArchiveError) -> Set<String> {
+        try await blocking { () throws(ArchiveError) in try self.referencedBlobIDsBlocking() }
+    }
+    public func addPendingBlob(_ id: String, owner: String) async throws(ArchiveError) {
+        try await blocking { () throws(ArchiveError) in try self.addPendingBlobBlocking(id, owner: owner) }
+    }
+    public func removePendingBlob(_ id: String) async throws(ArchiveError) {
+        try await blocking { () throws(ArchiveError) in try self.removePendingBlobBlocking(id) }
+    }
+    public func pendingBlobIDs() async throws(ArchiveError) -> Set<String> {
+        try await blocking { () throws(ArchiveError) in try self.pendingBlobIDsBlocking() }
+    }
+    public func addOriginal(_ original: OriginalFile, to sopInstanceUID: String) async throws(ArchiveError) {
+        try await blocking { () throws(ArchiveError) in try self.addOriginalBlocking(original, to: sopInstanceUID) }
+    }
+    public func originals(of sopInstanceUID: String) async throws(ArchiveError) -> [OriginalFile] {
+        try await blocking { () throws(ArchiveError) in try self.originalsBlocking(of: sopInstanceUID) }
+    }
+    public func softDelete(_ sopInstanceUIDs: [String], why: Deletion) async throws(ArchiveError) -> [InstanceRecord] {
+        try await blocking { () throws(ArchiveError) in try self.softDeleteBlocking(sopInstanceUIDs, why: why) }
+    }
+    public func deletions() async throws(ArchiveError) -> [DeletedInstance] {
+        try await blocking { () throws(ArchiveError) in try self.deletionsBlocking() }
     }
 }

@@ -35,6 +35,13 @@ public struct SeriesRecord: Sendable, Hashable {
     public var studyInstanceUID: String
     public var attributes: Dataset
     public var instanceUIDs: [String]
+
+    public init(seriesInstanceUID: String, studyInstanceUID: String, attributes: Dataset, instanceUIDs: [String]) {
+        self.seriesInstanceUID = seriesInstanceUID
+        self.studyInstanceUID = studyInstanceUID
+        self.attributes = attributes
+        self.instanceUIDs = instanceUIDs
+    }
 }
 
 /// A study: its patient- and study-level attributes and its series in the order they were stored.
@@ -42,6 +49,12 @@ public struct StudyRecord: Sendable, Hashable {
     public var studyInstanceUID: String
     public var attributes: Dataset
     public var seriesUIDs: [String]
+
+    public init(studyInstanceUID: String, attributes: Dataset, seriesUIDs: [String]) {
+        self.studyInstanceUID = studyInstanceUID
+        self.attributes = attributes
+        self.seriesUIDs = seriesUIDs
+    }
 }
 
 /// The whole index as an immutable value: what QIDO-RS searches. Taking one is cheap (copy on write).
@@ -111,42 +124,47 @@ public enum CommitResult: Sendable, Equatable {
     case identityConflict
 }
 
-/// The index of studies, series and instances. Implementations keep identifying attributes encrypted at rest and
-/// answer searches from the index alone.
+/// The index of studies, series and instances. Implementations keep identifying attributes encrypted at rest
+/// (through `AttributeSealer`) and answer searches from a catalogue in memory that follows the database.
+///
+/// Implementations: `SQLiteStudyIndex` (the embedded default) and `PostgresStudyIndex`. Everything that touches the
+/// database is async; the catalogue and single-instance lookups are in memory.
 public protocol StudyIndex: Sendable {
     /// Everything, for searching.
     func catalog() -> Catalog
     func instance(_ sopInstanceUID: String) -> InstanceRecord?
+    /// UIDs of rows left out of the catalogue at load because they could not be decoded.
+    var quarantinedRows: [String] { get }
     /// Commits one instance (and ends its blob's pending record in the same transaction). With `allowNewVersion`, a
     /// conflicting instance of the same study and series replaces the current one and the old blob is recorded as
     /// superseded.
-    func commit(_ entry: IndexEntry, allowNewVersion: Bool) throws(ArchiveError) -> CommitResult
+    func commit(_ entry: IndexEntry, allowNewVersion: Bool) async throws(ArchiveError) -> CommitResult
     /// The stored metadata JSON of an instance (bulk values as relative `bulkdata/<tag>` URIs).
-    func metadataJSON(_ sopInstanceUID: String) throws(ArchiveError) -> String?
+    func metadataJSON(_ sopInstanceUID: String) async throws(ArchiveError) -> String?
     /// Exact lookups through the keyed blind indexes, without decrypting anything.
-    func studyUIDs(patientID: String) throws(ArchiveError) -> [String]
-    func studyUIDs(accessionNumber: String) throws(ArchiveError) -> [String]
-    /// Every blob the index refers to (current and superseded versions, originals).
-    func referencedBlobIDs() throws(ArchiveError) -> Set<String>
+    func studyUIDs(patientID: String) async throws(ArchiveError) -> [String]
+    func studyUIDs(accessionNumber: String) async throws(ArchiveError) -> [String]
+    /// Every blob the index refers to (current and superseded versions, originals, deleted instances).
+    func referencedBlobIDs() async throws(ArchiveError) -> Set<String>
     /// Records that a blob is about to be written for `owner` (a SOP Instance UID), before it is written. The record
     /// goes in the same transaction as the commit (or original) that references the blob; a blob that is pending and
     /// unreferenced at start-up is from an interrupted store, never acknowledged.
-    func addPendingBlob(_ id: String, owner: String) throws(ArchiveError)
+    func addPendingBlob(_ id: String, owner: String) async throws(ArchiveError)
     /// Forgets a pending write whose blob was deleted (or never written).
-    func removePendingBlob(_ id: String) throws(ArchiveError)
+    func removePendingBlob(_ id: String) async throws(ArchiveError)
     /// Every blob recorded as pending.
-    func pendingBlobIDs() throws(ArchiveError) -> Set<String>
+    func pendingBlobIDs() async throws(ArchiveError) -> Set<String>
     /// Records an uploaded file kept byte for byte beside the instance made from it (and ends its pending record).
-    func addOriginal(_ original: OriginalFile, to sopInstanceUID: String) throws(ArchiveError)
+    func addOriginal(_ original: OriginalFile, to sopInstanceUID: String) async throws(ArchiveError)
     /// Soft-deletes instances in one transaction: they leave the catalogue (searches and retrievals no longer see
     /// them; a study or series without instances left goes too) and are kept with `why` — the reason and who gave it,
     /// sealed — until a retention purge; their blobs and originals stay referenced. The same SOP Instance UID may be
     /// stored again afterwards. Returns the records deleted (unknown UIDs are skipped).
-    func softDelete(_ sopInstanceUIDs: [String], why: Deletion) throws(ArchiveError) -> [InstanceRecord]
+    func softDelete(_ sopInstanceUIDs: [String], why: Deletion) async throws(ArchiveError) -> [InstanceRecord]
     /// Soft-deleted instances, oldest first.
-    func deletions() throws(ArchiveError) -> [DeletedInstance]
+    func deletions() async throws(ArchiveError) -> [DeletedInstance]
     /// The originals kept for an instance, in upload order.
-    func originals(of sopInstanceUID: String) throws(ArchiveError) -> [OriginalFile]
+    func originals(of sopInstanceUID: String) async throws(ArchiveError) -> [OriginalFile]
 }
 
 /// An uploaded file as it arrived (a capture app's JPEG with its EXIF, a PLY or ASCII STL before conversion).
@@ -184,4 +202,15 @@ public struct DeletedInstance: Sendable, Hashable {
     public var studyInstanceUID: String
     public var blob: BlobReference
     public var deletion: Deletion
+
+    public init(
+        sopInstanceUID: String, seriesInstanceUID: String, studyInstanceUID: String, blob: BlobReference,
+        deletion: Deletion
+    ) {
+        self.sopInstanceUID = sopInstanceUID
+        self.seriesInstanceUID = seriesInstanceUID
+        self.studyInstanceUID = studyInstanceUID
+        self.blob = blob
+        self.deletion = deletion
+    }
 }

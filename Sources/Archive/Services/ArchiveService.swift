@@ -175,10 +175,11 @@ public final class ArchiveService: Sendable {
             throw unknownBlobs(listed.count)
         }
         let storage = BlockingPool.storage
-        let (index, referenced, pending) = try await storage.runTyped { () throws(ArchiveError) in
-            let index = try SQLiteStudyIndex(path: indexURL, keys: keys)
-            return (index, try index.referencedBlobIDs(), try index.pendingBlobIDs())
+        let index = try await storage.runTyped { () throws(ArchiveError) in
+            try SQLiteStudyIndex(path: indexURL, keys: keys)
         }
+        let referenced = try await index.referencedBlobIDs()
+        let pending = try await index.pendingBlobIDs()
         if let listed {
             let unknown = listed.filter { !referenced.contains($0) && !pending.contains($0) }
             guard unknown.isEmpty else { throw unknownBlobs(unknown.count) }
@@ -203,7 +204,7 @@ public final class ArchiveService: Sendable {
                     quarantined += 1
                 }
             }
-            try index.removePendingBlob(id)
+            try await index.removePendingBlob(id)
         }
         // The chain is also anchored in the index, so that a removed or cut log is detected.
         let audit = try await storage.runTyped { () throws(ArchiveError) in
@@ -392,9 +393,7 @@ public final class ArchiveService: Sendable {
             return fail(FailureReason.processingFailure, "the index could not be updated: \(error.message)")
         }
         do {
-            let result = try await storage.runTyped { () throws(ArchiveError) in
-                try index.commit(entry, allowNewVersion: allowNewVersion)
-            }
+            let result = try await index.commit(entry, allowNewVersion: allowNewVersion)
             switch result {
             case .committed, .newVersion:
                 return .stored(entry.instance, duplicate: false, warnings: prepared.warnings)
@@ -420,14 +419,14 @@ public final class ArchiveService: Sendable {
     /// Records the write as pending, then writes the blob; a failed write leaves no pending record.
     private func writeBlob(_ data: Data, owner: String) async throws(ArchiveError) -> BlobReference {
         let (id, index) = (blobs.newBlobID(), self.index)
-        try await storage.runTyped { () throws(ArchiveError) in try index.addPendingBlob(id, owner: owner) }
+        try await index.addPendingBlob(id, owner: owner)
         do {
             return try await blobs.put(data, owner: owner, id: id)
         } catch {
             // A store that did not answer may have kept the object: the pending record stays, so that the next
             // start-up finds and quarantines it (a bucket is never listed).
             if error.code != .unavailable {
-                _ = try? await storage.runTyped { () throws(ArchiveError) in try index.removePendingBlob(id) }
+                try? await index.removePendingBlob(id)
             }
             throw error
         }
@@ -438,7 +437,7 @@ public final class ArchiveService: Sendable {
     private func discardBlob(_ id: String) async {
         guard (try? await blobs.delete(id)) != nil else { return }
         let index = self.index
-        _ = try? await storage.runTyped { () throws(ArchiveError) in try index.removePendingBlob(id) }
+        try? await index.removePendingBlob(id)
     }
 
     /// Splits a dataset into the attributes each level keeps (no bulk values), bounded by `IndexBounds`.
@@ -490,10 +489,8 @@ public final class ArchiveService: Sendable {
         let reference = try await writeBlob(data, owner: sopInstanceUID)
         let index = self.index
         do {
-            try await storage.runTyped { () throws(ArchiveError) in
-                try index.addOriginal(
-                    OriginalFile(blob: reference, mediaType: mediaType, fileName: fileName), to: sopInstanceUID)
-            }
+            try await index.addOriginal(
+                OriginalFile(blob: reference, mediaType: mediaType, fileName: fileName), to: sopInstanceUID)
         } catch {
             await discardBlob(reference.id)
             throw error
@@ -527,8 +524,8 @@ public final class ArchiveService: Sendable {
     }
 
     /// The instance's metadata as DICOM JSON (one object), BulkDataURIs made absolute under `instanceURL`.
-    public func metadataJSON(_ sopInstanceUID: String, instanceURL: String) throws(ArchiveError) -> String? {
-        guard let json = try index.metadataJSON(sopInstanceUID) else { return nil }
+    public func metadataJSON(_ sopInstanceUID: String, instanceURL: String) async throws(ArchiveError) -> String? {
+        guard let json = try await index.metadataJSON(sopInstanceUID) else { return nil }
         return json.replacingOccurrences(
             of: "\"BulkDataURI\":\"bulkdata/", with: "\"BulkDataURI\":\"\(instanceURL)/bulkdata/")
     }

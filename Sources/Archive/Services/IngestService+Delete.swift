@@ -30,6 +30,6 @@ extension IngestService {
         let index = archive.index
         let why = Deletion(reason: reason, actor: caller.actor)
         let uids = records.map(\.sopInstanceUID)
-        return try await run(alwaysQueue: true) { () throws(ArchiveError) in try index.softDelete(uids, why: why) }
+        return try await index.softDelete(uids, why: why)
     }
 }

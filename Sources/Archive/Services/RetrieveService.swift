@@ -114,7 +114,7 @@ public struct RetrieveService: Sendable {
             throw ArchiveError(.notFound, "no such instance")
         }
         let index = archive.index
-        let files = try await pool.run { try index.originals(of: sopInstanceUID) }
+        let files = try await index.originals(of: sopInstanceUID)
         return (record, files)
     }
 
@@ -132,16 +132,13 @@ public struct RetrieveService: Sendable {
     public func metadata(_ records: [InstanceRecord], instanceURL: @escaping @Sendable (InstanceRecord) -> String)
         async throws -> [String]
     {
-        let archive = self.archive
-        return try await pool.run {
-            var objects: [String] = []
-            for record in records {
-                guard let json = try archive.metadataJSON(record.sopInstanceUID, instanceURL: instanceURL(record))
-                else { continue }
-                objects.append(json)
-            }
-            return objects
+        var objects: [String] = []
+        for record in records {
+            guard let json = try await archive.metadataJSON(record.sopInstanceUID, instanceURL: instanceURL(record))
+            else { continue }
+            objects.append(json)
         }
+        return objects
     }
 
     // MARK: bulk data and frames

@@ -65,7 +65,7 @@ public struct SearchService: Sendable {
     /// others are left out before anything is matched, counted or paged, so the answer never hints at them.
     public func search(
         _ query: Query, _ resource: Resource, visible: (StudyRecord) -> Bool = { _ in true }
-    ) throws(ArchiveError) -> Result {
+    ) async throws(ArchiveError) -> Result {
         let catalog = index.catalog()
         var keysByLevel: [QueryLevel: [QueryKey]] = [:]
         for key in query.keys { keysByLevel[key.level, default: []].append(key) }
@@ -83,10 +83,10 @@ public struct SearchService: Sendable {
         for key in studyKeys
         where key.path.count == 1 && !key.isUniversal && !key.value.contains(where: { $0 == "*" || $0 == "?" }) {
             if key.path[0] == .patientID {
-                let found = Set(try index.studyUIDs(patientID: key.value))
+                let found = Set(try await index.studyUIDs(patientID: key.value))
                 allowedStudies = allowedStudies.map { $0.intersection(found) } ?? found
             } else if key.path[0] == .accessionNumber {
-                let found = Set(try index.studyUIDs(accessionNumber: key.value))
+                let found = Set(try await index.studyUIDs(accessionNumber: key.value))
                 allowedStudies = allowedStudies.map { $0.intersection(found) } ?? found
             }
         }

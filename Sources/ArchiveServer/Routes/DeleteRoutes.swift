@@ -25,7 +25,7 @@ struct DeleteRoutes {
         context.audit.action = "deletions read"
         try services.preauthorize(context, .auditRead)
         let index = try services.tenant(context).archive.index
-        let deleted = try await services.pool.run { try index.deletions() }
+        let deleted = try await index.deletions()
         let items = deleted.map { item in
             "{\"studyInstanceUID\":\(Responses.jsonString(item.studyInstanceUID)),"
                 + "\"seriesInstanceUID\":\(Responses.jsonString(item.seriesInstanceUID)),"

@@ -10,22 +10,22 @@ struct QIDORoutes {
 
     func add(to router: Router<FacetRequestContext>) {
         router.get("/dicomweb/studies") { request, context in
-            try search(request, context, level: .study)
+            try await search(request, context, level: .study)
         }
         router.get("/dicomweb/series") { request, context in
-            try search(request, context, level: .series)
+            try await search(request, context, level: .series)
         }
         router.get("/dicomweb/instances") { request, context in
-            try search(request, context, level: .instance)
+            try await search(request, context, level: .instance)
         }
         router.get("/dicomweb/studies/:study/series") { request, context in
-            try search(request, context, level: .series, study: RequestParts.uid(context, "study"))
+            try await search(request, context, level: .series, study: RequestParts.uid(context, "study"))
         }
         router.get("/dicomweb/studies/:study/instances") { request, context in
-            try search(request, context, level: .instance, study: RequestParts.uid(context, "study"))
+            try await search(request, context, level: .instance, study: RequestParts.uid(context, "study"))
         }
         router.get("/dicomweb/studies/:study/series/:series/instances") { request, context in
-            try search(
+            try await search(
                 request, context, level: .instance, study: RequestParts.uid(context, "study"),
                 series: RequestParts.uid(context, "series"))
         }
@@ -34,7 +34,7 @@ struct QIDORoutes {
     func search(
         _ request: Request, _ context: FacetRequestContext, level: QueryLevel, study: String? = nil,
         series: String? = nil
-    ) throws -> Response {
+    ) async throws -> Response {
         let resource = SearchService.Resource(level: level, study: study, series: series)
         let note = context.audit
         note.action = "QIDO \(resource.level)"
@@ -57,7 +57,7 @@ struct QIDORoutes {
             return Responses.failure(HTTPFailure(.badRequest, error.message), extra: vary)
         }
         let tenant = try services.tenant(context)
-        let result = try tenant.search.search(query, resource, visible: scope.visible)
+        let result = try await tenant.search.search(query, resource, visible: scope.visible)
         var answered = Set<String>()
         note.resultStudyUIDs = result.datasets.compactMap { $0.string(.studyInstanceUID) }.filter {
             answered.insert($0).inserted

@@ -1,0 +1,83 @@
+import Crypto
+import DICOMCore
+import Foundation
+
+/// The at-rest scheme of every index, whatever database holds it: attributes (names, birth dates, IDs, dates,
+/// descriptions, file names, deletion reasons) are AES-256-GCM sealed under a key derived from the tenant's key,
+/// with the row's UID as associated data, so a sealed value moved to another row fails; PatientID and
+/// AccessionNumber also get keyed blind indexes (HMAC-SHA256 under a second derived key, 128 bits) for exact lookups
+/// without decrypting. SQLite and PostgreSQL indexes both seal through this one type, so neither can store PHI in
+/// the clear by forgetting to.
+public struct AttributeSealer: @unchecked Sendable {
+    private let sealingKey: SymmetricKey
+    private let blindKey: SymmetricKey
+
+    public init(keys: KeyHierarchy) {
+        sealingKey = keys.tenantDerivedKey("facet index attributes v1")
+        blindKey = keys.tenantDerivedKey("facet index blind v1")
+    }
+
+    /// A dataset as DICOM JSON, sealed for the row `uid`.
+    public func seal(_ dataset: Dataset, uid: String) throws -> Data {
+        try seal(Data(DICOMJSON.encode(dataset).utf8), uid: uid)
+    }
+
+    public func seal(_ data: Data, uid: String) throws -> Data {
+        let box = try AES.GCM.seal(data, using: sealingKey, authenticating: Data(uid.utf8))
+        guard let combined = box.combined else { throw ArchiveError(.key, "index value cannot be sealed") }
+        return Data(combined)
+    }
+
+    public func openData(_ sealed: Data, uid: String) throws(ArchiveError) -> Data {
+        do {
+            let box = try AES.GCM.SealedBox(combined: sealed)
+            return Data(try AES.GCM.open(box, using: sealingKey, authenticating: Data(uid.utf8)))
+        } catch {
+            throw ArchiveError(.integrity, "an index row fails authentication (wrong key or altered)")
+        }
+    }
+
+    public func open(_ sealed: Data, uid: String) throws(ArchiveError) -> Dataset {
+        let data = try openData(sealed, uid: uid)
+        do {
+            return try DICOMJSON.decode(data)
+        } catch {
+            throw ArchiveError(.integrity, "an index row holds malformed attributes (\(error.message))")
+        }
+    }
+
+    /// HMAC-SHA256 of the normalised value under the blind-index key, hex; nil for an empty value.
+    public func blindIndex(_ field: String, _ value: String?) -> String? {
+        guard let value = value?.trimmingCharacters(in: .whitespaces), !value.isEmpty else { return nil }
+        let mac = HMAC<SHA256>.authenticationCode(for: Data("\(field)\u{0}\(value)".utf8), using: blindKey)
+        return Formatting.hex(Data(mac).prefix(16))
+    }
+
+    /// An original's media type and file name, sealed for its instance.
+    func sealOriginal(_ original: OriginalFile, uid: String) throws -> Data {
+        var details: [String: String] = ["mediaType": original.mediaType]
+        if let name = original.fileName { details["fileName"] = name }
+        return try seal(try JSONSerialization.data(withJSONObject: details, options: [.sortedKeys]), uid: uid)
+    }
+
+    func openOriginal(_ sealed: Data, blob: BlobReference, uid: String) throws -> OriginalFile {
+        let fields =
+            (try JSONSerialization.jsonObject(with: try openData(sealed, uid: uid)) as? [String: String]) ?? [:]
+        return OriginalFile(
+            blob: blob, mediaType: fields["mediaType"] ?? "application/octet-stream", fileName: fields["fileName"])
+    }
+
+    /// A deletion's reason and actor, sealed for the deleted instance (its own context: `deleted:<uid>`).
+    func sealDeletion(_ why: Deletion, uid: String) throws -> Data {
+        let details = try JSONSerialization.data(
+            withJSONObject: ["reason": why.reason, "actor": why.actor], options: [.sortedKeys])
+        return try seal(details, uid: "deleted:\(uid)")
+    }
+
+    func openDeletion(_ sealed: Data, uid: String, date: Date) throws -> Deletion {
+        let fields =
+            (try JSONSerialization.jsonObject(with: try openData(sealed, uid: "deleted:\(uid)")) as? [String: String])
+            ?? [:]
+        return Deletion(reason: fields["reason"] ?? "", actor: fields["actor"] ?? "", date: date)
+    }
+}
