@@ -219,11 +219,25 @@ def s3_settings(prefix):
             "FACET_S3_ENDPOINT": endpoint, "FACET_S3_REGION": "us-east-1"}
 
 
-@pytest.fixture(scope="session", params=["http", "tls", "s3"])
+def postgres_settings():
+    """Settings that put a server's index in a new database of the test PostgreSQL server (None without one)."""
+    url = os.environ.get("FACET_TEST_POSTGRES")
+    if not url:
+        if os.environ.get("FACET_REQUIRE_POSTGRES") == "1":
+            raise RuntimeError("FACET_REQUIRE_POSTGRES=1 but FACET_TEST_POSTGRES is not set")
+        return None
+    name = "facet_" + uuid.uuid4().hex[:12]
+    psql = os.path.join(os.environ["FACET_TEST_PG_BIN"], "psql")
+    subprocess.run([psql, url.replace("/facet_test?", "/postgres?"), "-q", "-c", f"CREATE DATABASE {name}"],
+                   check=True, capture_output=True)
+    return {"FACET_INDEX": url.replace("/facet_test?", f"/{name}?")}
+
+
+@pytest.fixture(scope="session", params=["http", "tls", "s3", "postgres"])
 def server(request, facet, external_base, tmp_path_factory):
     """The DICOMweb base URL under test: Facet started here, over plain HTTP on loopback, over TLS 1.3 with a
-    generated certificate, and with its blobs on an S3-compatible store (the whole suite runs against each, with a
-    token), or the --base-url server."""
+    generated certificate, with its blobs on an S3-compatible store, and as a server setup (index on PostgreSQL,
+    blobs on S3) — the whole suite runs against each, with a token — or the --base-url server."""
     if external_base:
         if request.param != "http":
             pytest.skip("a --base-url server is tested once, as given")
@@ -235,11 +249,16 @@ def server(request, facet, external_base, tmp_path_factory):
     if request.param == "tls":
         cert, key = request.getfixturevalue("certificate")
         env.update(FACET_TLS_CERT=str(cert), FACET_TLS_KEY=str(key))
-    if request.param == "s3":
+    if request.param in ("s3", "postgres"):
         s3 = s3_settings("suite-" + uuid.uuid4().hex[:8])
         if s3 is None:
             pytest.skip("no S3-compatible store was started (make test starts SeaweedFS)")
         env.update(s3)
+    if request.param == "postgres":
+        postgres = postgres_settings()
+        if postgres is None:
+            pytest.skip("no PostgreSQL server was started (make test starts one)")
+        env.update(postgres)
     child = FacetServer(facet, folder / "data", extra_env=env).start()
     if child.certificate:
         assert handshake(child) == "TLSv1.3"

@@ -26,6 +26,8 @@ public struct ArchiveError: Error, Sendable, CustomStringConvertible, Equatable 
         public static let busy = Code(name: "busy")
         /// A storage service (the object store, the database) does not answer: 503 with Retry-After.
         public static let unavailable = Code(name: "unavailable")
+        /// Two writers raced on one key in the index; the operation is decided again (never reaches a client).
+        public static let conflictRetry = Code(name: "conflict-retry")
         public var description: String { name }
     }
 

@@ -40,6 +40,10 @@ public struct ServerSettings: Sendable {
     public var s3Region: String?
     /// `blobs` parsed (with the credentials of the environment `load` read), nil for the data folder.
     public var s3: S3Location?
+    /// Where the index is: nil for `DATA/index.sqlite`, or `postgres://user:password@host:port/database`.
+    public var index: String?
+    /// `index` parsed, nil for the embedded SQLite file.
+    public var postgres: PostgresDatabase.Location?
     /// PEM certificate chain and private key: with both, Facet speaks HTTPS only (TLS 1.3 unless `tlsMinimumVersion`
     /// is "1.2") and sends HSTS.
     public var tlsCertificate: String?
@@ -111,6 +115,14 @@ public struct ServerSettings: Sendable {
         settings.blobs = config.string(forKey: "blobs")
         settings.s3Endpoint = config.string(forKey: "s3-endpoint")
         settings.s3Region = config.string(forKey: "s3-region")
+        settings.index = config.string(forKey: "index")
+        if let index = settings.index, !index.isEmpty {
+            do {
+                settings.postgres = try PostgresDatabase.Location.parse(index)
+            } catch {
+                throw SettingsError(message: "index: \(error.message)")
+            }
+        }
         if let blobs = settings.blobs, !blobs.isEmpty {
             do {
                 settings.s3 = try S3Location.parse(

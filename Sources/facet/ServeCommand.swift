@@ -71,9 +71,12 @@ struct ServeCommand: AsyncParsableCommand {
         let report: ArchiveService.StartReport
         do throws(ArchiveError) {
             let folder = URL(fileURLWithPath: settings.dataDirectory)
+            var database: PostgresDatabase?
+            if let location = settings.postgres { database = try await PostgresDatabase.open(location) }
             (service, report) = try await ArchiveService.openEmbedded(
                 dataDirectory: folder,
                 objects: try settings.objectStore(tenant: "default", primary: true, dataDirectory: folder),
+                database: database,
                 duplicatePolicy: settings.duplicatePolicy, quarantineDays: settings.quarantineDays)
         } catch {
             throw fail("the archive cannot be opened: \(error.message)", code: 3)

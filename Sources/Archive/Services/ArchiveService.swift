@@ -130,7 +130,8 @@ public final class ArchiveService: Sendable {
     /// `tenant` names the clinic whose key encrypts this archive; `keyDirectory` (default `DATA/keys`) holds the
     /// master key and the tenants' keys, so one server's clinics share a master key and nothing else.
     public static func openEmbedded(
-        dataDirectory: URL, objects: (any ObjectStore)? = nil, duplicatePolicy: DuplicatePolicy = .reject,
+        dataDirectory: URL, objects: (any ObjectStore)? = nil, database: PostgresDatabase? = nil,
+        duplicatePolicy: DuplicatePolicy = .reject,
         quarantineDays: Int = 7, keyDirectory: URL? = nil, tenant: String = "default",
         environment: [String: String] = ProcessInfo.processInfo.environment
     ) async throws(ArchiveError) -> (ArchiveService, StartReport) {
@@ -144,7 +145,7 @@ public final class ArchiveService: Sendable {
         }
         do {
             let (service, report) = try await openLocked(
-                dataDirectory: dataDirectory, objects: objects, duplicatePolicy: duplicatePolicy,
+                dataDirectory: dataDirectory, objects: objects, database: database, duplicatePolicy: duplicatePolicy,
                 quarantineDays: quarantineDays,
                 keyDirectory: keyDirectory ?? dataDirectory.appendingPathComponent("keys"), tenant: tenant,
                 environment: environment)
@@ -157,7 +158,8 @@ public final class ArchiveService: Sendable {
     }
 
     private static func openLocked(
-        dataDirectory: URL, objects: (any ObjectStore)?, duplicatePolicy: DuplicatePolicy, quarantineDays: Int,
+        dataDirectory: URL, objects: (any ObjectStore)?, database: PostgresDatabase?, duplicatePolicy: DuplicatePolicy,
+        quarantineDays: Int,
         keyDirectory: URL, tenant: String, environment: [String: String]
     ) async throws(ArchiveError) -> (ArchiveService, StartReport) {
         let (keys, created) = try KeyHierarchy.open(
@@ -170,13 +172,18 @@ public final class ArchiveService: Sendable {
         let store = EncryptedBlobStore(objects: objectStore, keys: keys)
         let indexURL = dataDirectory.appendingPathComponent("index.sqlite")
         let listed = try await store.allIDs()
-        if let listed, !listed.isEmpty && !FileManager.default.fileExists(atPath: indexURL.path) {
-            // Not even created: an empty index must not be left behind to look like the real one.
-            throw unknownBlobs(listed.count)
-        }
         let storage = BlockingPool.storage
-        let index = try await storage.runTyped { () throws(ArchiveError) in
-            try SQLiteStudyIndex(path: indexURL, keys: keys)
+        let index: any StudyIndex & AuditAnchorStore
+        if let database {
+            index = try await PostgresStudyIndex.open(database: database, tenant: tenant, keys: keys)
+        } else {
+            if let listed, !listed.isEmpty && !FileManager.default.fileExists(atPath: indexURL.path) {
+                // Not even created: an empty index must not be left behind to look like the real one.
+                throw unknownBlobs(listed.count)
+            }
+            index = try await storage.runTyped { () throws(ArchiveError) in
+                try SQLiteStudyIndex(path: indexURL, keys: keys)
+            }
         }
         let referenced = try await index.referencedBlobIDs()
         let pending = try await index.pendingBlobIDs()

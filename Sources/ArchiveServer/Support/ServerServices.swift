@@ -35,6 +35,8 @@ final class TenantArchives: @unchecked Sendable {
     private let urls: URLs
     private let pool: BlockingPool
     private let environment: [String: String]
+    /// The PostgreSQL server every clinic's index is in (the primary's), nil for SQLite files.
+    private let database: PostgresDatabase?
     private let logger: Logger
     /// Guards the three tables below, briefly (never while a folder is being opened).
     private let lock = NSLock()
@@ -53,6 +55,7 @@ final class TenantArchives: @unchecked Sendable {
         self.urls = urls
         self.pool = pool
         self.environment = environment
+        database = (primary.index as? PostgresStudyIndex)?.database
     }
 
     var dataDirectory: URL { URL(fileURLWithPath: settings.dataDirectory) }
@@ -105,6 +108,7 @@ final class TenantArchives: @unchecked Sendable {
             let (service, report) = try await ArchiveService.openEmbedded(
                 dataDirectory: folder,
                 objects: try settings.objectStore(tenant: tenant, primary: false, dataDirectory: folder),
+                database: database,
                 duplicatePolicy: settings.duplicatePolicy,
                 quarantineDays: settings.quarantineDays, keyDirectory: dataDirectory.appendingPathComponent("keys"),
                 tenant: tenant, environment: environment)

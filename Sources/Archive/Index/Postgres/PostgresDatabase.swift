@@ -1,0 +1,224 @@
+import Foundation
+import Logging
+import NIOSSL
+import PostgresNIO
+
+/// A PostgreSQL server Facet keeps its index in: one pooled client for the process (every clinic's index shares
+/// it), run for as long as the process lives, and the schema migrated to the newest version at open.
+public final class PostgresDatabase: Sendable {
+    let client: PostgresClient
+    let logger: Logger
+    private let running: Task<Void, Never>
+
+    /// Where the server is and who Facet is there, from `postgres://user:password@host:port/database` (also
+    /// `postgresql://`; `?sslmode=disable|prefer|require`, default `prefer`; a `host` query item naming a folder
+    /// connects through its Unix socket). The password never appears in errors.
+    public struct Location: Sendable, Hashable {
+        public var host: String
+        public var port: Int
+        public var username: String
+        public var password: String?
+        public var database: String
+        public var socketFolder: String?
+        public var sslMode: String
+
+        public static func parse(_ text: String) throws(ArchiveError) -> Location {
+            guard let url = URLComponents(string: text), url.scheme == "postgres" || url.scheme == "postgresql",
+                let username = url.user, !username.isEmpty
+            else { throw ArchiveError(.invalidInput, "index must be postgres://user:password@host:port/database") }
+            let database = String(url.path.drop { $0 == "/" })
+            guard !database.isEmpty, !database.contains("/") else {
+                throw ArchiveError(.invalidInput, "the index URL names no database (postgres://…/database)")
+            }
+            let items = Dictionary(
+                (url.queryItems ?? []).map { ($0.name, $0.value ?? "") }, uniquingKeysWith: { $1 })
+            let sslMode = items["sslmode"] ?? "prefer"
+            guard ["disable", "prefer", "require"].contains(sslMode) else {
+                throw ArchiveError(.invalidInput, "sslmode must be disable, prefer or require")
+            }
+            let socket = items["host"].flatMap { $0.hasPrefix("/") ? $0 : nil }
+            guard socket != nil || !(url.host ?? "").isEmpty else {
+                throw ArchiveError(.invalidInput, "the index URL names no host")
+            }
+            return Location(
+                host: url.host ?? "", port: url.port ?? 5432, username: username, password: url.password,
+                database: database, socketFolder: socket, sslMode: sslMode)
+        }
+    }
+
+    public let location: Location
+    /// How long one index operation may wait for the server (connecting included) before it is `.unavailable`.
+    public let deadline: Double
+
+    /// Connects (lazily: the pool connects on first use), migrates the schema, and checks the server answers.
+    public static func open(
+        _ location: Location, deadline: Double = 15, logger: Logger = Logger(label: "facet.postgres")
+    ) async throws(ArchiveError) -> PostgresDatabase {
+        let database = try PostgresDatabase(location, deadline: deadline, logger: logger)
+        do {
+            try await database.migrate()
+        } catch {
+            database.close()
+            throw error
+        }
+        return database
+    }
+
+    private init(_ location: Location, deadline: Double, logger: Logger) throws(ArchiveError) {
+        self.location = location
+        self.deadline = deadline
+        self.logger = logger
+        var configuration: PostgresClient.Configuration
+        if let folder = location.socketFolder {
+            configuration = .init(
+                unixSocketPath: "\(folder)/.s.PGSQL.\(location.port)", username: location.username,
+                password: location.password, database: location.database)
+        } else {
+            let tls: PostgresClient.Configuration.TLS
+            switch location.sslMode {
+            case "disable": tls = .disable
+            case "require": tls = .require(.makeClientConfiguration())
+            default: tls = .prefer(.makeClientConfiguration())
+            }
+            configuration = .init(
+                host: location.host, port: location.port, username: location.username, password: location.password,
+                database: location.database, tls: tls)
+        }
+        configuration.options.connectTimeout = .seconds(5)
+        let client = PostgresClient(configuration: configuration, backgroundLogger: logger)
+        self.client = client
+        running = Task { await client.run() }
+    }
+
+    /// Stops the pool (its connections close).
+    public func close() { running.cancel() }
+
+    /// Applies the migrations not yet recorded, in order, each in a transaction under one advisory lock.
+    func migrate() async throws(ArchiveError) {
+        try await Self.mapping(seconds: deadline) { [self] in
+            try await client.withTransaction(logger: logger) { connection in
+                try await connection.query("SELECT pg_advisory_xact_lock(7245001)", logger: logger)
+                try await connection.query(
+                    """
+                    CREATE TABLE IF NOT EXISTS facet_migrations (
+                        version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied TIMESTAMPTZ NOT NULL DEFAULT now())
+                    """, logger: logger)
+                var applied = Set<Int>()
+                for try await version in try await connection.query(
+                    "SELECT version FROM facet_migrations", logger: logger
+                ).decode(Int.self) {
+                    applied.insert(version)
+                }
+                if let newest = applied.max(), newest > PostgresMigrations.all.map(\.version).max() ?? 0 {
+                    throw ArchiveError(
+                        .invalidInput, "the index was migrated by a newer Facet (schema \(newest)); upgrade Facet")
+                }
+                for migration in PostgresMigrations.all where !applied.contains(migration.version) {
+                    for statement in migration.statements {
+                        try await connection.query(PostgresQuery(unsafeSQL: statement), logger: logger)
+                    }
+                    try await connection.query(
+                        "INSERT INTO facet_migrations (version, name) VALUES (\(migration.version), \(migration.name))",
+                        logger: logger)
+                }
+            }
+        }
+    }
+
+    /// The schema versions recorded, in order.
+    public func appliedMigrations() async throws(ArchiveError) -> [Int] {
+        try await Self.mapping(seconds: deadline) { [self] in
+            var versions: [Int] = []
+            for try await version in try await client.query(
+                "SELECT version FROM facet_migrations ORDER BY version", logger: logger
+            ).decode(Int.self) {
+                versions.append(version)
+            }
+            return versions
+        }
+    }
+
+    /// Runs database work, turning its errors into the archive's: a server that cannot be reached (down,
+    /// restarting, refusing connections) is `.unavailable` (503 with Retry-After); a refused statement is `.io`.
+    static func mapping<T: Sendable>(
+        seconds: Double, _ body: @escaping @Sendable () async throws -> T
+    ) async throws(ArchiveError) -> T {
+        do {
+            // The pool keeps trying to connect to a server that is down: the caller waits `seconds` at most. The
+            // work goes on in its own task (cancelled) rather than holding the caller until it notices.
+            return try await withDeadline(seconds: seconds, body)
+        } catch let error as ArchiveError {
+            throw error
+        } catch let error as PostgresTransactionError {
+            throw classify(error.closureError ?? error.beginError ?? error.commitError ?? error)
+        } catch {
+            throw classify(error)
+        }
+    }
+
+    static func classify(_ error: any Error) -> ArchiveError {
+        if let error = error as? ArchiveError { return error }
+        if let error = error as? PSQLError, error.code == .server {
+            // Never the statement's values: the SQLSTATE only.
+            return ArchiveError(.io, "the index refused a statement (SQLSTATE \(error.serverInfo?[.sqlState] ?? "?"))")
+        }
+        return ArchiveError(.unavailable, "the index database cannot be reached")
+    }
+
+    /// Whether an error is a unique-constraint violation (two writers raced on a key).
+    static func isUniqueViolation(_ error: any Error) -> Bool {
+        let inner =
+            (error as? PostgresTransactionError)?.closureError ?? (error as? PostgresTransactionError)?
+            .commitError ?? error
+        return (inner as? PSQLError)?.serverInfo?[.sqlState] == "23505"
+    }
+}
+
+/// Runs `body`, or gives up after `seconds` with `.unavailable` (the body's task is cancelled and left to end).
+func withDeadline<T: Sendable>(seconds: Double, _ body: @escaping @Sendable () async throws -> T) async throws -> T {
+    let gate = DeadlineGate<T>()
+    return try await withCheckedThrowingContinuation { continuation in
+        gate.continuation = continuation
+        let work = Task {
+            if gate.finish(with: await Result(catching: body)) { gate.timer?.cancel() }
+        }
+        gate.timer = Task {
+            try? await Task.sleep(nanoseconds: UInt64(seconds * 1_000_000_000))
+            guard !Task.isCancelled else { return }
+            if gate.finish(with: .failure(ArchiveError(.unavailable, "the index database did not answer in time"))) {
+                work.cancel()
+            }
+        }
+    }
+}
+
+/// Resumes a continuation once, with whichever result comes first.
+private final class DeadlineGate<T: Sendable>: @unchecked Sendable {
+    private let lock = NSLock()
+    var continuation: CheckedContinuation<T, any Error>?
+    private var timerTask: Task<Void, Never>?
+    var timer: Task<Void, Never>? {
+        get { lock.withLock { timerTask } }
+        set { lock.withLock { timerTask = newValue } }
+    }
+
+    @discardableResult
+    func finish(with result: Result<T, any Error>) -> Bool {
+        let waiting: CheckedContinuation<T, any Error>? = lock.withLock {
+            defer { continuation = nil }
+            return continuation
+        }
+        waiting?.resume(with: result)
+        return waiting != nil
+    }
+}
+
+extension Result where Failure == any Error {
+    init(catching body: () async throws -> Success) async {
+        do {
+            self = .success(try await body())
+        } catch {
+            self = .failure(error)
+        }
+    }
+}

@@ -1,0 +1,75 @@
+/// The PostgreSQL schema as numbered migrations, applied in order at start and recorded in `facet_migrations`
+/// (under an advisory lock, so replicas starting together apply each once). A migration is never edited once
+/// released; a change is a new one. Every table carries `tenant` first: each clinic's rows stay apart, and it is
+/// the distribution column should the index be sharded by tenant (e.g. Citus).
+enum PostgresMigrations {
+    struct Migration {
+        var version: Int
+        var name: String
+        var statements: [String]
+    }
+
+    static let all: [Migration] = [
+        Migration(
+            version: 1,
+            name: "archive v1: studies, series, instances, originals, deletions, pending blobs, audit anchor",
+            statements: [
+                """
+                CREATE TABLE studies (
+                    tenant TEXT NOT NULL, study_uid TEXT NOT NULL, attributes BYTEA NOT NULL,
+                    patient_id_index TEXT, accession_index TEXT, PRIMARY KEY (tenant, study_uid))
+                """,
+                "CREATE INDEX studies_patient ON studies (tenant, patient_id_index)",
+                "CREATE INDEX studies_accession ON studies (tenant, accession_index)",
+                """
+                CREATE TABLE series (
+                    tenant TEXT NOT NULL, series_uid TEXT NOT NULL, study_uid TEXT NOT NULL, modality TEXT,
+                    attributes BYTEA NOT NULL, PRIMARY KEY (tenant, series_uid))
+                """,
+                """
+                CREATE TABLE instances (
+                    tenant TEXT NOT NULL, sop_uid TEXT NOT NULL, sop_class TEXT NOT NULL, series_uid TEXT NOT NULL,
+                    study_uid TEXT NOT NULL, transfer_syntax TEXT NOT NULL, blob_id TEXT NOT NULL,
+                    size BIGINT NOT NULL, sha256 TEXT NOT NULL, stored DOUBLE PRECISION NOT NULL,
+                    seq BIGSERIAL NOT NULL, attributes BYTEA NOT NULL, metadata BYTEA NOT NULL,
+                    PRIMARY KEY (tenant, sop_uid))
+                """,
+                "CREATE INDEX instances_study ON instances (tenant, study_uid)",
+                "CREATE INDEX instances_series ON instances (tenant, series_uid)",
+                """
+                CREATE TABLE originals (
+                    tenant TEXT NOT NULL, sop_uid TEXT NOT NULL, seq INTEGER NOT NULL, blob_id TEXT NOT NULL,
+                    size BIGINT NOT NULL, sha256 TEXT NOT NULL, details BYTEA NOT NULL,
+                    PRIMARY KEY (tenant, sop_uid, seq))
+                """,
+                """
+                CREATE TABLE superseded (
+                    tenant TEXT NOT NULL, blob_id TEXT NOT NULL, sop_uid TEXT NOT NULL, sha256 TEXT NOT NULL,
+                    replaced DOUBLE PRECISION NOT NULL, PRIMARY KEY (tenant, blob_id))
+                """,
+                """
+                CREATE TABLE deleted_instances (
+                    seq BIGSERIAL PRIMARY KEY, tenant TEXT NOT NULL, sop_uid TEXT NOT NULL, series_uid TEXT NOT NULL,
+                    study_uid TEXT NOT NULL, blob_id TEXT NOT NULL, size BIGINT NOT NULL, sha256 TEXT NOT NULL,
+                    deleted DOUBLE PRECISION NOT NULL, details BYTEA NOT NULL, attributes BYTEA NOT NULL,
+                    metadata BYTEA NOT NULL)
+                """,
+                "CREATE INDEX deleted_instances_tenant ON deleted_instances (tenant, seq)",
+                """
+                CREATE TABLE deleted_originals (
+                    tenant TEXT NOT NULL, sop_uid TEXT NOT NULL, seq INTEGER NOT NULL, blob_id TEXT NOT NULL,
+                    size BIGINT NOT NULL, sha256 TEXT NOT NULL, details BYTEA NOT NULL,
+                    deleted DOUBLE PRECISION NOT NULL)
+                """,
+                """
+                CREATE TABLE pending_blobs (
+                    tenant TEXT NOT NULL, blob_id TEXT NOT NULL, owner TEXT NOT NULL,
+                    created DOUBLE PRECISION NOT NULL, PRIMARY KEY (tenant, blob_id))
+                """,
+                """
+                CREATE TABLE audit_anchor (
+                    tenant TEXT PRIMARY KEY, sequence BIGINT NOT NULL, mac TEXT NOT NULL, seal TEXT NOT NULL)
+                """,
+            ])
+    ]
+}

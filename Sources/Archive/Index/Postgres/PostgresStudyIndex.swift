@@ -1,0 +1,489 @@
+import DICOMCore
+import Foundation
+import Logging
+import PostgresNIO
+
+/// The index on a PostgreSQL server: the same tables as SQLite's plus a `tenant` column, the same sealed attributes
+/// and blind indexes (through `AttributeSealer`: nothing identifying is in the clear in PostgreSQL either), and the
+/// same catalogue in memory for searching.
+///
+/// The duplicate and patient-identity rules are decided in the database, inside the commit's transaction and under
+/// advisory locks on the study and the SOP Instance UID, so they hold when several processes write at once.
+public final class PostgresStudyIndex: StudyIndex, @unchecked Sendable {
+    public let database: PostgresDatabase
+    public let tenant: String
+    let sealer: AttributeSealer
+    private let lock = NSLock()
+    private var current = Catalog()
+    public private(set) var quarantinedRows: [String] = []
+
+    private var client: PostgresClient { database.client }
+    private var logger: Logger { database.logger }
+
+    /// Opens `tenant`'s index in `database` and loads its catalogue.
+    public static func open(database: PostgresDatabase, tenant: String, keys: KeyHierarchy)
+        async
+        throws(ArchiveError) -> PostgresStudyIndex
+    {
+        let index = PostgresStudyIndex(database: database, tenant: tenant, keys: keys)
+        try await index.load()
+        return index
+    }
+
+    private init(database: PostgresDatabase, tenant: String, keys: KeyHierarchy) {
+        self.database = database
+        self.tenant = tenant
+        sealer = AttributeSealer(keys: keys)
+    }
+
+    private func run<T: Sendable>(seconds: Double? = nil, _ body: @escaping @Sendable () async throws -> T)
+        async throws(ArchiveError) -> T
+    {
+        try await PostgresDatabase.mapping(seconds: seconds ?? database.deadline, body)
+    }
+
+    /// Reads every row of the tenant into the catalogue; a row that cannot be decoded is left out and noted.
+    private func load() async throws(ArchiveError) {
+        // Reading a large clinic's every row takes a while: the deadline is for a server that does not answer.
+        let (catalog, quarantined) = try await run(seconds: 600) { [self] () async throws -> (Catalog, [String]) in
+            var catalog = Catalog()
+            var quarantined: [String] = []
+            var studies: [String: Dataset] = [:]
+            var bad: Set<String> = []
+            let studyRows = try await client.query(
+                "SELECT study_uid, attributes FROM studies WHERE tenant = \(tenant)", logger: logger)
+            for try await (uid, sealed) in studyRows.decode((String, Data).self) {
+                if let attributes = try? sealer.open(sealed, uid: uid) {
+                    studies[uid] = attributes
+                } else {
+                    bad.insert(uid)
+                    quarantined.append(uid)
+                }
+            }
+            var series: [String: Dataset] = [:]
+            let seriesRows = try await client.query(
+                "SELECT series_uid, attributes FROM series WHERE tenant = \(tenant)", logger: logger)
+            for try await (uid, sealed) in seriesRows.decode((String, Data).self) {
+                if let attributes = try? sealer.open(sealed, uid: uid) {
+                    series[uid] = attributes
+                } else {
+                    bad.insert(uid)
+                    quarantined.append(uid)
+                }
+            }
+            let rows = try await client.query(
+                """
+                SELECT sop_uid, sop_class, series_uid, study_uid, transfer_syntax, blob_id, size, sha256, stored,
+                attributes FROM instances WHERE tenant = \(tenant) ORDER BY seq
+                """, logger: logger)
+            for try await row in rows.decode(
+                (String, String, String, String, String, String, Int64, String, Double, Data).self)
+            {
+                let (uid, sopClass, seriesUID, studyUID, syntax, blobID, size, sha256, stored, sealed) = row
+                guard !bad.contains(studyUID), !bad.contains(seriesUID),
+                    let attributes = try? sealer.open(sealed, uid: uid)
+                else {
+                    quarantined.append(uid)
+                    continue
+                }
+                let record = InstanceRecord(
+                    sopInstanceUID: uid, sopClassUID: sopClass, seriesInstanceUID: seriesUID,
+                    studyInstanceUID: studyUID, transferSyntaxUID: syntax,
+                    blob: BlobReference(id: blobID, size: Int(size), sha256: sha256), attributes: attributes,
+                    stored: Date(timeIntervalSince1970: stored))
+                catalog.insert(
+                    study: studies[studyUID] ?? Dataset(), series: series[seriesUID] ?? Dataset(), instance: record)
+            }
+            return (catalog, quarantined)
+        }
+        lock.withLock {
+            current = catalog
+            quarantinedRows = quarantined
+        }
+    }
+
+    // MARK: StudyIndex
+
+    public func catalog() -> Catalog { lock.withLock { current } }
+
+    public func instance(_ sopInstanceUID: String) -> InstanceRecord? {
+        lock.withLock { current.instances[sopInstanceUID] }
+    }
+
+    public func commit(_ entry: IndexEntry, allowNewVersion: Bool) async throws(ArchiveError) -> CommitResult {
+        do {
+            return try await commitOnce(entry, allowNewVersion: allowNewVersion)
+        } catch {
+            // Another writer inserted the same key between our check and our insert: decide again, now seeing it.
+            guard error.code == .conflictRetry else { throw error }
+            return try await commitOnce(entry, allowNewVersion: allowNewVersion)
+        }
+    }
+
+    private func commitOnce(_ entry: IndexEntry, allowNewVersion: Bool) async throws(ArchiveError) -> CommitResult {
+        let record = entry.instance
+        let tenant = self.tenant
+        let (study, series, sop) = (record.studyInstanceUID, record.seriesInstanceUID, record.sopInstanceUID)
+        let sealed: (study: Data, series: Data, attributes: Data, metadata: Data)
+        do {
+            sealed = (
+                try sealer.seal(entry.study, uid: study), try sealer.seal(entry.series, uid: series),
+                try sealer.seal(record.attributes, uid: sop), try sealer.seal(Data(entry.metadataJSON.utf8), uid: sop)
+            )
+        } catch {
+            throw ArchiveError(.key, "index value cannot be sealed")
+        }
+        let patientIndex = sealer.blindIndex("PatientID", entry.study.string(.patientID))
+        let accessionIndex = sealer.blindIndex("AccessionNumber", entry.study.string(.accessionNumber))
+        let outcome = try await run { [self] () async throws -> (CommitResult, InstanceRecord?, Dataset?, Dataset?) in
+            do {
+                return try await client.withTransaction(logger: logger) { db in
+                    // The study first, then the instance: every writer takes them in this order.
+                    try await db.query(
+                        "SELECT pg_advisory_xact_lock(hashtextextended(\("study/\(tenant)/\(study)"), 0))",
+                        logger: logger)
+                    try await db.query(
+                        "SELECT pg_advisory_xact_lock(hashtextextended(\("sop/\(tenant)/\(sop)"), 0))",
+                        logger: logger)
+                    var result = CommitResult.committed
+                    var existing: InstanceRecord?
+                    for try await (sha256, seriesUID, studyUID, blobID, size) in try await db.query(
+                        """
+                        SELECT sha256, series_uid, study_uid, blob_id, size FROM instances
+                        WHERE tenant = \(tenant) AND sop_uid = \(sop)
+                        """, logger: logger
+                    ).decode((String, String, String, String, Int64).self) {
+                        if sha256 == record.blob.sha256 { return (.identical, nil, nil, nil) }
+                        guard allowNewVersion, seriesUID == series, studyUID == study else {
+                            return (.conflict, nil, nil, nil)
+                        }
+                        result = .newVersion
+                        var old = record
+                        old.blob = BlobReference(id: blobID, size: Int(size), sha256: sha256)
+                        existing = old
+                    }
+                    var storedSeries: Dataset?
+                    for try await (studyUID, sealedSeries) in try await db.query(
+                        "SELECT study_uid, attributes FROM series WHERE tenant = \(tenant) AND series_uid = \(series)",
+                        logger: logger
+                    ).decode((String, Data).self) {
+                        // A series belongs to one study.
+                        if studyUID != study { return (.conflict, nil, nil, nil) }
+                        storedSeries = try sealer.open(sealedSeries, uid: series)
+                    }
+                    var storedStudy: Dataset?
+                    for try await sealedStudy in try await db.query(
+                        "SELECT attributes FROM studies WHERE tenant = \(tenant) AND study_uid = \(study)",
+                        logger: logger
+                    ).decode(Data.self) {
+                        let attributes = try sealer.open(sealedStudy, uid: study)
+                        switch PatientIdentity.compare(stored: attributes, incoming: entry.study) {
+                        case .same, .sameAfterNormalisation: break
+                        case .differentID, .differentName: return (.identityConflict, nil, nil, nil)
+                        }
+                        storedStudy = attributes
+                    }
+                    if storedStudy == nil {
+                        try await db.query(
+                            """
+                            INSERT INTO studies (tenant, study_uid, attributes, patient_id_index, accession_index)
+                            VALUES (\(tenant), \(study), \(sealed.study), \(patientIndex), \(accessionIndex))
+                            """, logger: logger)
+                    }
+                    if storedSeries == nil {
+                        try await db.query(
+                            """
+                            INSERT INTO series (tenant, series_uid, study_uid, modality, attributes)
+                            VALUES (\(tenant), \(series), \(study), \(entry.series.string(.modality)), \(sealed.series))
+                            """, logger: logger)
+                    }
+                    if let existing {
+                        try await db.query(
+                            """
+                            INSERT INTO superseded (tenant, blob_id, sop_uid, sha256, replaced)
+                            VALUES (\(tenant), \(existing.blob.id), \(sop), \(existing.blob.sha256),
+                            \(Date().timeIntervalSince1970))
+                            """, logger: logger)
+                        try await db.query(
+                            "DELETE FROM instances WHERE tenant = \(tenant) AND sop_uid = \(sop)", logger: logger)
+                    }
+                    try await db.query(
+                        """
+                        INSERT INTO instances (tenant, sop_uid, sop_class, series_uid, study_uid, transfer_syntax,
+                        blob_id, size, sha256, stored, attributes, metadata) VALUES (\(tenant), \(sop),
+                        \(record.sopClassUID), \(series), \(study), \(record.transferSyntaxUID), \(record.blob.id),
+                        \(Int64(record.blob.size)), \(record.blob.sha256), \(record.stored.timeIntervalSince1970),
+                        \(sealed.attributes), \(sealed.metadata))
+                        """, logger: logger)
+                    try await db.query(
+                        "DELETE FROM pending_blobs WHERE tenant = \(tenant) AND blob_id = \(record.blob.id)",
+                        logger: logger)
+                    return (result, existing, storedStudy, storedSeries)
+                }
+            } catch  where PostgresDatabase.isUniqueViolation(error) {
+                throw ArchiveError(.conflictRetry, "another writer stored this key at the same time")
+            }
+        }
+        let (result, _, storedStudy, storedSeries) = outcome
+        guard result == .committed || result == .newVersion else { return result }
+        lock.withLock {
+            current.insert(
+                study: storedStudy ?? entry.study, series: storedSeries ?? entry.series, instance: record)
+        }
+        return result
+    }
+
+    public func metadataJSON(_ sopInstanceUID: String) async throws(ArchiveError) -> String? {
+        let sealed = try await run { [self] () async throws -> Data? in
+            var found: Data?
+            for try await data in try await client.query(
+                "SELECT metadata FROM instances WHERE tenant = \(tenant) AND sop_uid = \(sopInstanceUID)",
+                logger: logger
+            ).decode(Data.self) {
+                found = data
+            }
+            return found
+        }
+        guard let sealed else { return nil }
+        return String(decoding: try sealer.openData(sealed, uid: sopInstanceUID), as: UTF8.self)
+    }
+
+    public func studyUIDs(patientID: String) async throws(ArchiveError) -> [String] {
+        guard let key = sealer.blindIndex("PatientID", patientID) else { return [] }
+        return try await strings(
+            "SELECT study_uid FROM studies WHERE tenant = \(tenant) AND patient_id_index = \(key)")
+    }
+
+    public func studyUIDs(accessionNumber: String) async throws(ArchiveError) -> [String] {
+        guard let key = sealer.blindIndex("AccessionNumber", accessionNumber) else { return [] }
+        return try await strings(
+            "SELECT study_uid FROM studies WHERE tenant = \(tenant) AND accession_index = \(key)")
+    }
+
+    private func strings(_ query: PostgresQuery) async throws(ArchiveError) -> [String] {
+        try await run { [self] in
+            var out: [String] = []
+            for try await value in try await client.query(query, logger: logger).decode(String.self) {
+                out.append(value)
+            }
+            return out
+        }
+    }
+
+    public func referencedBlobIDs() async throws(ArchiveError) -> Set<String> {
+        Set(
+            try await strings(
+                """
+                SELECT blob_id FROM instances WHERE tenant = \(tenant)
+                UNION SELECT blob_id FROM superseded WHERE tenant = \(tenant)
+                UNION SELECT blob_id FROM originals WHERE tenant = \(tenant)
+                UNION SELECT blob_id FROM deleted_instances WHERE tenant = \(tenant)
+                UNION SELECT blob_id FROM deleted_originals WHERE tenant = \(tenant)
+                """))
+    }
+
+    public func addPendingBlob(_ id: String, owner: String) async throws(ArchiveError) {
+        try await run { [self] in
+            try await client.query(
+                """
+                INSERT INTO pending_blobs (tenant, blob_id, owner, created)
+                VALUES (\(tenant), \(id), \(owner), \(Date().timeIntervalSince1970))
+                """, logger: logger)
+        }
+    }
+
+    public func removePendingBlob(_ id: String) async throws(ArchiveError) {
+        try await run { [self] in
+            try await client.query(
+                "DELETE FROM pending_blobs WHERE tenant = \(tenant) AND blob_id = \(id)", logger: logger)
+        }
+    }
+
+    public func pendingBlobIDs() async throws(ArchiveError) -> Set<String> {
+        Set(try await strings("SELECT blob_id FROM pending_blobs WHERE tenant = \(tenant)"))
+    }
+
+    public func addOriginal(_ original: OriginalFile, to sopInstanceUID: String) async throws(ArchiveError) {
+        let sealed: Data
+        do {
+            sealed = try sealer.sealOriginal(original, uid: sopInstanceUID)
+        } catch {
+            throw ArchiveError(.key, "index value cannot be sealed")
+        }
+        try await run { [self] in
+            try await client.withTransaction(logger: logger) { db in
+                try await db.query(
+                    "SELECT pg_advisory_xact_lock(hashtextextended(\("sop/\(tenant)/\(sopInstanceUID)"), 0))",
+                    logger: logger)
+                var live = false
+                for try await _ in try await db.query(
+                    "SELECT 1 FROM instances WHERE tenant = \(tenant) AND sop_uid = \(sopInstanceUID)", logger: logger
+                ).decode(Int32.self) {
+                    live = true
+                }
+                // Kept only beside a live instance (see SQLiteStudyIndex).
+                guard live else {
+                    throw ArchiveError(.notFound, "the instance was deleted while its originals were being kept")
+                }
+                var next: Int32 = 1
+                for try await value in try await db.query(
+                    """
+                    SELECT COALESCE(MAX(seq), 0) + 1 FROM originals WHERE tenant = \(tenant) AND sop_uid = \(sopInstanceUID)
+                    """, logger: logger
+                ).decode(Int32.self) {
+                    next = value
+                }
+                try await db.query(
+                    """
+                    INSERT INTO originals (tenant, sop_uid, seq, blob_id, size, sha256, details) VALUES (\(tenant),
+                    \(sopInstanceUID), \(next), \(original.blob.id), \(Int64(original.blob.size)),
+                    \(original.blob.sha256), \(sealed))
+                    """, logger: logger)
+                try await db.query(
+                    "DELETE FROM pending_blobs WHERE tenant = \(tenant) AND blob_id = \(original.blob.id)",
+                    logger: logger)
+            }
+        }
+    }
+
+    public func originals(of sopInstanceUID: String) async throws(ArchiveError) -> [OriginalFile] {
+        try await run { [self] in
+            var out: [OriginalFile] = []
+            for try await (blobID, size, sha256, details) in try await client.query(
+                """
+                SELECT blob_id, size, sha256, details FROM originals
+                WHERE tenant = \(tenant) AND sop_uid = \(sopInstanceUID) ORDER BY seq
+                """, logger: logger
+            ).decode((String, Int64, String, Data).self) {
+                out.append(
+                    try sealer.openOriginal(
+                        details, blob: BlobReference(id: blobID, size: Int(size), sha256: sha256), uid: sopInstanceUID)
+                )
+            }
+            return out
+        }
+    }
+
+    public func softDelete(_ sopInstanceUIDs: [String], why: Deletion) async throws(ArchiveError) -> [InstanceRecord] {
+        var seen = Set<String>()
+        let records = lock.withLock {
+            sopInstanceUIDs.compactMap { uid in seen.insert(uid).inserted ? current.instances[uid] : nil }
+        }
+        guard !records.isEmpty else { return [] }
+        let sealed: [Data]
+        do {
+            sealed = try records.map { try sealer.sealDeletion(why, uid: $0.sopInstanceUID) }
+        } catch {
+            throw ArchiveError(.key, "index value cannot be sealed")
+        }
+        let date = why.date.timeIntervalSince1970
+        try await run { [self] in
+            try await client.withTransaction(logger: logger) { db in
+                for (record, details) in zip(records, sealed) {
+                    let sop = record.sopInstanceUID
+                    try await db.query(
+                        """
+                        INSERT INTO deleted_instances (tenant, sop_uid, series_uid, study_uid, blob_id, size, sha256,
+                        deleted, details, attributes, metadata)
+                        SELECT tenant, sop_uid, series_uid, study_uid, blob_id, size, sha256, \(date), \(details),
+                        attributes, metadata FROM instances WHERE tenant = \(tenant) AND sop_uid = \(sop)
+                        """, logger: logger)
+                    try await db.query(
+                        "DELETE FROM instances WHERE tenant = \(tenant) AND sop_uid = \(sop)", logger: logger)
+                    try await db.query(
+                        """
+                        INSERT INTO deleted_originals (tenant, sop_uid, seq, blob_id, size, sha256, details, deleted)
+                        SELECT tenant, sop_uid, seq, blob_id, size, sha256, details, \(date) FROM originals
+                        WHERE tenant = \(tenant) AND sop_uid = \(sop)
+                        """, logger: logger)
+                    try await db.query(
+                        "DELETE FROM originals WHERE tenant = \(tenant) AND sop_uid = \(sop)", logger: logger)
+                }
+            }
+        }
+        lock.withLock { for record in records { current.remove(record.sopInstanceUID) } }
+        return records
+    }
+
+    public func deletions() async throws(ArchiveError) -> [DeletedInstance] {
+        try await run { [self] in
+            var out: [DeletedInstance] = []
+            for try await row in try await client.query(
+                """
+                SELECT sop_uid, series_uid, study_uid, blob_id, size, sha256, deleted, details
+                FROM deleted_instances WHERE tenant = \(tenant) ORDER BY seq
+                """, logger: logger
+            ).decode((String, String, String, String, Int64, String, Double, Data).self) {
+                let (uid, series, study, blobID, size, sha256, deleted, details) = row
+                out.append(
+                    DeletedInstance(
+                        sopInstanceUID: uid, seriesInstanceUID: series, studyInstanceUID: study,
+                        blob: BlobReference(id: blobID, size: Int(size), sha256: sha256),
+                        deletion: try sealer.openDeletion(
+                            details, uid: uid, date: Date(timeIntervalSince1970: deleted))))
+            }
+            return out
+        }
+    }
+}
+
+/// The audit chain's anchor kept beside the tenant's rows. `AuditLog` calls it from its own threads (never a
+/// cooperative one), so waiting for the database there is allowed.
+extension PostgresStudyIndex: AuditAnchorStore {
+    public func saveAuditAnchor(_ anchor: AuditAnchor) throws(ArchiveError) {
+        let tenant = self.tenant
+        try blockingWait { () async throws(ArchiveError) in
+            try await self.run { [self] in
+                try await self.client.query(
+                    """
+                    INSERT INTO audit_anchor (tenant, sequence, mac, seal)
+                    VALUES (\(tenant), \(Int64(anchor.sequence)), \(anchor.mac), \(anchor.seal))
+                    ON CONFLICT (tenant) DO UPDATE SET sequence = excluded.sequence, mac = excluded.mac,
+                    seal = excluded.seal
+                    """, logger: self.logger)
+            }
+        }
+    }
+
+    public func auditAnchor() throws(ArchiveError) -> AuditAnchor? {
+        let tenant = self.tenant
+        return try blockingWait { () async throws(ArchiveError) -> AuditAnchor? in
+            try await self.run { [self] in
+                var found: AuditAnchor?
+                for try await (sequence, mac, seal) in try await self.client.query(
+                    "SELECT sequence, mac, seal FROM audit_anchor WHERE tenant = \(tenant)", logger: self.logger
+                ).decode((Int64, String, String).self) {
+                    found = AuditAnchor(sequence: Int(sequence), mac: mac, seal: seal)
+                }
+                return found
+            }
+        }
+    }
+}
+
+/// Waits on a dedicated thread for async work to finish. Only for synchronous protocols called from threads of
+/// Facet's own (the audit log's and the blocking pools'), never from a cooperative thread.
+func blockingWait<T: Sendable>(_ body: @escaping @Sendable () async throws(ArchiveError) -> T) throws(ArchiveError)
+    -> T
+{
+    let semaphore = DispatchSemaphore(value: 0)
+    let box = ResultBox<T>()
+    Task {
+        do throws(ArchiveError) {
+            box.result = .success(try await body())
+        } catch {
+            box.result = .failure(error)
+        }
+        semaphore.signal()
+    }
+    semaphore.wait()
+    switch box.result {
+    case .success(let value): return value
+    case .failure(let error): throw error
+    case nil: throw ArchiveError(.io, "the index did not answer")
+    }
+}
+
+private final class ResultBox<T>: @unchecked Sendable {
+    var result: Result<T, ArchiveError>?
+}
