@@ -198,3 +198,64 @@ struct LostAnswerObjectStore: ObjectStore {
         try await slots.acquire(admitted: false)
     }
 }
+
+/// An index whose commit lands but whose answer is lost (a database that answered after the deadline).
+struct LostAnswerIndex: StudyIndex {
+    let inner: SQLiteStudyIndex
+    func catalog() -> Catalog { inner.catalog() }
+    func instance(_ sopInstanceUID: String) -> InstanceRecord? { inner.instance(sopInstanceUID) }
+    var quarantinedRows: [String] { inner.quarantinedRows }
+    func commit(_ entry: IndexEntry, allowNewVersion: Bool) async throws(ArchiveError) -> CommitResult {
+        _ = try await inner.commit(entry, allowNewVersion: allowNewVersion)
+        throw ArchiveError(.unavailable, "the index database did not answer in time")
+    }
+    func metadataJSON(_ uid: String) async throws(ArchiveError) -> String? { try await inner.metadataJSON(uid) }
+    func studyUIDs(patientID: String) async throws(ArchiveError) -> [String] {
+        try await inner.studyUIDs(patientID: patientID)
+    }
+    func studyUIDs(accessionNumber: String) async throws(ArchiveError) -> [String] {
+        try await inner.studyUIDs(accessionNumber: accessionNumber)
+    }
+    func referencedBlobIDs() async throws(ArchiveError) -> Set<String> { try await inner.referencedBlobIDs() }
+    func addPendingBlob(_ id: String, owner: String) async throws(ArchiveError) {
+        try await inner.addPendingBlob(id, owner: owner)
+    }
+    func removePendingBlob(_ id: String) async throws(ArchiveError) { try await inner.removePendingBlob(id) }
+    func pendingBlobIDs() async throws(ArchiveError) -> Set<String> { try await inner.pendingBlobIDs() }
+    func addOriginal(_ original: OriginalFile, to uid: String) async throws(ArchiveError) {
+        try await inner.addOriginal(original, to: uid)
+    }
+    func softDelete(_ uids: [String], why: Deletion) async throws(ArchiveError) -> [InstanceRecord] {
+        try await inner.softDelete(uids, why: why)
+    }
+    func deletions() async throws(ArchiveError) -> [DeletedInstance] { try await inner.deletions() }
+    func originals(of uid: String) async throws(ArchiveError) -> [OriginalFile] { try await inner.originals(of: uid) }
+}
+
+@Suite struct LostIndexAnswerTests {
+    @Test func aCommitWhoseAnswerWasLostKeepsItsBlob() async throws {
+        let folder = try temporaryFolder()
+        let bytes = try Sample.instance()
+        var sop = ""
+        do {
+            let (keys, _) = try KeyHierarchy.open(
+                keyDirectory: folder.appendingPathComponent("keys"), environment: [:])
+            let index = try SQLiteStudyIndex(path: folder.appendingPathComponent("index.sqlite"), keys: keys)
+            let service = ArchiveService(
+                blobs: EncryptedBlobStore(objects: try FileObjectStore(root: folder), keys: keys),
+                index: LostAnswerIndex(inner: index),
+                audit: try AuditLog(folder: folder.appendingPathComponent("audit"), keys: keys), keys: keys,
+                duplicatePolicy: .reject, temporaryDirectory: folder.appendingPathComponent("tmp"))
+            guard case .failed(_, let uid, _, _) = await service.store(bytes) else {
+                Issue.record("a commit whose answer was lost must not be acknowledged")
+                return
+            }
+            sop = try #require(uid)
+        }
+        // The index did commit: after a restart the instance is there and its blob was not deleted.
+        let (service, report) = try await openArchive(folder)
+        #expect(report.quarantinedBlobs == 0)
+        let record = try #require(service.index.instance(sop))
+        #expect(try await service.read(record) == bytes)
+    }
+}

@@ -30,81 +30,93 @@ public final class SQLiteStudyIndex: StudyIndex, @unchecked Sendable {
             // `facet users` writes accounts into the same file while a server runs: wait for its lock, not fail.
             configuration.busyMode = .timeout(10)
             pool = try DatabasePool(path: path.path, configuration: configuration)
-            try pool.write { db in
-                try db.execute(
-                    sql: """
-                        CREATE TABLE IF NOT EXISTS studies (
-                            study_uid TEXT PRIMARY KEY NOT NULL,
-                            attributes BLOB NOT NULL,
-                            patient_id_index TEXT,
-                            accession_index TEXT);
-                        CREATE INDEX IF NOT EXISTS studies_patient ON studies(patient_id_index);
-                        CREATE INDEX IF NOT EXISTS studies_accession ON studies(accession_index);
-                        CREATE TABLE IF NOT EXISTS series (
-                            series_uid TEXT PRIMARY KEY NOT NULL,
-                            study_uid TEXT NOT NULL REFERENCES studies(study_uid),
-                            modality TEXT,
-                            attributes BLOB NOT NULL);
-                        CREATE TABLE IF NOT EXISTS instances (
-                            sop_uid TEXT PRIMARY KEY NOT NULL,
-                            sop_class TEXT NOT NULL,
-                            series_uid TEXT NOT NULL REFERENCES series(series_uid),
-                            study_uid TEXT NOT NULL REFERENCES studies(study_uid),
-                            transfer_syntax TEXT NOT NULL,
-                            blob_id TEXT NOT NULL,
-                            size INTEGER NOT NULL,
-                            sha256 TEXT NOT NULL,
-                            stored REAL NOT NULL,
-                            seq INTEGER NOT NULL,
-                            attributes BLOB NOT NULL,
-                            metadata BLOB NOT NULL);
-                        CREATE INDEX IF NOT EXISTS instances_study ON instances(study_uid);
-                        CREATE INDEX IF NOT EXISTS instances_series ON instances(series_uid);
-                        CREATE TABLE IF NOT EXISTS originals (
-                            sop_uid TEXT NOT NULL,
-                            seq INTEGER NOT NULL,
-                            blob_id TEXT NOT NULL,
-                            size INTEGER NOT NULL,
-                            sha256 TEXT NOT NULL,
-                            details BLOB NOT NULL,
-                            PRIMARY KEY (sop_uid, seq));
-                        CREATE TABLE IF NOT EXISTS superseded (
-                            blob_id TEXT PRIMARY KEY NOT NULL,
-                            sop_uid TEXT NOT NULL,
-                            sha256 TEXT NOT NULL,
-                            replaced REAL NOT NULL);
-                        CREATE TABLE IF NOT EXISTS deleted_instances (
-                            seq INTEGER PRIMARY KEY AUTOINCREMENT,
-                            sop_uid TEXT NOT NULL,
-                            series_uid TEXT NOT NULL,
-                            study_uid TEXT NOT NULL,
-                            blob_id TEXT NOT NULL,
-                            size INTEGER NOT NULL,
-                            sha256 TEXT NOT NULL,
-                            deleted REAL NOT NULL,
-                            details BLOB NOT NULL,
-                            attributes BLOB NOT NULL,
-                            metadata BLOB NOT NULL);
-                        CREATE TABLE IF NOT EXISTS deleted_originals (
-                            sop_uid TEXT NOT NULL,
-                            seq INTEGER NOT NULL,
-                            blob_id TEXT NOT NULL,
-                            size INTEGER NOT NULL,
-                            sha256 TEXT NOT NULL,
-                            details BLOB NOT NULL,
-                            deleted REAL NOT NULL);
-                        CREATE TABLE IF NOT EXISTS pending_blobs (
-                            blob_id TEXT PRIMARY KEY NOT NULL,
-                            owner TEXT NOT NULL,
-                            created REAL NOT NULL);
-                        """)
-            }
+            try Self.migrator.migrate(pool)
             try load()
         } catch let error as ArchiveError {
             throw error
         } catch {
             throw ArchiveError(.io, "index database cannot be opened")
         }
+    }
+
+    /// The schema as GRDB migrations, applied in order and recorded in `grdb_migrations` (beside the accounts' own).
+    /// A released migration is never edited; a change is a new one. Version 1 is written with `IF NOT EXISTS` so
+    /// that archives made before migrations existed take it without change.
+    static var migrator: DatabaseMigrator {
+        var migrator = DatabaseMigrator()
+        migrator.registerMigration(
+            "archive v1: studies, series, instances, originals, deletions, pending blobs, audit anchor"
+        ) { db in
+            try db.execute(sql: SQLiteStudyIndex.createAuditAnchorTable)
+            try db.execute(
+                sql: """
+                    CREATE TABLE IF NOT EXISTS studies (
+                        study_uid TEXT PRIMARY KEY NOT NULL,
+                        attributes BLOB NOT NULL,
+                        patient_id_index TEXT,
+                        accession_index TEXT);
+                    CREATE INDEX IF NOT EXISTS studies_patient ON studies(patient_id_index);
+                    CREATE INDEX IF NOT EXISTS studies_accession ON studies(accession_index);
+                    CREATE TABLE IF NOT EXISTS series (
+                        series_uid TEXT PRIMARY KEY NOT NULL,
+                        study_uid TEXT NOT NULL REFERENCES studies(study_uid),
+                        modality TEXT,
+                        attributes BLOB NOT NULL);
+                    CREATE TABLE IF NOT EXISTS instances (
+                        sop_uid TEXT PRIMARY KEY NOT NULL,
+                        sop_class TEXT NOT NULL,
+                        series_uid TEXT NOT NULL REFERENCES series(series_uid),
+                        study_uid TEXT NOT NULL REFERENCES studies(study_uid),
+                        transfer_syntax TEXT NOT NULL,
+                        blob_id TEXT NOT NULL,
+                        size INTEGER NOT NULL,
+                        sha256 TEXT NOT NULL,
+                        stored REAL NOT NULL,
+                        seq INTEGER NOT NULL,
+                        attributes BLOB NOT NULL,
+                        metadata BLOB NOT NULL);
+                    CREATE INDEX IF NOT EXISTS instances_study ON instances(study_uid);
+                    CREATE INDEX IF NOT EXISTS instances_series ON instances(series_uid);
+                    CREATE TABLE IF NOT EXISTS originals (
+                        sop_uid TEXT NOT NULL,
+                        seq INTEGER NOT NULL,
+                        blob_id TEXT NOT NULL,
+                        size INTEGER NOT NULL,
+                        sha256 TEXT NOT NULL,
+                        details BLOB NOT NULL,
+                        PRIMARY KEY (sop_uid, seq));
+                    CREATE TABLE IF NOT EXISTS superseded (
+                        blob_id TEXT PRIMARY KEY NOT NULL,
+                        sop_uid TEXT NOT NULL,
+                        sha256 TEXT NOT NULL,
+                        replaced REAL NOT NULL);
+                    CREATE TABLE IF NOT EXISTS deleted_instances (
+                        seq INTEGER PRIMARY KEY AUTOINCREMENT,
+                        sop_uid TEXT NOT NULL,
+                        series_uid TEXT NOT NULL,
+                        study_uid TEXT NOT NULL,
+                        blob_id TEXT NOT NULL,
+                        size INTEGER NOT NULL,
+                        sha256 TEXT NOT NULL,
+                        deleted REAL NOT NULL,
+                        details BLOB NOT NULL,
+                        attributes BLOB NOT NULL,
+                        metadata BLOB NOT NULL);
+                    CREATE TABLE IF NOT EXISTS deleted_originals (
+                        sop_uid TEXT NOT NULL,
+                        seq INTEGER NOT NULL,
+                        blob_id TEXT NOT NULL,
+                        size INTEGER NOT NULL,
+                        sha256 TEXT NOT NULL,
+                        details BLOB NOT NULL,
+                        deleted REAL NOT NULL);
+                    CREATE TABLE IF NOT EXISTS pending_blobs (
+                        blob_id TEXT PRIMARY KEY NOT NULL,
+                        owner TEXT NOT NULL,
+                        created REAL NOT NULL);
+                    """)
+        }
+        return migrator
     }
 
     /// Reads every row into the catalogue. A row that cannot be decoded is left out and its UID noted (never

@@ -418,7 +418,9 @@ public final class ArchiveService: Sendable {
                 return fail(FailureReason.cannotUnderstand, Self.patientConflict)
             }
         } catch {
-            await discardBlob(reference.id)
+            // An index that did not answer may still commit: the blob and its pending record stay, so that the
+            // next start either finds the blob referenced or quarantines it. Never delete what may be referenced.
+            if error.code != .unavailable { await discardBlob(reference.id) }
             return fail(FailureReason.processingFailure, "the index could not be updated: \(error.message)")
         }
     }
@@ -499,7 +501,8 @@ public final class ArchiveService: Sendable {
             try await index.addOriginal(
                 OriginalFile(blob: reference, mediaType: mediaType, fileName: fileName), to: sopInstanceUID)
         } catch {
-            await discardBlob(reference.id)
+            // As in `commit`: an index that did not answer may still have recorded the original.
+            if error.code != .unavailable { await discardBlob(reference.id) }
             throw error
         }
     }

@@ -159,9 +159,17 @@ public final class PostgresDatabase: Sendable {
     static func classify(_ error: any Error) -> ArchiveError {
         if let error = error as? ArchiveError { return error }
         if let error = error as? PSQLError, error.code == .server {
+            let state = error.serverInfo?[.sqlState] ?? "?"
+            // A server shutting down or starting (57P0x), out of connections or resources (53…), a connection
+            // problem (08…), a deadlock or serialization failure (40…): try again later, not a refusal.
+            if ["57", "53", "08", "40"].contains(String(state.prefix(2))) {
+                return ArchiveError(.unavailable, "the index database is not available (SQLSTATE \(state))")
+            }
             // Never the statement's values: the SQLSTATE only.
-            return ArchiveError(.io, "the index refused a statement (SQLSTATE \(error.serverInfo?[.sqlState] ?? "?"))")
+            return ArchiveError(.io, "the index refused a statement (SQLSTATE \(state))")
         }
+        // Anything else is the way to the server failing (refused or dropped connections, the pool giving up, the
+        // deadline): the archive is unavailable for now, not broken.
         return ArchiveError(.unavailable, "the index database cannot be reached")
     }
 

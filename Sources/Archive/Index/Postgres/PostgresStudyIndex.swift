@@ -16,6 +16,9 @@ public final class PostgresStudyIndex: StudyIndex, @unchecked Sendable {
     private let lock = NSLock()
     private var current = Catalog()
     public private(set) var quarantinedRows: [String] = []
+    private var anchorCache: AuditAnchor?
+    private var anchorToWrite: AuditAnchor?
+    private var anchorWriterRunning = false
 
     private var client: PostgresClient { database.client }
     private var logger: Logger { database.logger }
@@ -27,6 +30,8 @@ public final class PostgresStudyIndex: StudyIndex, @unchecked Sendable {
     {
         let index = PostgresStudyIndex(database: database, tenant: tenant, keys: keys)
         try await index.load()
+        let anchor = try await index.readAnchor()
+        index.lock.withLock { index.anchorCache = anchor }
         return index
     }
 
@@ -111,12 +116,17 @@ public final class PostgresStudyIndex: StudyIndex, @unchecked Sendable {
     }
 
     public func commit(_ entry: IndexEntry, allowNewVersion: Bool) async throws(ArchiveError) -> CommitResult {
-        do {
-            return try await commitOnce(entry, allowNewVersion: allowNewVersion)
+        do throws(ArchiveError) {
+            do throws(ArchiveError) {
+                return try await commitOnce(entry, allowNewVersion: allowNewVersion)
+            } catch {
+                // Another writer inserted the same key between our check and our insert: decide again, now seeing it.
+                guard error.code == .conflictRetry else { throw error }
+                return try await commitOnce(entry, allowNewVersion: allowNewVersion)
+            }
         } catch {
-            // Another writer inserted the same key between our check and our insert: decide again, now seeing it.
-            guard error.code == .conflictRetry else { throw error }
-            return try await commitOnce(entry, allowNewVersion: allowNewVersion)
+            if error.code == .unavailable { reconcileLater([entry.instance.sopInstanceUID]) }
+            throw error
         }
     }
 
@@ -162,20 +172,27 @@ public final class PostgresStudyIndex: StudyIndex, @unchecked Sendable {
                         old.blob = BlobReference(id: blobID, size: Int(size), sha256: sha256)
                         existing = old
                     }
+                    // A study or series row whose instances were all deleted is replaced, as if new (as in SQLite):
+                    // a mis-filed study sent again under its UID with the right patient is taken.
                     var storedSeries: Dataset?
-                    for try await (studyUID, sealedSeries) in try await db.query(
-                        "SELECT study_uid, attributes FROM series WHERE tenant = \(tenant) AND series_uid = \(series)",
-                        logger: logger
-                    ).decode((String, Data).self) {
+                    for try await (studyUID, sealedSeries, live) in try await db.query(
+                        """
+                        SELECT study_uid, attributes, EXISTS(SELECT 1 FROM instances
+                        WHERE tenant = \(tenant) AND series_uid = \(series)) FROM series
+                        WHERE tenant = \(tenant) AND series_uid = \(series)
+                        """, logger: logger
+                    ).decode((String, Data, Bool).self) where live {
                         // A series belongs to one study.
                         if studyUID != study { return (.conflict, nil, nil, nil) }
                         storedSeries = try sealer.open(sealedSeries, uid: series)
                     }
                     var storedStudy: Dataset?
-                    for try await sealedStudy in try await db.query(
-                        "SELECT attributes FROM studies WHERE tenant = \(tenant) AND study_uid = \(study)",
-                        logger: logger
-                    ).decode(Data.self) {
+                    for try await (sealedStudy, live) in try await db.query(
+                        """
+                        SELECT attributes, EXISTS(SELECT 1 FROM instances WHERE tenant = \(tenant) AND study_uid = \(study))
+                        FROM studies WHERE tenant = \(tenant) AND study_uid = \(study)
+                        """, logger: logger
+                    ).decode((Data, Bool).self) where live {
                         let attributes = try sealer.open(sealedStudy, uid: study)
                         switch PatientIdentity.compare(stored: attributes, incoming: entry.study) {
                         case .same, .sameAfterNormalisation: break
@@ -188,6 +205,8 @@ public final class PostgresStudyIndex: StudyIndex, @unchecked Sendable {
                             """
                             INSERT INTO studies (tenant, study_uid, attributes, patient_id_index, accession_index)
                             VALUES (\(tenant), \(study), \(sealed.study), \(patientIndex), \(accessionIndex))
+                            ON CONFLICT (tenant, study_uid) DO UPDATE SET attributes = excluded.attributes,
+                            patient_id_index = excluded.patient_id_index, accession_index = excluded.accession_index
                             """, logger: logger)
                     }
                     if storedSeries == nil {
@@ -195,6 +214,8 @@ public final class PostgresStudyIndex: StudyIndex, @unchecked Sendable {
                             """
                             INSERT INTO series (tenant, series_uid, study_uid, modality, attributes)
                             VALUES (\(tenant), \(series), \(study), \(entry.series.string(.modality)), \(sealed.series))
+                            ON CONFLICT (tenant, series_uid) DO UPDATE SET study_uid = excluded.study_uid,
+                            modality = excluded.modality, attributes = excluded.attributes
                             """, logger: logger)
                     }
                     if let existing {
@@ -225,12 +246,64 @@ public final class PostgresStudyIndex: StudyIndex, @unchecked Sendable {
             }
         }
         let (result, _, storedStudy, storedSeries) = outcome
+        if result == .identical && instance(sop)?.blob.sha256 != record.blob.sha256 {
+            // Stored by another process, or by a commit of ours whose answer came after its deadline: the
+            // catalogue learns it now.
+            try await refresh(sop)
+        }
         guard result == .committed || result == .newVersion else { return result }
         lock.withLock {
             current.insert(
                 study: storedStudy ?? entry.study, series: storedSeries ?? entry.series, instance: record)
         }
         return result
+    }
+
+    /// Reads one instance (with its study and series) from the database into the catalogue.
+    func refresh(_ sopInstanceUID: String) async throws(ArchiveError) {
+        let found = try await run { [self] () async throws -> (Dataset, Dataset, InstanceRecord)? in
+            let rows = try await client.query(
+                """
+                SELECT i.sop_class, i.series_uid, i.study_uid, i.transfer_syntax, i.blob_id, i.size, i.sha256, i.stored,
+                i.attributes, se.attributes, st.attributes FROM instances i
+                JOIN series se ON se.tenant = i.tenant AND se.series_uid = i.series_uid
+                JOIN studies st ON st.tenant = i.tenant AND st.study_uid = i.study_uid
+                WHERE i.tenant = \(tenant) AND i.sop_uid = \(sopInstanceUID)
+                """, logger: logger)
+            for try await row in rows.decode(
+                (String, String, String, String, String, Int64, String, Double, Data, Data, Data).self)
+            {
+                let (sopClass, series, study, syntax, blobID, size, sha256, stored, attributes, seriesRow, studyRow) =
+                    row
+                let record = InstanceRecord(
+                    sopInstanceUID: sopInstanceUID, sopClassUID: sopClass, seriesInstanceUID: series,
+                    studyInstanceUID: study, transferSyntaxUID: syntax,
+                    blob: BlobReference(id: blobID, size: Int(size), sha256: sha256),
+                    attributes: try sealer.open(attributes, uid: sopInstanceUID),
+                    stored: Date(timeIntervalSince1970: stored))
+                return (try sealer.open(studyRow, uid: study), try sealer.open(seriesRow, uid: series), record)
+            }
+            return nil
+        }
+        lock.withLock {
+            // The database is the truth: an instance it no longer has leaves the catalogue; a version it replaced is
+            // replaced here too.
+            current.remove(sopInstanceUID)
+            if let (study, series, record) = found { current.insert(study: study, series: series, instance: record) }
+        }
+    }
+
+    /// After a write whose answer did not come in time (it may still commit), the catalogue is brought in line
+    /// with the database once it answers again.
+    private func reconcileLater(_ sopInstanceUIDs: [String]) {
+        Task { [self] in
+            for delay in [1.0, 5.0, 30.0, 120.0] {
+                try? await Task.sleep(nanoseconds: UInt64(delay * 1_000_000_000))
+                var done = true
+                for uid in sopInstanceUIDs where (try? await refresh(uid)) == nil { done = false }
+                if done { return }
+            }
+        }
     }
 
     public func metadataJSON(_ sopInstanceUID: String) async throws(ArchiveError) -> String? {
@@ -377,29 +450,42 @@ public final class PostgresStudyIndex: StudyIndex, @unchecked Sendable {
             throw ArchiveError(.key, "index value cannot be sealed")
         }
         let date = why.date.timeIntervalSince1970
-        try await run { [self] in
-            try await client.withTransaction(logger: logger) { db in
-                for (record, details) in zip(records, sealed) {
-                    let sop = record.sopInstanceUID
-                    try await db.query(
-                        """
-                        INSERT INTO deleted_instances (tenant, sop_uid, series_uid, study_uid, blob_id, size, sha256,
-                        deleted, details, attributes, metadata)
-                        SELECT tenant, sop_uid, series_uid, study_uid, blob_id, size, sha256, \(date), \(details),
-                        attributes, metadata FROM instances WHERE tenant = \(tenant) AND sop_uid = \(sop)
-                        """, logger: logger)
-                    try await db.query(
-                        "DELETE FROM instances WHERE tenant = \(tenant) AND sop_uid = \(sop)", logger: logger)
-                    try await db.query(
-                        """
-                        INSERT INTO deleted_originals (tenant, sop_uid, seq, blob_id, size, sha256, details, deleted)
-                        SELECT tenant, sop_uid, seq, blob_id, size, sha256, details, \(date) FROM originals
-                        WHERE tenant = \(tenant) AND sop_uid = \(sop)
-                        """, logger: logger)
-                    try await db.query(
-                        "DELETE FROM originals WHERE tenant = \(tenant) AND sop_uid = \(sop)", logger: logger)
+        let tenant = self.tenant
+        do throws(ArchiveError) {
+            try await run { [self] in
+                try await client.withTransaction(logger: logger) { db in
+                    // The same locks as a commit, in the same order (studies, then instances): a commit or an
+                    // original of these instances waits for the deletion, or the deletion for it.
+                    for key in Set(records.map { "study/\(tenant)/\($0.studyInstanceUID)" }).sorted()
+                        + Set(records.map { "sop/\(tenant)/\($0.sopInstanceUID)" }).sorted()
+                    {
+                        try await db.query("SELECT pg_advisory_xact_lock(hashtextextended(\(key), 0))", logger: logger)
+                    }
+                    for (record, details) in zip(records, sealed) {
+                        let sop = record.sopInstanceUID
+                        try await db.query(
+                            """
+                            INSERT INTO deleted_instances (tenant, sop_uid, series_uid, study_uid, blob_id, size, sha256,
+                            deleted, details, attributes, metadata)
+                            SELECT tenant, sop_uid, series_uid, study_uid, blob_id, size, sha256, \(date), \(details),
+                            attributes, metadata FROM instances WHERE tenant = \(tenant) AND sop_uid = \(sop)
+                            """, logger: logger)
+                        try await db.query(
+                            "DELETE FROM instances WHERE tenant = \(tenant) AND sop_uid = \(sop)", logger: logger)
+                        try await db.query(
+                            """
+                            INSERT INTO deleted_originals (tenant, sop_uid, seq, blob_id, size, sha256, details, deleted)
+                            SELECT tenant, sop_uid, seq, blob_id, size, sha256, details, \(date) FROM originals
+                            WHERE tenant = \(tenant) AND sop_uid = \(sop)
+                            """, logger: logger)
+                        try await db.query(
+                            "DELETE FROM originals WHERE tenant = \(tenant) AND sop_uid = \(sop)", logger: logger)
+                    }
                 }
             }
+        } catch {
+            if error.code == .unavailable { reconcileLater(records.map(\.sopInstanceUID)) }
+            throw error
         }
         lock.withLock { for record in records { current.remove(record.sopInstanceUID) } }
         return records
@@ -427,63 +513,61 @@ public final class PostgresStudyIndex: StudyIndex, @unchecked Sendable {
     }
 }
 
-/// The audit chain's anchor kept beside the tenant's rows. `AuditLog` calls it from its own threads (never a
-/// cooperative one), so waiting for the database there is allowed.
+/// The audit chain's anchor kept beside the tenant's rows. `AuditLog` calls these synchronously, holding its lock,
+/// possibly while requests wait for that lock on cooperative threads: so nothing here waits for the database. The
+/// anchor is read once when the index opens, and each new one is written by a background task (the newest wins;
+/// one the database misses is written with the next).
 extension PostgresStudyIndex: AuditAnchorStore {
     public func saveAuditAnchor(_ anchor: AuditAnchor) throws(ArchiveError) {
-        let tenant = self.tenant
-        try blockingWait { () async throws(ArchiveError) in
-            try await self.run { [self] in
-                try await self.client.query(
-                    """
-                    INSERT INTO audit_anchor (tenant, sequence, mac, seal)
-                    VALUES (\(tenant), \(Int64(anchor.sequence)), \(anchor.mac), \(anchor.seal))
-                    ON CONFLICT (tenant) DO UPDATE SET sequence = excluded.sequence, mac = excluded.mac,
-                    seal = excluded.seal
-                    """, logger: self.logger)
+        let start: Bool = lock.withLock {
+            anchorCache = anchor
+            anchorToWrite = anchor
+            defer { anchorWriterRunning = true }
+            return !anchorWriterRunning
+        }
+        guard start else { return }
+        Task { [self] in
+            while let next = lock.withLock({ () -> AuditAnchor? in
+                let next = anchorToWrite
+                anchorToWrite = nil
+                if next == nil { anchorWriterRunning = false }
+                return next
+            }) {
+                try? await writeAnchor(next)
             }
         }
     }
 
-    public func auditAnchor() throws(ArchiveError) -> AuditAnchor? {
+    public func auditAnchor() throws(ArchiveError) -> AuditAnchor? { lock.withLock { anchorCache } }
+
+    func writeAnchor(_ anchor: AuditAnchor) async throws(ArchiveError) {
         let tenant = self.tenant
-        return try blockingWait { () async throws(ArchiveError) -> AuditAnchor? in
-            try await self.run { [self] in
-                var found: AuditAnchor?
-                for try await (sequence, mac, seal) in try await self.client.query(
-                    "SELECT sequence, mac, seal FROM audit_anchor WHERE tenant = \(tenant)", logger: self.logger
-                ).decode((Int64, String, String).self) {
-                    found = AuditAnchor(sequence: Int(sequence), mac: mac, seal: seal)
-                }
-                return found
+        try await run { [self] in
+            try await client.query(
+                """
+                INSERT INTO audit_anchor (tenant, sequence, mac, seal)
+                VALUES (\(tenant), \(Int64(anchor.sequence)), \(anchor.mac), \(anchor.seal))
+                ON CONFLICT (tenant) DO UPDATE SET sequence = excluded.sequence, mac = excluded.mac,
+                seal = excluded.seal
+                """, logger: logger)
+        }
+    }
+
+    /// The anchor as the database holds it (read at open).
+    func readAnchor() async throws(ArchiveError) -> AuditAnchor? {
+        try await run { [self] in
+            var found: AuditAnchor?
+            for try await (sequence, mac, seal) in try await client.query(
+                "SELECT sequence, mac, seal FROM audit_anchor WHERE tenant = \(tenant)", logger: logger
+            ).decode((Int64, String, String).self) {
+                found = AuditAnchor(sequence: Int(sequence), mac: mac, seal: seal)
             }
+            return found
         }
     }
-}
 
-/// Waits on a dedicated thread for async work to finish. Only for synchronous protocols called from threads of
-/// Facet's own (the audit log's and the blocking pools'), never from a cooperative thread.
-func blockingWait<T: Sendable>(_ body: @escaping @Sendable () async throws(ArchiveError) -> T) throws(ArchiveError)
-    -> T
-{
-    let semaphore = DispatchSemaphore(value: 0)
-    let box = ResultBox<T>()
-    Task {
-        do throws(ArchiveError) {
-            box.result = .success(try await body())
-        } catch {
-            box.result = .failure(error)
-        }
-        semaphore.signal()
+    /// Waits until every anchor saved so far is written (tests; shutdown).
+    public func anchorWritten() async {
+        while lock.withLock({ anchorWriterRunning }) { try? await Task.sleep(nanoseconds: 10_000_000) }
     }
-    semaphore.wait()
-    switch box.result {
-    case .success(let value): return value
-    case .failure(let error): throw error
-    case nil: throw ArchiveError(.io, "the index did not answer")
-    }
-}
-
-private final class ResultBox<T>: @unchecked Sendable {
-    var result: Result<T, ArchiveError>?
 }
