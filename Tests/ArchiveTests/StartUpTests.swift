@@ -259,3 +259,30 @@ struct LostAnswerIndex: StudyIndex {
         #expect(try await service.read(record) == bytes)
     }
 }
+
+@Suite struct IndexMigrationTests {
+    @Test func theSchemaIsRecordedAndAnArchiveFromBeforeMigrationsOpensUnchanged() async throws {
+        let (folder, records) = try await StartUpTests().filledFolder(2)
+        let path = folder.appendingPathComponent("index.sqlite").path
+        let identifier = "archive v1: studies, series, instances, originals, deletions, pending blobs, audit anchor"
+        do {
+            let queue = try DatabaseQueue(path: path)
+            let applied = try await queue.read { db in
+                try String.fetchAll(db, sql: "SELECT identifier FROM grdb_migrations")
+            }
+            #expect(applied.contains(identifier))
+            // What an archive made before the migrator existed looks like: the tables, no record of them.
+            try await queue.write { db in
+                try db.execute(sql: "DELETE FROM grdb_migrations WHERE identifier = ?", arguments: [identifier])
+            }
+        }
+        let (service, report) = try await openArchive(folder)
+        #expect(report.instances == 2)
+        #expect(try await service.read(records[0]).count == records[0].blob.size)
+        let queue = try DatabaseQueue(path: path)
+        let applied = try await queue.read { db in
+            try String.fetchAll(db, sql: "SELECT identifier FROM grdb_migrations")
+        }
+        #expect(applied.contains(identifier))
+    }
+}
