@@ -287,6 +287,41 @@ func sampleEntry(
         }
     }
 
+    @Test func anotherProcessSeesStoresAndDeletionsWithinASecond() async throws {
+        guard enabled else { return }
+        let place = try IndexKind.postgres.place()
+        let writer = try await place.open()
+        // Another replica: its own pool, its own catalogue, following the change feed.
+        let reader = try await place.open(second: true)
+        var lags: [Double] = []
+        var entries: [IndexEntry] = []
+        for number in 0..<20 {
+            let entry = sampleEntry(patientID: "FEED-\(number)")
+            entries.append(entry)
+            let started = Date()
+            #expect(try await writer.commit(entry, allowNewVersion: false) == .committed)
+            while reader.instance(entry.instance.sopInstanceUID) == nil, Date().timeIntervalSince(started) < 5 {
+                try await Task.sleep(nanoseconds: 5_000_000)
+            }
+            lags.append(Date().timeIntervalSince(started))
+        }
+        let sorted = lags.sorted()
+        print(
+            "catalogue catch-up lag over \(lags.count) stores: p50 \(Int(sorted[sorted.count / 2] * 1000)) ms, max \(Int(sorted.last! * 1000)) ms"
+        )
+        #expect(sorted.last! < 1, "a store through one process is searched through another within 1 s")
+        let study = try #require(reader.catalog().studies[entries[0].instance.studyInstanceUID])
+        #expect(study.attributes.string(.patientID) == "FEED-0")
+        _ = try await writer.softDelete(
+            [entries[0].instance.sopInstanceUID], why: Deletion(reason: "test", actor: "dr-a"))
+        let deleted = Date()
+        while reader.instance(entries[0].instance.sopInstanceUID) != nil, Date().timeIntervalSince(deleted) < 5 {
+            try await Task.sleep(nanoseconds: 5_000_000)
+        }
+        #expect(reader.instance(entries[0].instance.sopInstanceUID) == nil)
+        #expect(Date().timeIntervalSince(deleted) < 1)
+    }
+
     @Test func anUnreachableServerIsUnavailable() async throws {
         let started = Date()
         let error = await #expect(throws: ArchiveError.self) {

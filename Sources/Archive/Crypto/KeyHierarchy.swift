@@ -33,9 +33,30 @@ public struct KeyHierarchy: Sendable {
         keyDirectory: URL, tenant: String = "default",
         environment: [String: String] = ProcessInfo.processInfo.environment
     ) throws(ArchiveError) -> (keys: KeyHierarchy, createdMasterKey: Bool) {
+        try checkTenant(tenant)
+        let (master, created) = try masterKey(keyDirectory: keyDirectory, environment: environment)
+        let tenantFile = keyDirectory.appendingPathComponent("tenant-\(tenant).key")
+        let tenantKey: SymmetricKey
+        if FileManager.default.fileExists(atPath: tenantFile.path) {
+            let sealed = try readPrivateFile(tenantFile, expectedLength: nil)
+            tenantKey = try unwrap(sealed, with: master, purpose: "tenant:\(tenant)")
+        } else {
+            tenantKey = SymmetricKey(size: .bits256)
+            try writePrivateFile(tenantFile, try wrap(tenantKey, with: master, purpose: "tenant:\(tenant)"))
+        }
+        return (KeyHierarchy(tenant: tenant, tenantKey: tenantKey, masterKey: master), created)
+    }
+
+    static func checkTenant(_ tenant: String) throws(ArchiveError) {
         guard tenant.allSatisfy({ $0.isLetter || $0.isNumber || $0 == "-" }), !tenant.isEmpty, tenant.count <= 64 else {
             throw ArchiveError(.key, "tenant names are letters, digits and '-'")
         }
+    }
+
+    /// The master key: FACET_MASTER_KEY, or `keyDirectory/master.key` (generated on first use: `created`).
+    static func masterKey(keyDirectory: URL, environment: [String: String]) throws(ArchiveError)
+        -> (key: SymmetricKey, created: Bool)
+    {
         try createPrivateDirectory(keyDirectory)
         var created = false
         let master: SymmetricKey
@@ -54,17 +75,29 @@ public struct KeyHierarchy: Sendable {
                 created = true
             }
         }
-        let tenantFile = keyDirectory.appendingPathComponent("tenant-\(tenant).key")
-        let tenantKey: SymmetricKey
-        if FileManager.default.fileExists(atPath: tenantFile.path) {
-            let sealed = try readPrivateFile(tenantFile, expectedLength: nil)
-            tenantKey = try unwrap(sealed, with: master, purpose: "tenant:\(tenant)")
-        } else {
-            tenantKey = SymmetricKey(size: .bits256)
-            try writePrivateFile(tenantFile, try wrap(tenantKey, with: master, purpose: "tenant:\(tenant)"))
-        }
-        return (KeyHierarchy(tenant: tenant, tenantKey: tenantKey, masterKey: master), created)
+        return (master, created)
     }
+
+    /// Opens a tenant's key kept elsewhere (the shared index), wrapped by the master key.
+    static func opening(tenant: String, wrapped: Data, master: SymmetricKey) throws(ArchiveError) -> KeyHierarchy {
+        KeyHierarchy(
+            tenant: tenant, tenantKey: try unwrap(wrapped, with: master, purpose: "tenant:\(tenant)"), masterKey: master
+        )
+    }
+
+    /// A new tenant key, wrapped by the master key, and the local file's wrapped key if there is one.
+    static func tenantKeyMaterial(keyDirectory: URL, tenant: String, master: SymmetricKey) throws(ArchiveError)
+        -> (local: Data?, fresh: Data)
+    {
+        let tenantFile = keyDirectory.appendingPathComponent("tenant-\(tenant).key")
+        let local =
+            FileManager.default.fileExists(atPath: tenantFile.path)
+            ? try readPrivateFile(tenantFile, expectedLength: nil) : nil
+        return (local, try wrap(SymmetricKey(size: .bits256), with: master, purpose: "tenant:\(tenant)"))
+    }
+
+    /// Whether two hierarchies hold the same tenant key (in constant time).
+    func hasSameTenantKey(as other: KeyHierarchy) -> Bool { ConstantTime.equal(tenantKeyBytes, other.tenantKeyBytes) }
 
     /// A fresh data key for one object, and its wrapped form to store beside the object.
     func newDataKey() throws(ArchiveError) -> (key: SymmetricKey, wrapped: Data) {

@@ -162,8 +162,12 @@ public final class ArchiveService: Sendable {
         quarantineDays: Int,
         keyDirectory: URL, tenant: String, environment: [String: String]
     ) async throws(ArchiveError) -> (ArchiveService, StartReport) {
-        let (keys, created) = try KeyHierarchy.open(
-            keyDirectory: keyDirectory, tenant: tenant, environment: environment)
+        let (keys, created) =
+            if let database {
+                try await database.keys(keyDirectory: keyDirectory, tenant: tenant, environment: environment)
+            } else {
+                try KeyHierarchy.open(keyDirectory: keyDirectory, tenant: tenant, environment: environment)
+            }
         let spool = dataDirectory.appendingPathComponent("tmp")
         try createPrivateDirectory(spool)
         let removedTemporary = removeContents(of: spool)

@@ -138,6 +138,44 @@ public final class PostgresDatabase: Sendable {
         }
     }
 
+    /// A clinic's keys with its tenant key kept here (wrapped by the master key), so that every process sharing this
+    /// database reads the same blobs: the one recorded, or the data folder's (an archive moving to the server
+    /// setup), or a new one — whichever is recorded first wins when processes start together. A data folder whose
+    /// own key differs from the recorded one is refused: its blobs would not open.
+    public func keys(keyDirectory: URL, tenant: String, environment: [String: String]) async throws(ArchiveError)
+        -> (keys: KeyHierarchy, createdMasterKey: Bool)
+    {
+        try KeyHierarchy.checkTenant(tenant)
+        let (master, created) = try KeyHierarchy.masterKey(keyDirectory: keyDirectory, environment: environment)
+        let (local, fresh) = try KeyHierarchy.tenantKeyMaterial(
+            keyDirectory: keyDirectory, tenant: tenant, master: master)
+        let offered = local ?? fresh
+        let recorded = try await Self.mapping(seconds: deadline) { [self] in
+            try await client.query(
+                "INSERT INTO tenant_keys (tenant, wrapped) VALUES (\(tenant), \(offered)) ON CONFLICT (tenant) DO NOTHING",
+                logger: logger)
+            var recorded: Data?
+            for try await wrapped in try await client.query(
+                "SELECT wrapped FROM tenant_keys WHERE tenant = \(tenant)", logger: logger
+            ).decode(Data.self) {
+                recorded = wrapped
+            }
+            return recorded
+        }
+        guard let recorded else { throw ArchiveError(.key, "the tenant key could not be recorded in the index") }
+        let keys = try KeyHierarchy.opening(tenant: tenant, wrapped: recorded, master: master)
+        if let local, local != recorded {
+            let mine = try KeyHierarchy.opening(tenant: tenant, wrapped: local, master: master)
+            guard mine.hasSameTenantKey(as: keys) else {
+                throw ArchiveError(
+                    .key,
+                    "this data folder's key for tenant \(tenant) differs from the one in the index database: its blobs "
+                        + "would not open; use the data folder the database was made with")
+            }
+        }
+        return (keys, created)
+    }
+
     /// Runs database work, turning its errors into the archive's: a server that cannot be reached (down,
     /// restarting, refusing connections) is `.unavailable` (503 with Retry-After); a refused statement is `.io`.
     static func mapping<T: Sendable>(

@@ -70,6 +70,19 @@ enum PostgresMigrations {
                 CREATE TABLE audit_anchor (
                     tenant TEXT PRIMARY KEY, sequence BIGINT NOT NULL, mac TEXT NOT NULL, seal TEXT NOT NULL)
                 """,
-            ])
+            ]),
+        Migration(
+            version: 2, name: "change feed: every stored or deleted instance, for the other processes' catalogues",
+            statements: [
+                """
+                CREATE TABLE changes (
+                    seq BIGSERIAL PRIMARY KEY, tenant TEXT NOT NULL, sop_uid TEXT NOT NULL,
+                    changed DOUBLE PRECISION NOT NULL)
+                """,
+                "CREATE INDEX changes_tenant ON changes (tenant, seq)",
+            ]),
+        Migration(
+            version: 3, name: "tenant keys: each clinic's key, wrapped by the master key, shared by every process",
+            statements: ["CREATE TABLE tenant_keys (tenant TEXT PRIMARY KEY, wrapped BYTEA NOT NULL)"]),
     ]
 }

@@ -16,6 +16,10 @@ public final class PostgresStudyIndex: StudyIndex, @unchecked Sendable {
     private let lock = NSLock()
     private var current = Catalog()
     public private(set) var quarantinedRows: [String] = []
+    /// Changes of the feed already applied (by sequence, with when they were first seen), above `watermark`.
+    private var seen: [Int64: Date] = [:]
+    private var watermark: Int64 = 0
+    private var following: Task<Void, Never>?
     private var anchorCache: AuditAnchor?
     private var anchorToWrite: AuditAnchor?
     private var anchorWriterRunning = false
@@ -29,7 +33,11 @@ public final class PostgresStudyIndex: StudyIndex, @unchecked Sendable {
         throws(ArchiveError) -> PostgresStudyIndex
     {
         let index = PostgresStudyIndex(database: database, tenant: tenant, keys: keys)
+        // Changes of the last window are applied again after the load (a store committing during it is not missed).
+        let start = try await index.feedStart()
+        index.lock.withLock { index.watermark = start }
         try await index.load()
+        index.follow()
         let anchor = try await index.readAnchor()
         index.lock.withLock { index.anchorCache = anchor }
         return index
@@ -239,6 +247,7 @@ public final class PostgresStudyIndex: StudyIndex, @unchecked Sendable {
                     try await db.query(
                         "DELETE FROM pending_blobs WHERE tenant = \(tenant) AND blob_id = \(record.blob.id)",
                         logger: logger)
+                    try await self.recordChange(sop, in: db)
                     return (result, existing, storedStudy, storedSeries)
                 }
             } catch  where PostgresDatabase.isUniqueViolation(error) {
@@ -480,6 +489,7 @@ public final class PostgresStudyIndex: StudyIndex, @unchecked Sendable {
                             """, logger: logger)
                         try await db.query(
                             "DELETE FROM originals WHERE tenant = \(tenant) AND sop_uid = \(sop)", logger: logger)
+                        try await self.recordChange(sop, in: db)
                     }
                 }
             }
@@ -569,5 +579,102 @@ extension PostgresStudyIndex: AuditAnchorStore {
     /// Waits until every anchor saved so far is written (tests; shutdown).
     public func anchorWritten() async {
         while lock.withLock({ anchorWriterRunning }) { try? await Task.sleep(nanoseconds: 10_000_000) }
+    }
+}
+
+/// The change feed: every commit and deletion adds a row in its own transaction; every process polls the feed and
+/// reads the instances it names into its catalogue, so a study stored through one replica is searched and
+/// retrieved through any other. Sequence numbers are handed out before commit, so a lower one can appear after a
+/// higher one: changes are re-read for `window` seconds before the watermark passes them.
+extension PostgresStudyIndex {
+    /// How long a sequence number stays open to late commits, and how often the feed is read.
+    static let window = 60.0
+    static let interval = 0.25
+
+    /// Records that `sop` changed, in the caller's transaction, and marks the change as already applied here.
+    func recordChange(_ sop: String, in db: PostgresConnection) async throws {
+        let now = Date().timeIntervalSince1970
+        for try await seq in try await db.query(
+            "INSERT INTO changes (tenant, sop_uid, changed) VALUES (\(tenant), \(sop), \(now)) RETURNING seq",
+            logger: logger
+        ).decode(Int64.self) {
+            lock.withLock { seen[seq] = Date() }
+        }
+    }
+
+    /// The watermark to start from: every change older than the window is in the rows a load reads.
+    func feedStart() async throws(ArchiveError) -> Int64 {
+        let horizon = Date().timeIntervalSince1970 - Self.window
+        return try await run { [self] in
+            var start: Int64 = 0
+            for try await value in try await client.query(
+                "SELECT COALESCE(MAX(seq), 0) FROM changes WHERE tenant = \(tenant) AND changed < \(horizon)",
+                logger: logger
+            ).decode(Int64.self) {
+                start = value
+            }
+            return start
+        }
+    }
+
+    /// Starts reading the feed in the background, for as long as the index lives.
+    func follow() {
+        let task = Task { [weak self] in
+            var polls = 0
+            while !Task.isCancelled {
+                try? await Task.sleep(nanoseconds: UInt64(Self.interval * 1_000_000_000))
+                guard let self else { return }
+                try? await self.catchUp()
+                polls += 1
+                // About every ten minutes: the feed keeps a day (any process restarting reads the rows themselves).
+                if polls % 2400 == 0 { try? await self.pruneFeed() }
+            }
+        }
+        lock.withLock { following = task }
+    }
+
+    func pruneFeed() async throws(ArchiveError) {
+        let horizon = Date().timeIntervalSince1970 - 86_400
+        try await run { [self] in
+            try await client.query(
+                "DELETE FROM changes WHERE tenant = \(tenant) AND changed < \(horizon)", logger: logger)
+        }
+    }
+
+    /// Stops following the feed (the catalogue no longer learns other processes' changes).
+    public func stopFollowing() { lock.withLock { following?.cancel() } }
+
+    /// Applies the changes of the feed not applied yet. Returns how many instances were read.
+    @discardableResult
+    public func catchUp() async throws(ArchiveError) -> Int {
+        let from = lock.withLock { watermark }
+        let rows = try await run { [self] in
+            var rows: [(Int64, String)] = []
+            for try await row in try await client.query(
+                """
+                SELECT seq, sop_uid FROM changes WHERE tenant = \(tenant) AND seq > \(from) ORDER BY seq LIMIT 10000
+                """, logger: logger
+            ).decode((Int64, String).self) {
+                rows.append(row)
+            }
+            return rows
+        }
+        let fresh = lock.withLock { rows.filter { seen[$0.0] == nil } }
+        var read = 0
+        for sop in Set(fresh.map(\.1)) {
+            try await refresh(sop)
+            read += 1
+        }
+        let now = Date()
+        lock.withLock {
+            for (seq, _) in fresh { seen[seq] = now }
+            // Past the window, a sequence number is final: the watermark moves over it.
+            let settled = seen.filter { now.timeIntervalSince($0.value) > Self.window }.keys
+            if let highest = settled.max() {
+                watermark = max(watermark, highest)
+                seen = seen.filter { $0.key > watermark }
+            }
+        }
+        return read
     }
 }
