@@ -50,6 +50,13 @@ enum IndexKind: String, CaseIterable, CustomTestStringConvertible, Sendable {
         let tenant: String
         let keys: KeyHierarchy
 
+        /// The job queue kept in the index (for PostgreSQL, `second` uses another pool: another replica).
+        func queue(second: Bool = false) async throws -> any JobQueue {
+            let index = try await open(second: second)
+            if let postgres = index as? PostgresStudyIndex { return PostgresJobQueue(index: postgres) }
+            return SQLiteJobQueue(index: try #require(index as? SQLiteStudyIndex), tenant: tenant)
+        }
+
         /// Opens the index (again): what a restart, or another replica, sees.
         func open(second: Bool = false) async throws -> any StudyIndex & AuditAnchorStore {
             switch kind {

@@ -116,6 +116,16 @@ public final class SQLiteStudyIndex: StudyIndex, @unchecked Sendable {
                         created REAL NOT NULL);
                     """)
         }
+        migrator.registerMigration("jobs v1: background work taken by exactly one worker") { db in
+            try db.execute(
+                sql: """
+                    CREATE TABLE jobs (
+                        tenant TEXT NOT NULL, id TEXT NOT NULL, kind TEXT NOT NULL, payload BLOB NOT NULL,
+                        status TEXT NOT NULL, attempts INTEGER NOT NULL, progress REAL NOT NULL, result BLOB,
+                        failure TEXT, worker TEXT, lease_until REAL, created REAL NOT NULL, PRIMARY KEY (tenant, id));
+                    CREATE INDEX jobs_waiting ON jobs (tenant, kind, status, created);
+                    """)
+        }
         return migrator
     }
 

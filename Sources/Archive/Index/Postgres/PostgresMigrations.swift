@@ -84,5 +84,17 @@ enum PostgresMigrations {
         Migration(
             version: 3, name: "tenant keys: each clinic's key, wrapped by the master key, shared by every process",
             statements: ["CREATE TABLE tenant_keys (tenant TEXT PRIMARY KEY, wrapped BYTEA NOT NULL)"]),
+        Migration(
+            version: 4, name: "job queue: background work taken by exactly one process",
+            statements: [
+                """
+                CREATE TABLE jobs (
+                    tenant TEXT NOT NULL, id TEXT NOT NULL, kind TEXT NOT NULL, payload BYTEA NOT NULL,
+                    status TEXT NOT NULL, attempts INTEGER NOT NULL, progress DOUBLE PRECISION NOT NULL,
+                    result BYTEA, failure TEXT, worker TEXT, lease_until DOUBLE PRECISION,
+                    created DOUBLE PRECISION NOT NULL, PRIMARY KEY (tenant, id))
+                """,
+                "CREATE INDEX jobs_waiting ON jobs (tenant, kind, status, created)",
+            ]),
     ]
 }
