@@ -107,3 +107,19 @@ def test_postgres_restarted_mid_run_gives_503_then_serves_everything(live, clust
     for dataset in (before, after):
         assert client.retrieve_instance(dataset.StudyInstanceUID, dataset.SeriesInstanceUID,
                                         dataset.SOPInstanceUID).PixelData == dataset.PixelData
+
+
+def test_audit_verify_reads_the_anchor_kept_in_postgres(live, facet):
+    assert live.stop() == 0
+    try:
+        verified = subprocess.run([facet, "audit", "verify", "--data-dir", str(live.data_dir), "--index", URL],
+                                  capture_output=True, text=True, timeout=120)
+        assert verified.returncode == 0, verified.stderr
+        assert "audit log intact" in verified.stdout and "no anchor" not in verified.stdout
+        # Without the database, the data folder alone has no anchor to check the log against.
+        alone = subprocess.run([facet, "audit", "verify", "--data-dir", str(live.data_dir)], capture_output=True,
+                               text=True, timeout=120)
+        assert alone.returncode == 0, alone.stderr
+        assert "no anchor" in alone.stdout
+    finally:
+        live.start()

@@ -10,7 +10,7 @@ struct AuditCommand: ParsableCommand {
 
 /// `facet audit verify --data-dir DIR`: exit 0 on an intact log (noting repairs of torn lines), 1 naming the first
 /// bad entry, a log behind the anchor kept in the index (removed or cut), or losses the chain records.
-struct AuditVerifyCommand: ParsableCommand {
+struct AuditVerifyCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "verify",
         abstract:
@@ -23,7 +23,11 @@ struct AuditVerifyCommand: ParsableCommand {
     @Option(help: "The clinic whose log to verify (each tenant has its own, under DATA/tenants/NAME).")
     var tenant: String = "default"
 
-    func run() throws {
+    @Option(help: "The index the server keeps the anchor in, when it is on PostgreSQL (postgres://…; or FACET_INDEX).")
+    var index: String?
+
+    func run() async throws {
+        let indexURL = index ?? ProcessInfo.processInfo.environment["FACET_INDEX"].flatMap { $0.isEmpty ? nil : $0 }
         let keysFolder = URL(fileURLWithPath: dataDirectory).appendingPathComponent("keys")
         guard Account.isValidTenant(tenant) else { throw fail("not a tenant name: \(tenant)", code: 2) }
         let root =
@@ -31,17 +35,32 @@ struct AuditVerifyCommand: ParsableCommand {
             ? URL(fileURLWithPath: dataDirectory)
             : URL(fileURLWithPath: dataDirectory).appendingPathComponent("tenants").appendingPathComponent(tenant)
         // Checked before the keys are opened: opening them would create a key for a mistyped tenant.
-        guard FileManager.default.fileExists(atPath: root.appendingPathComponent("index.sqlite").path) else {
+        guard
+            indexURL != nil || FileManager.default.fileExists(atPath: root.appendingPathComponent("index.sqlite").path)
+        else {
             throw fail("no archive of tenant \(tenant) under the data folder", code: 2)
+        }
+        guard indexURL == nil || FileManager.default.fileExists(atPath: root.appendingPathComponent("audit").path)
+        else {
+            throw fail("no audit log of tenant \(tenant) under the data folder", code: 2)
         }
         guard FileManager.default.fileExists(atPath: keysFolder.path) else {
             throw fail("no archive keys under the data folder", code: 2)
         }
         let keys: KeyHierarchy
         let anchor: AuditAnchor?
-        do {
-            keys = try KeyHierarchy.open(keyDirectory: keysFolder, tenant: tenant).keys
-            anchor = try SQLiteStudyIndex.auditAnchor(indexAt: root.appendingPathComponent("index.sqlite"))
+        do throws(ArchiveError) {
+            if let indexURL {
+                let database = try await PostgresDatabase.open(try PostgresDatabase.Location.parse(indexURL))
+                defer { database.close() }
+                keys = try await database.keys(
+                    keyDirectory: keysFolder, tenant: tenant, environment: ProcessInfo.processInfo.environment
+                ).keys
+                anchor = try await PostgresStudyIndex.auditAnchor(in: database, tenant: tenant)
+            } else {
+                keys = try KeyHierarchy.open(keyDirectory: keysFolder, tenant: tenant).keys
+                anchor = try SQLiteStudyIndex.auditAnchor(indexAt: root.appendingPathComponent("index.sqlite"))
+            }
         } catch {
             throw fail(error.message, code: 2)
         }

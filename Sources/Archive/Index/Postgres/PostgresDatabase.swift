@@ -164,7 +164,13 @@ public final class PostgresDatabase: Sendable {
         }
         guard let recorded else { throw ArchiveError(.key, "the tenant key could not be recorded in the index") }
         let keys = try KeyHierarchy.opening(tenant: tenant, wrapped: recorded, master: master)
-        if let local, local != recorded {
+        guard let local else {
+            // The data folder keeps the same key, so that the tools that open it (`facet users`, `facet audit`)
+            // never make one of their own.
+            try writePrivateFile(keyDirectory.appendingPathComponent("tenant-\(tenant).key"), recorded)
+            return (keys, created)
+        }
+        if local != recorded {
             let mine = try KeyHierarchy.opening(tenant: tenant, wrapped: local, master: master)
             guard mine.hasSameTenantKey(as: keys) else {
                 throw ArchiveError(

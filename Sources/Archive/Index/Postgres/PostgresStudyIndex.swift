@@ -563,17 +563,24 @@ extension PostgresStudyIndex: AuditAnchorStore {
         }
     }
 
-    /// The anchor as the database holds it (read at open).
-    func readAnchor() async throws(ArchiveError) -> AuditAnchor? {
-        try await run { [self] in
+    /// The anchor a clinic's audit log has in `database` (for `facet audit verify`), without loading its index.
+    public static func auditAnchor(in database: PostgresDatabase, tenant: String) async throws(ArchiveError)
+        -> AuditAnchor?
+    {
+        try await PostgresDatabase.mapping(seconds: database.deadline) {
             var found: AuditAnchor?
-            for try await (sequence, mac, seal) in try await client.query(
-                "SELECT sequence, mac, seal FROM audit_anchor WHERE tenant = \(tenant)", logger: logger
+            for try await (sequence, mac, seal) in try await database.client.query(
+                "SELECT sequence, mac, seal FROM audit_anchor WHERE tenant = \(tenant)", logger: database.logger
             ).decode((Int64, String, String).self) {
                 found = AuditAnchor(sequence: Int(sequence), mac: mac, seal: seal)
             }
             return found
         }
+    }
+
+    /// The anchor as the database holds it (read at open).
+    func readAnchor() async throws(ArchiveError) -> AuditAnchor? {
+        try await Self.auditAnchor(in: database, tenant: tenant)
     }
 
     /// Waits until every anchor saved so far is written (tests; shutdown).
