@@ -51,5 +51,12 @@ def test_an_embedded_archive_moves_to_postgres_and_s3_and_is_served_from_there(f
         found = requests.get(f"{served.url}/studies", params={"PatientID": datasets[0].PatientID})
         assert found.status_code == 200
         assert {s["0020000D"]["Value"][0] for s in found.json()} >= {d.StudyInstanceUID for d in datasets}
+        client.store_instances([pydicom.dcmread(secondary_capture(tmp_path / "new.dcm"))])
     finally:
         served.stop()
+    # Served from the target since: migrating again (index from the environment this time) is refused.
+    (data / "blobs.embedded").rename(data / "blobs")
+    late = run(facet, "migrate", "--from", data, "--to-blobs", blobs["FACET_BLOBS"], "--s3-endpoint",
+               blobs["FACET_S3_ENDPOINT"], env={**os.environ, **index})
+    assert late.returncode == 2, late.stdout + late.stderr
+    assert "has been served from the target" in late.stderr

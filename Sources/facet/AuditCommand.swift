@@ -49,6 +49,13 @@ struct AuditVerifyCommand: AsyncParsableCommand {
         }
         let keys: KeyHierarchy
         let anchor: AuditAnchor?
+        // Verifying never makes a key: a folder without its master key (and no FACET_MASTER_KEY) is refused here.
+        guard
+            ProcessInfo.processInfo.environment["FACET_MASTER_KEY"] != nil
+                || FileManager.default.fileExists(atPath: keysFolder.appendingPathComponent("master.key").path)
+        else {
+            throw fail("no master key under the data folder (nor FACET_MASTER_KEY)", code: 2)
+        }
         do throws(ArchiveError) {
             if let indexURL {
                 let database = try await PostgresDatabase.open(try PostgresDatabase.Location.parse(indexURL))

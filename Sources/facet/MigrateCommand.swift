@@ -20,8 +20,12 @@ struct MigrateCommand: AsyncParsableCommand {
     @Option(name: .customLong("from"), help: "The data folder of the embedded archive.")
     var source: String
 
-    @Option(name: .customLong("to-index"), help: "postgres://user:password@host:port/database")
-    var index: String
+    @Option(
+        name: .customLong("to-index"),
+        help:
+            "postgres://user:password@host:port/database (default FACET_INDEX: keeps the password off the command line)"
+    )
+    var index: String?
 
     @Option(name: .customLong("to-blobs"), help: "s3://bucket/prefix")
     var blobs: String
@@ -40,8 +44,11 @@ struct MigrateCommand: AsyncParsableCommand {
         }
         let location: PostgresDatabase.Location
         let bucket: S3Location
-        do {
-            location = try PostgresDatabase.Location.parse(index)
+        do throws(ArchiveError) {
+            guard let text = index ?? environment["FACET_INDEX"], !text.isEmpty else {
+                throw ArchiveError(.invalidInput, "give --to-index or FACET_INDEX")
+            }
+            location = try PostgresDatabase.Location.parse(text)
             bucket = try S3Location.parse(blobs, endpoint: endpoint, region: region, environment: environment)
         } catch {
             throw fail(error.message, code: 2)
@@ -80,7 +87,7 @@ struct MigrateCommand: AsyncParsableCommand {
             }
         } catch {
             if terminal { FileHandle.standardError.write(Data("\n".utf8)) }
-            throw fail(error.message, code: error.code == .integrity ? 1 : 3)
+            throw fail(error.message, code: error.code == .integrity ? 1 : error.code == .invalidInput ? 2 : 3)
         }
         if terminal { FileHandle.standardError.write(Data("\n".utf8)) }
         for (tenant, counts) in report.instances.sorted(by: { $0.key < $1.key }) {

@@ -80,6 +80,7 @@ public struct ArchiveMigration: Sendable {
         } catch {
             throw ArchiveError(.io, "the source index cannot be opened")
         }
+        try await refuseServedTarget(tenant)
         try await copyRows(from: queue, tenant: tenant)
         // Blobs: every one the index refers to, raw (ciphertext), skipping those already there.
         let blobIDs: [(id: String, owner: String)]
@@ -142,6 +143,27 @@ public struct ArchiveMigration: Sendable {
                 .integrity, "\(tenant): \(sourceCount) instances in the source, \(verified) in the target")
         }
         report.instances[tenant] = (sourceCount, verified)
+    }
+
+    /// Once `facet serve` has written to the target (every store and deletion there adds to the change feed; a
+    /// migration adds nothing), copying the source again would bring back what was deleted there: refused.
+    private func refuseServedTarget(_ tenant: String) async throws(ArchiveError) {
+        let logger = database.logger
+        let served = try await PostgresDatabase.mapping(seconds: database.deadline) { [database] in
+            var served = false
+            for try await _ in try await database.client.query(
+                "SELECT 1 FROM changes WHERE tenant = \(tenant) LIMIT 1", logger: logger
+            ).decode(Int32.self) {
+                served = true
+            }
+            return served
+        }
+        guard !served else {
+            throw ArchiveError(
+                .invalidInput,
+                "clinic \(tenant) has been served from the target since (it has its own stores or deletions): "
+                    + "migrating again would undo them")
+        }
     }
 
     /// Copies the index rows as they are (sealed), each table in one transaction, skipping rows already copied.
@@ -239,36 +261,41 @@ public struct ArchiveMigration: Sendable {
                         VALUES (\(tenant), \(row.0), \(row.1), \(row.2), \(row.3)) ON CONFLICT DO NOTHING
                         """, logger: logger)
                 }
-                // Deletions have no natural key: copied once, when the target has none for this clinic yet.
-                var hasDeletions = false
-                for try await _ in try await db.query(
-                    "SELECT 1 FROM deleted_instances WHERE tenant = \(tenant) LIMIT 1", logger: logger
-                ).decode(Int32.self) {
-                    hasDeletions = true
+                // A deletion is known by its instance and blob: each is copied once, and an instance the source
+                // deleted since an earlier run leaves the target's live rows.
+                for row in rows.deleted {
+                    try await db.query(
+                        """
+                        INSERT INTO deleted_instances (tenant, sop_uid, series_uid, study_uid, blob_id, size, sha256,
+                        deleted, details, attributes, metadata) SELECT \(tenant), \(row.0), \(row.1), \(row.2),
+                        \(row.3), \(row.4), \(row.5), \(row.6), \(row.7), \(row.8), \(row.9)
+                        WHERE NOT EXISTS (SELECT 1 FROM deleted_instances WHERE tenant = \(tenant)
+                        AND sop_uid = \(row.0) AND blob_id = \(row.3))
+                        """, logger: logger)
+                    try await db.query(
+                        """
+                        DELETE FROM instances WHERE tenant = \(tenant) AND sop_uid = \(row.0) AND blob_id = \(row.3)
+                        """, logger: logger)
                 }
-                if !hasDeletions {
-                    for row in rows.deleted {
-                        try await db.query(
-                            """
-                            INSERT INTO deleted_instances (tenant, sop_uid, series_uid, study_uid, blob_id, size, sha256,
-                            deleted, details, attributes, metadata) VALUES (\(tenant), \(row.0), \(row.1), \(row.2),
-                            \(row.3), \(row.4), \(row.5), \(row.6), \(row.7), \(row.8), \(row.9))
-                            """, logger: logger)
-                    }
-                    for row in rows.deletedOriginals {
-                        try await db.query(
-                            """
-                            INSERT INTO deleted_originals (tenant, sop_uid, seq, blob_id, size, sha256, details, deleted)
-                            VALUES (\(tenant), \(row.0), \(row.1), \(row.2), \(row.3), \(row.4), \(row.5), \(row.6))
-                            """, logger: logger)
-                    }
+                for row in rows.deletedOriginals {
+                    try await db.query(
+                        """
+                        INSERT INTO deleted_originals (tenant, sop_uid, seq, blob_id, size, sha256, details, deleted)
+                        SELECT \(tenant), \(row.0), \(row.1), \(row.2), \(row.3), \(row.4), \(row.5), \(row.6)
+                        WHERE NOT EXISTS (SELECT 1 FROM deleted_originals WHERE tenant = \(tenant)
+                        AND sop_uid = \(row.0) AND blob_id = \(row.2))
+                        """, logger: logger)
+                    try await db.query(
+                        "DELETE FROM originals WHERE tenant = \(tenant) AND sop_uid = \(row.0) AND blob_id = \(row.2)",
+                        logger: logger)
                 }
                 if let (sequence, mac, seal) = rows.anchor {
+                    // The anchor only moves forward: a newer one must never be replaced by the source's.
                     try await db.query(
                         """
                         INSERT INTO audit_anchor (tenant, sequence, mac, seal) VALUES (\(tenant), \(sequence), \(mac),
                         \(seal)) ON CONFLICT (tenant) DO UPDATE SET sequence = excluded.sequence, mac = excluded.mac,
-                        seal = excluded.seal
+                        seal = excluded.seal WHERE audit_anchor.sequence < excluded.sequence
                         """, logger: logger)
                 }
             }

@@ -20,6 +20,8 @@ public final class PostgresStudyIndex: StudyIndex, @unchecked Sendable {
     private var seen: [Int64: Date] = [:]
     private var watermark: Int64 = 0
     private var following: Task<Void, Never>?
+    /// When this process last changed an instance: a feed read started before it must not undo it.
+    private var localChanges: [String: Date] = [:]
     private var anchorCache: AuditAnchor?
     private var anchorToWrite: AuditAnchor?
     private var anchorWriterRunning = false
@@ -262,6 +264,7 @@ public final class PostgresStudyIndex: StudyIndex, @unchecked Sendable {
         }
         guard result == .committed || result == .newVersion else { return result }
         lock.withLock {
+            localChanges[sop] = Date()
             current.insert(
                 study: storedStudy ?? entry.study, series: storedSeries ?? entry.series, instance: record)
         }
@@ -270,6 +273,7 @@ public final class PostgresStudyIndex: StudyIndex, @unchecked Sendable {
 
     /// Reads one instance (with its study and series) from the database into the catalogue.
     func refresh(_ sopInstanceUID: String) async throws(ArchiveError) {
+        let started = Date()
         let found = try await run { [self] () async throws -> (Dataset, Dataset, InstanceRecord)? in
             let rows = try await client.query(
                 """
@@ -295,6 +299,8 @@ public final class PostgresStudyIndex: StudyIndex, @unchecked Sendable {
             return nil
         }
         lock.withLock {
+            // This process changed the instance after the read began: what was read may be older than that.
+            if let local = localChanges[sopInstanceUID], local >= started { return }
             // The database is the truth: an instance it no longer has leaves the catalogue; a version it replaced is
             // replaced here too.
             current.remove(sopInstanceUID)
@@ -497,7 +503,12 @@ public final class PostgresStudyIndex: StudyIndex, @unchecked Sendable {
             if error.code == .unavailable { reconcileLater(records.map(\.sopInstanceUID)) }
             throw error
         }
-        lock.withLock { for record in records { current.remove(record.sopInstanceUID) } }
+        lock.withLock {
+            for record in records {
+                localChanges[record.sopInstanceUID] = Date()
+                current.remove(record.sopInstanceUID)
+            }
+        }
         return records
     }
 
@@ -654,22 +665,38 @@ extension PostgresStudyIndex {
     /// Applies the changes of the feed not applied yet. Returns how many instances were read.
     @discardableResult
     public func catchUp() async throws(ArchiveError) -> Int {
-        let from = lock.withLock { watermark }
-        let rows = try await run { [self] in
-            var rows: [(Int64, String)] = []
-            for try await row in try await client.query(
-                """
-                SELECT seq, sop_uid FROM changes WHERE tenant = \(tenant) AND seq > \(from) ORDER BY seq LIMIT 10000
-                """, logger: logger
-            ).decode((Int64, String).self) {
-                rows.append(row)
+        // Every change above the watermark, page by page: a backlog larger than a page is read to its end.
+        var from = lock.withLock { watermark }
+        var rows: [(Int64, String)] = []
+        while true {
+            let cursor = from
+            let page = try await run { [self] in
+                var page: [(Int64, String)] = []
+                for try await row in try await client.query(
+                    """
+                    SELECT seq, sop_uid FROM changes WHERE tenant = \(tenant) AND seq > \(cursor) ORDER BY seq LIMIT 10000
+                    """, logger: logger
+                ).decode((Int64, String).self) {
+                    page.append(row)
+                }
+                return page
             }
-            return rows
+            rows += page
+            guard page.count == 10000, let last = page.last?.0 else { break }
+            from = last
         }
         let fresh = lock.withLock { rows.filter { seen[$0.0] == nil } }
         var read = 0
         for sop in Set(fresh.map(\.1)) {
-            try await refresh(sop)
+            do {
+                try await refresh(sop)
+            } catch  where error.code == .integrity {
+                // A row that cannot be decoded is set aside (as at load), not retried forever.
+                lock.withLock {
+                    current.remove(sop)
+                    quarantinedRows.append(sop)
+                }
+            }
             read += 1
         }
         let now = Date()
