@@ -14,6 +14,14 @@ public struct BlobReference: Sendable, Hashable {
     }
 }
 
+extension BlobReference {
+    /// Whether `id` has the shape of a blob id (32 lower-case hex digits, as `newBlobID()` makes): the one check
+    /// every store applies before an id reaches a path or an object key.
+    public static func isValidID(_ id: String) -> Bool {
+        id.utf8.count == 32 && id.utf8.allSatisfy { (48...57).contains($0) || (97...102).contains($0) }
+    }
+}
+
 /// Where object bytes live. Every implementation encrypts at rest, verifies on read, and makes a write durable
 /// before returning; a blob that fails verification is never returned. `EncryptedBlobStore` is the one
 /// implementation, over any `ObjectStore`.

@@ -128,7 +128,7 @@ public struct EncryptedBlobStore: BlobStore {
     }
 
     static func checkID(_ id: String) throws(ArchiveError) {
-        guard id.utf8.count == 32, id.utf8.allSatisfy({ (48...57).contains($0) || (97...102).contains($0) }) else {
+        guard BlobReference.isValidID(id) else {
             throw ArchiveError(.notFound, "no such blob")
         }
     }

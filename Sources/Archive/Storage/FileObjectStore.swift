@@ -20,7 +20,7 @@ public struct FileObjectStore: ObjectStore {
 
     /// The file of a key. Keys are blob ids: 32 lower-case hex digits; anything else is not found.
     func path(_ key: String) throws(ArchiveError) -> URL {
-        guard key.utf8.count == 32, key.utf8.allSatisfy({ (48...57).contains($0) || (97...102).contains($0) }) else {
+        guard BlobReference.isValidID(key) else {
             throw ArchiveError(.notFound, "no such blob")
         }
         let a = String(key.prefix(2))

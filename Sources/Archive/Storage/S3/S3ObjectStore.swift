@@ -121,7 +121,7 @@ public struct S3ObjectStore: ObjectStore {
     // MARK: addressing
 
     func objectKey(_ key: String, under folder: String = "blobs") throws(ArchiveError) -> String {
-        guard key.utf8.count == 32, key.utf8.allSatisfy({ (48...57).contains($0) || (97...102).contains($0) }) else {
+        guard BlobReference.isValidID(key) else {
             throw ArchiveError(.notFound, "no such blob")
         }
         return location.prefix.isEmpty ? "\(folder)/\(key)" : "\(location.prefix)/\(folder)/\(key)"
