@@ -26,6 +26,16 @@ unit: build testdata/generated/manifest.json
 conformance: build
 	FACET_BIN="$(BIN)/facet" bash scripts/with-services.sh .venv/bin/python -m pytest -q conformance
 
+# Not part of `make test`: the S3 suites against Ceph's RGW from Debian (scripts/ceph.sh, a throwaway single node),
+# stricter than SeaweedFS on SigV4 payload hashes; Ceph is stopped whatever the outcome.
+.PHONY: test-ceph
+test-ceph: build
+	@folder=$$(mktemp -d /tmp/facet-ceph.XXXXXX); \
+	trap 'bash scripts/ceph.sh stop "$$folder"; rm -rf "$$folder"' EXIT; \
+	settings=$$(bash scripts/ceph.sh start "$$folder") && eval "$$settings" && export FACET_REQUIRE_S3=1 && \
+	$(SWIFT) test --skip-build --filter 'ObjectStoreContract|BlobStoreContract|S3ObjectStore' && \
+	FACET_BIN="$(BIN)/facet" .venv/bin/python -m pytest -q conformance/test_dicomweb.py -k s3
+
 # MeshKit's readers under libFuzzer + AddressSanitizer, briefly (FUZZ_SECONDS each; longer runs: make fuzz).
 fuzz: deps
 	bash scripts/fuzz.sh
@@ -53,3 +63,30 @@ bench-dicomweb: deps
 bench-tokens:
 	$(SWIFT) build -c release --product token-bench
 	"$$($(SWIFT) build -c release --show-bin-path)/token-bench" $${TOKEN_BENCH_ITERATIONS:-10000}
+
+# A local scale-out setup on loopback (scripts/cluster.sh): PostgreSQL (port 25433), SeaweedFS (28400-28415), three
+# `facet serve` replicas (28421-28423) sharing them and one master key, nginx in front at http://127.0.0.1:28420
+# (round robin). Data and logs in CLUSTER_DIR, kept across stop/start; `make cluster-stop` ends exactly what
+# `make cluster` started. Ports: CLUSTER_PORT, CLUSTER_REPLICA_PORT, CLUSTER_S3_PORT, CLUSTER_PG_PORT.
+.PHONY: cluster cluster-stop bench-cluster
+CLUSTER_DIR ?= /tmp/facet-cluster
+CLUSTER_REPLICAS ?= 3
+cluster: build
+	@command -v nginx >/dev/null || { [ "$$(id -u)" -eq 0 ] && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nginx >/dev/null; }
+	@FACET_BIN="$(BIN)/facet" bash scripts/cluster.sh start "$(CLUSTER_DIR)" $(CLUSTER_REPLICAS)
+	@echo
+	@echo "Facet at $$(. "$(CLUSTER_DIR)/cluster.env" && echo $$FACET_CLUSTER_URL)/dicomweb (nginx); replica logs in $(CLUSTER_DIR)/replica-N/serve.log"
+	@echo "Add a user (same environment as the replicas), then log in with POST /api/v1/auth/login:"
+	@echo "  . $(CLUSTER_DIR)/cluster.env && $(BIN)/facet users add NAME --role physician --data-dir $(CLUSTER_DIR)/replica-1/data"
+	@echo "Stop: make cluster-stop$(if $(filter command line environment,$(origin CLUSTER_DIR)), CLUSTER_DIR=$(CLUSTER_DIR))"
+
+cluster-stop:
+	bash scripts/cluster.sh stop "$(CLUSTER_DIR)"
+
+# The cluster (1 and 3 replicas behind nginx) against the embedded setup on the same data, and the replicas'
+# catch-up lag (release build; wrk installed when missing and root, else Python threads load the servers).
+bench-cluster: deps
+	@command -v nginx >/dev/null || { [ "$$(id -u)" -eq 0 ] && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nginx >/dev/null; }
+	@command -v wrk >/dev/null || { [ "$$(id -u)" -eq 0 ] && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk >/dev/null; } || true
+	$(SWIFT) build -c release --product facet
+	.venv/bin/python Benchmarks/cluster_benchmark.py --facet "$$($(SWIFT) build -c release --show-bin-path)/facet" $(BENCH_CLUSTER_ARGS)

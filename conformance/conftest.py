@@ -46,6 +46,23 @@ TOKENS = {}
 TRUSTED = {}
 
 
+# The replica clusters the suite started, by nginx's root URL (conformance/cluster.py). Each replica answers searches
+# from its own catalogue, which follows the others' stores within a fraction of a second (docs/scaling.md): a store
+# through nginx is handed back once every replica finds what it stored, as a client that reads its own writes
+# through any replica must wait (and it fails if that takes over 5 s).
+CLUSTERS = {}
+
+
+def _stored_uids(answer):
+    import re
+
+    if "xml" in answer.headers.get("Content-Type", ""):
+        referenced = answer.text.partition('tag="00081199"')[2]  # after the Failed SOP Sequence (00081198)
+        return re.findall(r'tag="00081155"[^>]*>\s*<Value number="1">([0-9.]+)<', referenced)
+    body = answer.json() if answer.content else {}
+    return [item["00081155"]["Value"][0] for item in body.get("00081199", {}).get("Value", [])]
+
+
 def _with_token(original):
     def request(self, method, url, *args, **kwargs):
         for root, token in TOKENS.items():
@@ -58,7 +75,12 @@ def _with_token(original):
                 if root in TRUSTED:
                     kwargs.setdefault("verify", TRUSTED[root])
                 break
-        return original(self, method, url, *args, **kwargs)
+        answer = original(self, method, url, *args, **kwargs)
+        for root, cluster in CLUSTERS.items():
+            if str(url).startswith(root + "/dicomweb/studies") and method.upper() == "POST" and \
+                    answer.status_code in (200, 202):
+                cluster.await_everywhere(_stored_uids(answer))
+        return answer
     return request
 
 
@@ -152,7 +174,9 @@ class FacetServer:
             self.username = "suite-" + uuid.uuid4().hex[:8]
             made = subprocess.run(
                 [self.binary, "users", "add", self.username, "--role", "physician", "--password-stdin", "--json",
-                 "--data-dir", str(self.data_dir)], input=password, capture_output=True, text=True, timeout=60)
+                 "--data-dir", str(self.data_dir)], input=password, capture_output=True, text=True, timeout=60,
+                # The server's own settings: with FACET_INDEX the account goes to the shared database it reads.
+                env=self.env)
             if made.returncode != 0:
                 raise RuntimeError("facet users add failed: " + made.stderr)
             self.credentials = (password, json_module.loads(made.stdout)["otpauth_uri"])
@@ -233,11 +257,13 @@ def postgres_settings():
     return {"FACET_INDEX": url.replace("/facet_test?", f"/{name}?")}
 
 
-@pytest.fixture(scope="session", params=["http", "tls", "s3", "postgres"])
+@pytest.fixture(scope="session", params=["http", "tls", "s3", "postgres", "cluster"])
 def server(request, facet, external_base, tmp_path_factory):
     """The DICOMweb base URL under test: Facet started here, over plain HTTP on loopback, over TLS 1.3 with a
-    generated certificate, with its blobs on an S3-compatible store, and as a server setup (index on PostgreSQL,
-    blobs on S3) — the whole suite runs against each, with a token — or the --base-url server."""
+    generated certificate, with its blobs on an S3-compatible store, as a server setup (index on PostgreSQL, blobs
+    on S3), and as three such replicas behind nginx (scripts/cluster.sh, round robin: a store goes to one replica, the
+    searches and retrievals after it to the others) — the whole suite runs against each, with a token — or the
+    --base-url server."""
     if external_base:
         if request.param != "http":
             pytest.skip("a --base-url server is tested once, as given")
@@ -246,6 +272,9 @@ def server(request, facet, external_base, tmp_path_factory):
     folder = tmp_path_factory.mktemp("facet-server")
     # A browser viewer's origin, as a clinic running OHIF beside Facet would configure it.
     env = {"FACET_CORS_ALLOW_ORIGIN": "http://ohif.example"}
+    if request.param == "cluster":
+        yield from cluster_server(facet, env)
+        return
     if request.param == "tls":
         cert, key = request.getfixturevalue("certificate")
         env.update(FACET_TLS_CERT=str(cert), FACET_TLS_KEY=str(key))
@@ -264,6 +293,36 @@ def server(request, facet, external_base, tmp_path_factory):
         assert handshake(child) == "TLSv1.3"
     yield child, child.url
     assert child.stop() == 0, "facet serve did not shut down cleanly on SIGTERM"
+
+
+def cluster_server(facet, env):
+    """Three replicas on the test PostgreSQL server (a database of their own) and the test bucket (a prefix of their
+    own), nginx in front; the suite's token, made by one login through nginx, is presented to nginx and to each
+    replica alike (sessions live in the shared index)."""
+    import tempfile
+
+    from cluster import FacetCluster
+
+    s3, postgres = s3_settings("cluster-" + uuid.uuid4().hex[:8]), postgres_settings()
+    if s3 is None or postgres is None:
+        pytest.skip("no S3-compatible store or PostgreSQL server was started (make test starts both)")
+    if not shutil.which("nginx"):
+        pytest.fail("nginx is missing; run scripts/bootstrap.sh")
+    # Outside pytest's owner-only temporary folders: nginx's workers (www-data when root) use DIR/nginx/tmp.
+    folder = Path(tempfile.mkdtemp(prefix="facet-cluster-"))
+    cluster = FacetCluster(facet, folder, external={**s3, **postgres}, extra_env=env)
+    try:
+        cluster.start()
+        cluster.log_in()
+        for root in [cluster.root] + [replica["root"] for replica in cluster.replicas]:
+            TOKENS[root] = cluster.token
+        CLUSTERS[cluster.root] = cluster
+        yield cluster, cluster.url
+        assert cluster.stop() == 0, "a replica did not shut down cleanly on SIGTERM"
+    finally:
+        CLUSTERS.pop(cluster.root, None)
+        cluster.stop()
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 @pytest.fixture

@@ -85,7 +85,7 @@ def test_postgres_restarted_mid_run_gives_503_then_serves_everything(live, clust
         down = requests.get(f"{live.url}/studies/{before.StudyInstanceUID}/metadata", timeout=60)
         assert down.status_code == 503, down.text
         assert down.headers.get("Retry-After")
-        assert time.time() - started < 30, "a request must not hang while the database is away"
+        assert time.time() - started < 60, "a request must not hang while the database is away (each call waits its 15 s deadline)"
         path = secondary_capture(tmp_path / "refused.dcm")
         refused = requests.post(f"{live.url}/studies", data=open(path, "rb").read(), timeout=60, headers={
             "Content-Type": "multipart/related; type=\"application/dicom\"; boundary=x"})
@@ -115,11 +115,10 @@ def test_audit_verify_reads_the_anchor_kept_in_postgres(live, facet):
         verified = subprocess.run([facet, "audit", "verify", "--data-dir", str(live.data_dir), "--index", URL],
                                   capture_output=True, text=True, timeout=120)
         assert verified.returncode == 0, verified.stderr
-        assert "audit log intact" in verified.stdout and "no anchor" not in verified.stdout
-        # Without the database, the data folder alone has no anchor to check the log against.
+        assert "audit log intact" in verified.stdout and "the chain in the index database" in verified.stdout
+        # The chain lives in the database: the data folder alone holds no archive to verify.
         alone = subprocess.run([facet, "audit", "verify", "--data-dir", str(live.data_dir)], capture_output=True,
                                text=True, timeout=120)
-        assert alone.returncode == 0, alone.stderr
-        assert "no anchor" in alone.stdout
+        assert alone.returncode == 2, alone.stderr
     finally:
         live.start()

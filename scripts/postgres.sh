@@ -22,7 +22,7 @@ start)
     as_postgres "$bin/initdb" -D "$dir/data" -U facet --pwfile="$dir/password" -A scram-sha-256 -E UTF8 \
         --locale=C.UTF-8 >"$dir/initdb.log" 2>&1 || { cat "$dir/initdb.log" >&2; exit 1; }
     as_postgres "$bin/pg_ctl" -D "$dir/data" -l "$dir/postgres.log" -w -t 60 \
-        -o "-p $port -k $dir -c listen_addresses=127.0.0.1" start >/dev/null ||
+        -o "-p $port -k $dir -c listen_addresses=127.0.0.1 -c max_connections=300" start >/dev/null ||
         { tail -20 "$dir/postgres.log" >&2; exit 1; }
     PGPASSWORD=facet-test-password "$bin/psql" -q -h 127.0.0.1 -p "$port" -U facet -d postgres \
         -c "CREATE DATABASE facet_test" >/dev/null
@@ -36,6 +36,6 @@ stop)
     ;;
 restart)
     as_postgres "$bin/pg_ctl" -D "$dir/data" -l "$dir/postgres.log" -w -t 60 \
-        -o "-p $port -k $dir -c listen_addresses=127.0.0.1" start >/dev/null
+        -o "-p $port -k $dir -c listen_addresses=127.0.0.1 -c max_connections=300" start >/dev/null
     ;;
 esac

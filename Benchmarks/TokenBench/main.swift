@@ -23,13 +23,13 @@ func report(_ name: String, _ samples: [Double]) {
 }
 
 /// Times `iterations` calls, after a tenth as many untimed ones.
-func measure(_ name: String, iterations: Int, _ body: () throws -> Void) rethrows {
-    for _ in 0..<max(100, iterations / 10) { try body() }
+func measure(_ name: String, iterations: Int, _ body: () async throws -> Void) async rethrows {
+    for _ in 0..<max(100, iterations / 10) { try await body() }
     var samples: [Double] = []
     samples.reserveCapacity(iterations)
     for _ in 0..<iterations {
         let start = DispatchTime.now().uptimeNanoseconds
-        try body()
+        try await body()
         samples.append(Double(DispatchTime.now().uptimeNanoseconds - start) / 1000)
     }
     report(name, samples)
@@ -44,10 +44,11 @@ do {
     // Long enough for the case that moves the clock 31 s per check.
     tokenSettings.lifetime = 1e7
     var identity = try IdentityServices.open(dataDirectory: folder, keys: keys, tokenSettings: tokenSettings)
-    _ = try identity.administration.add(
+    _ = try await identity.administration.add(
         tenant: "default", username: "dr.own", role: .physician, password: "bench pw 123")
     // The provider's user also has a local account, so its status lookup finds a row.
-    _ = try identity.administration.add(tenant: "default", username: "dr.oidc", role: .nurse, password: "bench pw 123")
+    _ = try await identity.administration.add(
+        tenant: "default", username: "dr.oidc", role: .nurse, password: "bench pw 123")
 
     // The identity provider: an RSA-2048 and a P-256 key in a JWKS file.
     let rsa = try _RSA.Signing.PrivateKey(keySize: .bits2048)
@@ -93,9 +94,9 @@ do {
     }
     let repeatedRS256 = try rs256(UUID().uuidString)
     let repeatedES256 = try es256(UUID().uuidString)
-    let own = try identity.tokens.issue(tenant: "default", username: "dr.own", role: .physician).accessToken
+    let own = try await identity.tokens.issue(tenant: "default", username: "dr.own", role: .physician).accessToken
     // Its own token: the clock of that case runs days ahead, which would make every later check of `own` a write.
-    let written = try identity.tokens.issue(tenant: "default", username: "dr.own", role: .physician).accessToken
+    let written = try await identity.tokens.issue(tenant: "default", username: "dr.own", role: .physician).accessToken
     // The same store and key without the cache of verified tokens: every check is a token's first.
     tokenSettings.verifiedTokenCacheSize = 0
     var uncached = try IdentityServices.open(dataDirectory: folder, keys: keys, tokenSettings: tokenSettings)
@@ -106,28 +107,28 @@ do {
     let freshES256 = try (0..<count).map { try es256("es-\($0)") }
 
     print("token checks, \(iterations) timed iterations per case, one thread, SQLite store in \(folder.path)")
-    try measure("Facet ES256, again (last use written <= 1/30 s)", iterations: iterations) {
-        _ = try identity.verify(own)
+    try await measure("Facet ES256, again (last use written <= 1/30 s)", iterations: iterations) {
+        _ = try await identity.verify(own)
     }
     // Each check 31 s after the one before: every check writes the session's last use (a SQLite commit).
     var clock = Date()
-    try measure("Facet ES256, again (last use written each time)", iterations: iterations) {
+    try await measure("Facet ES256, again (last use written each time)", iterations: iterations) {
         clock += 31
-        _ = try identity.verify(written, now: clock)
+        _ = try await identity.verify(written, now: clock)
     }
-    try measure("Facet ES256, first use (signature checked)", iterations: iterations) {
-        _ = try uncached.verify(own)
+    try await measure("Facet ES256, first use (signature checked)", iterations: iterations) {
+        _ = try await uncached.verify(own)
     }
-    try measure("provider RS256, again", iterations: iterations) { _ = try identity.verify(repeatedRS256) }
-    try measure("provider ES256, again", iterations: iterations) { _ = try identity.verify(repeatedES256) }
+    try await measure("provider RS256, again", iterations: iterations) { _ = try await identity.verify(repeatedRS256) }
+    try await measure("provider ES256, again", iterations: iterations) { _ = try await identity.verify(repeatedES256) }
     var next = 0
-    try measure("provider RS256, first use (signature checked)", iterations: iterations) {
-        _ = try identity.verify(freshRS256[next])
+    try await measure("provider RS256, first use (signature checked)", iterations: iterations) {
+        _ = try await identity.verify(freshRS256[next])
         next += 1
     }
     next = 0
-    try measure("provider ES256, first use (signature checked)", iterations: iterations) {
-        _ = try identity.verify(freshES256[next])
+    try await measure("provider ES256, first use (signature checked)", iterations: iterations) {
+        _ = try await identity.verify(freshES256[next])
         next += 1
     }
 
@@ -137,25 +138,25 @@ do {
     let ownSignature = try P256.Signing.ECDSASignature(
         rawRepresentation: Data(base64Encoded: base64Standard(String(ownParts[2]))) ?? Data())
     let ownKey = try P256.Signing.PublicKey(rawRepresentation: identity.tokens.verificationKey.rawRepresentation)
-    measure("  of which: ECDSA P-256 signature check", iterations: iterations) {
+    await measure("  of which: ECDSA P-256 signature check", iterations: iterations) {
         precondition(ownKey.isValidSignature(ownSignature, for: ownInput))
     }
     let rawKey = identity.tokens.verificationKey.rawRepresentation
-    try measure("  of which: P-256 public key from x ‖ y", iterations: iterations) {
+    try await measure("  of which: P-256 public key from x ‖ y", iterations: iterations) {
         _ = try P256.Signing.PublicKey(rawRepresentation: rawKey)
     }
     let rsParts = repeatedRS256.split(separator: ".")
     let rsInput = Data((rsParts[0] + "." + rsParts[1]).utf8)
     let rsSignature = _RSA.Signing.RSASignature(
         rawRepresentation: Data(base64Encoded: base64Standard(String(rsParts[2]))) ?? Data())
-    measure("  of which: RSA-2048 PKCS#1 v1.5 check", iterations: iterations) {
+    await measure("  of which: RSA-2048 PKCS#1 v1.5 check", iterations: iterations) {
         precondition(rsa.publicKey.isValidSignature(rsSignature, for: rsInput, padding: .insecurePKCS1v1_5))
     }
-    try measure("  of which: revocation lookup (SQLite read)", iterations: iterations) {
-        _ = try identity.store.isRevoked("no-such-token")
+    try await measure("  of which: revocation lookup (SQLite read)", iterations: iterations) {
+        _ = try await identity.store.isRevoked("no-such-token")
     }
-    try measure("  of which: local account lookup (SQLite read)", iterations: iterations) {
-        _ = try identity.store.accountStatus(tenant: "default", username: "dr.oidc")
+    try await measure("  of which: local account lookup (SQLite read)", iterations: iterations) {
+        _ = try await identity.store.accountStatus(tenant: "default", username: "dr.oidc")
     }
     // What the server adds around a check: the hop from a request's task to the token pool and back.
     let pool = BlockingPool(threads: 2, queueLimit: 4096)

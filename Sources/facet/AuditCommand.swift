@@ -23,7 +23,10 @@ struct AuditVerifyCommand: AsyncParsableCommand {
     @Option(help: "The clinic whose log to verify (each tenant has its own, under DATA/tenants/NAME).")
     var tenant: String = "default"
 
-    @Option(help: "The index the server keeps the anchor in, when it is on PostgreSQL (postgres://…; or FACET_INDEX).")
+    @Option(
+        help:
+            "The index database of a server setup, which keeps the chain every replica appends to (postgres://…; or FACET_INDEX)."
+    )
     var index: String?
 
     func run() async throws {
@@ -40,10 +43,6 @@ struct AuditVerifyCommand: AsyncParsableCommand {
         else {
             throw fail("no archive of tenant \(tenant) under the data folder", code: 2)
         }
-        guard indexURL == nil || FileManager.default.fileExists(atPath: root.appendingPathComponent("audit").path)
-        else {
-            throw fail("no audit log of tenant \(tenant) under the data folder", code: 2)
-        }
         guard FileManager.default.fileExists(atPath: keysFolder.path) else {
             throw fail("no archive keys under the data folder", code: 2)
         }
@@ -56,22 +55,25 @@ struct AuditVerifyCommand: AsyncParsableCommand {
         else {
             throw fail("no master key under the data folder (nor FACET_MASTER_KEY)", code: 2)
         }
+        let report: AuditReport
         do throws(ArchiveError) {
             if let indexURL {
+                // A server setup: the chain every replica appends to, kept in the database.
                 let database = try await PostgresDatabase.open(try PostgresDatabase.Location.parse(indexURL))
                 defer { database.close() }
                 keys = try await database.keys(
                     keyDirectory: keysFolder, tenant: tenant, environment: ProcessInfo.processInfo.environment
                 ).keys
-                anchor = try await PostgresStudyIndex.auditAnchor(in: database, tenant: tenant)
+                anchor = nil
+                report = try await PostgresAuditTrail.check(database: database, tenant: tenant, keys: keys)
             } else {
                 keys = try KeyHierarchy.open(keyDirectory: keysFolder, tenant: tenant).keys
                 anchor = try SQLiteStudyIndex.auditAnchor(indexAt: root.appendingPathComponent("index.sqlite"))
+                report = AuditLog.check(folder: root.appendingPathComponent("audit"), keys: keys, anchor: anchor)
             }
         } catch {
             throw fail(error.message, code: 2)
         }
-        let report = AuditLog.check(folder: root.appendingPathComponent("audit"), keys: keys, anchor: anchor)
         let entries: Int
         switch report.verdict {
         case .intact(let count, _):
@@ -97,7 +99,10 @@ struct AuditVerifyCommand: AsyncParsableCommand {
             throw fail(
                 "audit log chain intact, but it records lost entries: " + losses.joined(separator: "; "), code: 1)
         }
-        print("audit log intact: \(entries) entries" + (anchor == nil ? " (no anchor in the index)" : ""))
+        print(
+            "audit log intact: \(entries) entries"
+                + (indexURL != nil
+                    ? " (the chain in the index database)" : anchor == nil ? " (no anchor in the index)" : ""))
         for note in notes { print("note: \(note)") }
     }
 }

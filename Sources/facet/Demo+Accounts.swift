@@ -6,14 +6,14 @@ extension DemoClinic {
     /// (demo accounts alone may skip it, on loopback only), machines with client credentials; the medical assistant
     /// is on the first demo patient's care team. Written once to `DATA/demo-accounts.txt` (mode 0600) and returned
     /// as the banner to print.
-    static func createAccounts(_ identity: IdentityServices, folder: URL, baseURL: String) throws -> String {
+    static func createAccounts(_ identity: IdentityServices, folder: URL, baseURL: String) async throws -> String {
         let tenant = identity.keys.tenant
         var lines = [
             "Demo accounts (synthetic data, loopback only; they log in without TOTP — real accounts never do):"
         ]
         for role in Role.allCases {
             let username = "demo-\(role.rawValue)"
-            let made = try identity.administration.add(
+            let made = try await identity.administration.add(
                 tenant: tenant, username: username, role: role, totpExempt: !role.isService)
             if let clientID = made.clientID, let secret = made.clientSecret {
                 lines.append("  \(role.rawValue): client_id \(clientID)  client_secret \(secret)")
@@ -22,7 +22,7 @@ extension DemoClinic {
             }
         }
         if let first = patients.first {
-            try identity.administration.assign(
+            try await identity.administration.assign(
                 tenant: tenant, username: "demo-\(Role.medicalAssistant.rawValue)", patientID: first.id, issuer: nil)
         }
         lines.append(

@@ -69,7 +69,7 @@ enum DemoClinic {
 
     static func store(_ instance: PreparedInstance, _ service: ArchiveService) async throws -> Int {
         let bytes = try Part10.encode(instance.dataset, transferSyntax: instance.transferSyntaxUID)
-        if case .failed(_, _, _, let message) = await service.store(bytes) {
+        if case .failed(_, _, _, let message, _) = await service.store(bytes) {
             throw ArchiveError(.io, "demo instance not stored: \(message)")
         }
         return 1

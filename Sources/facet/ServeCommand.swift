@@ -112,10 +112,16 @@ struct ServeCommand: AsyncParsableCommand {
         var loginSettings = LoginService.Settings()
         loginSettings.allowTOTPExemptAccounts = demoLogins
         var identity: IdentityServices
-        do {
-            identity = try IdentityServices.open(
-                dataDirectory: dataFolder, keys: service.keys, tokenSettings: tokenSettings,
-                loginSettings: loginSettings)
+        do throws(ArchiveError) {
+            if let database = (service.index as? PostgresStudyIndex)?.database {
+                identity = try await IdentityServices.open(
+                    database: database, dataDirectory: dataFolder, keys: service.keys, tokenSettings: tokenSettings,
+                    loginSettings: loginSettings)
+            } else {
+                identity = try IdentityServices.open(
+                    dataDirectory: dataFolder, keys: service.keys, tokenSettings: tokenSettings,
+                    loginSettings: loginSettings)
+            }
         } catch {
             throw fail("the accounts cannot be opened: \(error.message)", code: 3)
         }
@@ -125,7 +131,7 @@ struct ServeCommand: AsyncParsableCommand {
                 let count = try await DemoClinic.load(into: service)
                 logger.info("loaded the synthetic demo clinic", metadata: ["instances": "\(count)"])
                 if demoLogins {
-                    let banner = try DemoClinic.createAccounts(
+                    let banner = try await DemoClinic.createAccounts(
                         identity, folder: dataFolder, baseURL: settings.baseURL)
                     FileHandle.standardOutput.write(Data(banner.utf8))
                 }
@@ -139,7 +145,7 @@ struct ServeCommand: AsyncParsableCommand {
             Data("Facet \(Facet.version) is serving DICOMweb at \(settings.baseURL)/dicomweb (Ctrl-C stops it)\n".utf8))
         try await app.runService()
         // Graceful shutdown: pending audit events to disk.
-        service.audit.flush()
+        await service.audit.flush()
     }
 
     /// The verifier of the identity provider's tokens with its key set loaded, nil when none is configured, or one

@@ -23,38 +23,63 @@ struct UsersLocation: ParsableArguments {
     @Option(help: "The tenant (clinic) of the account.")
     var tenant: String = "default"
 
-    func open() throws -> AccountAdministration {
-        try openAccountAdministration(dataDirectory: dataDirectory, tenant: tenant)
+    @Option(
+        help:
+            "The index, when the server keeps it on PostgreSQL: postgres://user:password@host:port/database (default FACET_INDEX; the environment keeps the password off the command line)."
+    )
+    var index: String?
+
+    func open() async throws -> AccountAdministration {
+        try await openAccountAdministration(dataDirectory: dataDirectory, tenant: tenant, index: index)
     }
 }
 
-/// The account administration over the data folder's keys and index. Refuses (exit 2) a bad tenant name, and (exit
-/// 1) a folder whose blobs have no index: creating `index.sqlite` there would hide that it is missing.
-func openAccountAdministration(dataDirectory: String, tenant: String) throws -> AccountAdministration {
+/// The account administration over the data folder's keys and its index: `DATA/index.sqlite`, or the PostgreSQL
+/// index of a server setup (`index`, else FACET_INDEX), where every replica reads the same accounts. Refuses (exit 2)
+/// a bad tenant name, and (exit 1) a folder whose blobs have no index: creating `index.sqlite` there would hide that
+/// it is missing.
+func openAccountAdministration(dataDirectory: String, tenant: String, index: String?) async throws
+    -> AccountAdministration
+{
     guard Account.isValidTenant(tenant) else {
         throw fail("tenant names are letters, digits and '-' (at most 64)", code: 2)
     }
     let root = URL(fileURLWithPath: dataDirectory)
-    let index = root.appendingPathComponent("index.sqlite")
+    let environment = ProcessInfo.processInfo.environment
+    if let url = index ?? environment["FACET_INDEX"].flatMap({ $0.isEmpty ? nil : $0 }) {
+        do throws(ArchiveError) {
+            let location = try PostgresDatabase.Location.parse(url)
+            let database = try await PostgresDatabase.open(location)
+            let (keys, created) = try await database.keys(
+                keyDirectory: root.appendingPathComponent("keys"), tenant: tenant, environment: environment)
+            if created { warnNewMasterKey(dataDirectory) }
+            return AccountAdministration(store: PostgresAccountStore(database: database, keys: keys), keys: keys)
+        } catch {
+            throw fail(error.message)
+        }
+    }
+    let indexFile = root.appendingPathComponent("index.sqlite")
     let blobs = root.appendingPathComponent("blobs")
-    if !FileManager.default.fileExists(atPath: index.path),
+    if !FileManager.default.fileExists(atPath: indexFile.path),
         let contents = try? FileManager.default.contentsOfDirectory(atPath: blobs.path), !contents.isEmpty
     {
         throw fail("the data folder has blobs but no index.sqlite: restore the index before adding accounts")
     }
     do {
         let (keys, created) = try KeyHierarchy.open(keyDirectory: root.appendingPathComponent("keys"), tenant: tenant)
-        if created {
-            FileHandle.standardError.write(
-                Data(
-                    "facet: generated a new master key in \(dataDirectory)/keys/master.key: back it up apart from the data\n"
-                        .utf8))
-        }
-        let store = try SQLiteAccountStore(path: index, keys: keys)
+        if created { warnNewMasterKey(dataDirectory) }
+        let store = try SQLiteAccountStore(path: indexFile, keys: keys)
         return AccountAdministration(store: store, keys: keys)
     } catch {
         throw fail(error.message)
     }
+}
+
+private func warnNewMasterKey(_ dataDirectory: String) {
+    FileHandle.standardError.write(
+        Data(
+            "facet: generated a new master key in \(dataDirectory)/keys/master.key: back it up apart from the data\n"
+                .utf8))
 }
 
 /// Maps an archive refusal to one line and an exit code: bad input is a usage error (2), the rest is refused (1).
@@ -88,7 +113,7 @@ func parseRole(_ name: String) throws -> Role {
 }
 
 /// `facet users add USERNAME --role ROLE`.
-struct UsersAddCommand: ParsableCommand {
+struct UsersAddCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "add",
         abstract: "Add an account: people get a TOTP provisioning URI, devices and integrations client credentials.",
@@ -101,16 +126,16 @@ struct UsersAddCommand: ParsableCommand {
     var passwordFromStandardInput = false
     @Flag(help: "Print one JSON object.") var json = false
 
-    func run() throws {
+    func run() async throws {
         let role = try parseRole(role)
         if role.isService && passwordFromStandardInput {
             throw fail("service accounts get a generated client secret, not a password", code: 2)
         }
         let password = passwordFromStandardInput ? try readPasswordFromStandardInput() : nil
-        let administration = try location.open()
+        let administration = try await location.open()
         let credentials: AccountAdministration.Credentials
         do {
-            credentials = try administration.add(
+            credentials = try await administration.add(
                 tenant: location.tenant, username: username, role: role, password: password)
         } catch {
             throw usersFailure(error)
@@ -130,19 +155,21 @@ struct UsersAddCommand: ParsableCommand {
 }
 
 /// `facet users list`.
-struct UsersListCommand: ParsableCommand {
+struct UsersListCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(commandName: "list", abstract: "List accounts (no secrets).")
 
     @Option(name: .customLong("data-dir"), help: "The archive's data folder (default ./facet-data).")
     var dataDirectory: String = "./facet-data"
     @Option(help: "Only this tenant's accounts (default: every tenant).") var tenant: String?
+    @Option(help: "The index on PostgreSQL, as for `facet users add` (default FACET_INDEX).") var index: String?
     @Flag(help: "Print a JSON array.") var json = false
 
-    func run() throws {
-        let administration = try openAccountAdministration(dataDirectory: dataDirectory, tenant: tenant ?? "default")
+    func run() async throws {
+        let administration = try await openAccountAdministration(
+            dataDirectory: dataDirectory, tenant: tenant ?? "default", index: index)
         let accounts: [AccountAdministration.Summary]
         do {
-            accounts = try administration.list(tenant: tenant)
+            accounts = try await administration.list(tenant: tenant)
         } catch {
             throw usersFailure(error)
         }
@@ -160,15 +187,15 @@ struct UsersListCommand: ParsableCommand {
 }
 
 /// `facet users disable USERNAME`: refuses logins and ends the account's sessions at once.
-struct UsersDisableCommand: ParsableCommand {
+struct UsersDisableCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "disable", abstract: "Disable an account and end its sessions.")
     @Argument(help: "The username.") var username: String
     @OptionGroup var location: UsersLocation
 
-    func run() throws {
+    func run() async throws {
         do {
-            try location.open().setStatus(tenant: location.tenant, username: username, .disabled)
+            try await location.open().setStatus(tenant: location.tenant, username: username, .disabled)
         } catch let error as ArchiveError {
             throw usersFailure(error)
         }
@@ -177,15 +204,15 @@ struct UsersDisableCommand: ParsableCommand {
 }
 
 /// `facet users enable USERNAME`: allows logins again and clears a lockout.
-struct UsersEnableCommand: ParsableCommand {
+struct UsersEnableCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "enable", abstract: "Enable an account (and clear its lockout).")
     @Argument(help: "The username.") var username: String
     @OptionGroup var location: UsersLocation
 
-    func run() throws {
+    func run() async throws {
         do {
-            try location.open().setStatus(tenant: location.tenant, username: username, .active)
+            try await location.open().setStatus(tenant: location.tenant, username: username, .active)
         } catch let error as ArchiveError {
             throw usersFailure(error)
         }
@@ -194,17 +221,17 @@ struct UsersEnableCommand: ParsableCommand {
 }
 
 /// `facet users reset-mfa USERNAME`: a new TOTP secret; prints its provisioning URI.
-struct UsersResetMFACommand: ParsableCommand {
+struct UsersResetMFACommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "reset-mfa", abstract: "Give a person a new TOTP secret and print its provisioning URI.")
     @Argument(help: "The username.") var username: String
     @OptionGroup var location: UsersLocation
     @Flag(help: "Print one JSON object.") var json = false
 
-    func run() throws {
+    func run() async throws {
         let uri: String
         do {
-            uri = try location.open().resetMFA(tenant: location.tenant, username: username)
+            uri = try await location.open().resetMFA(tenant: location.tenant, username: username)
         } catch let error as ArchiveError {
             throw usersFailure(error)
         }
@@ -217,7 +244,7 @@ struct UsersResetMFACommand: ParsableCommand {
 }
 
 /// `facet users set-password USERNAME [--password-stdin]`.
-struct UsersSetPasswordCommand: ParsableCommand {
+struct UsersSetPasswordCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "set-password",
         abstract: "Set a person's password (generated unless --password-stdin), or a new secret for a service account.")
@@ -227,11 +254,12 @@ struct UsersSetPasswordCommand: ParsableCommand {
     var passwordFromStandardInput = false
     @Flag(help: "Print one JSON object.") var json = false
 
-    func run() throws {
+    func run() async throws {
         let password = passwordFromStandardInput ? try readPasswordFromStandardInput() : nil
         let generated: String?
         do {
-            generated = try location.open().setPassword(tenant: location.tenant, username: username, password: password)
+            generated = try await location.open().setPassword(
+                tenant: location.tenant, username: username, password: password)
         } catch let error as ArchiveError {
             throw usersFailure(error)
         }
@@ -246,7 +274,7 @@ struct UsersSetPasswordCommand: ParsableCommand {
 }
 
 /// `facet users set-role USERNAME --role ROLE`: ends the account's sessions, whose tokens name the old role.
-struct UsersSetRoleCommand: ParsableCommand {
+struct UsersSetRoleCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "set-role",
         abstract: "Give an account another role and end its sessions (people stay people, machines machines).")
@@ -254,10 +282,10 @@ struct UsersSetRoleCommand: ParsableCommand {
     @Option(help: "The new role.") var role: String
     @OptionGroup var location: UsersLocation
 
-    func run() throws {
+    func run() async throws {
         let role = try parseRole(role)
         do {
-            try location.open().setRole(tenant: location.tenant, username: username, role: role)
+            try await location.open().setRole(tenant: location.tenant, username: username, role: role)
         } catch let error as ArchiveError {
             throw usersFailure(error)
         }
@@ -266,7 +294,7 @@ struct UsersSetRoleCommand: ParsableCommand {
 }
 
 /// `facet users assign USERNAME --patient-id ID [--issuer I]`: adds a user to a patient's care team.
-struct UsersAssignCommand: ParsableCommand {
+struct UsersAssignCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "assign",
         abstract: "Add a user to a patient's care team (the Patient ID is kept only as a keyed hash).")
@@ -275,9 +303,9 @@ struct UsersAssignCommand: ParsableCommand {
     @Option(help: "The Issuer of Patient ID (0010,0021), if the clinic uses one.") var issuer: String?
     @OptionGroup var location: UsersLocation
 
-    func run() throws {
+    func run() async throws {
         do {
-            _ = try location.open().assign(
+            _ = try await location.open().assign(
                 tenant: location.tenant, username: username, patientID: patientID, issuer: issuer)
         } catch let error as ArchiveError {
             throw usersFailure(error)

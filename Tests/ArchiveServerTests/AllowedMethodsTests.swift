@@ -84,7 +84,7 @@ import Testing
                 }
             }
         }
-        archive.service.audit.flush()
+        await archive.service.audit.flush()
         let log = try String(contentsOf: archive.folder.appendingPathComponent("audit/audit.log"), encoding: .utf8)
         #expect(log.contains("\"action\":\"GET /api/v1/auth/login\"") && log.contains("\"outcome\":\"failure-405\""))
     }

@@ -76,7 +76,7 @@ extension AuthTests {
                 response in #expect(response.status == .unauthorized)
             }
         }
-        archive.service.audit.flush()
+        await archive.service.audit.flush()
         let log = try String(contentsOf: archive.folder.appendingPathComponent("audit/audit.log"), encoding: .utf8)
         #expect(log.contains("\"actor\":\"default/dr.oidc\""))
         #expect(log.contains("token audience is not accepted"))

@@ -182,9 +182,9 @@ import Testing
         for role in Role.allCases {
             for tenant in ["default", "clinic-b"] {
                 let name = "\(tenant == "default" ? "a" : "b")-\(role.rawValue)"
-                tokens["\(tenant)/\(role)"] = try archive.token(for: role, username: name, tenant: tenant)
+                tokens["\(tenant)/\(role)"] = try await archive.token(for: role, username: name, tenant: tenant)
                 // Clinic B's own patient M-OWN (another person: same ID, another clinic) has clinic B's accounts.
-                try archive.identity.administration.assign(
+                try await archive.identity.administration.assign(
                     tenant: tenant, username: name, patientID: "M-OWN", issuer: nil)
             }
         }
@@ -296,17 +296,17 @@ import Testing
         var tokens: [String: String] = [:]
         for n in 0..<3 {
             let name = "ma-\(n)"
-            tokens[name] = try archive.token(for: .medicalAssistant, username: name)
+            tokens[name] = try await archive.token(for: .medicalAssistant, username: name)
             var allowed = Set<String>()
             for id in patients where Bool.random(using: &random) {
-                try archive.identity.administration.assign(
+                try await archive.identity.administration.assign(
                     tenant: "default", username: name, patientID: id, issuer: nil)
                 allowed.insert(id)
             }
             for id in patients where !allowed.contains(id) && Int.random(in: 0..<4, using: &random) == 0 {
                 let principal = Principal(tenant: "default", username: name, role: .medicalAssistant)
                 let key = try #require(archive.identity.patient(id, issuer: nil, tenant: "default"))
-                _ = try archive.identity.access.breakGlass(principal, patient: key, reason: "property test")
+                _ = try await archive.identity.access.breakGlass(principal, patient: key, reason: "property test")
                 allowed.insert(id)
             }
             visible[name] = Set(allowed.flatMap { studiesOf[$0] ?? [] })

@@ -194,7 +194,7 @@ import Testing
     @Test func aStoreWhoseIntentCannotBeAuditedStoresNothing() async throws {
         let archive = try await TestArchive()
         let photo = try TestArchive.photo()
-        archive.service.audit.writeLine = { _, _ in false }
+        try #require(archive.service.audit as? AuditLog).writeLine = { _, _ in false }
         try await archive.app.test(.router) { client in
             try await client.execute(
                 uri: "/dicomweb/studies", method: .post, headers: headers([(.contentType, TestArchive.stowType)]),
@@ -211,7 +211,7 @@ import Testing
         let archive = try await TestArchive()
         let photo = try TestArchive.photo()
         // The intent is written; the outcome line (action "STOW store") fails.
-        archive.service.audit.writeLine = { descriptor, line in
+        try #require(archive.service.audit as? AuditLog).writeLine = { descriptor, line in
             String(decoding: line, as: UTF8.self).contains("\"action\":\"STOW store\"")
                 ? false : writeAll(descriptor, line)
         }

@@ -41,7 +41,7 @@ import Testing
                 }
             }
         }
-        archive.service.audit.flush()
+        await archive.service.audit.flush()
         let log = try String(contentsOf: archive.folder.appendingPathComponent("audit/audit.log"), encoding: .utf8)
         let lines = log.split(separator: "\n")
         #expect(lines.count == chosen.count)

@@ -15,7 +15,7 @@ import Testing
     @Test func capabilitiesCORSAndHealth() async throws {
         var archive = try await TestArchive()
         archive.settings.corsAllowOrigin = "http://viewer.example"
-        let admin = try archive.token(for: .systemAdmin)
+        let admin = try await archive.token(for: .systemAdmin)
         try await archive.app.test(.router) { client in
             try await client.execute(uri: "/dicomweb/", method: .options) { response in
                 #expect(response.headers[.contentType] == "application/vnd.sun.wadl+xml")

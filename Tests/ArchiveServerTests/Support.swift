@@ -33,8 +33,8 @@ struct TestArchive {
         settings.publicBaseURL = "https://archive.example"
         settings.maximumResults = 50
         identity = try IdentityServices.open(dataDirectory: folder, keys: service.keys)
-        _ = try identity.administration.add(tenant: "default", username: "tester", role: .physician)
-        token = try identity.tokens.issue(tenant: "default", username: "tester", role: .physician).accessToken
+        _ = try await identity.administration.add(tenant: "default", username: "tester", role: .physician)
+        token = try await identity.tokens.issue(tenant: "default", username: "tester", role: .physician).accessToken
     }
 
     /// The data folder of an archive after a restart (the first one must be gone: it holds the folder's lock).
@@ -46,14 +46,14 @@ struct TestArchive {
         settings.publicBaseURL = "https://archive.example"
         settings.maximumResults = 50
         identity = try IdentityServices.open(dataDirectory: folder, keys: service.keys)
-        token = try identity.tokens.issue(tenant: "default", username: "tester", role: .physician).accessToken
+        token = try await identity.tokens.issue(tenant: "default", username: "tester", role: .physician).accessToken
     }
 
     /// A token for a new account of `role` (people and machines alike), for authorization tests.
-    func token(for role: Role, username: String? = nil, tenant: String = "default") throws -> String {
+    func token(for role: Role, username: String? = nil, tenant: String = "default") async throws -> String {
         let name = username ?? "user-\(role.rawValue)"
-        _ = try identity.administration.add(tenant: tenant, username: name, role: role)
-        return try identity.tokens.issue(tenant: tenant, username: name, role: role).accessToken
+        _ = try await identity.administration.add(tenant: tenant, username: name, role: role)
+        return try await identity.tokens.issue(tenant: tenant, username: name, role: role).accessToken
     }
 
     /// The server as a logged-in physician's client sees it.

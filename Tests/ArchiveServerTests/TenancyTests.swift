@@ -39,7 +39,7 @@ import Testing
             throw HTTPFailure(.badRequest, "not stored")
         }
         let away = try TestArchive.photo(TestArchive.metadata(patient: "Away^Patient", id: "A-1"))
-        let foreign = try archive.token(for: .physician, username: "dr-b", tenant: "clinic-b")
+        let foreign = try await archive.token(for: .physician, username: "dr-b", tenant: "clinic-b")
         let tenantFolder = archive.folder.appendingPathComponent("tenants/clinic-b")
         try await archive.bareApp.test(.router) { client in
             // Clinic B stores its own study: it lands in its own folder.
@@ -81,7 +81,7 @@ import Testing
         let theirLog = try Self.log(tenantFolder)
         #expect(theirLog.contains("\"actor\":\"clinic-b/dr-b\"") && theirLog.contains(away.study))
         #expect(theirLog.contains("access denied: login") && theirLog.contains("(as clinic-b/dr-b)"))
-        archive.service.audit.flush()
+        await archive.service.audit.flush()
         #expect(!(try Self.log(archive.folder)).contains("clinic-b/"))
         // Nothing of clinic B's patient in the clear in its folder.
         let enumerator = FileManager.default.enumerator(at: tenantFolder, includingPropertiesForKeys: nil)
@@ -132,7 +132,7 @@ import Testing
                 throw HTTPFailure(.badRequest, "not stored")
             }
         }
-        let nurse = try archive.token(for: .nurse)
+        let nurse = try await archive.token(for: .nurse)
         let instanceURL = "/dicomweb/studies/\(photo.study)/series/\(photo.series)/instances/\(photo.instance)"
         let jsonType = (HTTPField.Name.contentType, "application/json")
         try await archive.app.test(.router) { client in
@@ -168,7 +168,7 @@ import Testing
             #expect(!left.contains(photo.study) && left.contains(second.study))
         }
         // The auditor reads what was deleted and why; a nurse may not.
-        let auditor = try archive.token(for: .auditor)
+        let auditor = try await archive.token(for: .auditor)
         try await archive.bareApp.test(.router) { client in
             let list = try await client.execute(
                 uri: "/api/v1/deletions", method: .get, headers: headers([Self.bearer(auditor)]))
@@ -187,7 +187,7 @@ import Testing
         // Nothing erased: the blob is still on disk; the reason is sealed in the index and kept out of the log.
         let blob = try #require(kept.first?.blob)
         #expect(try await archive.service.blobs.get(blob.id, owner: photo.instance).count > 0)
-        archive.service.audit.flush()
+        await archive.service.audit.flush()
         let log = try Self.log(archive.folder)
         #expect(log.contains("\"action\":\"delete (intent)\"") && log.contains("\"action\":\"delete\""))
         #expect(!log.contains("wrong patient"))
@@ -205,7 +205,7 @@ import Testing
         guard case .stored = await archive.service.store(granted.bytes) else {
             throw HTTPFailure(.badRequest, "not stored")
         }
-        let assistant = try archive.token(for: .medicalAssistant, username: "ma")
+        let assistant = try await archive.token(for: .medicalAssistant, username: "ma")
         let key = try #require(archive.service.keys.patientKey(patientID: "P-GRANT", issuer: nil))
         try await archive.bareApp.test(.router) { client in
             try await client.execute(
@@ -225,7 +225,7 @@ import Testing
                 uri: "/dicomweb/studies?PatientID=P-GRANT", method: .get, headers: headers([Self.bearer(assistant)])
             ) { response in #expect(String(buffer: response.body).contains(granted.study)) }
         }
-        archive.service.audit.flush()
+        await archive.service.audit.flush()
         let lines = try Self.log(archive.folder).split(separator: "\n")
         let read = try #require(lines.first { $0.contains("\"actor\":\"default/ma\"") && $0.contains("WADO metadata") })
         #expect(read.contains("emergency access under break-the-glass"))

@@ -40,11 +40,12 @@ import Testing
     static let password = "a fine passphrase 7"
 
     /// A person with `password`, and a token of theirs as a login would have given them.
-    static func person(_ archive: TestArchive, _ username: String, _ role: Role) throws -> (uri: String, token: String)
-    {
-        let made = try archive.identity.administration.add(
+    static func person(_ archive: TestArchive, _ username: String, _ role: Role) async throws -> (
+        uri: String, token: String
+    ) {
+        let made = try await archive.identity.administration.add(
             tenant: "default", username: username, role: role, password: password)
-        let token = try archive.identity.tokens.issue(tenant: "default", username: username, role: role)
+        let token = try await archive.identity.tokens.issue(tenant: "default", username: username, role: role)
         return (try #require(made.otpauthURI), token.accessToken)
     }
 
@@ -57,17 +58,17 @@ import Testing
         try #require(try JSONSerialization.jsonObject(with: answer.body) as? [String: Any])
     }
 
-    static func auditLog(_ archive: TestArchive) throws -> String {
-        archive.service.audit.flush()
+    static func auditLog(_ archive: TestArchive) async throws -> String {
+        await archive.service.audit.flush()
         return try String(contentsOf: archive.folder.appendingPathComponent("audit/audit.log"), encoding: .utf8)
     }
 
     @Test func theListHoldsTheTenantsAccountsAndNoSecret() async throws {
         let archive = try await TestArchive()
-        let admin = try archive.token(for: .systemAdmin, username: "admin")
-        let device = try archive.identity.administration.add(tenant: "default", username: "camera", role: .device)
-        _ = try archive.identity.administration.add(tenant: "other-clinic", username: "elsewhere", role: .nurse)
-        let stored = try archive.identity.store.accounts(tenant: "default")
+        let admin = try await archive.token(for: .systemAdmin, username: "admin")
+        let device = try await archive.identity.administration.add(tenant: "default", username: "camera", role: .device)
+        _ = try await archive.identity.administration.add(tenant: "other-clinic", username: "elsewhere", role: .nurse)
+        let stored = try await archive.identity.store.accounts(tenant: "default")
         try await archive.bareApp.test(.router) { client in
             let answer = try await Self.call(client, .get, "/api/v1/users", token: admin)
             #expect(answer.status == .ok)
@@ -92,8 +93,8 @@ import Testing
 
     @Test func oneAccountIsReadAndAnotherTenantsIsNotFound() async throws {
         let archive = try await TestArchive()
-        let manager = try archive.token(for: .practiceManager, username: "pm")
-        _ = try archive.identity.administration.add(tenant: "other-clinic", username: "elsewhere", role: .nurse)
+        let manager = try await archive.token(for: .practiceManager, username: "pm")
+        _ = try await archive.identity.administration.add(tenant: "other-clinic", username: "elsewhere", role: .nurse)
         try await archive.bareApp.test(.router) { client in
             let tester = try await Self.call(client, .get, "/api/v1/users/tester", token: manager)
             #expect(tester.status == .ok)
@@ -112,13 +113,14 @@ import Testing
             #expect(role.status == .notFound)
         }
         // The other tenant's account is untouched.
-        let elsewhere = try #require(try archive.identity.store.account(tenant: "other-clinic", username: "elsewhere"))
+        let elsewhere = try await #require(
+            try archive.identity.store.account(tenant: "other-clinic", username: "elsewhere"))
         #expect(elsewhere.status == .active && elsewhere.role == .nurse)
     }
 
     @Test func aCreatedPersonGetsTheCommandLinesAnswerAndLogsIn() async throws {
         let archive = try await TestArchive()
-        let admin = try archive.token(for: .systemAdmin, username: "admin")
+        let admin = try await archive.token(for: .systemAdmin, username: "admin")
         try await archive.bareApp.test(.router) { client in
             let made = try await Self.call(
                 client, .post, "/api/v1/users", token: admin, json: #"{"username":"nurse.jo","role":"nurse"}"#)
@@ -141,12 +143,12 @@ import Testing
             let kim = try #require(try Self.object(chosen)["otpauth_uri"] as? String)
             #expect(try await Self.login(client, "dr.kim", "a fine passphrase 7", totp: try AuthTests.code(kim)) != nil)
         }
-        #expect(try archive.identity.store.account(tenant: "default", username: "nurse.jo")?.role == .nurse)
+        await #expect(try archive.identity.store.account(tenant: "default", username: "nurse.jo")?.role == .nurse)
     }
 
     @Test func aCreatedMachineGetsClientCredentialsThatWork() async throws {
         let archive = try await TestArchive()
-        let manager = try archive.token(for: .practiceManager, username: "pm")
+        let manager = try await archive.token(for: .practiceManager, username: "pm")
         try await archive.bareApp.test(.router) { client in
             let made = try await Self.call(
                 client, .post, "/api/v1/users", token: manager, json: #"{"username":"camera-2","role":"device"}"#)
@@ -165,7 +167,7 @@ import Testing
 
     @Test func refusedCreationsSayWhy() async throws {
         let archive = try await TestArchive()
-        let admin = try archive.token(for: .systemAdmin, username: "admin")
+        let admin = try await archive.token(for: .systemAdmin, username: "admin")
         try await archive.bareApp.test(.router) { client in
             for (body, status) in [
                 (#"{"username":"tester","role":"nurse"}"#, HTTPResponse.Status.conflict),
@@ -183,14 +185,14 @@ import Testing
                 #expect(!String(decoding: answer.body, as: UTF8.self).contains("a fine passphrase"))
             }
         }
-        #expect(try archive.identity.store.account(tenant: "default", username: "new-one") == nil)
-        #expect(try archive.identity.store.account(tenant: "default", username: "tester")?.role == .physician)
+        await #expect(try archive.identity.store.account(tenant: "default", username: "new-one") == nil)
+        await #expect(try archive.identity.store.account(tenant: "default", username: "tester")?.role == .physician)
     }
 
     @Test func disablingEndsTheSessionsAndRefusesLoginsUntilEnabled() async throws {
         let archive = try await TestArchive()
-        let admin = try archive.token(for: .systemAdmin, username: "admin")
-        let (uri, session) = try Self.person(archive, "nurse.jo", .nurse)
+        let admin = try await archive.token(for: .systemAdmin, username: "admin")
+        let (uri, session) = try await Self.person(archive, "nurse.jo", .nurse)
         try await archive.bareApp.test(.router) { client in
             #expect(try await Self.works(client, session))
             let disabled = try await Self.call(client, .post, "/api/v1/users/nurse.jo/disable", token: admin)
@@ -203,13 +205,13 @@ import Testing
             #expect(try Self.object(enabled)["status"] as? String == "active")
             #expect(try await Self.login(client, "nurse.jo", Self.password, totp: try AuthTests.code(uri)) != nil)
         }
-        #expect(try archive.identity.store.account(tenant: "default", username: "nurse.jo")?.status == .active)
+        await #expect(try archive.identity.store.account(tenant: "default", username: "nurse.jo")?.status == .active)
     }
 
     @Test func resetMFAMakesTheOldSecretUselessAndTheNewOneWork() async throws {
         let archive = try await TestArchive()
-        let manager = try archive.token(for: .practiceManager, username: "pm")
-        let (old, session) = try Self.person(archive, "dr.kim", .physician)
+        let manager = try await archive.token(for: .practiceManager, username: "pm")
+        let (old, session) = try await Self.person(archive, "dr.kim", .physician)
         try await archive.bareApp.test(.router) { client in
             let reset = try await Self.call(client, .post, "/api/v1/users/dr.kim/reset-mfa", token: manager)
             #expect(reset.status == .ok)
@@ -221,7 +223,7 @@ import Testing
             #expect(try await Self.login(client, "dr.kim", Self.password, totp: try AuthTests.code(old)) == nil)
             #expect(try await Self.login(client, "dr.kim", Self.password, totp: try AuthTests.code(new)) != nil)
             // A machine has no TOTP to reset.
-            _ = try archive.identity.administration.add(tenant: "default", username: "emr", role: .integration)
+            _ = try await archive.identity.administration.add(tenant: "default", username: "emr", role: .integration)
             let machine = try await Self.call(client, .post, "/api/v1/users/emr/reset-mfa", token: manager)
             #expect(machine.status == .unprocessableContent)
         }
@@ -229,8 +231,8 @@ import Testing
 
     @Test func aNewPasswordIsGeneratedOrTakenAndTheOldOneStops() async throws {
         let archive = try await TestArchive()
-        let admin = try archive.token(for: .systemAdmin, username: "admin")
-        let (uri, session) = try Self.person(archive, "dr.kim", .physician)
+        let admin = try await archive.token(for: .systemAdmin, username: "admin")
+        let (uri, session) = try await Self.person(archive, "dr.kim", .physician)
         try await archive.bareApp.test(.router) { client in
             let generated = try await Self.call(client, .post, "/api/v1/users/dr.kim/password", token: admin)
             #expect(generated.status == .ok)
@@ -255,8 +257,8 @@ import Testing
 
     @Test func aRoleChangeTakesEffectAndEndsTheSessions() async throws {
         let archive = try await TestArchive()
-        let admin = try archive.token(for: .systemAdmin, username: "admin")
-        let session = try Self.person(archive, "nurse.jo", .nurse).token
+        let admin = try await archive.token(for: .systemAdmin, username: "admin")
+        let session = try await Self.person(archive, "nurse.jo", .nurse).token
         try await archive.bareApp.test(.router) { client in
             let changed = try await Self.call(
                 client, .put, "/api/v1/users/nurse.jo/role", token: admin, json: #"{"role":"physician"}"#)
@@ -271,13 +273,13 @@ import Testing
                 #expect(answer.status == status, "\(body)")
             }
         }
-        #expect(try archive.identity.store.account(tenant: "default", username: "nurse.jo")?.role == .physician)
+        await #expect(try archive.identity.store.account(tenant: "default", username: "nurse.jo")?.role == .physician)
     }
 
     @Test func nobodyDisablesThemselvesOrTheLastSystemAdmin() async throws {
         let archive = try await TestArchive()
-        let admin = try archive.token(for: .systemAdmin, username: "admin")
-        let manager = try archive.token(for: .practiceManager, username: "pm")
+        let admin = try await archive.token(for: .systemAdmin, username: "admin")
+        let manager = try await archive.token(for: .practiceManager, username: "pm")
         try await archive.bareApp.test(.router) { client in
             for token in [admin, manager] {
                 let me = token == admin ? "admin" : "pm"
@@ -302,9 +304,9 @@ import Testing
             #expect(
                 try await Self.call(client, .post, "/api/v1/users/admin2/disable", token: manager).status == .conflict)
         }
-        #expect(try archive.identity.store.account(tenant: "default", username: "admin")?.status == .disabled)
-        #expect(try archive.identity.store.account(tenant: "default", username: "admin2")?.status == .active)
-        #expect(try archive.identity.store.account(tenant: "default", username: "pm")?.status == .active)
+        await #expect(try archive.identity.store.account(tenant: "default", username: "admin")?.status == .disabled)
+        await #expect(try archive.identity.store.account(tenant: "default", username: "admin2")?.status == .active)
+        await #expect(try archive.identity.store.account(tenant: "default", username: "pm")?.status == .active)
     }
 
     static let endpoints: [(HTTPRequest.Method, String, String?)] = [
@@ -317,11 +319,13 @@ import Testing
 
     @Test func everyRoleButTheAdministratorsIsRefusedAndOtherTenantsSeeNothing() async throws {
         let archive = try await TestArchive()
-        let refused = try Role.allCases.filter { $0 != .practiceManager && $0 != .systemAdmin }.map {
-            try archive.token(for: $0)
+        var tokens: [String] = []
+        for role in Role.allCases where role != .practiceManager && role != .systemAdmin {
+            tokens.append(try await archive.token(for: role))
         }
-        let foreign = try archive.token(for: .systemAdmin, username: "admin-b", tenant: "other-clinic")
-        let before = try archive.identity.store.account(tenant: "default", username: "tester")
+        let refused = tokens
+        let foreign = try await archive.token(for: .systemAdmin, username: "admin-b", tenant: "other-clinic")
+        let before = try await archive.identity.store.account(tenant: "default", username: "tester")
         try await archive.bareApp.test(.router) { client in
             for (method, uri, body) in Self.endpoints {
                 for token in refused {
@@ -342,15 +346,16 @@ import Testing
                     "\(method) \(uri)")
             }
         }
-        #expect(try archive.identity.store.account(tenant: "default", username: "tester") == before)
-        #expect(try archive.identity.store.account(tenant: "default", username: "intruder") == nil)
-        #expect(try archive.identity.store.account(tenant: "other-clinic", username: "intruder")?.role == .systemAdmin)
+        await #expect(try archive.identity.store.account(tenant: "default", username: "tester") == before)
+        await #expect(try archive.identity.store.account(tenant: "default", username: "intruder") == nil)
+        await #expect(
+            try archive.identity.store.account(tenant: "other-clinic", username: "intruder")?.role == .systemAdmin)
     }
 
     @Test func theAuditEventNamesTheActionAndTheTargetButNoSecret() async throws {
         let archive = try await TestArchive()
-        let admin = try archive.token(for: .systemAdmin, username: "admin")
-        let nurse = try archive.token(for: .nurse, username: "nurse.jo")
+        let admin = try await archive.token(for: .systemAdmin, username: "admin")
+        let nurse = try await archive.token(for: .nurse, username: "nurse.jo")
         let secrets = try await archive.bareApp.test(.router) { client in
             let made = try await Self.call(
                 client, .post, "/api/v1/users", token: admin, json: #"{"username":"dr.kim","role":"physician"}"#)
@@ -363,7 +368,7 @@ import Testing
             return try Self.object(made).filter { $0.key == "password" || $0.key == "otpauth_uri" }
                 .compactMap { $0.value as? String }
         }
-        let log = try Self.auditLog(archive)
+        let log = try await Self.auditLog(archive)
         for action in [
             "account add dr.kim as physician", "account disable dr.kim", "account set-password dr.kim",
             "account set-role dr.kim to nurse", "access denied: account disable tester",

@@ -115,22 +115,22 @@ private enum PatientCase: CaseIterable { case none, own, other }
 
 @Suite struct IdentityPatientAccessTests {
     @Test func careTeamMembershipOpensOnlyThatPatientForAMedicalAssistant() async throws {
-        let fixture = try IdentityFixture()
-        try fixture.person("ma", .medicalAssistant)
+        let fixture = try await IdentityFixture()
+        try await fixture.person("ma", .medicalAssistant)
         let access = PatientAccess(store: fixture.store)
-        let mine = try fixture.administration.assign(
+        let mine = try await fixture.administration.assign(
             tenant: "default", username: "ma", patientID: "P-1", issuer: nil)
         let other = try #require(PatientKey.make(tenant: "default", patientID: "P-2", issuer: nil, keys: fixture.keys))
         let principal = Principal(tenant: "default", username: "ma", role: .medicalAssistant)
-        #expect(try access.decide(principal, .read, tenant: "default", patient: mine) == .allow)
-        #expect(try access.decide(principal, .read, tenant: "default", patient: other) != .allow)
-        #expect(try access.decide(principal, .read, tenant: "clinic-b", patient: mine) == .notFound)
-        #expect(try fixture.store.careTeamPatients(tenant: "default", username: "ma") == [mine])
+        await #expect(try access.decide(principal, .read, tenant: "default", patient: mine) == .allow)
+        await #expect(try access.decide(principal, .read, tenant: "default", patient: other) != .allow)
+        await #expect(try access.decide(principal, .read, tenant: "clinic-b", patient: mine) == .notFound)
+        await #expect(try fixture.store.careTeamPatients(tenant: "default", username: "ma") == [mine])
     }
 
     @Test func breakTheGlassOpensOnePatientForSixtyMinutes() async throws {
-        let fixture = try IdentityFixture()
-        try fixture.person("ma", .medicalAssistant)
+        let fixture = try await IdentityFixture()
+        try await fixture.person("ma", .medicalAssistant)
         let access = PatientAccess(store: fixture.store)
         let principal = Principal(tenant: "default", username: "ma", role: .medicalAssistant)
         let patient = try #require(
@@ -138,44 +138,49 @@ private enum PatientCase: CaseIterable { case none, own, other }
         let neighbour = try #require(
             PatientKey.make(tenant: "default", patientID: "P-10", issuer: nil, keys: fixture.keys))
         let start = IdentityFixture.start
-        #expect(try access.decide(principal, .read, tenant: "default", patient: patient, now: start) != .allow)
-        let grant = try access.breakGlass(principal, patient: patient, reason: "patient in distress", now: start)
+        await #expect(try access.decide(principal, .read, tenant: "default", patient: patient, now: start) != .allow)
+        let grant = try await access.breakGlass(principal, patient: patient, reason: "patient in distress", now: start)
         #expect(grant.end == start.addingTimeInterval(3600))
-        #expect(try access.decide(principal, .read, tenant: "default", patient: patient, now: start) == .allow)
-        #expect(
+        await #expect(try access.decide(principal, .read, tenant: "default", patient: patient, now: start) == .allow)
+        await #expect(
             try access.decide(principal, .read, tenant: "default", patient: patient, now: start + 3599) == .allow)
-        #expect(try access.decide(principal, .read, tenant: "default", patient: patient, now: start + 3600) != .allow)
-        #expect(try access.decide(principal, .read, tenant: "default", patient: neighbour, now: start) != .allow)
+        await #expect(
+            try access.decide(principal, .read, tenant: "default", patient: patient, now: start + 3600) != .allow)
+        await #expect(try access.decide(principal, .read, tenant: "default", patient: neighbour, now: start) != .allow)
         // Listed for managers, with its reason (kept sealed at rest).
-        let listed = try fixture.store.grants(tenant: "default", activeAt: start + 60)
+        let listed = try await fixture.store.grants(tenant: "default", activeAt: start + 60)
         #expect(listed.map(\.reason) == ["patient in distress"] && listed.first?.patient == patient)
-        #expect(try fixture.store.grants(tenant: "default", activeAt: start + 4000).isEmpty)
-        #expect(try fixture.databaseBytes().range(of: Data("patient in distress".utf8)) == nil)
+        await #expect(try fixture.store.grants(tenant: "default", activeAt: start + 4000).isEmpty)
+        #expect(try fixture.storedBytes().range(of: Data("patient in distress".utf8)) == nil)
     }
 
     @Test func onlyAMedicalAssistantMayBreakTheGlassAndOnlyWithAReason() async throws {
-        let fixture = try IdentityFixture()
+        let fixture = try await IdentityFixture()
         let access = PatientAccess(store: fixture.store)
         let patient = try #require(
             PatientKey.make(tenant: "default", patientID: "P-9", issuer: nil, keys: fixture.keys))
         for role in Role.allCases where role != .medicalAssistant {
             let principal = Principal(tenant: "default", username: "x", role: role)
-            #expect(throws: ArchiveError.self) { try access.breakGlass(principal, patient: patient, reason: "why") }
+            await #expect(throws: ArchiveError.self) {
+                try await access.breakGlass(principal, patient: patient, reason: "why")
+            }
         }
         let assistant = Principal(tenant: "default", username: "ma", role: .medicalAssistant)
-        #expect(throws: ArchiveError.self) { try access.breakGlass(assistant, patient: patient, reason: "  ") }
-        #expect(try fixture.store.grants(tenant: "default", activeAt: nil).isEmpty)
+        await #expect(throws: ArchiveError.self) {
+            try await access.breakGlass(assistant, patient: patient, reason: "  ")
+        }
+        await #expect(try fixture.store.grants(tenant: "default", activeAt: nil).isEmpty)
     }
 
     @Test func patientKeysDependOnTenantAndIssuerAndIgnorePadding() async throws {
-        let keys = try IdentityFixture().keys
+        let keys = try await IdentityFixture().keys
         let key = PatientKey.make(tenant: "default", patientID: "P-1", issuer: "HOSP", keys: keys)
         #expect(key == PatientKey.make(tenant: "default", patientID: " P-1 ", issuer: "HOSP ", keys: keys))
         #expect(key != PatientKey.make(tenant: "default", patientID: "P-1", issuer: nil, keys: keys))
         #expect(key != PatientKey.make(tenant: "clinic-b", patientID: "P-1", issuer: "HOSP", keys: keys))
         #expect(key != PatientKey.make(tenant: "default", patientID: "P-2", issuer: "HOSP", keys: keys))
         #expect(PatientKey.make(tenant: "default", patientID: "  ", issuer: nil, keys: keys) == nil)
-        let other = try IdentityFixture().keys
+        let other = try await IdentityFixture().keys
         #expect(key != PatientKey.make(tenant: "default", patientID: "P-1", issuer: "HOSP", keys: other))
     }
 }

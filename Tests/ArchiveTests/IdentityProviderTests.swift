@@ -12,8 +12,8 @@ import _CryptoExtras
     let provider: TestIdentityProvider
     let start = IdentityFixture.start
 
-    init() throws {
-        fixture = try IdentityFixture()
+    init() async throws {
+        fixture = try await IdentityFixture()
         provider = try TestIdentityProvider(folder: fixture.folder)
     }
 
@@ -32,9 +32,9 @@ import _CryptoExtras
     private func expectRefused(
         _ token: String, by verifier: OIDCTokenVerifier, at now: Date? = nil, _ reason: String,
         sourceLocation: SourceLocation = #_sourceLocation
-    ) {
-        expectInvalidToken(reason, sourceLocation: sourceLocation) { () throws(ArchiveError) in
-            try verifier.verify(token, now: now ?? start + 1)
+    ) async {
+        await expectInvalidToken(reason, sourceLocation: sourceLocation) { () async throws(ArchiveError) in
+            try await verifier.verify(token, now: now ?? start + 1)
         }
     }
 
@@ -43,7 +43,7 @@ import _CryptoExtras
         #expect(verifier.keyCount == 2)
         let claims = claims()
         for token in [try provider.rs256(claims), try provider.es256(claims)] {
-            let principal = try verifier.verify(token, now: start + 1)
+            let principal = try await verifier.verify(token, now: start + 1)
             #expect(principal.username == "dr.lee" && principal.role == .physician && principal.tenant == "default")
             #expect(principal.expires == start + 300)
             let jti = try #require(claims["jti"] as? String)
@@ -63,17 +63,17 @@ import _CryptoExtras
                 $0["clinic"] = "clinic-b"
                 $0["aud"] = ["account", TestIdentityProvider.audience]
             })
-        let principal = try verifier.verify(token, now: start + 1)
+        let principal = try await verifier.verify(token, now: start + 1)
         #expect(principal.role == .nurse && principal.tenant == "clinic-b")
         // Two Facet roles: which one would depend on the provider's order. Refused.
-        expectRefused(
+        await expectRefused(
             try provider.es256(
                 claims {
                     $0["groups"] = ["nurse", "physician"]
                     $0["clinic"] = "clinic-b"
                 }), by: verifier, "token groups claim names more than one Facet role")
         // A clinic the operator did not list for this provider: refused, never created.
-        expectRefused(
+        await expectRefused(
             try provider.es256(
                 claims {
                     $0["groups"] = ["nurse"]
@@ -81,16 +81,16 @@ import _CryptoExtras
                 }), by: verifier, "token clinic claim names a tenant not in oidc-tenants")
         // No longer-lived than Facet's own sessions (12 h here), whatever the provider says; a far-future expiry
         // is refused, not printed.
-        expectRefused(
+        await expectRefused(
             try provider.es256(
                 claims {
                     $0["groups"] = ["nurse"]
                     $0["clinic"] = "clinic-b"
                     $0["exp"] = 9.3e18
                 }), by: verifier, "token lives longer than session-max-hours")
-        expectRefused(
+        await expectRefused(
             try provider.es256(claims { $0["groups"] = ["nurse"] }), by: verifier, "token has no clinic claim")
-        expectRefused(
+        await expectRefused(
             try provider.es256(
                 claims {
                     $0["groups"] = ["nurse"]
@@ -100,19 +100,20 @@ import _CryptoExtras
 
     @Test func theUsernameIsPreferredUsernameElseSubAndIsNeverFolded() async throws {
         let verifier = try makeVerifier()
-        let bySub = try verifier.verify(try provider.rs256(claims { $0["preferred_username"] = nil }), now: start + 1)
+        let bySub = try await verifier.verify(
+            try provider.rs256(claims { $0["preferred_username"] = nil }), now: start + 1)
         #expect(bySub.username == "2b1f5a1e-7c1d-4c55-9a2e-2f0e8d1c4b11")
-        expectRefused(
+        await expectRefused(
             try provider.rs256(claims { $0["preferred_username"] = "Dr.Lee" }), by: verifier,
             "token preferred_username is not a valid Facet username (a-z, 0-9, '.', '_', '-', '@'; at most 64)")
-        expectRefused(
+        await expectRefused(
             try provider.rs256(
                 claims {
                     $0["preferred_username"] = nil
                     $0["sub"] = "AAD|Xyz"
                 }), by: verifier,
             "token sub is not a valid Facet username (a-z, 0-9, '.', '_', '-', '@'; at most 64)")
-        expectRefused(
+        await expectRefused(
             try provider.rs256(
                 claims {
                     $0["preferred_username"] = nil
@@ -125,14 +126,14 @@ import _CryptoExtras
         let payload = JSONWebToken.base64URL(try JSONSerialization.data(withJSONObject: claims()))
         for header in [#"{"alg":"none","typ":"JWT"}"#, #"{"alg":"none","kid":"rsa-1"}"#, #"{"kid":"rsa-1"}"#] {
             let token = JSONWebToken.base64URL(Data(header.utf8)) + "." + payload + "."
-            expectRefused(token, by: verifier, "token algorithm is not RS256 or ES256")
+            await expectRefused(token, by: verifier, "token algorithm is not RS256 or ES256")
         }
         // Correctly signed by the provider's RSA key, but the header names another algorithm.
         for alg in ["PS256", "RS384", "RS512", "ES384", "EdDSA", "HS256", "rs256", "RS256 "] {
             let token = try TestIdentityProvider.token(header: ["alg": alg, "kid": "rsa-1"], claims: claims()) {
                 try provider.rsa.signature(for: $0, padding: .insecurePKCS1v1_5).rawRepresentation
             }
-            expectRefused(token, by: verifier, "token algorithm is not RS256 or ES256")
+            await expectRefused(token, by: verifier, "token algorithm is not RS256 or ES256")
         }
     }
 
@@ -149,60 +150,64 @@ import _CryptoExtras
             let token = try TestIdentityProvider.token(header: ["alg": "HS256", "kid": "rsa-1"], claims: claims()) {
                 Data(HMAC<SHA256>.authenticationCode(for: $0, using: SymmetricKey(data: secret)))
             }
-            expectRefused(token, by: verifier, "token algorithm is not RS256 or ES256")
+            await expectRefused(token, by: verifier, "token algorithm is not RS256 or ES256")
         }
     }
 
     @Test func anAlgorithmIsRefusedOnAKeyOfTheOtherType() async throws {
         let verifier = try makeVerifier()
         // An RS256 header naming the EC key, signed with RSA; and an ES256 header naming the RSA key.
-        expectRefused(try provider.rs256(claims(), kid: "ec-1"), by: verifier, "token algorithm does not match its key")
-        expectRefused(
+        await expectRefused(
+            try provider.rs256(claims(), kid: "ec-1"), by: verifier, "token algorithm does not match its key")
+        await expectRefused(
             try provider.es256(claims(), kid: "rsa-1"), by: verifier, "token algorithm does not match its key")
     }
 
     @Test func aKeyIDMayBeLeftOutOnlyWhenTheSetHasOneKey() async throws {
-        expectRefused(
+        await expectRefused(
             try provider.rs256(claims(), kid: nil), by: try makeVerifier(),
             "token names no key id and the key set has more than one key")
         try provider.publish([TestIdentityProvider.jwk(provider.rsa.publicKey, kid: nil)])
         let single = try makeVerifier()
-        #expect(try single.verify(try provider.rs256(claims(), kid: nil), now: start + 1).username == "dr.lee")
-        expectRefused(try provider.es256(claims(), kid: nil), by: single, "token algorithm does not match its key")
+        await #expect(try single.verify(try provider.rs256(claims(), kid: nil), now: start + 1).username == "dr.lee")
+        await expectRefused(
+            try provider.es256(claims(), kid: nil), by: single, "token algorithm does not match its key")
     }
 
     @Test func wrongIssuerOrAudienceIsRefused() async throws {
         let verifier = try makeVerifier()
-        expectRefused(
+        await expectRefused(
             try provider.rs256(claims { $0["iss"] = "https://idp.clinic.example/realms/other" }), by: verifier,
             "token issuer is not accepted")
-        expectRefused(
+        await expectRefused(
             try provider.rs256(claims { $0["iss"] = nil }), by: verifier, "token issuer is not accepted")
-        expectRefused(
+        await expectRefused(
             try provider.rs256(claims { $0["aud"] = "orthanc" }), by: verifier, "token audience is not accepted")
-        expectRefused(
+        await expectRefused(
             try provider.rs256(claims { $0["aud"] = ["orthanc", "account"] }), by: verifier,
             "token audience is not accepted")
-        expectRefused(try provider.rs256(claims { $0["aud"] = nil }), by: verifier, "token audience is not accepted")
+        await expectRefused(
+            try provider.rs256(claims { $0["aud"] = nil }), by: verifier, "token audience is not accepted")
     }
 
     @Test func expiryAndNotBeforeAreCheckedWithAMinuteOfSkew() async throws {
         let verifier = try makeVerifier()
         let token = try provider.rs256(claims())
-        #expect(try verifier.verify(token, now: start + 300 + 59).username == "dr.lee")
-        expectRefused(token, by: verifier, at: start + 300 + 60, "token expired")
+        await #expect(try verifier.verify(token, now: start + 300 + 59).username == "dr.lee")
+        await expectRefused(token, by: verifier, at: start + 300 + 60, "token expired")
         let early = try provider.rs256(
             claims {
                 $0["nbf"] = Int(start.timeIntervalSince1970) + 600
                 $0["exp"] = Int(start.timeIntervalSince1970) + 900
             })
-        expectRefused(early, by: verifier, at: start + 539, "token not valid yet")
-        #expect(try verifier.verify(early, now: start + 540).username == "dr.lee")
-        expectRefused(try provider.rs256(claims { $0["exp"] = nil }), by: verifier, "token has no expiry (exp)")
-        expectRefused(
+        await expectRefused(early, by: verifier, at: start + 539, "token not valid yet")
+        await #expect(try verifier.verify(early, now: start + 540).username == "dr.lee")
+        await expectRefused(try provider.rs256(claims { $0["exp"] = nil }), by: verifier, "token has no expiry (exp)")
+        await expectRefused(
             try provider.rs256(claims { $0["iat"] = Int(start.timeIntervalSince1970) + 3600 }), by: verifier,
             "token issued in the future")
-        expectRefused(try provider.rs256(claims { $0["exp"] = "tomorrow" }), by: verifier, "malformed token claims")
+        await expectRefused(
+            try provider.rs256(claims { $0["exp"] = "tomorrow" }), by: verifier, "malformed token claims")
     }
 
     @Test func aTamperedPayloadOrSignatureIsRefused() async throws {
@@ -211,30 +216,32 @@ import _CryptoExtras
             let parts = token.split(separator: ".").map(String.init)
             let forged = JSONWebToken.base64URL(
                 try JSONSerialization.data(withJSONObject: claims { $0["role"] = "system-admin" }))
-            expectRefused(parts[0] + "." + forged + "." + parts[2], by: verifier, "token signature does not verify")
+            await expectRefused(
+                parts[0] + "." + forged + "." + parts[2], by: verifier, "token signature does not verify")
             var signature = try #require(JSONWebToken.decodeBase64URL(parts[2]))
             signature[signature.startIndex + 7] ^= 0x01
-            expectRefused(
+            await expectRefused(
                 parts[0] + "." + parts[1] + "." + JSONWebToken.base64URL(signature), by: verifier,
                 "token signature does not verify")
         }
         // Signed by a key the provider does not publish, under a published kid.
         let stranger = try _RSA.Signing.PrivateKey(keySize: .bits2048)
-        expectRefused(try provider.rs256(claims(), key: stranger), by: verifier, "token signature does not verify")
-        expectRefused(
+        await expectRefused(
+            try provider.rs256(claims(), key: stranger), by: verifier, "token signature does not verify")
+        await expectRefused(
             try provider.es256(claims(), key: P256.Signing.PrivateKey()), by: verifier,
             "token signature does not verify")
     }
 
     @Test func anUnknownOrMissingRoleIsRefused() async throws {
         let verifier = try makeVerifier()
-        expectRefused(
+        await expectRefused(
             try provider.rs256(claims { $0["role"] = "superuser" }), by: verifier,
             "token role claim names no Facet role")
-        expectRefused(
+        await expectRefused(
             try provider.rs256(claims { $0["role"] = ["admin", "Physician"] }), by: verifier,
             "token role claim names no Facet role")
-        expectRefused(try provider.rs256(claims { $0["role"] = nil }), by: verifier, "token has no role claim")
+        await expectRefused(try provider.rs256(claims { $0["role"] = nil }), by: verifier, "token has no role claim")
     }
 
     @Test func criticalHeadersOversizedAndMalformedTokensAreRefused() async throws {
@@ -242,15 +249,15 @@ import _CryptoExtras
         let critical = try TestIdentityProvider.token(
             header: ["alg": "RS256", "kid": "rsa-1", "crit": ["exp"]], claims: claims()
         ) { try provider.rsa.signature(for: $0, padding: .insecurePKCS1v1_5).rawRepresentation }
-        expectRefused(critical, by: verifier, "token has critical header parameters")
+        await expectRefused(critical, by: verifier, "token has critical header parameters")
         let padded = try provider.rs256(claims { $0["padding"] = String(repeating: "x", count: 6200) })
-        expectRefused(padded, by: verifier, "token too long")
+        await expectRefused(padded, by: verifier, "token too long")
         for bad in ["", "a.b", "a.b.c.d", "=.=.="] {
-            #expect(throws: ArchiveError.self) { try verifier.verify(bad, now: start + 1) }
+            await #expect(throws: ArchiveError.self) { try await verifier.verify(bad, now: start + 1) }
         }
         // A large but allowed token (a provider's group list) is fine.
         let groups = (0..<200).map { "group-\($0)" }
-        #expect(
+        await #expect(
             try verifier.verify(try provider.rs256(claims { $0["groups"] = groups }), now: start + 1).role == .physician
         )
     }
@@ -260,20 +267,23 @@ import _CryptoExtras
         #expect(verifier.keySetFetches == 1)
         let unknown = try provider.rs256(claims(), kid: "rsa-2")
         // Within a minute of the load: no fetch.
-        expectRefused(unknown, by: verifier, at: start + 30, "token key id is not in the identity provider's key set")
+        await expectRefused(
+            unknown, by: verifier, at: start + 30, "token key id is not in the identity provider's key set")
         #expect(verifier.keySetFetches == 1)
         // A minute later: one fetch, which does not find it either.
-        expectRefused(unknown, by: verifier, at: start + 61, "token key id is not in the identity provider's key set")
+        await expectRefused(
+            unknown, by: verifier, at: start + 61, "token key id is not in the identity provider's key set")
         #expect(verifier.keySetFetches == 2)
         // Another unknown kid within the next minute does not fetch again.
-        expectRefused(
+        await expectRefused(
             try provider.rs256(claims(), kid: "rsa-3"), by: verifier, at: start + 100,
             "token key id is not in the identity provider's key set")
         #expect(verifier.keySetFetches == 2)
         // Known kids never fetch.
-        _ = try verifier.verify(try provider.es256(claims()), now: start + 110)
+        _ = try await verifier.verify(try provider.es256(claims()), now: start + 110)
         #expect(verifier.keySetFetches == 2)
-        expectRefused(unknown, by: verifier, at: start + 121, "token key id is not in the identity provider's key set")
+        await expectRefused(
+            unknown, by: verifier, at: start + 121, "token key id is not in the identity provider's key set")
         #expect(verifier.keySetFetches == 3)
     }
 
@@ -281,8 +291,8 @@ import _CryptoExtras
         let verifier = try makeVerifier()
         let tokens = try (0..<16).map { try provider.rs256(claims(), kid: "unknown-\($0)") }
         let now = start + 61
-        DispatchQueue.concurrentPerform(iterations: tokens.count) { index in
-            _ = try? verifier.verify(tokens[index], now: now)
+        await withTaskGroup(of: Void.self) { group in
+            for token in tokens { group.addTask { _ = try? await verifier.verify(token, now: now) } }
         }
         #expect(verifier.keySetFetches == 2)
     }
@@ -294,25 +304,25 @@ import _CryptoExtras
         try provider.publish([TestIdentityProvider.jwk(next.publicKey, kid: "rsa-2")])
         let rotated = try provider.rs256(claims(), kid: "rsa-2", key: next)
         // Verified (and remembered) before the rotation.
-        #expect(try verifier.verify(old, now: start + 1).username == "dr.lee")
+        await #expect(try verifier.verify(old, now: start + 1).username == "dr.lee")
         // The new kid fetches the set at once (a minute after the load) and is accepted.
-        #expect(try verifier.verify(rotated, now: start + 61).username == "dr.lee")
+        await #expect(try verifier.verify(rotated, now: start + 61).username == "dr.lee")
         #expect(verifier.keySetFetches == 2 && verifier.keyCount == 1)
-        expectRefused(old, by: verifier, at: start + 62, "token key id is not in the identity provider's key set")
+        await expectRefused(old, by: verifier, at: start + 62, "token key id is not in the identity provider's key set")
     }
 
     @Test func aKeyTheProviderWithdrewStopsVerifyingOnceTheSetIsFifteenMinutesOld() async throws {
         let verifier = try makeVerifier()
         let hour = start.timeIntervalSince1970 + 3600
         let old = try provider.rs256(claims { $0["exp"] = hour })
-        #expect(try verifier.verify(old, now: start + 1).username == "dr.lee")
+        await #expect(try verifier.verify(old, now: start + 1).username == "dr.lee")
         // The provider withdraws the key (compromised): no token names an unknown kid to trigger a fetch.
         let next = try _RSA.Signing.PrivateKey(keySize: .bits2048)
         try provider.publish([TestIdentityProvider.jwk(next.publicKey, kid: "rsa-2")])
-        #expect(try verifier.verify(old, now: start + 120).username == "dr.lee")
+        await #expect(try verifier.verify(old, now: start + 120).username == "dr.lee")
         #expect(verifier.keySetFetches == 1)
         // Once the set is 15 minutes old the next token fetches it again, and the withdrawn key is gone.
-        expectRefused(
+        await expectRefused(
             old, by: verifier, at: start + OIDCTokenVerifier.maximumKeySetAge + 1,
             "token key id is not in the identity provider's key set")
         #expect(verifier.keySetFetches == 2)
@@ -324,31 +334,31 @@ import _CryptoExtras
             outcomes.append($0)
         }
         try Data("<html>maintenance</html>".utf8).write(to: provider.keySetFile)
-        expectRefused(
+        await expectRefused(
             try provider.rs256(claims(), kid: "rsa-2"), by: verifier, at: start + 61,
             "token key id is not in the identity provider's key set")
         #expect(verifier.keySetFetches == 2)
-        #expect(try verifier.verify(try provider.rs256(claims()), now: start + 62).username == "dr.lee")
+        await #expect(try verifier.verify(try provider.rs256(claims()), now: start + 62).username == "dr.lee")
         #expect(outcomes.failures == 1)
     }
 
     @Test func aRememberedTokenIsStillCheckedForTimeRevocationAndAccountOnEveryUse() async throws {
         let verifier = try makeVerifier()
         let token = try provider.es256(claims())
-        #expect(try verifier.verify(token, now: start + 1).username == "dr.lee")
-        #expect(try verifier.verify(token, now: start + 2).username == "dr.lee")
-        expectRefused(token, by: verifier, at: start + 360, "token expired")
-        try fixture.person("dr.lee", .physician)
-        try fixture.administration.setStatus(tenant: "default", username: "dr.lee", .disabled)
-        expectRefused(token, by: verifier, at: start + 3, "the local account of this username is disabled")
-        try fixture.administration.setStatus(tenant: "default", username: "dr.lee", .active)
-        try verifier.revoke(token, now: start + 4)
-        expectRefused(token, by: verifier, at: start + 5, "token revoked")
+        await #expect(try verifier.verify(token, now: start + 1).username == "dr.lee")
+        await #expect(try verifier.verify(token, now: start + 2).username == "dr.lee")
+        await expectRefused(token, by: verifier, at: start + 360, "token expired")
+        try await fixture.person("dr.lee", .physician)
+        try await fixture.administration.setStatus(tenant: "default", username: "dr.lee", .disabled)
+        await expectRefused(token, by: verifier, at: start + 3, "the local account of this username is disabled")
+        try await fixture.administration.setStatus(tenant: "default", username: "dr.lee", .active)
+        try await verifier.revoke(token, now: start + 4)
+        await expectRefused(token, by: verifier, at: start + 5, "token revoked")
         // A remembered token's bytes changed by one are a different token, checked in full.
         let parts = token.split(separator: ".").map(String.init)
         let forged = JSONWebToken.base64URL(
             try JSONSerialization.data(withJSONObject: claims { $0["role"] = "system-admin" }))
-        expectRefused(parts[0] + "." + forged + "." + parts[2], by: verifier, "token signature does not verify")
+        await expectRefused(parts[0] + "." + forged + "." + parts[2], by: verifier, "token signature does not verify")
     }
 
     @Test func base64URLIsDecodedStrictly() async {
@@ -363,12 +373,12 @@ import _CryptoExtras
         let verifier = try makeVerifier()
         let first = try provider.rs256(claims())
         let second = try provider.es256(claims())
-        try verifier.revoke(first, now: start + 5)
-        expectRefused(first, by: verifier, at: start + 6, "token revoked")
-        #expect(try verifier.verify(second, now: start + 6).username == "dr.lee")
+        try await verifier.revoke(first, now: start + 5)
+        await expectRefused(first, by: verifier, at: start + 6, "token revoked")
+        await #expect(try verifier.verify(second, now: start + 6).username == "dr.lee")
         let withoutJTI = try provider.rs256(claims { $0["jti"] = nil })
         do {
-            try verifier.revoke(withoutJTI, now: start + 5)
+            try await verifier.revoke(withoutJTI, now: start + 5)
             Issue.record("a token without jti was revoked")
         } catch {
             #expect(error.code == .invalidInput)
@@ -378,22 +388,22 @@ import _CryptoExtras
     @Test func aDisabledLocalAccountOfTheSameTenantAndUsernameIsRefused() async throws {
         let verifier = try makeVerifier()
         let token = try provider.rs256(claims())
-        try fixture.person("dr.lee", .physician)
-        #expect(try verifier.verify(token, now: start + 1).username == "dr.lee")
-        try fixture.administration.setStatus(tenant: "default", username: "dr.lee", .disabled)
-        expectRefused(token, by: verifier, "the local account of this username is disabled")
+        try await fixture.person("dr.lee", .physician)
+        await #expect(try verifier.verify(token, now: start + 1).username == "dr.lee")
+        try await fixture.administration.setStatus(tenant: "default", username: "dr.lee", .disabled)
+        await expectRefused(token, by: verifier, "the local account of this username is disabled")
         // The same username disabled in another tenant does not matter.
-        try fixture.person("dr.lee", .physician, tenant: "clinic-b")
-        try fixture.administration.setStatus(tenant: "clinic-b", username: "dr.lee", .disabled)
+        try await fixture.person("dr.lee", .physician, tenant: "clinic-b")
+        try await fixture.administration.setStatus(tenant: "clinic-b", username: "dr.lee", .disabled)
         let other = try makeVerifier {
             $0.tenantClaim = "tenant"
             $0.tenants = ["clinic-b"]
         }
-        expectRefused(
+        await expectRefused(
             try provider.rs256(claims { $0["tenant"] = "clinic-b" }), by: other,
             "the local account of this username is disabled")
-        try fixture.administration.setStatus(tenant: "default", username: "dr.lee", .active)
-        #expect(try verifier.verify(token, now: start + 1).tenant == "default")
+        try await fixture.administration.setStatus(tenant: "default", username: "dr.lee", .active)
+        await #expect(try verifier.verify(token, now: start + 1).tenant == "default")
     }
 
     @Test func theKeySetKeepsOnlyRS256AndES256SignatureKeys() async throws {
@@ -452,20 +462,24 @@ import _CryptoExtras
 
     @Test func theIdentityServicesPickTheVerifierByIssuer() async throws {
         var identity = IdentityServices(store: fixture.store, keys: fixture.keys, signingKey: fixture.signingKey)
-        try fixture.person("dr.own", .nurse)
-        let own = try identity.tokens.issue(tenant: "default", username: "dr.own", role: .nurse, now: start)
+        try await fixture.person("dr.own", .nurse)
+        let own = try await identity.tokens.issue(tenant: "default", username: "dr.own", role: .nurse, now: start)
         let external = try provider.es256(TestIdentityProvider.claims(at: Date()))
         // Without an identity provider, only Facet's own tokens are checked (and the provider's is refused).
-        #expect(try identity.verify(own.accessToken, now: start + 1).username == "dr.own")
-        #expect(throws: ArchiveError.self) { try identity.verify(external) }
+        await #expect(try identity.verify(own.accessToken, now: start + 1).username == "dr.own")
+        await #expect(throws: ArchiveError.self) { try await identity.verify(external) }
         identity.identityProvider = try makeVerifier()
-        #expect(try identity.verify(own.accessToken, now: start + 1).username == "dr.own")
-        #expect(try identity.verify(external).username == "dr.lee")
+        await #expect(try identity.verify(own.accessToken, now: start + 1).username == "dr.own")
+        await #expect(try identity.verify(external).username == "dr.lee")
         let foreign = try provider.es256(TestIdentityProvider.claims(at: Date()) { $0["iss"] = "https://evil.example" })
-        #expect(throws: ArchiveError(.invalidToken, "token issuer is not accepted")) { try identity.verify(foreign) }
-        #expect(throws: ArchiveError(.invalidToken, "malformed token")) { try identity.verify("not.a.token") }
-        try identity.revoke(external)
-        #expect(throws: ArchiveError(.invalidToken, "token revoked")) { try identity.verify(external) }
+        await #expect(throws: ArchiveError(.invalidToken, "token issuer is not accepted")) {
+            try await identity.verify(foreign)
+        }
+        await #expect(throws: ArchiveError(.invalidToken, "malformed token")) {
+            try await identity.verify("not.a.token")
+        }
+        try await identity.revoke(external)
+        await #expect(throws: ArchiveError(.invalidToken, "token revoked")) { try await identity.verify(external) }
     }
 }
 

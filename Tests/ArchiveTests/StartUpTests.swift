@@ -159,7 +159,7 @@ struct LostAnswerObjectStore: ObjectStore {
                 dataDirectory: folder, objects: LostAnswerObjectStore(files: try FileObjectStore(root: folder)),
                 environment: [:])
             let outcome = await service.store(try Sample.instance())
-            guard case .failed(_, _, let reason, _) = outcome else {
+            guard case .failed(_, _, let reason, _, _) = outcome else {
                 Issue.record("a store whose blob write was not confirmed must fail")
                 return
             }
@@ -246,7 +246,7 @@ struct LostAnswerIndex: StudyIndex {
                 index: LostAnswerIndex(inner: index),
                 audit: try AuditLog(folder: folder.appendingPathComponent("audit"), keys: keys), keys: keys,
                 duplicatePolicy: .reject, temporaryDirectory: folder.appendingPathComponent("tmp"))
-            guard case .failed(_, let uid, _, _) = await service.store(bytes) else {
+            guard case .failed(_, let uid, _, _, _) = await service.store(bytes) else {
                 Issue.record("a commit whose answer was lost must not be acknowledged")
                 return
             }

@@ -14,7 +14,7 @@ import Testing
     }
 
     func failure(_ outcome: StoreOutcome) -> (reason: UInt16, message: String)? {
-        if case .failed(_, _, let reason, let message) = outcome { return (reason, message) }
+        if case .failed(_, _, let reason, let message, _) = outcome { return (reason, message) }
         return nil
     }
 

@@ -22,6 +22,16 @@ enum IndexKind: String, CaseIterable, CustomTestStringConvertible, Sendable {
     /// The test server, opened once for the run (as a server process would: one pool for every clinic).
     static func database() async throws -> PostgresDatabase { try await SharedDatabase.shared.get() }
 
+    /// A new, empty database on the test server (migrated), for a test that needs the whole schema to itself.
+    static func freshDatabase() async throws -> PostgresDatabase {
+        let server = try await database()
+        let name = "facet_t\(UUID().uuidString.prefix(12).lowercased().replacingOccurrences(of: "-", with: ""))"
+        try await server.execute(unsafeSQL: "CREATE DATABASE \(name)")
+        var location = server.location
+        location.database = name
+        return try await PostgresDatabase.open(location, deadline: 300)
+    }
+
     /// A second pool on the same server, as another replica would have.
     static func secondDatabase() async throws -> PostgresDatabase { try await SharedDatabase.second.get() }
 
@@ -273,20 +283,9 @@ func sampleEntry(
         _ = try await index.softDelete(
             [entry.instance.sopInstanceUID], why: Deletion(reason: "Zyxwvut asked for it", actor: "dr-a"))
         #expect(try await index.commit(entry, allowNewVersion: false) == .committed)
-        let environment = ProcessInfo.processInfo.environment
-        let location = try PostgresDatabase.Location.parse(try #require(environment["FACET_TEST_POSTGRES"]))
-        let dump = Process()
-        dump.executableURL = URL(fileURLWithPath: "\(try #require(environment["FACET_TEST_PG_BIN"]))/pg_dump")
-        dump.arguments = [
-            "-h", location.host, "-p", String(location.port), "-U", location.username, "--data-only", location.database,
-        ]
-        dump.environment = ["PGPASSWORD": location.password ?? ""]
-        let output = Pipe()
-        dump.standardOutput = output
-        try dump.run()
-        let bytes = output.fileHandleForReading.readDataToEndOfFile()
-        dump.waitUntilExit()
-        #expect(dump.terminationStatus == 0)
+        let location = try PostgresDatabase.Location.parse(
+            try #require(ProcessInfo.processInfo.environment["FACET_TEST_POSTGRES"]))
+        let bytes = try pgDump(location)
         let text = String(decoding: bytes, as: UTF8.self)
         #expect(text.contains(entry.instance.sopInstanceUID), "the dump holds this test's rows")
         for needle in ["PGDUMP-PATIENT-4242", "Zyxwvut", "Quillon", "ACC-PGDUMP-99", "Filler, left cheek"] {

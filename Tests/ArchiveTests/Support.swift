@@ -67,7 +67,7 @@ func expectStored(_ service: ArchiveService, _ data: Data, sourceLocation: Sourc
     switch await service.store(data) {
     case .stored(let record, _, let warnings):
         return (record, warnings)
-    case .failed(_, _, let reason, let message):
+    case .failed(_, _, let reason, let message, _):
         Issue.record("not stored: \(String(reason, radix: 16)) \(message)", sourceLocation: sourceLocation)
         return nil
     }

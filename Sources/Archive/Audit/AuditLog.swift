@@ -207,7 +207,7 @@ public final class AuditLog: @unchecked Sendable {
         let sequence = explicit ?? lastSequence + 1
         let body = Self.body(sequence: sequence, event: event, previous: lastMAC, extra: extra)
         let mac = Self.mac(key, previous: lastMAC, body: body)
-        let line = Data((String(body.dropLast()) + ",\"mac\":\"\(mac)\"}\n").utf8)
+        let line = Data((Self.line(body: body, mac: mac) + "\n").utf8)
         guard writeLine(descriptor, line) else {
             // Whatever part of the line reached the file is cut again: a partial line would break the chain.
             _ = ftruncate(descriptor, validLength)
@@ -437,28 +437,14 @@ public final class AuditLog: @unchecked Sendable {
                 break
             }
             let expected = sequence + 1
-            let line = String(decoding: raw, as: UTF8.self)
-            let suffixLength = ",\"mac\":\"".count + 64 + 2
-            guard line.count > suffixLength, line.hasSuffix("\"}"),
-                let range = line.range(of: ",\"mac\":\"", options: .backwards)
-            else { return failed(result, expected, "line is not an audit entry") }
-            let body = String(line[..<range.lowerBound]) + "}"
-            let mac = String(line[range.upperBound...].dropLast(2))
-            guard let number = leadingSequence(body) else {
-                return failed(result, expected, "line is not an audit entry")
+            let number: Int
+            let mac: String
+            switch checkLine(String(decoding: raw, as: UTF8.self), expected: expected, previous: previous, key: key) {
+            case .failure(let failure): return failed(result, failure.entry, failure.reason)
+            case .success(let entry):
+                (number, mac) = (entry.sequence, entry.mac)
+                if let incident = incident(entry.body, entry: number) { result.incidents.append(incident) }
             }
-            let isLoss = body.contains("\"action\":\"\(alertAction)\"") && body.contains(",\"lost\":{")
-            // Only a recorded loss, itself MAC'd in the chain, may move the sequence on past missing entries.
-            guard number == expected || (isLoss && number > expected) else {
-                return failed(result, expected, "sequence number is not \(expected) (a line was removed or moved)")
-            }
-            guard body.hasSuffix(",\"prev\":\"\(previous)\"}") else {
-                return failed(result, expected, "does not follow the previous entry (removed or reordered)")
-            }
-            guard mac == Self.mac(key, previous: previous, body: body) else {
-                return failed(result, number, "content does not match its MAC (changed)")
-            }
-            if let incident = incident(body, entry: number) { result.incidents.append(incident) }
             if number == headAnchor?.sequence { headMAC = mac }
             if number == indexAnchor?.sequence { indexMAC = mac }
             previous = mac
@@ -475,6 +461,65 @@ public final class AuditLog: @unchecked Sendable {
             result.indexAnchor = state(indexAnchor, found: indexMAC, last: sequence)
         }
         return result
+    }
+
+    /// One entry of the chain, checked.
+    struct CheckedLine {
+        var sequence: Int
+        var mac: String
+        /// The entry without its MAC (what the MAC covers, after the previous MAC).
+        var body: String
+    }
+
+    /// Why an entry does not belong in the chain where it stands.
+    struct LineFailure: Error {
+        var entry: Int
+        var reason: String
+    }
+
+    /// Checks one line (without its newline) as the entry after `previous`, expected to be number `expected`: its
+    /// form, its sequence number (only a recorded loss may skip ahead), its link to the previous entry and its MAC.
+    /// Shared by the file log and the chain kept in PostgreSQL.
+    static func checkLine(_ line: String, expected: Int, previous: String, key: SymmetricKey)
+        -> Result<CheckedLine, LineFailure>
+    {
+        let suffixLength = ",\"mac\":\"".count + 64 + 2
+        guard line.count > suffixLength, line.hasSuffix("\"}"),
+            let range = line.range(of: ",\"mac\":\"", options: .backwards)
+        else { return .failure(LineFailure(entry: expected, reason: "line is not an audit entry")) }
+        let body = String(line[..<range.lowerBound]) + "}"
+        let mac = String(line[range.upperBound...].dropLast(2))
+        guard let number = leadingSequence(body) else {
+            return .failure(LineFailure(entry: expected, reason: "line is not an audit entry"))
+        }
+        let isLoss = body.contains("\"action\":\"\(alertAction)\"") && body.contains(",\"lost\":{")
+        // Only a recorded loss, itself MAC'd in the chain, may move the sequence on past missing entries.
+        guard number == expected || (isLoss && number > expected) else {
+            return .failure(
+                LineFailure(
+                    entry: expected, reason: "sequence number is not \(expected) (a line was removed or moved)"))
+        }
+        guard body.hasSuffix(",\"prev\":\"\(previous)\"}") else {
+            return .failure(
+                LineFailure(entry: expected, reason: "does not follow the previous entry (removed or reordered)"))
+        }
+        guard mac == Self.mac(key, previous: previous, body: body) else {
+            return .failure(LineFailure(entry: number, reason: "content does not match its MAC (changed)"))
+        }
+        return .success(CheckedLine(sequence: number, mac: mac, body: body))
+    }
+
+    /// The complete lines of a folder's log (an incomplete last line left out), without their newlines.
+    static func completeLines(folder: URL) -> [String] {
+        let log = (try? Data(contentsOf: folder.appendingPathComponent("audit.log"))) ?? Data()
+        var lines = log.split(separator: 0x0A, omittingEmptySubsequences: false)
+        lines.removeLast()
+        return lines.map { String(decoding: $0, as: UTF8.self) }
+    }
+
+    /// The line an entry is written as: its body with its MAC.
+    static func line(body: String, mac: String) -> String {
+        String(body.dropLast()) + ",\"mac\":\"\(mac)\"}"
     }
 
     private static func failed(_ scan: Scan, _ entry: Int, _ reason: String) -> Scan {
@@ -500,7 +545,7 @@ public final class AuditLog: @unchecked Sendable {
     }
 
     /// The incident an entry of the log's own records (a repair or a loss), if it is one.
-    private static func incident(_ body: String, entry: Int) -> AuditIncident? {
+    static func incident(_ body: String, entry: Int) -> AuditIncident? {
         guard body.contains("\"action\":\"\(repairAction)\"") || body.contains("\"action\":\"\(alertAction)\""),
             let object = try? JSONSerialization.jsonObject(with: Data(body.utf8)) as? [String: Any]
         else { return nil }

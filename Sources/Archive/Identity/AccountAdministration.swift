@@ -46,7 +46,7 @@ public struct AccountAdministration: Sendable {
     public func add(
         tenant: String, username: String, role: Role, password: String? = nil, totpExempt: Bool = false,
         now: Date = Date()
-    ) throws(ArchiveError) -> Credentials {
+    ) async throws(ArchiveError) -> Credentials {
         guard Account.isValidTenant(tenant) else {
             throw ArchiveError(.invalidInput, "tenant names are letters, digits and '-' (at most 64)")
         }
@@ -61,9 +61,9 @@ public struct AccountAdministration: Sendable {
             }
             let clientID = "facet-" + Formatting.hex(Self.randomBytes(12))
             let secret = JSONWebToken.base64URL(Self.randomBytes(32))
-            try store.createAccount(
+            try await store.createAccount(
                 Account(
-                    tenant: tenant, username: username, role: role, passwordHash: try hasher.hash(secret),
+                    tenant: tenant, username: username, role: role, passwordHash: try await Self.hash(hasher, secret),
                     clientID: clientID, created: now))
             return Credentials(
                 tenant: tenant, username: username, role: role, clientID: clientID, clientSecret: secret)
@@ -71,9 +71,9 @@ public struct AccountAdministration: Sendable {
         if let password { try Self.checkPassword(password) }
         let chosen = password ?? Self.generatePassword()
         let secret = TOTP.newSecret()
-        try store.createAccount(
+        try await store.createAccount(
             Account(
-                tenant: tenant, username: username, role: role, passwordHash: try hasher.hash(chosen),
+                tenant: tenant, username: username, role: role, passwordHash: try await Self.hash(hasher, chosen),
                 totpSecret: secret, totpExempt: totpExempt, created: now))
         return Credentials(
             tenant: tenant, username: username, role: role, generatedPassword: password == nil ? chosen : nil,
@@ -82,9 +82,9 @@ public struct AccountAdministration: Sendable {
 
     /// Sets a person's password (a generated one, returned, when `password` is nil), or issues a service account a
     /// new client secret (returned). Ends the account's sessions and clears its lockout.
-    public func setPassword(tenant: String, username: String, password: String?) throws(ArchiveError) -> String? {
+    public func setPassword(tenant: String, username: String, password: String?) async throws(ArchiveError) -> String? {
         if let password { try Self.checkPassword(password) }
-        guard let account = try store.account(tenant: tenant, username: username) else {
+        guard let account = try await store.account(tenant: tenant, username: username) else {
             throw ArchiveError(.notFound, "no account \(username) in tenant \(tenant)")
         }
         if account.role.isService && password != nil {
@@ -95,27 +95,27 @@ public struct AccountAdministration: Sendable {
             ?? (account.role.isService
                 ? JSONWebToken.base64URL(Self.randomBytes(32))
                 : Self.generatePassword())
-        let hash = try hasher.hash(chosen)
-        try store.updateAccount(tenant: tenant, username: username) { (account) throws(ArchiveError) in
+        let hash = try await Self.hash(hasher, chosen)
+        try await store.updateAccount(tenant: tenant, username: username) { (account) throws(ArchiveError) in
             account.passwordHash = hash
             account.failedLogins = []
             account.lockedUntil = nil
         }
-        try store.revokeSessions(tenant: tenant, username: username)
+        try await store.revokeSessions(tenant: tenant, username: username)
         return password == nil ? chosen : nil
     }
 
     /// A new TOTP secret for a person; returns its provisioning URI. Ends the account's sessions.
-    public func resetMFA(tenant: String, username: String) throws(ArchiveError) -> String {
+    public func resetMFA(tenant: String, username: String) async throws(ArchiveError) -> String {
         let secret = TOTP.newSecret()
-        try store.updateAccount(tenant: tenant, username: username) { (account) throws(ArchiveError) in
+        try await store.updateAccount(tenant: tenant, username: username) { (account) throws(ArchiveError) in
             guard !account.role.isService else {
                 throw ArchiveError(.invalidInput, "service accounts have no TOTP; use set-password for a new secret")
             }
             account.totpSecret = secret
             account.lastTOTPStep = nil
         }
-        try store.revokeSessions(tenant: tenant, username: username)
+        try await store.revokeSessions(tenant: tenant, username: username)
         return TOTP(secret: secret).provisioningURI(account: username)
     }
 
@@ -123,12 +123,12 @@ public struct AccountAdministration: Sendable {
     /// the administrator asking (nil for the command line): nobody disables their own account, and the last active
     /// system-admin of a tenant stays (`.conflict`).
     public func setStatus(tenant: String, username: String, _ status: Account.Status, by actor: String? = nil)
-        throws(ArchiveError)
+        async throws(ArchiveError)
     {
         if status == .disabled && actor == username {
             throw ArchiveError(.conflict, "an administrator cannot disable their own account")
         }
-        try store.updateAccount(tenant: tenant, username: username, keepingActive: Self.keptRole) {
+        try await store.updateAccount(tenant: tenant, username: username, keepingActive: Self.keptRole) {
             (account) throws(ArchiveError) in
             account.status = status
             if status == .active {
@@ -136,15 +136,17 @@ public struct AccountAdministration: Sendable {
                 account.lockedUntil = nil
             }
         }
-        if status == .disabled { try store.revokeSessions(tenant: tenant, username: username) }
+        if status == .disabled { try await store.revokeSessions(tenant: tenant, username: username) }
     }
 
     /// Gives an account another role and ends its sessions (their tokens name the old role). People stay people and
     /// machines machines, whose credentials differ (`.invalidInput`); nobody changes their own role, and the last
     /// active system-admin of a tenant keeps theirs (`.conflict`).
-    public func setRole(tenant: String, username: String, role: Role, by actor: String? = nil) throws(ArchiveError) {
+    public func setRole(tenant: String, username: String, role: Role, by actor: String? = nil)
+        async throws(ArchiveError)
+    {
         if actor == username { throw ArchiveError(.conflict, "an administrator cannot change their own role") }
-        let changed = try store.updateAccount(tenant: tenant, username: username, keepingActive: Self.keptRole) {
+        let changed = try await store.updateAccount(tenant: tenant, username: username, keepingActive: Self.keptRole) {
             (account) throws(ArchiveError) -> Bool in
             guard account.role.isService == role.isService else {
                 throw ArchiveError(
@@ -154,31 +156,36 @@ public struct AccountAdministration: Sendable {
             account.role = role
             return changed
         }
-        if changed { try store.revokeSessions(tenant: tenant, username: username) }
+        if changed { try await store.revokeSessions(tenant: tenant, username: username) }
     }
 
     /// The accounts of `tenant` (of every tenant when nil) as they may be shown.
-    public func list(tenant: String?, now: Date = Date()) throws(ArchiveError) -> [Summary] {
-        try store.accounts(tenant: tenant).map { Summary($0, now: now) }
+    public func list(tenant: String?, now: Date = Date()) async throws(ArchiveError) -> [Summary] {
+        try await store.accounts(tenant: tenant).map { Summary($0, now: now) }
     }
 
     /// One account as it may be shown; `.notFound` when the tenant has no such account.
-    public func summary(tenant: String, username: String, now: Date = Date()) throws(ArchiveError) -> Summary {
-        guard let account = try store.account(tenant: tenant, username: username) else {
+    public func summary(tenant: String, username: String, now: Date = Date()) async throws(ArchiveError) -> Summary {
+        guard let account = try await store.account(tenant: tenant, username: username) else {
             throw ArchiveError(.notFound, "no account \(username) in tenant \(tenant)")
         }
         return Summary(account, now: now)
     }
 
     /// Adds a user to a patient's care team. The Patient ID is only hashed (with its issuer and the tenant).
-    public func assign(tenant: String, username: String, patientID: String, issuer: String?) throws(ArchiveError)
+    public func assign(tenant: String, username: String, patientID: String, issuer: String?) async throws(ArchiveError)
         -> PatientKey
     {
         guard patientID.utf8.count <= 64, (issuer ?? "").utf8.count <= 64,
             let patient = PatientKey.make(tenant: tenant, patientID: patientID, issuer: issuer, keys: keys)
         else { throw ArchiveError(.invalidInput, "a Patient ID is 1 to 64 characters (and its issuer at most 64)") }
-        try store.addToCareTeam(tenant: tenant, patient: patient, username: username)
+        try await store.addToCareTeam(tenant: tenant, patient: patient, username: username)
         return patient
+    }
+
+    /// A password's scrypt hash, made on the identity pool (it takes tens of milliseconds of CPU).
+    static func hash(_ hasher: PasswordHasher, _ secret: String) async throws(ArchiveError) -> String {
+        try await BlockingPool.identity.runTyped { () throws(ArchiveError) -> String in try hasher.hash(secret) }
     }
 
     static func checkPassword(_ password: String) throws(ArchiveError) {

@@ -38,19 +38,32 @@ public struct IdentityServices: Sendable {
             loginSettings: loginSettings)
     }
 
-    /// The principal of a bearer token, checked by the verifier `verifier(for:)` chooses. Blocks (a database read).
-    public func verify(_ token: String, now: Date = Date()) throws(ArchiveError) -> Principal {
+    /// Opens the accounts and the token signing key kept in PostgreSQL (shared by every replica of a server setup).
+    public static func open(
+        database: PostgresDatabase, dataDirectory: URL, keys: KeyHierarchy,
+        tokenSettings: TokenService.Settings = .init(), loginSettings: LoginService.Settings = .init()
+    ) async throws(ArchiveError) -> IdentityServices {
+        let store = PostgresAccountStore(database: database, keys: keys)
+        let signingKey = try await store.tokenSigningKey(
+            keys: keys, keyDirectory: dataDirectory.appendingPathComponent("keys"))
+        return IdentityServices(
+            store: store, keys: keys, signingKey: signingKey, tokenSettings: tokenSettings,
+            loginSettings: loginSettings)
+    }
+
+    /// The principal of a bearer token, checked by the verifier `verifier(for:)` chooses. Reads (and now and then writes) the account store.
+    public func verify(_ token: String, now: Date = Date()) async throws(ArchiveError) -> Principal {
         switch try verifier(for: token) {
-        case .facet: try tokens.verify(token, now: now)
-        case .identityProvider(let provider): try provider.verify(token, now: now)
+        case .facet: try await tokens.verify(token, now: now)
+        case .identityProvider(let provider): try await provider.verify(token, now: now)
         }
     }
 
     /// Logout: ends a valid token's session, or revokes an identity provider token's `jti`.
-    public func revoke(_ token: String, now: Date = Date()) throws(ArchiveError) {
+    public func revoke(_ token: String, now: Date = Date()) async throws(ArchiveError) {
         switch try verifier(for: token) {
-        case .facet: try tokens.revoke(token, now: now)
-        case .identityProvider(let provider): try provider.revoke(token, now: now)
+        case .facet: try await tokens.revoke(token, now: now)
+        case .identityProvider(let provider): try await provider.revoke(token, now: now)
         }
     }
 
@@ -91,17 +104,19 @@ public struct IdentityServices: Sendable {
         public let emergency: Set<PatientKey>
     }
 
-    public func searchScope(for principal: Principal, now: Date = Date()) throws(ArchiveError) -> SearchScope {
+    public func searchScope(for principal: Principal, now: Date = Date()) async throws(ArchiveError) -> SearchScope {
         switch AccessPolicy.viewScope(principal.role) {
         case .all:
             return SearchScope(visible: { _ in true }, emergency: [])
         case .none:
             return SearchScope(visible: { _ in false }, emergency: [])
         case .own:
-            let team = try store.careTeamPatients(tenant: principal.tenant, username: principal.username)
+            let team = try await store.careTeamPatients(tenant: principal.tenant, username: principal.username)
             let granted = Set(
-                try store.grants(tenant: principal.tenant, activeAt: now).filter { $0.username == principal.username }
-                    .map(\.patient))
+                try await store.grants(tenant: principal.tenant, activeAt: now).filter {
+                    $0.username == principal.username
+                }
+                .map(\.patient))
             let permitted = team.union(granted)
             let identity = self
             let tenant = principal.tenant

@@ -24,4 +24,21 @@ extension KeyHierarchy {
         let key = try Self.unwrap(try readPrivateFile(file, expectedLength: nil), with: masterKey, purpose: purpose)
         return try TokenSigningKey(rawRepresentation: key.withUnsafeBytes { Data($0) })
     }
+
+    /// The token signing key to offer a shared store (PostgreSQL) when it has none yet, wrapped under the master key:
+    /// the data folder's, when it has one (tokens issued before the move stay valid), else a new one.
+    func offeredTokenSigningKey(keyDirectory: URL) throws(ArchiveError) -> Data {
+        let file = keyDirectory.appendingPathComponent("token-signing.key")
+        if FileManager.default.fileExists(atPath: file.path) {
+            return try readPrivateFile(file, expectedLength: nil)
+        }
+        return try Self.wrap(
+            SymmetricKey(data: TokenSigningKey().rawRepresentation), with: masterKey, purpose: "token-signing v1")
+    }
+
+    /// A token signing key wrapped under the master key (as `offeredTokenSigningKey` makes it).
+    func tokenSigningKey(wrapped: Data) throws(ArchiveError) -> TokenSigningKey {
+        let key = try Self.unwrap(wrapped, with: masterKey, purpose: "token-signing v1")
+        return try TokenSigningKey(rawRepresentation: key.withUnsafeBytes { Data($0) })
+    }
 }

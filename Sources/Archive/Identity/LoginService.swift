@@ -47,9 +47,9 @@ public struct LoginService: Sendable {
 
     /// A token, or `.invalidCredentials` with `refusalMessage`.
     public func login(tenant: String, username: String, password: String, totp: String?, now: Date = Date())
-        throws(ArchiveError) -> IssuedToken
+        async throws(ArchiveError) -> IssuedToken
     {
-        switch try attempt(tenant: tenant, username: username, password: password, totp: totp, now: now) {
+        switch try await attempt(tenant: tenant, username: username, password: password, totp: totp, now: now) {
         case .granted(let token): return token
         case .refused: throw ArchiveError(.invalidCredentials, Self.refusalMessage)
         }
@@ -57,16 +57,16 @@ public struct LoginService: Sendable {
 
     /// A person's login. Refusals are values (with their cause); only storage failures throw.
     public func attempt(tenant: String, username: String, password: String, totp: String?, now: Date = Date())
-        throws(ArchiveError) -> Outcome
+        async throws(ArchiveError) -> Outcome
     {
         let found =
             Account.isValidTenant(tenant) && Account.isValidUsername(username)
-            ? try store.account(tenant: tenant, username: username) : nil
+            ? try await store.account(tenant: tenant, username: username) : nil
         // scrypt runs for every attempt (against a decoy for unknown names, also while locked or disabled), so
         // that the time taken does not tell whether an account exists or is locked.
-        let passwordMatches = hasher.verify(password, against: found?.passwordHash ?? hasher.decoy)
+        let passwordMatches = await verify(password, against: found?.passwordHash)
         guard let found, !found.role.isService else { return .refused(.unknownAccount) }
-        let refusal = try store.updateAccount(tenant: tenant, username: username) {
+        let refusal = try await store.updateAccount(tenant: tenant, username: username) {
             (account) throws(ArchiveError) -> Refusal? in
             if let until = account.lockedUntil, now < until { return .locked }
             guard account.status == .active else { return .disabled }
@@ -93,17 +93,29 @@ public struct LoginService: Sendable {
             return nil
         }
         if let refusal { return .refused(refusal) }
-        return .granted(try tokens.issue(tenant: found.tenant, username: found.username, role: found.role, now: now))
+        return .granted(
+            try await tokens.issue(tenant: found.tenant, username: found.username, role: found.role, now: now))
+    }
+
+    /// Checks a password against a hash (or the decoy) on the identity pool: scrypt takes tens of milliseconds.
+    private func verify(_ password: String, against hash: String?) async -> Bool {
+        let hasher = self.hasher
+        return
+            (try? await BlockingPool.identity.run(alwaysQueue: true) {
+                hasher.verify(password, against: hash ?? hasher.decoy)
+            }) ?? false
     }
 
     /// A machine's token (OAuth 2.0 client credentials). No lockout: client secrets are 256-bit random, and a lockout
     /// would let anyone who knows a client id stop a capture station.
-    public func token(clientID: String, clientSecret: String, now: Date = Date()) throws(ArchiveError) -> IssuedToken {
-        let found = clientID.utf8.count <= 128 ? try store.account(clientID: clientID) : nil
-        let secretMatches = hasher.verify(clientSecret, against: found?.passwordHash ?? hasher.decoy)
+    public func token(clientID: String, clientSecret: String, now: Date = Date()) async throws(ArchiveError)
+        -> IssuedToken
+    {
+        let found = clientID.utf8.count <= 128 ? try await store.account(clientID: clientID) : nil
+        let secretMatches = await verify(clientSecret, against: found?.passwordHash)
         guard let found, found.role.isService, found.status == .active, secretMatches else {
             throw ArchiveError(.invalidCredentials, Self.refusalMessage)
         }
-        return try tokens.issue(tenant: found.tenant, username: found.username, role: found.role, now: now)
+        return try await tokens.issue(tenant: found.tenant, username: found.username, role: found.role, now: now)
     }
 }

@@ -94,10 +94,10 @@ public final class OIDCTokenVerifier: @unchecked Sendable {
     var keySetFetches: Int { condition.withLock { fetches } }
 
     /// The principal a token stands for, or `.invalidToken` with the reason (safe to log: no PHI, no token bytes).
-    public func verify(_ token: String, now: Date = Date()) throws(ArchiveError) -> Principal {
-        let (principal, _) = try verifiedPrincipal(token, now: now)
-        if let tokenID = principal.tokenID, try store.isRevoked(tokenID) { throw invalid("token revoked") }
-        if try store.accountStatus(tenant: principal.tenant, username: principal.username)?.status == .disabled {
+    public func verify(_ token: String, now: Date = Date()) async throws(ArchiveError) -> Principal {
+        let (principal, _) = try await checkedOnPool(token, now: now)
+        if let tokenID = principal.tokenID, try await store.isRevoked(tokenID) { throw invalid("token revoked") }
+        if try await store.accountStatus(tenant: principal.tenant, username: principal.username)?.status == .disabled {
             throw invalid("the local account of this username is disabled")
         }
         return principal
@@ -105,13 +105,20 @@ public final class OIDCTokenVerifier: @unchecked Sendable {
 
     /// Revokes a valid token's `jti` until it could no longer be accepted anyway (logout). `.invalidInput` for a
     /// token without `jti`: it stays valid until it expires.
-    public func revoke(_ token: String, now: Date = Date()) throws(ArchiveError) {
-        let (principal, acceptedUntil) = try verifiedPrincipal(token, now: now)
+    public func revoke(_ token: String, now: Date = Date()) async throws(ArchiveError) {
+        let (principal, acceptedUntil) = try await checkedOnPool(token, now: now)
         guard let tokenID = principal.tokenID else {
             throw ArchiveError(
                 .invalidInput, "this token has no jti and cannot be revoked; it stays valid until it expires")
         }
-        try store.revokeToken(tokenID, expires: acceptedUntil)
+        try await store.revokeToken(tokenID, expires: acceptedUntil)
+    }
+
+    /// `verifiedPrincipal` on the identity pool: it may fetch the provider's key set (a blocking download).
+    private func checkedOnPool(_ token: String, now: Date) async throws(ArchiveError) -> (Principal, Date) {
+        try await BlockingPool.identity.runTyped { [self] () throws(ArchiveError) -> (Principal, Date) in
+            try verifiedPrincipal(token, now: now)
+        }
     }
 
     /// The revocation id of a provider's `jti`: hashed with the issuer, so that it is short and can never equal the

@@ -17,27 +17,27 @@ public struct PatientAccess: Sendable {
     /// The resource as the policy needs it. Care team and grants are looked up only within the principal's own tenant
     /// (another tenant's resource is `notFound` whatever they hold).
     public func resource(tenant: String, patient: PatientKey?, for principal: Principal, now: Date = Date())
-        throws(ArchiveError) -> AccessResource
+        async throws(ArchiveError) -> AccessResource
     {
         guard let patient, tenant == principal.tenant else { return AccessResource(tenant: tenant, patient: patient) }
-        let member = try store.isInCareTeam(tenant: tenant, patient: patient, username: principal.username)
+        let member = try await store.isInCareTeam(tenant: tenant, patient: patient, username: principal.username)
         let granted =
             member
             ? false
-            : try store.hasActiveGrant(tenant: tenant, username: principal.username, patient: patient, at: now)
+            : try await store.hasActiveGrant(tenant: tenant, username: principal.username, patient: patient, at: now)
         return AccessResource(tenant: tenant, patient: patient, inCareTeam: member, underBreakGlass: granted)
     }
 
     public func decide(
         _ principal: Principal, _ action: AccessAction, tenant: String, patient: PatientKey?, now: Date = Date()
-    ) throws(ArchiveError) -> AccessDecision {
-        policy.decide(principal, action, try resource(tenant: tenant, patient: patient, for: principal, now: now))
+    ) async throws(ArchiveError) -> AccessDecision {
+        policy.decide(principal, action, try await resource(tenant: tenant, patient: patient, for: principal, now: now))
     }
 
     /// Opens one patient of the principal's tenant for `breakGlassDuration`, if the policy allows the principal to
     /// break the glass; `.forbidden` otherwise (with the policy's reason), `.invalidInput` without a reason.
     public func breakGlass(_ principal: Principal, patient: PatientKey, reason: String, now: Date = Date())
-        throws(ArchiveError) -> BreakGlassGrant
+        async throws(ArchiveError) -> BreakGlassGrant
     {
         let reason = reason.trimmingCharacters(in: .whitespacesAndNewlines)
         guard !reason.isEmpty, reason.utf8.count <= Self.maximumReasonBytes else {
@@ -52,7 +52,7 @@ public struct PatientAccess: Sendable {
         let grant = BreakGlassGrant(
             tenant: principal.tenant, username: principal.username, patient: patient, reason: reason, start: now,
             end: now.addingTimeInterval(breakGlassDuration))
-        try store.addGrant(grant)
+        try await store.addGrant(grant)
         return grant
     }
 }

@@ -38,7 +38,7 @@ public struct TokenService: Sendable {
     }
 
     /// Issues a token for an account and starts its session.
-    public func issue(tenant: String, username: String, role: Role, now: Date = Date()) throws(ArchiveError)
+    public func issue(tenant: String, username: String, role: Role, now: Date = Date()) async throws(ArchiveError)
         -> IssuedToken
     {
         let issued = Int64(now.timeIntervalSince1970.rounded(.down))
@@ -49,7 +49,7 @@ public struct TokenService: Sendable {
             iat: issued, nbf: issued, exp: issued + lifetime, jti: jti)
         let token = try encode(claims)
         let expires = Date(timeIntervalSince1970: Double(claims.exp))
-        try store.startSession(
+        try await store.startSession(
             Session(tokenID: jti, tenant: tenant, username: username, issued: now, expires: expires, lastUse: now))
         return IssuedToken(
             accessToken: token, tokenID: jti,
@@ -72,10 +72,10 @@ public struct TokenService: Sendable {
 
     /// The principal a token stands for, or `.invalidToken` with the reason (safe to log: no PHI, no token bytes).
     /// A successful verification records a use of the session.
-    public func verify(_ token: String, now: Date = Date()) throws(ArchiveError) -> Principal {
+    public func verify(_ token: String, now: Date = Date()) async throws(ArchiveError) -> Principal {
         let claims = try verifiedClaims(token, now: now)
         guard let role = Role(rawValue: claims.role) else { throw invalid("unknown role") }
-        switch try store.useSession(tokenID: claims.jti, at: now, idleTimeout: settings.idleTimeout) {
+        switch try await store.useSession(tokenID: claims.jti, at: now, idleTimeout: settings.idleTimeout) {
         case .active: break
         case .revoked: throw invalid("token revoked")
         case .idle: throw invalid("session idle for longer than the idle timeout")
@@ -83,7 +83,7 @@ public struct TokenService: Sendable {
         }
         // Read on every check, so that a disabled account or a changed role stops its tokens at once, even if
         // revoking its sessions failed after the change.
-        guard let standing = try store.accountStatus(tenant: claims.tenant, username: claims.sub),
+        guard let standing = try await store.accountStatus(tenant: claims.tenant, username: claims.sub),
             standing.status == .active
         else { throw invalid("the account is disabled or gone") }
         guard standing.role == role else { throw invalid("the account's role changed since the token was issued") }
@@ -93,9 +93,9 @@ public struct TokenService: Sendable {
     }
 
     /// Ends the session of a valid token (logout). An invalid token is refused as by `verify`.
-    public func revoke(_ token: String, now: Date = Date()) throws(ArchiveError) {
+    public func revoke(_ token: String, now: Date = Date()) async throws(ArchiveError) {
         let claims = try verifiedClaims(token, now: now)
-        try store.revokeToken(claims.jti, expires: Date(timeIntervalSince1970: Double(claims.exp)))
+        try await store.revokeToken(claims.jti, expires: Date(timeIntervalSince1970: Double(claims.exp)))
     }
 
     /// Header, signature and claims checks, without the session. The signature of a token seen before is not

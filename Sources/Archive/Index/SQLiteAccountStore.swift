@@ -1,4 +1,3 @@
-import Crypto
 import Foundation
 import GRDB
 
@@ -9,12 +8,12 @@ import GRDB
 /// TOTP secrets and break-the-glass reasons are AES-256-GCM sealed under a key derived from the master key, bound to
 /// their row (tenant and username, or grant id) as associated data. Patients appear only as `PatientKey`s.
 public final class SQLiteAccountStore: AccountStore, @unchecked Sendable {
-    // GRDB's pool is thread-safe; the sealing key is kept as bytes because SymmetricKey is not Sendable.
+    // GRDB's pool is thread-safe.
     private let pool: DatabasePool
-    private let sealingKeyBytes: Data
+    private let sealing: AccountSealing
 
     public init(path: URL, keys: KeyHierarchy) throws(ArchiveError) {
-        sealingKeyBytes = keys.derivedKey("facet accounts v1").withUnsafeBytes { Data($0) }
+        sealing = AccountSealing(keys: keys)
         do {
             var configuration = Configuration()
             configuration.busyMode = .timeout(10)
@@ -85,38 +84,18 @@ public final class SQLiteAccountStore: AccountStore, @unchecked Sendable {
         return migrator
     }
 
-    /// Runs one database call, mapping every failure to an `ArchiveError` (an `ArchiveError` thrown inside keeps its
-    /// code).
-    private func access<T>(_ body: () throws -> T) throws(ArchiveError) -> T {
-        do {
-            return try body()
-        } catch let error as ArchiveError {
-            throw error
-        } catch {
-            throw ArchiveError(.io, "the account tables cannot be read or written")
+    /// Runs one database call on the storage pool (never on a cooperative thread), mapping every failure to an
+    /// `ArchiveError` (an `ArchiveError` thrown inside keeps its code).
+    private func access<T: Sendable>(_ body: @escaping @Sendable () throws -> T) async throws(ArchiveError) -> T {
+        try await BlockingPool.storage.runTyped { () throws(ArchiveError) -> T in
+            do {
+                return try body()
+            } catch let error as ArchiveError {
+                throw error
+            } catch {
+                throw ArchiveError(.io, "the account tables cannot be read or written")
+            }
         }
-    }
-
-    // MARK: sealing
-
-    private func seal(_ data: Data, context: String) throws -> Data {
-        let box = try AES.GCM.seal(data, using: SymmetricKey(data: sealingKeyBytes), authenticating: Data(context.utf8))
-        guard let combined = box.combined else { throw ArchiveError(.key, "an account secret cannot be sealed") }
-        return Data(combined)
-    }
-
-    private func open(_ sealed: Data, context: String) throws -> Data {
-        do {
-            let box = try AES.GCM.SealedBox(combined: sealed)
-            return Data(
-                try AES.GCM.open(box, using: SymmetricKey(data: sealingKeyBytes), authenticating: Data(context.utf8)))
-        } catch {
-            throw ArchiveError(.integrity, "an account secret fails authentication (wrong key or altered)")
-        }
-    }
-
-    private static func totpContext(_ tenant: String, _ username: String) -> String {
-        "totp\u{0}\(tenant)\u{0}\(username)"
     }
 
     // MARK: accounts
@@ -129,39 +108,37 @@ public final class SQLiteAccountStore: AccountStore, @unchecked Sendable {
         }
         var secret: Data?
         if let sealed: Data = row["totp_secret"] {
-            secret = try open(sealed, context: Self.totpContext(tenant, username))
+            secret = try sealing.open(sealed, context: AccountSealing.totpContext(tenant, username))
         }
         let failures: String = row["failed_logins"]
         let lockedUntil: Double? = row["locked_until"]
         return Account(
             tenant: tenant, username: username, role: role, status: status, passwordHash: row["password_hash"],
             totpSecret: secret, lastTOTPStep: row["last_totp_step"],
-            failedLogins: failures.split(separator: ",").compactMap { Double($0) }.map {
-                Date(timeIntervalSince1970: $0)
-            },
+            failedLogins: AccountSealing.decodeFailures(failures),
             lockedUntil: lockedUntil.map { Date(timeIntervalSince1970: $0) }, clientID: row["client_id"],
             totpExempt: row["totp_exempt"], created: Date(timeIntervalSince1970: row["created"]))
     }
 
     private func arguments(_ account: Account) throws -> StatementArguments {
         let sealed = try account.totpSecret.map {
-            try seal($0, context: Self.totpContext(account.tenant, account.username))
+            try sealing.seal($0, context: AccountSealing.totpContext(account.tenant, account.username))
         }
         return [
             "tenant": account.tenant, "username": account.username, "role": account.role.rawValue,
             "status": account.status.rawValue, "password_hash": account.passwordHash, "totp_secret": sealed,
             "last_totp_step": account.lastTOTPStep,
-            "failed_logins": account.failedLogins.map { String($0.timeIntervalSince1970) }.joined(separator: ","),
+            "failed_logins": AccountSealing.encodeFailures(account.failedLogins),
             "locked_until": account.lockedUntil?.timeIntervalSince1970, "client_id": account.clientID,
             "totp_exempt": account.totpExempt, "created": account.created.timeIntervalSince1970,
         ]
     }
 
-    public func createAccount(_ account: Account) throws(ArchiveError) {
+    public func createAccount(_ account: Account) async throws(ArchiveError) {
         guard Account.isValidTenant(account.tenant), Account.isValidUsername(account.username) else {
             throw ArchiveError(.invalidInput, "tenant or username is not acceptable")
         }
-        try access {
+        try await access { [self] in
             try pool.write { db in
                 if try Row.fetchOne(
                     db, sql: "SELECT 1 FROM accounts WHERE tenant = ? AND username = ?",
@@ -186,8 +163,8 @@ public final class SQLiteAccountStore: AccountStore, @unchecked Sendable {
         }
     }
 
-    public func account(tenant: String, username: String) throws(ArchiveError) -> Account? {
-        try access {
+    public func account(tenant: String, username: String) async throws(ArchiveError) -> Account? {
+        try await access { [self] in
             try pool.read { db in
                 try Row.fetchOne(
                     db, sql: "SELECT * FROM accounts WHERE tenant = ? AND username = ?", arguments: [tenant, username]
@@ -196,8 +173,8 @@ public final class SQLiteAccountStore: AccountStore, @unchecked Sendable {
         }
     }
 
-    public func accountStatus(tenant: String, username: String) throws(ArchiveError) -> Account.Standing? {
-        try access {
+    public func accountStatus(tenant: String, username: String) async throws(ArchiveError) -> Account.Standing? {
+        try await access { [self] in
             try pool.read { db in
                 // A cached statement: this runs for every request.
                 try Row.fetchOne(
@@ -212,8 +189,8 @@ public final class SQLiteAccountStore: AccountStore, @unchecked Sendable {
         }
     }
 
-    public func account(clientID: String) throws(ArchiveError) -> Account? {
-        try access {
+    public func account(clientID: String) async throws(ArchiveError) -> Account? {
+        try await access { [self] in
             try pool.read { db in
                 try Row.fetchOne(db, sql: "SELECT * FROM accounts WHERE client_id = ?", arguments: [clientID]).map(
                     decodeAccount)
@@ -221,8 +198,8 @@ public final class SQLiteAccountStore: AccountStore, @unchecked Sendable {
         }
     }
 
-    public func accounts(tenant: String?) throws(ArchiveError) -> [Account] {
-        try access {
+    public func accounts(tenant: String?) async throws(ArchiveError) -> [Account] {
+        try await access { [self] in
             try pool.read { db in
                 if let tenant {
                     return try Row.fetchAll(
@@ -234,52 +211,49 @@ public final class SQLiteAccountStore: AccountStore, @unchecked Sendable {
         }
     }
 
-    public func updateAccount<T>(
-        tenant: String, username: String, keepingActive kept: Role?, _ change: (inout Account) throws(ArchiveError) -> T
-    ) throws(ArchiveError) -> T {
-        try access {
+    public func replaceAccount(_ before: Account, with after: Account, keepingActive kept: Role?)
+        async throws(ArchiveError) -> Bool
+    {
+        try await access { [self] in
             try pool.write { db in
                 guard
                     let row = try Row.fetchOne(
                         db, sql: "SELECT * FROM accounts WHERE tenant = ? AND username = ?",
-                        arguments: [tenant, username])
+                        arguments: [before.tenant, before.username])
                 else { throw ArchiveError(.notFound, "no such account") }
-                let before = try decodeAccount(row)
-                var account = before
-                let result = try change(&account)
-                // The identity of an account is not for a change to touch.
-                account.tenant = before.tenant
-                account.username = before.username
-                account.clientID = before.clientID
-                account.created = before.created
+                guard try decodeAccount(row) == before else { return false }
                 if let kept, before.role == kept, before.status == .active,
-                    account.role != kept || account.status != .active,
+                    after.role != kept || after.status != .active,
                     try Int.fetchOne(
                         db,
                         sql: """
                             SELECT COUNT(*) FROM accounts WHERE tenant = ? AND role = ? AND status = ? AND username != ?
-                            """, arguments: [tenant, kept.rawValue, Account.Status.active.rawValue, username]) == 0
+                            """,
+                        arguments: [before.tenant, kept.rawValue, Account.Status.active.rawValue, before.username]
+                    ) == 0
                 {
-                    throw ArchiveError(.conflict, "\(username) is the last active \(kept) of tenant \(tenant)")
+                    throw ArchiveError(
+                        .conflict, "\(before.username) is the last active \(kept) of tenant \(before.tenant)")
                 }
-                if account != before {
-                    try db.execute(
-                        sql: """
-                            UPDATE accounts SET role = :role, status = :status, password_hash = :password_hash,
-                            totp_secret = :totp_secret, last_totp_step = :last_totp_step, failed_logins = :failed_logins,
-                            locked_until = :locked_until, totp_exempt = :totp_exempt
-                            WHERE tenant = :tenant AND username = :username
-                            """, arguments: try arguments(account))
-                }
-                return result
+                var written = after
+                written.tenant = before.tenant
+                written.username = before.username
+                try db.execute(
+                    sql: """
+                        UPDATE accounts SET role = :role, status = :status, password_hash = :password_hash,
+                        totp_secret = :totp_secret, last_totp_step = :last_totp_step, failed_logins = :failed_logins,
+                        locked_until = :locked_until, totp_exempt = :totp_exempt
+                        WHERE tenant = :tenant AND username = :username
+                        """, arguments: try arguments(written))
+                return true
             }
         }
     }
 
     // MARK: care teams
 
-    public func careTeam(tenant: String, patient: PatientKey) throws(ArchiveError) -> [String] {
-        try access {
+    public func careTeam(tenant: String, patient: PatientKey) async throws(ArchiveError) -> [String] {
+        try await access { [self] in
             try pool.read { db in
                 try String.fetchAll(
                     db,
@@ -300,8 +274,8 @@ public final class SQLiteAccountStore: AccountStore, @unchecked Sendable {
         }
     }
 
-    public func setCareTeam(tenant: String, patient: PatientKey, members: [String]) throws(ArchiveError) {
-        try access {
+    public func setCareTeam(tenant: String, patient: PatientKey, members: [String]) async throws(ArchiveError) {
+        try await access { [self] in
             try pool.write { db in
                 try Self.requireAccounts(db, tenant: tenant, members)
                 try db.execute(
@@ -316,8 +290,8 @@ public final class SQLiteAccountStore: AccountStore, @unchecked Sendable {
         }
     }
 
-    public func addToCareTeam(tenant: String, patient: PatientKey, username: String) throws(ArchiveError) {
-        try access {
+    public func addToCareTeam(tenant: String, patient: PatientKey, username: String) async throws(ArchiveError) {
+        try await access { [self] in
             try pool.write { db in
                 try Self.requireAccounts(db, tenant: tenant, [username])
                 try db.execute(
@@ -327,8 +301,8 @@ public final class SQLiteAccountStore: AccountStore, @unchecked Sendable {
         }
     }
 
-    public func isInCareTeam(tenant: String, patient: PatientKey, username: String) throws(ArchiveError) -> Bool {
-        try access {
+    public func isInCareTeam(tenant: String, patient: PatientKey, username: String) async throws(ArchiveError) -> Bool {
+        try await access { [self] in
             try pool.read { db in
                 try Row.fetchOne(
                     db, sql: "SELECT 1 FROM care_team_members WHERE tenant = ? AND patient_key = ? AND username = ?",
@@ -337,8 +311,8 @@ public final class SQLiteAccountStore: AccountStore, @unchecked Sendable {
         }
     }
 
-    public func careTeamPatients(tenant: String, username: String) throws(ArchiveError) -> Set<PatientKey> {
-        try access {
+    public func careTeamPatients(tenant: String, username: String) async throws(ArchiveError) -> Set<PatientKey> {
+        try await access { [self] in
             try pool.read { db in
                 Set(
                     try String.fetchAll(
@@ -351,9 +325,9 @@ public final class SQLiteAccountStore: AccountStore, @unchecked Sendable {
 
     // MARK: break-the-glass
 
-    public func addGrant(_ grant: BreakGlassGrant) throws(ArchiveError) {
-        try access {
-            let reason = try seal(Data(grant.reason.utf8), context: "break-glass\u{0}\(grant.id)")
+    public func addGrant(_ grant: BreakGlassGrant) async throws(ArchiveError) {
+        try await access { [self] in
+            let reason = try sealing.seal(Data(grant.reason.utf8), context: AccountSealing.grantContext(grant.id))
             try pool.write { db in
                 try db.execute(
                     sql: """
@@ -368,8 +342,8 @@ public final class SQLiteAccountStore: AccountStore, @unchecked Sendable {
         }
     }
 
-    public func grants(tenant: String, activeAt: Date?) throws(ArchiveError) -> [BreakGlassGrant] {
-        try access {
+    public func grants(tenant: String, activeAt: Date?) async throws(ArchiveError) -> [BreakGlassGrant] {
+        try await access { [self] in
             try pool.read { db in
                 var sql = "SELECT * FROM break_glass_grants WHERE tenant = ?"
                 var arguments: StatementArguments = [tenant]
@@ -382,7 +356,7 @@ public final class SQLiteAccountStore: AccountStore, @unchecked Sendable {
                     guard let patient = PatientKey(hex: row["patient_key"]) else {
                         throw ArchiveError(.integrity, "a break-the-glass grant holds a malformed patient key")
                     }
-                    let reason = try open(row["reason"], context: "break-glass\u{0}\(id)")
+                    let reason = try sealing.open(row["reason"], context: AccountSealing.grantContext(id))
                     return BreakGlassGrant(
                         id: id, tenant: row["tenant"], username: row["username"], patient: patient,
                         reason: String(decoding: reason, as: UTF8.self),
@@ -393,10 +367,9 @@ public final class SQLiteAccountStore: AccountStore, @unchecked Sendable {
     }
 
     public func hasActiveGrant(tenant: String, username: String, patient: PatientKey, at date: Date)
-        throws(ArchiveError)
-        -> Bool
+        async throws(ArchiveError) -> Bool
     {
-        try access {
+        try await access { [self] in
             try pool.read { db in
                 try Row.fetchOne(
                     db,
@@ -413,8 +386,8 @@ public final class SQLiteAccountStore: AccountStore, @unchecked Sendable {
 
     // MARK: sessions
 
-    public func startSession(_ session: Session) throws(ArchiveError) {
-        try access {
+    public func startSession(_ session: Session) async throws(ArchiveError) {
+        try await access { [self] in
             try pool.write { db in
                 try db.execute(
                     sql: """
@@ -431,10 +404,10 @@ public final class SQLiteAccountStore: AccountStore, @unchecked Sendable {
     /// How stale a session's recorded last use may get before a request writes it again (seconds).
     public static let lastUseResolution: TimeInterval = 30
 
-    public func useSession(tokenID: String, at now: Date, idleTimeout: TimeInterval) throws(ArchiveError)
+    public func useSession(tokenID: String, at now: Date, idleTimeout: TimeInterval) async throws(ArchiveError)
         -> Session.Use
     {
-        try access {
+        try await access { [self] in
             // Most requests of a session come within seconds of each other: a read answers them, and the last use
             // is written at most every `lastUseResolution` (so a session may outlive its idle timeout by that much).
             // Cached statements: this runs for every request (preparing them cost more than running them).
@@ -478,8 +451,8 @@ public final class SQLiteAccountStore: AccountStore, @unchecked Sendable {
         }
     }
 
-    public func revokeToken(_ tokenID: String, expires: Date) throws(ArchiveError) {
-        try access {
+    public func revokeToken(_ tokenID: String, expires: Date) async throws(ArchiveError) {
+        try await access { [self] in
             try pool.write { db in
                 try db.execute(
                     sql: "INSERT OR IGNORE INTO revoked_tokens (jti, expires) VALUES (?, ?)",
@@ -490,8 +463,8 @@ public final class SQLiteAccountStore: AccountStore, @unchecked Sendable {
     }
 
     @discardableResult
-    public func revokeSessions(tenant: String, username: String) throws(ArchiveError) -> Int {
-        try access {
+    public func revokeSessions(tenant: String, username: String) async throws(ArchiveError) -> Int {
+        try await access { [self] in
             try pool.write { db in
                 try db.execute(
                     sql: """
@@ -505,8 +478,8 @@ public final class SQLiteAccountStore: AccountStore, @unchecked Sendable {
         }
     }
 
-    public func isRevoked(_ tokenID: String) throws(ArchiveError) -> Bool {
-        try access {
+    public func isRevoked(_ tokenID: String) async throws(ArchiveError) -> Bool {
+        try await access { [self] in
             try pool.read { db in
                 try Row.fetchOne(
                     db.cachedStatement(sql: "SELECT 1 FROM revoked_tokens WHERE jti = ?"), arguments: [tokenID]) != nil
@@ -514,8 +487,8 @@ public final class SQLiteAccountStore: AccountStore, @unchecked Sendable {
         }
     }
 
-    public func purge(expiredBefore date: Date) throws(ArchiveError) {
-        try access {
+    public func purge(expiredBefore date: Date) async throws(ArchiveError) {
+        try await access { [self] in
             try pool.write { db in
                 try db.execute(
                     sql: "DELETE FROM sessions WHERE expires < ?", arguments: [date.timeIntervalSince1970])

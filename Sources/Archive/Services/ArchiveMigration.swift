@@ -143,6 +143,10 @@ public struct ArchiveMigration: Sendable {
                 .integrity, "\(tenant): \(sourceCount) instances in the source, \(verified) in the target")
         }
         report.instances[tenant] = (sourceCount, verified)
+        // The clinic's audit chain goes on in the database: the source's lines, checked against its anchor, copied
+        // line for line (on the first complete run; the source folder keeps its own log either way).
+        _ = try await PostgresAuditTrail.open(
+            database: database, tenant: tenant, keys: keys, importing: folder.appendingPathComponent("audit"))
     }
 
     /// Once `facet serve` has written to the target (every store and deletion there adds to the change feed; a

@@ -27,8 +27,9 @@ public struct StoreWarning: Sendable, Hashable {
 public enum StoreOutcome: Sendable {
     case stored(InstanceRecord, duplicate: Bool, warnings: [StoreWarning])
     /// `reason` is a DICOM failure code (PS3.18 Table I.2-2, plus 0x0111 for a conflicting duplicate);
-    /// `message` never carries PHI.
-    case failed(sopClassUID: String?, sopInstanceUID: String?, reason: UInt16, message: String)
+    /// `message` never carries PHI. `retryable`: the storage did not answer (the index database or the object store
+    /// is down or overloaded), so the same request may succeed later (503 with Retry-After when nothing was stored).
+    case failed(sopClassUID: String?, sopInstanceUID: String?, reason: UInt16, message: String, retryable: Bool = false)
 }
 
 /// An instance that passed every check of `ArchiveService.prepare` and is ready for `commit`; nothing is written
@@ -77,7 +78,7 @@ public enum WarningReason {
 public final class ArchiveService: Sendable {
     public let blobs: any BlobStore
     public let index: any StudyIndex
-    public let audit: AuditLog
+    public let audit: any AuditTrail
     public let keys: KeyHierarchy
     public let duplicatePolicy: DuplicatePolicy
     public let temporaryDirectory: URL
@@ -91,7 +92,7 @@ public final class ArchiveService: Sendable {
     }
 
     public init(
-        blobs: any BlobStore, index: any StudyIndex, audit: AuditLog, keys: KeyHierarchy,
+        blobs: any BlobStore, index: any StudyIndex, audit: any AuditTrail, keys: KeyHierarchy,
         duplicatePolicy: DuplicatePolicy, temporaryDirectory: URL
     ) {
         self.blobs = blobs
@@ -217,9 +218,17 @@ public final class ArchiveService: Sendable {
             }
             try await index.removePendingBlob(id)
         }
-        // The chain is also anchored in the index, so that a removed or cut log is detected.
-        let audit = try await storage.runTyped { () throws(ArchiveError) in
-            try AuditLog(folder: dataDirectory.appendingPathComponent("audit"), keys: keys, anchor: index)
+        let audit: any AuditTrail
+        if let database {
+            // One chain every replica appends to; a data folder's own log (an archive moved here) is carried over.
+            audit = try await PostgresAuditTrail.open(
+                database: database, tenant: tenant, keys: keys, importing: dataDirectory.appendingPathComponent("audit")
+            )
+        } else {
+            // The chain is also anchored in the index, so that a removed or cut log is detected.
+            audit = try await storage.runTyped { () throws(ArchiveError) in
+                try AuditLog(folder: dataDirectory.appendingPathComponent("audit"), keys: keys, anchor: index)
+            }
         }
         let service = ArchiveService(
             blobs: store, index: index, audit: audit, keys: keys, duplicatePolicy: duplicatePolicy,
@@ -386,14 +395,18 @@ public final class ArchiveService: Sendable {
     /// (and ends the pending record). A failure after the blob is written removes it again.
     public func commit(_ prepared: PreparedStore) async -> StoreOutcome {
         let sopInstance = prepared.sopInstanceUID
-        func fail(_ reason: UInt16, _ message: String) -> StoreOutcome {
-            .failed(sopClassUID: prepared.sopClassUID, sopInstanceUID: sopInstance, reason: reason, message: message)
+        func fail(_ reason: UInt16, _ message: String, retryable: Bool = false) -> StoreOutcome {
+            .failed(
+                sopClassUID: prepared.sopClassUID, sopInstanceUID: sopInstance, reason: reason, message: message,
+                retryable: retryable)
         }
         let reference: BlobReference
         do {
             reference = try await writeBlob(prepared.data, owner: sopInstance)
         } catch {
-            return fail(FailureReason.outOfResources, "the instance could not be written: \(error.message)")
+            return fail(
+                FailureReason.outOfResources, "the instance could not be written: \(error.message)",
+                retryable: error.code == .unavailable)
         }
         let (index, allowNewVersion) = (self.index, duplicatePolicy == .newVersion)
         let entry: IndexEntry
@@ -425,7 +438,9 @@ public final class ArchiveService: Sendable {
             // An index that did not answer may still commit: the blob and its pending record stay, so that the
             // next start either finds the blob referenced or quarantines it. Never delete what may be referenced.
             if error.code != .unavailable { await discardBlob(reference.id) }
-            return fail(FailureReason.processingFailure, "the index could not be updated: \(error.message)")
+            return fail(
+                FailureReason.processingFailure, "the index could not be updated: \(error.message)",
+                retryable: error.code == .unavailable)
         }
     }
 

@@ -92,7 +92,7 @@ public struct IngestService: Sendable {
     func recordIntent(_ intent: AuditEvent) async -> Bool {
         let audit = archive.audit
         do {
-            try await pool.run(alwaysQueue: true) { try audit.append(intent, durability: .immediate) }
+            try await audit.record(intent, durability: .immediate)
             return true
         } catch {
             return false
@@ -264,7 +264,7 @@ public struct IngestService: Sendable {
             switch outcome {
             case .stored(let record, _, _):
                 stored.append(record)
-            case .failed(_, _, _, let message):
+            case .failed(_, _, _, let message, _):
                 throw ArchiveError(.io, "the converted instance could not be stored: \(message)")
             }
         }

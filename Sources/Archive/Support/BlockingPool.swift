@@ -33,6 +33,10 @@ public final class BlockingPool: @unchecked Sendable {
     /// ever blocks on a disk.
     public static let storage = BlockingPool(threads: 4, queueLimit: Int.max)
 
+    /// The process's pool for identity work that must not hold a cooperative thread: password hashing (scrypt),
+    /// token signatures, fetches of an identity provider's keys.
+    public static let identity = BlockingPool(threads: 2, queueLimit: 4096)
+
     /// Jobs waiting for a thread (for metrics and tests).
     public var waiting: Int {
         condition.lock()

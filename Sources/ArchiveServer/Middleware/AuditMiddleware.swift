@@ -79,12 +79,8 @@ struct AuditMiddleware: RouterMiddleware {
         let finished = event
         let changes = request.method != .get && request.method != .head && request.method != .options
         do {
-            if changes {
-                // An fsync: on the blocking pool, never refused (the change is made).
-                try await services.pool.run(alwaysQueue: true) { try audit.append(finished, durability: .immediate) }
-            } else {
-                try audit.append(finished, durability: .batched)
-            }
+            // A change's event is on stable storage before the answer (never refused: the change is made).
+            try await audit.record(finished, durability: changes ? .immediate : .batched)
         } catch {
             services.logger.error("audit append failed", metadata: ["request": "\(note.requestID)"])
             if note.intentRecorded {
@@ -95,7 +91,10 @@ struct AuditMiddleware: RouterMiddleware {
                 ].compactMap { $0 }.joined(separator: ", ")
             } else {
                 // Nothing is sent whose access cannot be recorded.
-                response = Responses.failure(HTTPFailure(.serviceUnavailable, "the audit log cannot be written"))
+                var headers = HTTPFields()
+                headers[.retryAfter] = "5"
+                response = Responses.failure(
+                    HTTPFailure(.serviceUnavailable, "the audit log cannot be written"), extra: headers)
             }
         }
         return response

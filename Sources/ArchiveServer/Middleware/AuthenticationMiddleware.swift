@@ -35,16 +35,15 @@ struct AuthenticationMiddleware: RouterMiddleware {
         let principal: Principal
         let identity = services.identity
         do {
-            // A database read (now and then a write, or a fetch of the identity provider's keys): off the
-            // cooperative threads, on the token pool. `IdentityServices.verifier(for:)` picks the verifier by issuer.
-            principal = try await services.tokenPool.run(alwaysQueue: true) { try identity.verify(token) }
+            // A read of the account store (now and then a write); a provider's key fetch runs on the identity pool.
+            // `IdentityServices.verifier(for:)` picks the verifier by issuer.
+            principal = try await identity.verify(token)
         } catch {
             // The reason goes to the audit event, not to the client.
-            context.audit.refusal = (error as? ArchiveError)?.message ?? "token not verified"
+            context.audit.refusal = error.message
             return AuditMiddleware.unauthorized("the token is not valid")
         }
         context.audit.actor = "\(principal.tenant)/\(principal.username)"
-        let archives = services.archives
         let tenant: TenantArchive
         do {
             // Open already but for the first request of a new clinic, which creates its folder and key.
@@ -62,7 +61,7 @@ struct AuthenticationMiddleware: RouterMiddleware {
             do {
                 // The counts are the whole server's: for the operator's own clinic (the default tenant) only.
                 guard principal.tenant == services.archives.primary.tenant else { throw HTTPFailure(.forbidden, "") }
-                try services.authorize(context, .metrics)
+                try await services.authorize(context, .metrics)
             } catch {
                 return Responses.failure(HTTPFailure(.forbidden, "metrics are for administrators or the scrape token"))
             }

@@ -34,9 +34,7 @@ struct AuthRoutes {
         let tenant = fields["tenant"] as? String ?? services.archives.primary.tenant
         let totp = fields["totp"] as? String
         let login = services.identity.login
-        let outcome = try await services.pool.run {
-            try login.attempt(tenant: tenant, username: username, password: password, totp: totp)
-        }
+        let outcome = try await login.attempt(tenant: tenant, username: username, password: password, totp: totp)
         switch outcome {
         case .granted(let issued):
             note.actor = "\(issued.principal.tenant)/\(issued.principal.username)"
@@ -85,17 +83,27 @@ struct AuthRoutes {
             return Self.oauthError(.unauthorized, "invalid_client")
         }
         let login = services.identity.login
-        do {
-            let issued = try await services.pool.run { try login.token(clientID: clientID, clientSecret: clientSecret) }
-            note.actor = "\(issued.principal.tenant)/\(issued.principal.username)"
-            note.tenant = try? await services.archives.archive(issued.principal.tenant)
-            return Self.tokenAnswer(issued)
-        } catch let error as ArchiveError where error.code == .invalidCredentials {
+        // Nil for refused credentials (any other failure is thrown).
+        guard let issued = try await Self.issued(login, clientID: clientID, clientSecret: clientSecret) else {
             note.refusal =
                 "invalid client credentials"
                 + (clientID.utf8.count <= 64 && clientID.allSatisfy { $0.isLetter || $0.isNumber || $0 == "-" }
                     ? " (client \(clientID))" : "")
             return Self.oauthError(.unauthorized, "invalid_client")
+        }
+        note.actor = "\(issued.principal.tenant)/\(issued.principal.username)"
+        note.tenant = try? await services.archives.archive(issued.principal.tenant)
+        return Self.tokenAnswer(issued)
+    }
+
+    private static func issued(_ login: LoginService, clientID: String, clientSecret: String)
+        async throws(ArchiveError) -> IssuedToken?
+    {
+        do throws(ArchiveError) {
+            return try await login.token(clientID: clientID, clientSecret: clientSecret)
+        } catch {
+            if error.code == .invalidCredentials { return nil }
+            throw error
         }
     }
 
@@ -103,8 +111,7 @@ struct AuthRoutes {
         context.audit.action = "logout"
         guard let token = context.bearerToken else { throw ArchiveError(.invalidToken, "a bearer token is required") }
         let identity = services.identity
-        // A database write (and, for a provider's token, possibly a fetch of its keys): on the token pool.
-        try await services.tokenPool.run(alwaysQueue: true) { try identity.revoke(token) }
+        try await identity.revoke(token)
         return Response(status: .noContent)
     }
 

@@ -50,7 +50,7 @@ struct DeleteRoutes {
         let tenant = try services.tenant(context)
         let records = try tenant.retrieve.instances(target)
         note.touch(records)
-        try services.authorize(context, .delete, study: target.study)
+        try await services.authorize(context, .delete, study: target.study)
         let deleted = try await tenant.ingest.softDelete(
             records, reason: reason, caller: services.caller(context), intentRecorded: { note.intentRecorded = true })
         return Responses.text(

@@ -16,9 +16,9 @@ struct PatientAccessRoutes {
         router.put("/api/v1/patients/:patient/care-team") { request, context in
             try await setCareTeam(request, context)
         }
-        router.get("/api/v1/patients/:patient/care-team") { request, context in try careTeam(request, context) }
+        router.get("/api/v1/patients/:patient/care-team") { request, context in try await careTeam(request, context) }
         router.post("/api/v1/break-glass") { request, context in try await breakGlass(request, context) }
-        router.get("/api/v1/break-glass") { _, context in try grants(context) }
+        router.get("/api/v1/break-glass") { _, context in try await grants(context) }
     }
 
     /// The patient named by the URL (percent-decoded) and its optional `?issuer=`, as the policy's key; 400 for an
@@ -45,18 +45,18 @@ struct PatientAccessRoutes {
             throw HTTPFailure(.badRequest, "a member is not a valid username")
         }
         let tenant = try services.tenant(context).tenant
-        try services.identity.store.setCareTeam(tenant: tenant, patient: key, members: names)
-        return try careTeamAnswer(key, tenant: tenant)
+        try await services.identity.store.setCareTeam(tenant: tenant, patient: key, members: names)
+        return try await careTeamAnswer(key, tenant: tenant)
     }
 
-    func careTeam(_ request: Request, _ context: FacetRequestContext) throws -> Response {
+    func careTeam(_ request: Request, _ context: FacetRequestContext) async throws -> Response {
         context.audit.action = "care team read"
         try services.preauthorize(context, .careTeamWrite)
-        return try careTeamAnswer(try patient(request, context), tenant: try services.tenant(context).tenant)
+        return try await careTeamAnswer(try patient(request, context), tenant: try services.tenant(context).tenant)
     }
 
-    func careTeamAnswer(_ key: PatientKey, tenant: String) throws -> Response {
-        let members = try services.identity.store.careTeam(tenant: tenant, patient: key)
+    func careTeamAnswer(_ key: PatientKey, tenant: String) async throws -> Response {
+        let members = try await services.identity.store.careTeam(tenant: tenant, patient: key)
         return Responses.text(
             "{\"patient\":\"\(key.hex)\",\"members\":["
                 + members.sorted().map(Responses.jsonString).joined(separator: ",")
@@ -72,7 +72,7 @@ struct PatientAccessRoutes {
             let id = fields["patientID"] as? String, id.utf8.count <= 64, let reason = fields["reason"] as? String,
             let key = services.identity.patient(id, issuer: fields["issuer"] as? String, tenant: principal.tenant)
         else { throw HTTPFailure(.badRequest, "break-the-glass is {\"patientID\", \"reason\"}") }
-        let grant = try services.identity.access.breakGlass(principal, patient: key, reason: reason)
+        let grant = try await services.identity.access.breakGlass(principal, patient: key, reason: reason)
         // An emergency access: the event names the keyed patient and the grant's end; the reason stays sealed.
         context.audit.action =
             "break the glass (emergency access to patient \(key.hex) until \(Formatting.timestamp(grant.end)))"
@@ -81,10 +81,11 @@ struct PatientAccessRoutes {
             contentType: "application/json")
     }
 
-    func grants(_ context: FacetRequestContext) throws -> Response {
+    func grants(_ context: FacetRequestContext) async throws -> Response {
         context.audit.action = "break-the-glass grants read"
         try services.preauthorize(context, .auditRead)
-        let grants = try services.identity.store.grants(tenant: try services.tenant(context).tenant, activeAt: nil)
+        let grants = try await services.identity.store.grants(
+            tenant: try services.tenant(context).tenant, activeAt: nil)
         let items = grants.map { grant in
             "{\"username\":\(Responses.jsonString(grant.username)),\"patient\":\"\(grant.patient.hex)\","
                 + "\"start\":\"\(Formatting.timestamp(grant.start))\",\"end\":\"\(Formatting.timestamp(grant.end))\","

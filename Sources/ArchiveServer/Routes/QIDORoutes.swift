@@ -47,9 +47,9 @@ struct QIDORoutes {
                 HTTPFailure(.notAcceptable, "QIDO-RS answers application/dicom+json or multipart/related XML"),
                 extra: vary)
         }
-        try services.authorize(context, .search)
+        try await services.authorize(context, .search)
         let principal = try ServerServices.principal(context)
-        let scope = try services.identity.searchScope(for: principal)
+        let scope = try await services.identity.searchScope(for: principal)
         let query: Query
         do {
             query = try Query.parse(try RequestParts.queryItems(request))

@@ -104,7 +104,7 @@ struct RenderedRoutes {
         let retrieve = clinic.retrieve
         let tenant = clinic.tenant
         let resolved = try retrieve.instances(target)
-        try services.authorize(context, .read, study: target.study)
+        try await services.authorize(context, .read, study: target.study)
         var records = resolved.filter {
             $0.attributes[.rows] != nil || ArchiveService.imageLike($0.sopClassUID)
         }

@@ -53,7 +53,7 @@ struct STOWRoutes {
         guard acceptable else {
             throw HTTPFailure(.notAcceptable, "STOW-RS answers application/dicom+json or application/dicom+xml")
         }
-        try services.authorize(context, .store)
+        try await services.authorize(context, .store)
         let tenant = try services.tenant(context)
         // Admitted once, before the body is read; its parts then queue on the pool however long the queue.
         try services.pool.admit()
@@ -80,6 +80,8 @@ struct STOWRoutes {
         var anyStored = false
         var onlyConflicts = true
         var warned = false
+        // Whether every failure was storage that did not answer (try again later), not a refusal.
+        var onlyUnavailable = true
         for (number, outcome) in outcomes.enumerated() {
             switch outcome {
             case .stored(let record, _, let warnings):
@@ -97,7 +99,8 @@ struct STOWRoutes {
                 referenced.append(item)
                 note.touch([record])
                 services.metrics.add("stored_instances_total", 1)
-            case .failed(let sopClass, let sopInstance, let reason, let message):
+            case .failed(let sopClass, let sopInstance, let reason, let message, let retryable):
+                if !retryable { onlyUnavailable = false }
                 failed.append(Self.failureItem(sopClass, sopInstance, reason: reason))
                 texts.append("part \(number + 1): \(message)")
                 // A readable instance refused for what it says (its class, its study, its patient, a duplicate) is
@@ -127,9 +130,11 @@ struct STOWRoutes {
         } else if anyStored {
             status = .accepted
         } else {
-            status = onlyConflicts ? .conflict : .badRequest
+            // Storage that did not answer: the same request may succeed later (PS3.18 10.5.3: 503 Busy).
+            status = onlyUnavailable ? .serviceUnavailable : onlyConflicts ? .conflict : .badRequest
         }
         var headers = RequestParts.varyAccept
+        if status == .serviceUnavailable { headers[.retryAfter] = "5" }
         if !texts.isEmpty {
             // The reasons in words, for people reading logs of their client; never PHI.
             headers[.warning] = texts.prefix(20).map(services.urls.warning).joined(separator: ", ")

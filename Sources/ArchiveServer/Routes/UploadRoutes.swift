@@ -26,7 +26,7 @@ struct UploadRoutes {
         else {
             throw HTTPFailure(.unsupportedMediaType, "uploads are multipart/form-data (or multipart/related)")
         }
-        try services.authorize(context, .store)
+        try await services.authorize(context, .store)
         try services.pool.admit()
         let parts = try await MultipartBody.read(request, contentType: contentType, services: services)
         defer { for part in parts { part.spool?.remove() } }
@@ -86,7 +86,7 @@ struct OriginalsRoutes {
             throw HTTPFailure(.notFound, "no such instance")
         }
         note.touch([record])
-        try services.authorize(context, .read, study: record.studyInstanceUID)
+        try await services.authorize(context, .read, study: record.studyInstanceUID)
         let (_, kept) = try await services.tenant(context).retrieve.originals(of: uid)
         guard let number else {
             let items = kept.enumerated().map { index, original in

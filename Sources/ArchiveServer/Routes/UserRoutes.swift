@@ -30,15 +30,16 @@ struct UserRoutes {
         context.audit.action = "account list"
         let tenant = try admit(context).tenant
         let administration = administration
-        return try answer(try await perform { () throws(ArchiveError) in try administration.list(tenant: tenant) })
+        return try answer(
+            try await perform { () async throws(ArchiveError) in try await administration.list(tenant: tenant) })
     }
 
     func read(_ context: FacetRequestContext) async throws -> Response {
         let (principal, username) = try target(context, "read")
         let administration = administration
         return try answer(
-            try await perform { () throws(ArchiveError) in
-                try administration.summary(tenant: principal.tenant, username: username)
+            try await perform { () async throws(ArchiveError) in
+                try await administration.summary(tenant: principal.tenant, username: username)
             })
     }
 
@@ -58,8 +59,8 @@ struct UserRoutes {
         }
         let password = fields["password"] as? String
         let administration = administration
-        let credentials = try await perform { () throws(ArchiveError) in
-            try administration.add(tenant: tenant, username: username, role: role, password: password)
+        let credentials = try await perform { () async throws(ArchiveError) in
+            try await administration.add(tenant: tenant, username: username, role: role, password: password)
         }
         var headers = HTTPFields()
         headers[.location] = "\(services.urls.base)/api/v1/users/\(username)"
@@ -70,18 +71,18 @@ struct UserRoutes {
         let (principal, username) = try target(context, status == .disabled ? "disable" : "enable")
         let administration = administration
         return try answer(
-            try await perform { () throws(ArchiveError) in
-                try administration.setStatus(
+            try await perform { () async throws(ArchiveError) in
+                try await administration.setStatus(
                     tenant: principal.tenant, username: username, status, by: principal.username)
-                return try administration.summary(tenant: principal.tenant, username: username)
+                return try await administration.summary(tenant: principal.tenant, username: username)
             })
     }
 
     func resetMFA(_ context: FacetRequestContext) async throws -> Response {
         let (principal, username) = try target(context, "reset-mfa")
         let administration = administration
-        let uri = try await perform { () throws(ArchiveError) in
-            try administration.resetMFA(tenant: principal.tenant, username: username)
+        let uri = try await perform { () async throws(ArchiveError) in
+            try await administration.resetMFA(tenant: principal.tenant, username: username)
         }
         return try answer(
             AccountAdministration.Reissued(tenant: principal.tenant, username: username, otpauthURI: uri))
@@ -101,8 +102,8 @@ struct UserRoutes {
         }
         let chosen = password
         let administration = administration
-        let generated = try await perform { () throws(ArchiveError) in
-            try administration.setPassword(tenant: principal.tenant, username: username, password: chosen)
+        let generated = try await perform { () async throws(ArchiveError) in
+            try await administration.setPassword(tenant: principal.tenant, username: username, password: chosen)
         }
         return try answer(
             AccountAdministration.Reissued(tenant: principal.tenant, username: username, password: generated))
@@ -120,10 +121,10 @@ struct UserRoutes {
         context.audit.action = "account set-role \(username) to \(role)"
         let administration = administration
         return try answer(
-            try await perform { () throws(ArchiveError) in
-                try administration.setRole(
+            try await perform { () async throws(ArchiveError) in
+                try await administration.setRole(
                     tenant: principal.tenant, username: username, role: role, by: principal.username)
-                return try administration.summary(tenant: principal.tenant, username: username)
+                return try await administration.summary(tenant: principal.tenant, username: username)
             })
     }
 
@@ -158,11 +159,12 @@ struct UserRoutes {
 
     /// Runs one administration call on the blocking pool (scrypt, SQLite writes). A value its rules refuse (a
     /// username, a weak password, a role) is 422 here; a body that is not the right shape was 400 before.
-    func perform<T: Sendable>(_ body: @escaping @Sendable () throws(ArchiveError) -> T) async throws -> T {
-        do {
-            return try await services.pool.run { try body() }
-        } catch let error as ArchiveError where error.code == .invalidInput {
-            throw HTTPFailure(.unprocessableContent, error.message)
+    func perform<T: Sendable>(_ body: () async throws(ArchiveError) -> T) async throws -> T {
+        do throws(ArchiveError) {
+            return try await body()
+        } catch {
+            if error.code == .invalidInput { throw HTTPFailure(.unprocessableContent, error.message) }
+            throw error
         }
     }
 

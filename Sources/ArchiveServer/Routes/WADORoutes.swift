@@ -112,7 +112,7 @@ struct WADORoutes {
         let retrieve = try services.tenant(context).retrieve
         let records = try retrieve.instances(target)
         note.touch(records)
-        try services.authorize(context, .read, study: target.study)
+        try await services.authorize(context, .read, study: target.study)
         // Every instance must be sendable before anything is sent (406 rather than a partial answer).
         try retrieve.checkSendable(records, wanted: wanted)
         let requested = wanted
@@ -154,7 +154,7 @@ struct WADORoutes {
         }
         let records = try services.tenant(context).retrieve.instances(target)
         context.audit.touch(records)
-        try services.authorize(context, .read, study: target.study)
+        try await services.authorize(context, .read, study: target.study)
         let urls = services.urls
         let objects = try await services.tenant(context).retrieve.metadata(records, instanceURL: { urls.instance($0) })
         if format == .xml {
@@ -185,7 +185,7 @@ struct WADORoutes {
         }
         let record = try services.tenant(context).retrieve.instances(target)[0]
         context.audit.touch([record])
-        try services.authorize(context, .read, study: target.study)
+        try await services.authorize(context, .read, study: target.study)
         let vary = RequestParts.varyAccept
         let (data, ownType) = try await services.tenant(context).retrieve.bulkValue(record, tag: tag)
         // The document's own type when the client accepts it (or any type), otherwise application/octet-stream.
@@ -220,7 +220,7 @@ struct WADORoutes {
         try services.preauthorize(context, .read)
         let record = try services.tenant(context).retrieve.instances(target)[0]
         context.audit.touch([record])
-        try services.authorize(context, .read, study: target.study)
+        try await services.authorize(context, .read, study: target.study)
         let vary = RequestParts.varyAccept
         guard RetrieveService.hasFrames(record) else { throw HTTPFailure(.notFound, "the instance has no frames") }
         // Numbers beyond what the index says the object has are refused before anything is read.

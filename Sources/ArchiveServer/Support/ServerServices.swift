@@ -150,9 +150,6 @@ struct ServerServices: Sendable {
     let settings: ServerSettings
     let archives: TenantArchives
     let pool: BlockingPool
-    /// Token checks (a database read per request) get threads of their own, so that searches answer while renders
-    /// and stores fill the main pool.
-    let tokenPool = BlockingPool(threads: 2, queueLimit: 4096)
     /// Shared by the tenants; its keys name the tenant, so no clinic reaches (or times) another's renders.
     let renders: RenderCache
     let metrics: Metrics
@@ -194,14 +191,16 @@ struct ServerServices: Sendable {
 
     /// Asks the access policy whether the request's principal may do `action` (on the patient of `studyUID`, when
     /// one is named). Reads under a break-the-glass grant are marked as emergency access in the audit event.
-    func authorize(_ context: FacetRequestContext, _ action: AccessAction, study studyUID: String? = nil) throws {
+    func authorize(_ context: FacetRequestContext, _ action: AccessAction, study studyUID: String? = nil)
+        async throws
+    {
         let principal = try Self.principal(context)
         let tenant = try tenant(context)
         var patient: PatientKey?
         if let studyUID, let study = tenant.archive.index.catalog().studies[studyUID] {
             patient = identity.patient(of: study, tenant: tenant.tenant)
         }
-        let resource = try identity.access.resource(tenant: tenant.tenant, patient: patient, for: principal)
+        let resource = try await identity.access.resource(tenant: tenant.tenant, patient: patient, for: principal)
         try enforce(identity.access.policy.decide(principal, action, resource), context)
         if resource.underBreakGlass && !resource.inCareTeam { context.audit.emergency = true }
     }

@@ -90,6 +90,14 @@ public final class PostgresDatabase: Sendable {
         running = Task { await client.run() }
     }
 
+    /// Runs one statement as written (administration and tests: never with values from a request).
+    func execute(unsafeSQL sql: String) async throws(ArchiveError) {
+        let (client, logger) = (self.client, self.logger)
+        try await Self.mapping(seconds: deadline) {
+            try await client.query(PostgresQuery(unsafeSQL: sql), logger: logger)
+        }
+    }
+
     /// Stops the pool (its connections close).
     public func close() { running.cancel() }
 

@@ -96,5 +96,51 @@ enum PostgresMigrations {
                 """,
                 "CREATE INDEX jobs_waiting ON jobs (tenant, kind, status, created)",
             ]),
+        Migration(
+            version: 5,
+            name:
+                "identity: accounts, care teams, break-the-glass grants, sessions, revocations, the token signing key",
+            statements: [
+                """
+                CREATE TABLE accounts (
+                    tenant TEXT NOT NULL, username TEXT NOT NULL, role TEXT NOT NULL, status TEXT NOT NULL,
+                    password_hash TEXT NOT NULL, totp_secret BYTEA, last_totp_step BIGINT,
+                    failed_logins TEXT NOT NULL DEFAULT '', locked_until DOUBLE PRECISION, client_id TEXT UNIQUE,
+                    totp_exempt BOOLEAN NOT NULL DEFAULT FALSE, created DOUBLE PRECISION NOT NULL,
+                    PRIMARY KEY (tenant, username))
+                """,
+                """
+                CREATE TABLE care_team_members (
+                    tenant TEXT NOT NULL, patient_key TEXT NOT NULL, username TEXT NOT NULL,
+                    PRIMARY KEY (tenant, patient_key, username),
+                    FOREIGN KEY (tenant, username) REFERENCES accounts (tenant, username))
+                """,
+                "CREATE INDEX care_team_by_member ON care_team_members (tenant, username)",
+                """
+                CREATE TABLE break_glass_grants (
+                    tenant TEXT NOT NULL, id TEXT NOT NULL, username TEXT NOT NULL, patient_key TEXT NOT NULL,
+                    reason BYTEA NOT NULL, start_time DOUBLE PRECISION NOT NULL, end_time DOUBLE PRECISION NOT NULL,
+                    PRIMARY KEY (tenant, id))
+                """,
+                "CREATE INDEX break_glass_by_member ON break_glass_grants (tenant, username, patient_key)",
+                """
+                CREATE TABLE sessions (
+                    jti TEXT PRIMARY KEY, tenant TEXT NOT NULL, username TEXT NOT NULL,
+                    issued DOUBLE PRECISION NOT NULL, expires DOUBLE PRECISION NOT NULL,
+                    last_use DOUBLE PRECISION NOT NULL)
+                """,
+                "CREATE INDEX sessions_by_account ON sessions (tenant, username)",
+                "CREATE TABLE revoked_tokens (jti TEXT PRIMARY KEY, expires DOUBLE PRECISION NOT NULL)",
+                "CREATE TABLE identity_keys (name TEXT PRIMARY KEY, wrapped BYTEA NOT NULL)",
+            ]),
+        Migration(
+            version: 6, name: "audit chain: one chain per clinic shared by every process, and its sealed head",
+            statements: [
+                "CREATE TABLE audit_entries (tenant TEXT NOT NULL, seq BIGINT NOT NULL, line TEXT NOT NULL, PRIMARY KEY (tenant, seq))",
+                """
+                CREATE TABLE audit_heads (
+                    tenant TEXT PRIMARY KEY, seq BIGINT NOT NULL, mac TEXT NOT NULL, seal TEXT NOT NULL)
+                """,
+            ]),
     ]
 }
