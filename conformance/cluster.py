@@ -194,8 +194,15 @@ class FacetCluster:
             if not missing:
                 break
             if time.monotonic() - started > timeout:
+                # Late or lost? Keep looking for 30 s more, so that a failure says which.
+                late = set(missing)
+                while late and time.monotonic() - started < timeout + 30:
+                    time.sleep(0.2)
+                    late = {(root, uid) for root, uid in late if not self.visible(root, uid, token)}
+                verdict = (f"all found after {time.monotonic() - started:.1f} s (late, not lost)" if not late
+                           else f"{len(late)} still missing after {timeout + 30} s")
                 raise AssertionError(f"{len(missing)} stored instances not found {timeout} s after the store, e.g. "
-                                     f"{sorted(missing)[0][1]} on {sorted(missing)[0][0]}")
+                                     f"{sorted(missing)[0][1]} on {sorted(missing)[0][0]}; {verdict}")
             time.sleep(0.02)
         return time.monotonic() - started
 

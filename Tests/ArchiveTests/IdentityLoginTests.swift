@@ -185,6 +185,51 @@ import Testing
         try await fixture.administration.setStatus(tenant: "default", username: "station-1", .disabled)
         await expectInvalid { try await fixture.login.token(clientID: id, clientSecret: secret, now: start) }
     }
+
+    /// The code of the error `body` throws, or nil when it answers.
+    private static func errorCode(
+        _ body: () async throws(ArchiveError) -> LoginService.Outcome
+    ) async -> ArchiveError.Code? {
+        do throws(ArchiveError) {
+            _ = try await body()
+            return nil
+        } catch {
+            return error.code
+        }
+    }
+
+    /// A flood of logins waits for nobody's memory: with the pool's queue full, an attempt is refused at once with
+    /// `.busy` (503 with Retry-After) and counts as no failure; once the pool is free, logins work again.
+    @Test func aFullIdentityQueueRefusesALoginAsBusyWithoutCountingAFailure() async throws {
+        let fixture = try await IdentityFixture()
+        let totp = try await fixture.person("dr.a", .physician)
+        let pool = BlockingPool(threads: 1, queueLimit: 2)
+        let login = LoginService(tokens: fixture.tokens, hasher: fixture.hasher, pool: pool)
+        let gate = DispatchSemaphore(value: 0)
+        let running = DispatchSemaphore(value: 0)
+        // One job holds the thread, two wait: the queue is full.
+        var held = [
+            Task {
+                try await pool.run {
+                    running.signal()
+                    gate.wait()
+                }
+            }
+        ]
+        while running.wait(timeout: .now()) == .timedOut { try await Task.sleep(nanoseconds: 1_000_000) }
+        held += (0..<2).map { _ in Task { try await pool.run { gate.wait() } } }
+        while pool.waiting < 2 { try await Task.sleep(nanoseconds: 1_000_000) }
+        let refused = await Self.errorCode { () async throws(ArchiveError) -> LoginService.Outcome in
+            try await login.attempt(tenant: "default", username: "dr.a", password: "wrong", totp: nil, now: start)
+        }
+        #expect(refused == .busy)
+        #expect(try await fixture.store.account(tenant: "default", username: "dr.a")?.failedLogins == [])
+        for _ in 0..<3 { gate.signal() }
+        for job in held { try await job.value }
+        let outcome = try await login.attempt(
+            tenant: "default", username: "dr.a", password: password, totp: totp.code(at: start), now: start)
+        #expect(outcome.isGranted)
+    }
 }
 
 extension LoginService.Outcome {

@@ -131,7 +131,7 @@ public final class PostgresAuditTrail: AuditTrail, @unchecked Sendable {
     private func append(_ events: [AuditEvent]) async throws(ArchiveError) {
         let (tenant, keyBytes) = (self.tenant, self.keyBytes)
         let (client, logger) = (database.client, database.logger)
-        try await PostgresDatabase.mapping(seconds: database.deadline) {
+        try await database.call {
             try await client.withTransaction(logger: logger) { db in
                 var head: (Int64, String)?
                 for try await row in try await db.query(
@@ -182,7 +182,7 @@ public final class PostgresAuditTrail: AuditTrail, @unchecked Sendable {
         let seal = AuditLog.anchorSeal(key, sequence: last.0, mac: last.1)
         let (tenant, client, logger) = (self.tenant, database.client, database.logger)
         let (sequence, mac, rows) = (Int64(last.0), last.1, entries)
-        try await PostgresDatabase.mapping(seconds: database.deadline * 4) {
+        try await database.call(seconds: database.deadline * 4) {
             try await client.withTransaction(logger: logger) { db in
                 try await db.query(
                     "SELECT pg_advisory_xact_lock(hashtextextended(\("audit/\(tenant)"), 0))", logger: logger)
@@ -219,7 +219,7 @@ public final class PostgresAuditTrail: AuditTrail, @unchecked Sendable {
 
     func head() async throws(ArchiveError) -> Head? {
         let (tenant, client, logger) = (self.tenant, database.client, database.logger)
-        let row = try await PostgresDatabase.mapping(seconds: database.deadline) { () -> (Int64, String, String)? in
+        let row = try await database.call { () -> (Int64, String, String)? in
             for try await row in try await client.query(
                 "SELECT seq, mac, seal FROM audit_heads WHERE tenant = \(tenant)", logger: logger
             ).decode((Int64, String, String).self) {
@@ -234,7 +234,7 @@ public final class PostgresAuditTrail: AuditTrail, @unchecked Sendable {
     func lines(after: Int, limit: Int) async throws(ArchiveError) -> [(Int, String)] {
         let (tenant, client, logger) = (self.tenant, database.client, database.logger)
         let (after64, limit64) = (Int64(after), Int64(limit))
-        return try await PostgresDatabase.mapping(seconds: database.deadline) {
+        return try await database.call {
             var rows: [(Int, String)] = []
             for try await (sequence, line) in try await client.query(
                 """

@@ -185,7 +185,9 @@ public struct AccountAdministration: Sendable {
 
     /// A password's scrypt hash, made on the identity pool (it takes tens of milliseconds of CPU).
     static func hash(_ hasher: PasswordHasher, _ secret: String) async throws(ArchiveError) -> String {
-        try await BlockingPool.identity.runTyped { () throws(ArchiveError) -> String in try hasher.hash(secret) }
+        try await BlockingPool.identity.runTyped(alwaysQueue: false) { () throws(ArchiveError) -> String in
+            try hasher.hash(secret)
+        }
     }
 
     static func checkPassword(_ password: String) throws(ArchiveError) {

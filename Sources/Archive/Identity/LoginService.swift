@@ -37,12 +37,18 @@ public struct LoginService: Sendable {
     public let tokens: TokenService
     public let hasher: PasswordHasher
     public let settings: Settings
+    /// Where password checks run (the process's identity pool).
+    let pool: BlockingPool
 
-    public init(tokens: TokenService, hasher: PasswordHasher = PasswordHasher(), settings: Settings = Settings()) {
+    public init(
+        tokens: TokenService, hasher: PasswordHasher = PasswordHasher(), settings: Settings = Settings(),
+        pool: BlockingPool = .identity
+    ) {
         self.store = tokens.store
         self.tokens = tokens
         self.hasher = hasher
         self.settings = settings
+        self.pool = pool
     }
 
     /// A token, or `.invalidCredentials` with `refusalMessage`.
@@ -64,7 +70,7 @@ public struct LoginService: Sendable {
             ? try await store.account(tenant: tenant, username: username) : nil
         // scrypt runs for every attempt (against a decoy for unknown names, also while locked or disabled), so
         // that the time taken does not tell whether an account exists or is locked.
-        let passwordMatches = await verify(password, against: found?.passwordHash)
+        let passwordMatches = try await verify(password, against: found?.passwordHash)
         guard let found, !found.role.isService else { return .refused(.unknownAccount) }
         let refusal = try await store.updateAccount(tenant: tenant, username: username) {
             (account) throws(ArchiveError) -> Refusal? in
@@ -97,13 +103,13 @@ public struct LoginService: Sendable {
             try await tokens.issue(tenant: found.tenant, username: found.username, role: found.role, now: now))
     }
 
-    /// Checks a password against a hash (or the decoy) on the identity pool: scrypt takes tens of milliseconds.
-    private func verify(_ password: String, against hash: String?) async -> Bool {
+    /// Checks a password against a hash (or the decoy) on the identity pool: scrypt takes tens of milliseconds. A
+    /// full queue is `.busy` (503 with Retry-After): a flood of attempts waits for nobody's memory.
+    private func verify(_ password: String, against hash: String?) async throws(ArchiveError) -> Bool {
         let hasher = self.hasher
-        return
-            (try? await BlockingPool.identity.run(alwaysQueue: true) {
-                hasher.verify(password, against: hash ?? hasher.decoy)
-            }) ?? false
+        return try await pool.runTyped(alwaysQueue: false) { () throws(ArchiveError) -> Bool in
+            hasher.verify(password, against: hash ?? hasher.decoy)
+        }
     }
 
     /// A machine's token (OAuth 2.0 client credentials). No lockout: client secrets are 256-bit random, and a lockout
@@ -112,7 +118,7 @@ public struct LoginService: Sendable {
         -> IssuedToken
     {
         let found = clientID.utf8.count <= 128 ? try await store.account(clientID: clientID) : nil
-        let secretMatches = await verify(clientSecret, against: found?.passwordHash)
+        let secretMatches = try await verify(clientSecret, against: found?.passwordHash)
         guard let found, found.role.isService, found.status == .active, secretMatches else {
             throw ArchiveError(.invalidCredentials, Self.refusalMessage)
         }

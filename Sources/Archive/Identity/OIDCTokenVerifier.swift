@@ -116,7 +116,8 @@ public final class OIDCTokenVerifier: @unchecked Sendable {
 
     /// `verifiedPrincipal` on the identity pool: it may fetch the provider's key set (a blocking download).
     private func checkedOnPool(_ token: String, now: Date) async throws(ArchiveError) -> (Principal, Date) {
-        try await BlockingPool.identity.runTyped { [self] () throws(ArchiveError) -> (Principal, Date) in
+        try await BlockingPool.identity.runTyped(alwaysQueue: false) {
+            [self] () throws(ArchiveError) -> (Principal, Date) in
             try verifiedPrincipal(token, now: now)
         }
     }

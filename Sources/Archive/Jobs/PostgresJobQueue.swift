@@ -19,7 +19,7 @@ public struct PostgresJobQueue: JobQueue {
         throws(ArchiveError) -> T
     {
         let client = database.client
-        return try await PostgresDatabase.mapping(seconds: database.deadline) { try await body(client) }
+        return try await database.call { try await body(client) }
     }
 
     public func enqueue(kind: String, payload: Data) async throws(ArchiveError) -> String {

@@ -153,7 +153,7 @@ public struct ArchiveMigration: Sendable {
     /// migration adds nothing), copying the source again would bring back what was deleted there: refused.
     private func refuseServedTarget(_ tenant: String) async throws(ArchiveError) {
         let logger = database.logger
-        let served = try await PostgresDatabase.mapping(seconds: database.deadline) { [database] in
+        let served = try await database.call { [database] in
             var served = false
             for try await _ in try await database.client.query(
                 "SELECT 1 FROM changes WHERE tenant = \(tenant) LIMIT 1", logger: logger
@@ -225,7 +225,7 @@ public struct ArchiveMigration: Sendable {
             throw ArchiveError(.io, "the source index cannot be read")
         }
         let logger = database.logger
-        try await PostgresDatabase.mapping(seconds: 3600) { [database] in
+        try await database.call(seconds: 3600) { [database] in
             try await database.client.withTransaction(logger: logger) { db in
                 for (uid, attributes, patient, accession) in rows.studies {
                     try await db.query(

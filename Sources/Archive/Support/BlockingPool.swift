@@ -34,8 +34,10 @@ public final class BlockingPool: @unchecked Sendable {
     public static let storage = BlockingPool(threads: 4, queueLimit: Int.max)
 
     /// The process's pool for identity work that must not hold a cooperative thread: password hashing (scrypt),
-    /// token signatures, fetches of an identity provider's keys.
-    public static let identity = BlockingPool(threads: 2, queueLimit: 4096)
+    /// token signatures, fetches of an identity provider's keys. Its queue is bounded (256 scrypt checks at the
+    /// recommended cost are about ten seconds of work on its two threads): a flood of logins is refused with 503 and
+    /// Retry-After instead of queueing without end.
+    public static let identity = BlockingPool(threads: 2, queueLimit: 256)
 
     /// Jobs waiting for a thread (for metrics and tests).
     public var waiting: Int {
@@ -89,15 +91,17 @@ public final class BlockingPool: @unchecked Sendable {
         }
     }
 
-    /// Runs typed-throwing work on the pool, always queued, keeping its error type.
-    public func runTyped<T: Sendable>(_ body: @escaping @Sendable () throws(ArchiveError) -> T)
-        async
-        throws(ArchiveError) -> T
-    {
+    /// Runs typed-throwing work on the pool, keeping its error type: always queued, or (`alwaysQueue: false`)
+    /// refused with `.busy` when the queue is full.
+    public func runTyped<T: Sendable>(
+        alwaysQueue: Bool = true, _ body: @escaping @Sendable () throws(ArchiveError) -> T
+    ) async throws(ArchiveError) -> T {
         do {
-            return try await run(alwaysQueue: true, body)
+            return try await run(alwaysQueue: alwaysQueue, body)
         } catch let error as ArchiveError {
             throw error
+        } catch is Busy {
+            throw ArchiveError(.busy, "the server is busy; try again shortly")
         } catch {
             throw ArchiveError(.io, "storage work could not be run")
         }

@@ -19,7 +19,7 @@ public struct PostgresAccountStore: AccountStore {
         async throws(ArchiveError) -> T
     {
         let (client, logger) = (database.client, database.logger)
-        return try await PostgresDatabase.mapping(seconds: database.deadline) { try await body(client, logger) }
+        return try await database.call { try await body(client, logger) }
     }
 
     /// Facet's token signing key, kept in the database wrapped under the master key, so that every replica signs and

@@ -49,6 +49,25 @@ public final class PostgresDatabase: Sendable {
     public let location: Location
     /// How long one index operation may wait for the server (connecting included) before it is `.unavailable`.
     public let deadline: Double
+    /// Once the server could not be reached, calls fail at once for a moment (one call at a time tries again), so
+    /// that a request answers 503 quickly instead of waiting out a deadline for every call it makes.
+    let outage = OutageBreaker(pause: 2)
+
+    /// Runs database work under the deadline (`seconds`, default `deadline`), failing fast while the server is away.
+    func call<T: Sendable>(seconds: Double? = nil, _ body: @escaping @Sendable () async throws -> T)
+        async throws(ArchiveError) -> T
+    {
+        let limit = seconds ?? deadline
+        switch outage.admit(now: Date()) {
+        case .refuse:
+            throw ArchiveError(.unavailable, "the index database is not available")
+        case .probe:
+            // The first call after the pause finds out whether the server is back, without holding the others.
+            return try await Self.mapping(seconds: min(limit, 5), breaker: outage, body)
+        case .pass:
+            return try await Self.mapping(seconds: limit, breaker: outage, body)
+        }
+    }
 
     /// Connects (lazily: the pool connects on first use), migrates the schema, and checks the server answers.
     public static func open(
@@ -93,7 +112,7 @@ public final class PostgresDatabase: Sendable {
     /// Runs one statement as written (administration and tests: never with values from a request).
     func execute(unsafeSQL sql: String) async throws(ArchiveError) {
         let (client, logger) = (self.client, self.logger)
-        try await Self.mapping(seconds: deadline) {
+        try await call {
             try await client.query(PostgresQuery(unsafeSQL: sql), logger: logger)
         }
     }
@@ -103,7 +122,7 @@ public final class PostgresDatabase: Sendable {
 
     /// Applies the migrations not yet recorded, in order, each in a transaction under one advisory lock.
     func migrate() async throws(ArchiveError) {
-        try await Self.mapping(seconds: deadline) { [self] in
+        try await call { [self] in
             try await client.withTransaction(logger: logger) { connection in
                 try await connection.query("SELECT pg_advisory_xact_lock(7245001)", logger: logger)
                 try await connection.query(
@@ -135,7 +154,7 @@ public final class PostgresDatabase: Sendable {
 
     /// The schema versions recorded, in order.
     public func appliedMigrations() async throws(ArchiveError) -> [Int] {
-        try await Self.mapping(seconds: deadline) { [self] in
+        try await call { [self] in
             var versions: [Int] = []
             for try await version in try await client.query(
                 "SELECT version FROM facet_migrations ORDER BY version", logger: logger
@@ -158,7 +177,7 @@ public final class PostgresDatabase: Sendable {
         let (local, fresh) = try KeyHierarchy.tenantKeyMaterial(
             keyDirectory: keyDirectory, tenant: tenant, master: master)
         let offered = local ?? fresh
-        let recorded = try await Self.mapping(seconds: deadline) { [self] in
+        let recorded = try await call { [self] in
             try await client.query(
                 "INSERT INTO tenant_keys (tenant, wrapped) VALUES (\(tenant), \(offered)) ON CONFLICT (tenant) DO NOTHING",
                 logger: logger)
@@ -192,20 +211,36 @@ public final class PostgresDatabase: Sendable {
 
     /// Runs database work, turning its errors into the archive's: a server that cannot be reached (down,
     /// restarting, refusing connections) is `.unavailable` (503 with Retry-After); a refused statement is `.io`.
+    /// `breaker` learns whether the server answered.
     static func mapping<T: Sendable>(
-        seconds: Double, _ body: @escaping @Sendable () async throws -> T
+        seconds: Double, breaker: OutageBreaker? = nil, _ body: @escaping @Sendable () async throws -> T
     ) async throws(ArchiveError) -> T {
         do {
             // The pool keeps trying to connect to a server that is down: the caller waits `seconds` at most. The
             // work goes on in its own task (cancelled) rather than holding the caller until it notices.
-            return try await withDeadline(seconds: seconds, body)
-        } catch let error as ArchiveError {
-            throw error
-        } catch let error as PostgresTransactionError {
-            throw classify(error.closureError ?? error.beginError ?? error.commitError ?? error)
+            let value = try await withDeadline(seconds: seconds, body)
+            breaker?.answered()
+            return value
         } catch {
-            throw classify(error)
+            let inner =
+                (error as? PostgresTransactionError).map {
+                    $0.closureError ?? $0.beginError ?? $0.commitError ?? $0
+                } ?? error
+            if isOutage(inner) { breaker?.failed(now: Date()) } else { breaker?.answered() }
+            throw classify(inner)
         }
+    }
+
+    /// Whether an error means the server could not be reached or is going away (not a statement it refused, nor a
+    /// conflict between writers, nor the archive's own refusal).
+    static func isOutage(_ error: any Error) -> Bool {
+        if let error = error as? ArchiveError { return error.code == .unavailable }
+        if let error = error as? PSQLError, error.code == .server {
+            let state = error.serverInfo?[.sqlState] ?? ""
+            return state.hasPrefix("57") || state.hasPrefix("08")
+        }
+        // A row that does not decode is the reader's problem, not the server's.
+        return !(error is PostgresDecodingError)
     }
 
     static func classify(_ error: any Error) -> ArchiveError {
@@ -231,6 +266,43 @@ public final class PostgresDatabase: Sendable {
             (error as? PostgresTransactionError)?.closureError ?? (error as? PostgresTransactionError)?
             .commitError ?? error
         return (inner as? PSQLError)?.serverInfo?[.sqlState] == "23505"
+    }
+}
+
+/// Fail-fast while the database is away: after a call finds the server unreachable, calls are refused for `pause`
+/// seconds; then one call at a time (a probe, with a short deadline) tries the server, and the first answer it gets
+/// lets every call through again.
+final class OutageBreaker: @unchecked Sendable {
+    enum Admission { case pass, probe, refuse }
+
+    private let lock = NSLock()
+    private let pause: Double
+    private var openUntil: Date?
+    private var probing = false
+
+    init(pause: Double) { self.pause = pause }
+
+    func admit(now: Date) -> Admission {
+        lock.withLock {
+            guard let until = openUntil else { return .pass }
+            if probing || now < until { return .refuse }
+            probing = true
+            return .probe
+        }
+    }
+
+    func answered() {
+        lock.withLock {
+            openUntil = nil
+            probing = false
+        }
+    }
+
+    func failed(now: Date) {
+        lock.withLock {
+            openUntil = now.addingTimeInterval(pause)
+            probing = false
+        }
     }
 }
 

@@ -54,7 +54,7 @@ public final class PostgresStudyIndex: StudyIndex, @unchecked Sendable {
     private func run<T: Sendable>(seconds: Double? = nil, _ body: @escaping @Sendable () async throws -> T)
         async throws(ArchiveError) -> T
     {
-        try await PostgresDatabase.mapping(seconds: seconds ?? database.deadline, body)
+        try await database.call(seconds: seconds, body)
     }
 
     /// Reads every row of the tenant into the catalogue; a row that cannot be decoded is left out and noted.
@@ -578,7 +578,7 @@ extension PostgresStudyIndex: AuditAnchorStore {
     public static func auditAnchor(in database: PostgresDatabase, tenant: String) async throws(ArchiveError)
         -> AuditAnchor?
     {
-        try await PostgresDatabase.mapping(seconds: database.deadline) {
+        try await database.call {
             var found: AuditAnchor?
             for try await (sequence, mac, seal) in try await database.client.query(
                 "SELECT sequence, mac, seal FROM audit_anchor WHERE tenant = \(tenant)", logger: database.logger
