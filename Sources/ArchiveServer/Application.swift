@@ -69,6 +69,7 @@ func buildApplication(
     OriginalsRoutes(services: services).add(to: router)
     PatientAccessRoutes(services: services).add(to: router)
     UserRoutes(services: services).add(to: router)
+    ComparisonRoutes(services: services).add(to: router)
     router.get("/health/live") { _, _ in Responses.text("{\"status\":\"live\"}", contentType: "application/json") }
     router.get("/health/ready") { _, _ in
         // Ready when the index answers and the blob store's folder is writable.
@@ -89,7 +90,7 @@ func buildApplication(
     return Application(
         router: router, server: try serverBuilder(settings),
         configuration: .init(address: .hostname(settings.host, port: settings.port), serverName: "Facet"),
-        logger: logger)
+        services: [ComparisonWorker(archives: services.archives, logger: logger)], logger: logger)
 }
 
 /// Plain HTTP/1.1, or HTTPS with the configured certificate: TLS 1.3 only unless `tls-min-version: 1.2`.

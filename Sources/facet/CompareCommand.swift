@@ -72,10 +72,7 @@ struct CompareCommand: ParsableCommand {
             throw fail(error.message)
         }
         if terminal { FileHandle.standardError.write(Data("\u{1B}[2K\r".utf8)) }
-        var magnitudes = report.vertexDistancesMM.filter(\.isFinite).map(abs).sorted()
-        if magnitudes.isEmpty { magnitudes = [1] }
-        let scale =
-            heatmapScale ?? max(magnitudes[min(magnitudes.count - 1, Int(Double(magnitudes.count) * 0.99))], 0.5)
+        let scale = heatmapScale ?? report.defaultHeatmapScaleMM
         if let heatmap {
             let colors = ChangeAnalysis.heatmapColors(report.vertexDistancesMM, scaleMM: scale)
             do {
@@ -86,29 +83,7 @@ struct CompareCommand: ParsableCommand {
             }
         }
         if json {
-            let matrix = report.transform.matrix.map { "[" + $0.map(JSONText.number).joined(separator: ",") + "]" }
-            let histogram = JSONText.object([
-                ("bin_width_mm", JSONText.number(report.histogram.binWidthMM)),
-                ("lower_mm", JSONText.number(report.histogram.lowerMM)),
-                ("area_mm2", "[" + report.histogram.areasMM2.map(JSONText.number).joined(separator: ",") + "]"),
-            ])
-            print(
-                JSONText.object([
-                    ("volume_change_ml", JSONText.number(report.volumeChangeML)),
-                    ("roi_area_mm2", JSONText.number(report.roiAreaMM2)),
-                    ("mean_displacement_mm", JSONText.number(report.meanDisplacementMM)),
-                    ("max_displacement_mm", JSONText.number(report.maxDisplacementMM)),
-                    ("p95_displacement_mm", JSONText.number(report.p95DisplacementMM)),
-                    ("area_change_mm2", JSONText.number(report.areaChangeMM2)),
-                    ("registration_rms_mm", JSONText.number(report.registrationRMSMM)),
-                    ("transform", "[" + matrix.joined(separator: ",") + "]"),
-                    ("positive_volume_ml", JSONText.number(report.positiveVolumeML)),
-                    ("negative_volume_ml", JSONText.number(report.negativeVolumeML)),
-                    ("uncovered_area_mm2", JSONText.number(report.uncoveredAreaMM2)),
-                    ("enclosed_volume_change_ml", report.enclosedVolumeChangeML.map(JSONText.number) ?? "null"),
-                    ("heatmap_scale_mm", JSONText.number(scale)),
-                    ("histogram", histogram),
-                ]))
+            print(report.json(heatmapScaleMM: scale))
         } else {
             print(
                 "volume change       \(format3(report.volumeChangeML)) mL (+\(format3(report.positiveVolumeML)) / \(format3(report.negativeVolumeML)))"

@@ -29,6 +29,20 @@ import Testing
     }
 
     @Test(arguments: IndexKind.available)
+    func jobsOfAKindAreListedNewestFirst(_ kind: IndexKind) async throws {
+        let queue = try await kind.place().queue()
+        var ids: [String] = []
+        for number in 0..<3 {
+            ids.append(try await queue.enqueue(kind: "listed", payload: Data("\(number)".utf8)))
+            try await Task.sleep(nanoseconds: 5_000_000)
+        }
+        _ = try await queue.enqueue(kind: "other", payload: Data())
+        #expect(try await queue.jobIDs(kind: "listed", limit: 10) == ids.reversed())
+        #expect(try await queue.jobIDs(kind: "listed", limit: 2) == Array(ids.reversed().prefix(2)))
+        #expect(try await queue.jobIDs(kind: "none", limit: 10).isEmpty)
+    }
+
+    @Test(arguments: IndexKind.available)
     func cancelledAndFailedJobsSayWhy(_ kind: IndexKind) async throws {
         let queue = try await kind.place().queue()
         let waiting = try await queue.enqueue(kind: "test", payload: Data())

@@ -56,6 +56,8 @@ public protocol JobQueue: Sendable {
     /// Cancels a queued or running job; false when it had ended already (or does not exist).
     func cancel(_ id: String) async throws(ArchiveError) -> Bool
     func job(_ id: String) async throws(ArchiveError) -> Job?
+    /// The ids of the jobs of `kind`, newest first, at most `limit`.
+    func jobIDs(kind: String, limit: Int) async throws(ArchiveError) -> [String]
 }
 
 /// How many times a job is started before a lease running out fails it.

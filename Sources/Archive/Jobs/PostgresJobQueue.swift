@@ -150,6 +150,22 @@ public struct PostgresJobQueue: JobQueue {
                 try JobSealing.open(sealedResult, sealer, "job-result:\(id)")
             }, failure: failure, created: Date(timeIntervalSince1970: created))
     }
+
+    public func jobIDs(kind: String, limit: Int) async throws(ArchiveError) -> [String] {
+        let (tenant, logger) = (self.tenant, database.logger)
+        return try await run { client in
+            var ids: [String] = []
+            for try await id in try await client.query(
+                """
+                SELECT id FROM jobs WHERE tenant = \(tenant) AND kind = \(kind)
+                ORDER BY created DESC, id LIMIT \(limit)
+                """, logger: logger
+            ).decode(String.self) {
+                ids.append(id)
+            }
+            return ids
+        }
+    }
 }
 
 /// Payloads and results are sealed like index attributes, each under its job's own context.

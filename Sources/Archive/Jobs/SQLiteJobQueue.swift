@@ -145,4 +145,14 @@ public struct SQLiteJobQueue: JobQueue {
         if let sealed = job.result { job.result = try JobSealing.open(sealed, index.sealer, "job-result:\(id)") }
         return job
     }
+
+    public func jobIDs(kind: String, limit: Int) async throws(ArchiveError) -> [String] {
+        let tenant = self.tenant
+        return try await write { db in
+            try String.fetchAll(
+                db,
+                sql: "SELECT id FROM jobs WHERE tenant = ? AND kind = ? ORDER BY created DESC, id LIMIT ?",
+                arguments: [tenant, kind, limit])
+        }
+    }
 }

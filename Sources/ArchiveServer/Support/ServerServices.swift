@@ -12,13 +12,19 @@ final class TenantArchive: Sendable {
     let search: SearchService
     let retrieve: RetrieveService
     let ingest: IngestService
+    /// Comparison jobs on the clinic's job queue (nil for an index without one).
+    let comparisons: Comparisons?
 
     init(tenant: String, archive: ArchiveService, settings: ServerSettings, urls: URLs, pool: BlockingPool) {
         self.tenant = tenant
         self.archive = archive
         search = SearchService(index: archive.index, baseURL: urls.dicomweb, maximumResults: settings.maximumResults)
-        retrieve = RetrieveService(archive: archive, pool: pool)
+        let retrieve = RetrieveService(archive: archive, pool: pool)
+        self.retrieve = retrieve
         ingest = IngestService(archive: archive, pool: pool)
+        comparisons = Comparisons.queue(for: archive).map {
+            Comparisons(archive: archive, retrieve: retrieve, queue: $0, pool: Comparisons.measurementPool)
+        }
     }
 }
 
@@ -194,12 +200,18 @@ struct ServerServices: Sendable {
     func authorize(_ context: FacetRequestContext, _ action: AccessAction, study studyUID: String? = nil)
         async throws
     {
-        let principal = try Self.principal(context)
         let tenant = try tenant(context)
         var patient: PatientKey?
         if let studyUID, let study = tenant.archive.index.catalog().studies[studyUID] {
             patient = identity.patient(of: study, tenant: tenant.tenant)
         }
+        try await authorize(context, action, patient: patient)
+    }
+
+    /// Asks the access policy whether the request's principal may do `action` on `patient` (keyed).
+    func authorize(_ context: FacetRequestContext, _ action: AccessAction, patient: PatientKey?) async throws {
+        let principal = try Self.principal(context)
+        let tenant = try tenant(context)
         let resource = try await identity.access.resource(tenant: tenant.tenant, patient: patient, for: principal)
         try enforce(identity.access.policy.decide(principal, action, resource), context)
         if resource.underBreakGlass && !resource.inCareTeam { context.audit.emergency = true }

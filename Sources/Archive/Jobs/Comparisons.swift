@@ -1,0 +1,251 @@
+import DICOMCodec
+import DICOMCore
+import Foundation
+import MeshKit
+
+/// A comparison asked of the server (`POST /api/v1/comparisons`): two stored 3D captures of one patient, the region
+/// of interest in BEFORE's frame (mm), optional landmarks and a title. Kept as the job's sealed payload, with the
+/// patient's keyed hash (for listing by patient) and who asked.
+public struct ComparisonRequest: Sendable, Equatable {
+    public enum ROI: Sendable, Equatable {
+        case sphere(SIMD3<Double>, radius: Double)
+        case box(SIMD3<Double>, SIMD3<Double>)
+
+        var region: Region {
+            switch self {
+            case .sphere(let center, let radius): .sphere(center: center, radius: radius)
+            case .box(let a, let b): .box(minimum: pointwiseMin(a, b), maximum: pointwiseMax(a, b))
+            }
+        }
+
+        var json: [String: Any] {
+            switch self {
+            case .sphere(let c, let r): ["sphere": [c.x, c.y, c.z, r]]
+            case .box(let a, let b): ["box": [a.x, a.y, a.z, b.x, b.y, b.z]]
+            }
+        }
+    }
+
+    public var before: String
+    public var after: String
+    public var roi: ROI
+    public var landmarks: (before: [String: SIMD3<Double>], after: [String: SIMD3<Double>])?
+    public var title: String?
+    /// The patient both captures belong to (keyed hash), set when the request is accepted.
+    public var patient: String = ""
+    public var requestedBy: String = ""
+
+    public static func == (a: Self, b: Self) -> Bool {
+        a.before == b.before && a.after == b.after && a.roi == b.roi && a.title == b.title && a.patient == b.patient
+            && a.requestedBy == b.requestedBy && a.landmarks?.before == b.landmarks?.before
+            && a.landmarks?.after == b.landmarks?.after
+    }
+
+    /// Parses a request body. Malformed JSON or a missing UID is `.invalidRequest` (400); a region or landmarks
+    /// that cannot be used is `.unprocessable` (422).
+    public init(json body: Data) throws(ArchiveError) {
+        guard body.count <= 1 << 20, let fields = try? JSONSerialization.jsonObject(with: body) as? [String: Any]
+        else {
+            throw ArchiveError(
+                .invalidRequest,
+                "a comparison is {\"before\": SOPInstanceUID, \"after\": SOPInstanceUID, \"roi\": {\"sphere\": [x,y,z,r]}}"
+            )
+        }
+        guard let before = fields["before"] as? String, let after = fields["after"] as? String,
+            UID.isValid(before), UID.isValid(after)
+        else { throw ArchiveError(.invalidRequest, "\"before\" and \"after\" must be SOP Instance UIDs") }
+        guard before != after else {
+            throw ArchiveError(.unprocessable, "\"before\" and \"after\" name the same instance")
+        }
+        self.before = before
+        self.after = after
+        roi = try Self.roi(fields["roi"])
+        if let value = fields["landmarks"], !(value is NSNull) { landmarks = try Self.landmarks(value) }
+        if let value = fields["title"], !(value is NSNull) {
+            guard let title = value as? String, title.utf8.count <= 256 else {
+                throw ArchiveError(.unprocessable, "\"title\" must be a string of at most 256 bytes")
+            }
+            self.title = title
+        }
+        patient = fields["patient"] as? String ?? ""
+        requestedBy = fields["requestedBy"] as? String ?? ""
+    }
+
+    /// The stored form (the job's payload).
+    public var payload: Data {
+        var fields: [String: Any] = [
+            "before": before, "after": after, "roi": roi.json, "patient": patient, "requestedBy": requestedBy,
+        ]
+        if let title { fields["title"] = title }
+        if let landmarks {
+            func side(_ points: [String: SIMD3<Double>]) -> [String: [Double]] {
+                points.mapValues { [$0.x, $0.y, $0.z] }
+            }
+            fields["landmarks"] = ["before": side(landmarks.before), "after": side(landmarks.after)]
+        }
+        return (try? JSONSerialization.data(withJSONObject: fields, options: [.sortedKeys])) ?? Data()
+    }
+
+    static func numbers(_ value: Any?, count: Int) -> [Double]? {
+        guard let list = value as? [Any], list.count == count else { return nil }
+        let numbers = list.compactMap { ($0 as? NSNumber)?.doubleValue }
+        // Coordinates in mm: anything beyond 10 m is not a face.
+        guard numbers.count == count, numbers.allSatisfy({ $0.isFinite && abs($0) <= 10_000 }) else { return nil }
+        return numbers
+    }
+
+    static func roi(_ value: Any?) throws(ArchiveError) -> ROI {
+        let usage = "\"roi\" must be {\"sphere\": [x,y,z,r]} with r > 0 or {\"box\": [x0,y0,z0,x1,y1,z1]}, in mm"
+        guard let object = value as? [String: Any], object.count == 1 else {
+            throw ArchiveError(.unprocessable, usage)
+        }
+        if let sphere = numbers(object["sphere"], count: 4), sphere[3] > 0 {
+            return .sphere(SIMD3(sphere[0], sphere[1], sphere[2]), radius: sphere[3])
+        }
+        if let box = numbers(object["box"], count: 6) {
+            let a = SIMD3(box[0], box[1], box[2])
+            let b = SIMD3(box[3], box[4], box[5])
+            guard (0..<3).allSatisfy({ a[$0] != b[$0] }) else {
+                throw ArchiveError(.unprocessable, "the \"box\" region has no volume")
+            }
+            return .box(a, b)
+        }
+        throw ArchiveError(.unprocessable, usage)
+    }
+
+    static func landmarks(_ value: Any) throws(ArchiveError) -> (
+        before: [String: SIMD3<Double>], after: [String: SIMD3<Double>]
+    ) {
+        let usage =
+            "\"landmarks\" must be {\"before\": {\"name\": [x,y,z], ...}, \"after\": {...}} with 3 or more shared names"
+        guard let object = value as? [String: Any], let before = object["before"] as? [String: Any],
+            let after = object["after"] as? [String: Any], before.count <= 1000, after.count <= 1000
+        else { throw ArchiveError(.unprocessable, usage) }
+        func side(_ entries: [String: Any]) throws(ArchiveError) -> [String: SIMD3<Double>] {
+            var points: [String: SIMD3<Double>] = [:]
+            for (name, value) in entries {
+                guard name.utf8.count <= 64, let xyz = numbers(value, count: 3) else {
+                    throw ArchiveError(.unprocessable, usage)
+                }
+                points[name] = SIMD3(xyz[0], xyz[1], xyz[2])
+            }
+            return points
+        }
+        let (b, a) = (try side(before), try side(after))
+        guard Set(b.keys).intersection(a.keys).count >= 3 else { throw ArchiveError(.unprocessable, usage) }
+        return (b, a)
+    }
+}
+
+/// Comparison jobs over one clinic's archive: accepting a request (both captures stored, 3D, of one patient) onto
+/// the job queue, and running one (the same measurement as `facet compare`, on the stored documents' bytes).
+public struct Comparisons: Sendable {
+    /// The queue's kind for comparison jobs.
+    public static let kind = "comparison"
+    /// SOP classes a comparison takes: the surfaces (an MTL holds no geometry).
+    public static let surfaceClasses: Set<String> = [UID.encapsulatedOBJStorage, UID.encapsulatedSTLStorage]
+
+    public let archive: ArchiveService
+    public let retrieve: RetrieveService
+    public let queue: any JobQueue
+    /// Where the measurement runs (CPU work for seconds: never on a cooperative thread).
+    public let pool: BlockingPool
+
+    /// How many comparisons one process runs at once: one per core.
+    public static let concurrency = max(1, ProcessInfo.processInfo.activeProcessorCount)
+    /// The process's threads for comparisons (one per core; jobs are claimed only when a thread is free, so its
+    /// queue stays short). MeshKit parallelises inside a comparison too.
+    public static let measurementPool = BlockingPool(threads: concurrency, queueLimit: Int.max)
+
+    public init(archive: ArchiveService, retrieve: RetrieveService, queue: any JobQueue, pool: BlockingPool) {
+        self.archive = archive
+        self.retrieve = retrieve
+        self.queue = queue
+        self.pool = pool
+    }
+
+    /// The job queue of an archive's index (the same tables on SQLite and PostgreSQL).
+    public static func queue(for archive: ArchiveService) -> (any JobQueue)? {
+        if let index = archive.index as? PostgresStudyIndex { return PostgresJobQueue(index: index) }
+        if let index = archive.index as? SQLiteStudyIndex {
+            return SQLiteJobQueue(index: index, tenant: archive.keys.tenant)
+        }
+        return nil
+    }
+
+    /// The two stored instances of a request: 404 for an unknown UID, 422 for an instance that is not a surface.
+    public func captures(_ request: ComparisonRequest) throws(ArchiveError) -> (
+        before: InstanceRecord, after: InstanceRecord
+    ) {
+        let catalog = archive.index.catalog()
+        func capture(_ uid: String, _ side: String) throws(ArchiveError) -> InstanceRecord {
+            guard let record = catalog.instances[uid] else {
+                throw ArchiveError(.notFound, "no stored instance is the \(side) capture")
+            }
+            guard Self.surfaceClasses.contains(record.sopClassUID) else {
+                throw ArchiveError(
+                    .unprocessable, "the \(side) capture is not a 3D surface (Encapsulated OBJ or STL)")
+            }
+            return record
+        }
+        return (try capture(request.before, "before"), try capture(request.after, "after"))
+    }
+
+    /// Queues a checked request; returns the job's id.
+    public func submit(_ request: ComparisonRequest) async throws(ArchiveError) -> String {
+        try await queue.enqueue(kind: Self.kind, payload: request.payload)
+    }
+
+    /// Runs a comparison: reads both documents, measures, and answers `facet compare --json`'s object. `progress`
+    /// hears 0...1 as the steps go by.
+    public func run(_ request: ComparisonRequest, progress: @escaping @Sendable (Double) -> Void)
+        async throws(ArchiveError) -> String
+    {
+        let (before, after) = try captures(request)
+        progress(0.02)
+        let beforeBytes = try await document(before)
+        let afterBytes = try await document(after)
+        progress(0.05)
+        var options = ChangeAnalysis.Options()
+        options.region = request.roi.region
+        options.landmarks = request.landmarks
+        let formats = (Self.format(before), Self.format(after))
+        return try await pool.runTyped { [options] () throws(ArchiveError) -> String in
+            do throws(MeshError) {
+                let beforeMesh = try MeshReader.read(beforeBytes, format: formats.0)
+                let afterMesh = try MeshReader.read(afterBytes, format: formats.1)
+                let report = try ChangeAnalysis.compare(
+                    before: beforeMesh, after: afterMesh, options: options,
+                    progress: { step in progress(Self.fraction(of: step)) })
+                return report.json(heatmapScaleMM: report.defaultHeatmapScaleMM)
+            } catch {
+                throw ArchiveError(.unprocessable, "the comparison failed: \(error.message)")
+            }
+        }
+    }
+
+    /// How far along a step of `ChangeAnalysis.compare` is.
+    static func fraction(of step: String) -> Double {
+        switch step {
+        case "indexing both surfaces": 0.1
+        case "registering AFTER onto BEFORE": 0.3
+        case "measuring displacement": 0.6
+        case "measuring area change": 0.85
+        default: 0.5
+        }
+    }
+
+    static func format(_ record: InstanceRecord) -> MeshFormat {
+        record.sopClassUID == UID.encapsulatedSTLStorage ? .stl : .obj
+    }
+
+    func document(_ record: InstanceRecord) async throws(ArchiveError) -> Data {
+        do {
+            return try await retrieve.bulkValue(record, tag: .encapsulatedDocument).data
+        } catch let error as ArchiveError {
+            throw error
+        } catch {
+            throw ArchiveError(.io, "a stored capture cannot be read")
+        }
+    }
+}

@@ -1,0 +1,148 @@
+import Archive
+import Foundation
+import HTTPTypes
+import Hummingbird
+
+/// Comparison jobs (issue 11 §1): `POST /api/v1/comparisons` with `{"before", "after", "roi", "landmarks"?,
+/// "title"?}` naming two stored 3D captures of one patient → 202 `{"id", "status": "queued"}` and `Location`;
+/// `GET /api/v1/comparisons/{id}` → the job (status, progress, the result with `facet compare --json`'s keys, the
+/// error); `GET /api/v1/comparisons?patientID=` lists them, newest first; `DELETE /api/v1/comparisons/{id}` cancels a
+/// queued or running one. Each is decided by the access policy as a read of the captures' patient. The job runs on
+/// the clinic's job queue (`ComparisonWorker`), so it survives a restart and runs on exactly one replica.
+struct ComparisonRoutes {
+    let services: ServerServices
+
+    func add(to router: Router<FacetRequestContext>) {
+        router.post("/api/v1/comparisons") { request, context in try await submit(request, context) }
+        router.get("/api/v1/comparisons") { request, context in try await list(request, context) }
+        router.get("/api/v1/comparisons/:id") { _, context in try await read(context) }
+        router.delete("/api/v1/comparisons/:id") { _, context in try await cancel(context) }
+    }
+
+    func comparisons(_ context: FacetRequestContext) throws -> Comparisons {
+        guard let comparisons = try services.tenant(context).comparisons else {
+            throw HTTPFailure(.notImplemented, "this archive's index has no job queue")
+        }
+        return comparisons
+    }
+
+    func submit(_ request: Request, _ context: FacetRequestContext) async throws -> Response {
+        context.audit.action = "comparison request"
+        try services.preauthorize(context, .read)
+        let comparisons = try comparisons(context)
+        var asked = try ComparisonRequest(json: try await AuthRoutes.body(request))
+        let (before, after) = try comparisons.captures(asked)
+        context.audit.touch([before, after])
+        let tenant = try services.tenant(context)
+        let catalog = tenant.archive.index.catalog()
+        let patients = [before, after].map { record in
+            catalog.studies[record.studyInstanceUID].flatMap {
+                services.identity.patient(of: $0, tenant: tenant.tenant)
+            }
+        }
+        // Decided before the patient check: a capture the caller may not see is refused as such.
+        try await services.authorize(context, .read, patient: patients[0])
+        try await services.authorize(context, .read, patient: patients[1])
+        guard let patient = patients[0], patients[0] == patients[1] else {
+            throw ArchiveError(.unprocessable, "the two captures are not of one patient")
+        }
+        asked.patient = patient.hex
+        asked.requestedBy = context.audit.actor
+        let id = try await comparisons.submit(asked)
+        context.audit.action = "comparison request (job \(id))"
+        var headers = HTTPFields()
+        headers[.location] = "\(services.urls.base)/api/v1/comparisons/\(id)"
+        return Responses.text(
+            "{\"id\":\"\(id)\",\"status\":\"queued\"}", status: .accepted, contentType: "application/json",
+            extra: headers)
+    }
+
+    /// The job named by the URL, if it is a comparison this principal may see (404 otherwise, 403 when the role
+    /// may see it in general but not this patient).
+    func comparison(_ context: FacetRequestContext) async throws -> (Job, ComparisonRequest) {
+        let comparisons = try comparisons(context)
+        guard let id = context.parameters.get("id"), UUID(uuidString: id) != nil, id == id.lowercased(),
+            let job = try await comparisons.queue.job(id), job.kind == Comparisons.kind
+        else { throw HTTPFailure(.notFound, "no such comparison") }
+        let asked = try ComparisonRequest(json: job.payload)
+        try await services.authorize(context, .read, patient: PatientKey(hex: asked.patient))
+        return (job, asked)
+    }
+
+    func read(_ context: FacetRequestContext) async throws -> Response {
+        context.audit.action = "comparison read"
+        try services.preauthorize(context, .read)
+        let (job, asked) = try await comparison(context)
+        try touch(context, asked)
+        return Responses.text(Self.json(job, asked), contentType: "application/json")
+    }
+
+    func cancel(_ context: FacetRequestContext) async throws -> Response {
+        context.audit.action = "comparison cancel"
+        try services.preauthorize(context, .read)
+        let (job, asked) = try await comparison(context)
+        try touch(context, asked)
+        let comparisons = try comparisons(context)
+        guard try await comparisons.queue.cancel(job.id) else {
+            throw HTTPFailure(.conflict, "the comparison has ended already (\(job.status.rawValue))")
+        }
+        let now = try await comparisons.queue.job(job.id) ?? job
+        return Responses.text(Self.json(now, asked), contentType: "application/json")
+    }
+
+    func list(_ request: Request, _ context: FacetRequestContext) async throws -> Response {
+        context.audit.action = "comparisons read"
+        try services.preauthorize(context, .read)
+        let comparisons = try comparisons(context)
+        let items = try RequestParts.queryItems(request)
+        var wanted: PatientKey?
+        if let id = items.first(where: { $0.name == "patientID" })?.value {
+            let issuer = items.first { $0.name == "issuer" }?.value
+            guard id.utf8.count <= 64, (issuer?.utf8.count ?? 0) <= 64,
+                let key = services.identity.patient(id, issuer: issuer, tenant: try services.tenant(context).tenant)
+            else { throw HTTPFailure(.badRequest, "a Patient ID of 1 to 64 characters is needed") }
+            try await services.authorize(context, .read, patient: key)
+            wanted = key
+        }
+        var answers: [String] = []
+        for id in try await comparisons.queue.jobIDs(kind: Comparisons.kind, limit: 1000) {
+            guard let job = try await comparisons.queue.job(id) else { continue }
+            let asked = try ComparisonRequest(json: job.payload)
+            if let wanted {
+                guard asked.patient == wanted.hex else { continue }
+            } else {
+                // Without a patient: the comparisons of the patients this principal may see.
+                guard (try? await services.authorize(context, .read, patient: PatientKey(hex: asked.patient))) != nil
+                else {
+                    context.audit.refusal = nil
+                    continue
+                }
+            }
+            answers.append(Self.json(job, asked))
+        }
+        return Responses.text("[" + answers.joined(separator: ",") + "]", contentType: "application/json")
+    }
+
+    /// The audit event names the captures a comparison is about.
+    func touch(_ context: FacetRequestContext, _ asked: ComparisonRequest) throws {
+        let catalog = try services.tenant(context).archive.index.catalog()
+        context.audit.touch([asked.before, asked.after].compactMap { catalog.instances[$0] })
+    }
+
+    /// A job as clients see it. `result` is `facet compare --json`'s object as the worker produced it.
+    static func json(_ job: Job, _ asked: ComparisonRequest) -> String {
+        var fields = [
+            ("id", Responses.jsonString(job.id)),
+            ("status", Responses.jsonString(job.status.rawValue)),
+            ("progress", "\(job.status == .done ? 1 : min(max(job.progress, 0), 1))"),
+            ("before", Responses.jsonString(asked.before)),
+            ("after", Responses.jsonString(asked.after)),
+            ("created", Responses.jsonString(Formatting.timestamp(job.created))),
+        ]
+        if let title = asked.title { fields.append(("title", Responses.jsonString(title))) }
+        fields.append(
+            ("result", job.status == .done ? job.result.map { String(decoding: $0, as: UTF8.self) } ?? "null" : "null"))
+        fields.append(("error", job.failure.map(Responses.jsonString) ?? "null"))
+        return "{" + fields.map { "\"\($0.0)\":\($0.1)" }.joined(separator: ",") + "}"
+    }
+}

@@ -1,0 +1,123 @@
+"""Comparison jobs on a live `facet serve` (issue 11 §1): a generated before/after scan pair with a known bump,
+uploaded as a clinic uploads it, compared over HTTP; the job's numbers are the command line's on the same documents,
+and a job left queued by a server that was killed is finished by the next start."""
+import json
+import subprocess
+import time
+
+import pytest
+import requests
+
+from conftest import TESTDATA, FacetServer
+from test_server import metadata_part
+
+pytestmark = pytest.mark.usefixtures("facet_only")
+
+PAIRS = TESTDATA / "generated" / "pairs"
+
+
+@pytest.fixture
+def fresh(facet, tmp_path):
+    child = FacetServer(facet, tmp_path / "data").start()
+    yield child
+    child.stop()
+
+
+def truth(name):
+    return json.loads((TESTDATA / "generated" / "manifest.json").read_text())["pairs"][name]
+
+
+def upload_pair(server, name, patient):
+    """Uploads a pair's BEFORE (OBJ with its MTL) and AFTER (PLY) for one patient; returns their surfaces'
+    instances as the upload answered them."""
+    pair = truth(name)
+    surfaces = []
+    for side in ("before", "after"):
+        mesh = PAIRS / pair[side]
+        files = [("metadata", (None, metadata_part(pid=patient), "application/json")),
+                 ("mesh", (mesh.name, mesh.read_bytes(), "application/octet-stream"))]
+        if mesh.suffix == ".obj":
+            mtl = mesh.with_suffix(".mtl")
+            files.append(("mesh", (mtl.name, mtl.read_bytes(), "model/mtl")))
+            # The generator's MTL names a texture it does not write: any JPEG stands in for it.
+            files.append(("mesh", (mesh.stem + ".jpg", (TESTDATA / "photos/ycbcr-422.jpg").read_bytes(), "image/jpeg")))
+        answer = requests.post(server.root + "/api/v1/scans", files=files, timeout=120)
+        assert answer.status_code == 201, answer.text
+        surfaces.append(next(i for i in answer.json()["instances"]
+                             if i["sopClassUID"] in ("1.2.840.10008.5.1.4.1.1.104.4", "1.2.840.10008.5.1.4.1.1.104.3")))
+    return surfaces
+
+
+def roi(pair):
+    return {"sphere": pair["bump_center_mm"] + [pair["roi_radius_mm"]]}
+
+
+def await_end(server, id, timeout=180):
+    deadline = time.monotonic() + timeout
+    while True:
+        job = requests.get(f"{server.root}/api/v1/comparisons/{id}", timeout=30)
+        assert job.status_code == 200, job.text
+        if job.json()["status"] in ("done", "failed", "cancelled") or time.monotonic() > deadline:
+            return job.json()
+        time.sleep(0.25)
+
+
+def test_a_comparison_over_http_measures_the_known_bump_as_the_command_line_does(fresh, facet, tmp_path):
+    pair = truth("filler-2.3ml")
+    before, after = upload_pair(fresh, "filler-2.3ml", "CMP-1")
+    asked = requests.post(fresh.root + "/api/v1/comparisons", timeout=30,
+                          json={"before": before["sopInstanceUID"], "after": after["sopInstanceUID"], "roi": roi(pair)})
+    assert asked.status_code == 202, asked.text
+    assert asked.json()["status"] == "queued"
+    assert asked.headers["Location"].endswith("/api/v1/comparisons/" + asked.json()["id"])
+    job = await_end(fresh, asked.json()["id"])
+    assert job["status"] == "done", job
+    result = job["result"]
+    expected = pair["volume_change_ml"]
+    assert abs(result["volume_change_ml"] - expected) <= max(0.05, 0.03 * expected), (result, expected)
+    # `facet compare --json` on the documents a DICOMweb client retrieves: the same object, number for number.
+    files = []
+    for n, instance in enumerate((before, after)):
+        document = requests.get(instance["retrieveURL"] + "/bulkdata/00420011", headers={"Accept": "model/obj"},
+                                timeout=60)
+        assert document.status_code == 200
+        path = tmp_path / f"side{n}.obj"
+        path.write_bytes(document.content)
+        files.append(str(path))
+    sphere = ",".join(str(v) for v in roi(pair)["sphere"])
+    command = subprocess.run([facet, "compare", *files, "--roi", "sphere:" + sphere, "--json"],
+                             capture_output=True, text=True, timeout=300)
+    assert command.returncode == 0, command.stderr
+    assert json.loads(command.stdout) == result
+    listed = requests.get(fresh.root + "/api/v1/comparisons", params={"patientID": "CMP-1"}, timeout=30).json()
+    assert [j["id"] for j in listed] == [job["id"]]
+
+
+def test_refusals_queue_nothing(fresh):
+    pair = truth("cheek-0.9ml")
+    before, after = upload_pair(fresh, "cheek-0.9ml", "CMP-2")
+    _, other = upload_pair(fresh, "cheek-0.9ml", "CMP-3")
+    cases = [
+        ({"before": before["sopInstanceUID"], "after": "1.2.826.0.1.3680043.9.9999.1", "roi": roi(pair)}, 404),
+        ({"before": before["sopInstanceUID"], "after": other["sopInstanceUID"], "roi": roi(pair)}, 422),
+        ({"before": before["sopInstanceUID"], "after": after["sopInstanceUID"], "roi": {"sphere": [0, 0, 0, -1]}}, 422),
+        ({"before": before["sopInstanceUID"], "after": after["sopInstanceUID"]}, 422),
+    ]
+    for body, status in cases:
+        answer = requests.post(fresh.root + "/api/v1/comparisons", json=body, timeout=30)
+        assert answer.status_code == status, (body, answer.text)
+        assert answer.json()["error"]
+    assert requests.get(fresh.root + "/api/v1/comparisons", timeout=30).json() == []
+
+
+def test_a_job_left_by_a_killed_server_is_finished_after_the_restart(fresh):
+    pair = truth("cheek-0.9ml")
+    before, after = upload_pair(fresh, "cheek-0.9ml", "CMP-4")
+    asked = requests.post(fresh.root + "/api/v1/comparisons", timeout=30,
+                          json={"before": before["sopInstanceUID"], "after": after["sopInstanceUID"], "roi": roi(pair)})
+    assert asked.status_code == 202
+    fresh.stop(kill=True)
+    fresh.start()
+    job = await_end(fresh, asked.json()["id"])
+    assert job["status"] == "done", job
+    assert abs(job["result"]["volume_change_ml"] - pair["volume_change_ml"]) <= max(0.05, 0.03 * pair["volume_change_ml"])
