@@ -70,6 +70,7 @@ func buildApplication(
     PatientAccessRoutes(services: services).add(to: router)
     UserRoutes(services: services).add(to: router)
     ComparisonRoutes(services: services).add(to: router)
+    FHIRRoutes(services: services).add(to: router)
     router.get("/health/live") { _, _ in Responses.text("{\"status\":\"live\"}", contentType: "application/json") }
     router.get("/health/ready") { _, _ in
         // Ready when the index answers and the blob store's folder is writable.

@@ -60,6 +60,12 @@ struct AuditMiddleware: RouterMiddleware {
         } catch {
             response = Self.response(for: error, logger: services.logger, urls: services.urls)
         }
+        if request.uri.path.hasPrefix(FHIRRoutes.prefix + "/"), response.status.code >= 400,
+            response.headers[.contentType]?.hasPrefix("application/fhir+json") != true
+        {
+            // FHIR clients read errors as OperationOutcomes, also those of the middleware (401, 503) and the router.
+            response = FHIRRoutes.outcome(response, message: Self.fhirMessage(response.status.code))
+        }
         let status = response.status.code
         let outcome = status < 300 ? "success" : (status < 500 ? "failure-\(status)" : "error-\(status)")
         var action =
@@ -151,6 +157,18 @@ struct AuditMiddleware: RouterMiddleware {
         var headers = HTTPFields()
         headers[.wwwAuthenticate] = "Bearer realm=\"facet\""
         return Responses.failure(HTTPFailure(.unauthorized, message), extra: headers)
+    }
+
+    /// The words of an OperationOutcome for an error answered before a FHIR route ran.
+    static func fhirMessage(_ status: Int) -> String {
+        switch status {
+        case 401: "a valid bearer token is required"
+        case 403: "not allowed"
+        case 404: "no such resource"
+        case 405: "method not allowed"
+        case 503: "the server is busy or its storage does not answer; try again shortly"
+        default: "the request failed"
+        }
     }
 
     static func busy() -> Response {

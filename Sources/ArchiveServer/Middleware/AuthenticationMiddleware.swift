@@ -14,7 +14,9 @@ struct AuthenticationMiddleware: RouterMiddleware {
 
     let services: ServerServices
 
-    static let open: Set<String> = ["/health/live", "/health/ready", "/api/v1/auth/login", "/api/v1/auth/token"]
+    static let open: Set<String> = [
+        "/health/live", "/health/ready", "/api/v1/auth/login", "/api/v1/auth/token", "/fhir/r4/metadata",
+    ]
 
     func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws
         -> Response
