@@ -1,14 +1,18 @@
 """Comparison jobs on a live `facet serve` (issue 11 §1): a generated before/after scan pair with a known bump,
 uploaded as a clinic uploads it, compared over HTTP; the job's numbers are the command line's on the same documents,
 and a job left queued by a server that was killed is finished by the next start."""
+import io
 import json
 import subprocess
 import time
 
+import pydicom
 import pytest
 import requests
+from dicomweb_client.api import DICOMwebClient
 
 from conftest import TESTDATA, FacetServer
+from test_dicomize import dciodvfy_report
 from test_server import metadata_part
 
 pytestmark = pytest.mark.usefixtures("facet_only")
@@ -91,6 +95,75 @@ def test_a_comparison_over_http_measures_the_known_bump_as_the_command_line_does
     assert json.loads(command.stdout) == result
     listed = requests.get(fresh.root + "/api/v1/comparisons", params={"patientID": "CMP-1"}, timeout=30).json()
     assert [j["id"] for j in listed] == [job["id"]]
+
+
+def sr_numbers(dataset):
+    """NUM items of an SR: concept meaning (with its derivation) → (value, UCUM code)."""
+    found = {}
+
+    def walk(items):
+        for item in items:
+            if getattr(item, "ValueType", "") == "NUM":
+                meaning = item.ConceptNameCodeSequence[0].CodeMeaning
+                for child in getattr(item, "ContentSequence", []):
+                    if child.ValueType == "CODE" and child.ConceptNameCodeSequence[0].CodeValue == "121401":
+                        meaning += f" ({child.ConceptCodeSequence[0].CodeMeaning})"
+                measured = item.MeasuredValueSequence[0]
+                found[meaning] = (float(measured.FloatingPointValue), measured.MeasurementUnitsCodeSequence[0].CodeValue)
+            walk(getattr(item, "ContentSequence", []))
+
+    walk([dataset])
+    return found
+
+
+def test_the_report_objects_join_the_after_study_and_pass_dciodvfy(fresh, dciodvfy, tmp_path):
+    pair = truth("cheek-0.9ml")
+    before, after = upload_pair(fresh, "cheek-0.9ml", "CMP-5")
+    asked = requests.post(fresh.root + "/api/v1/comparisons", timeout=30, json={
+        "before": before["sopInstanceUID"], "after": after["sopInstanceUID"], "roi": roi(pair), "title": "Cheek"})
+    job = await_end(fresh, asked.json()["id"])
+    assert job["status"] == "done", job
+    report = job["report"]
+    assert report["srInstance"] and report["heatmapInstance"]
+    study = after["retrieveURL"].split("/studies/")[1].split("/")[0]
+    # Found by QIDO in the AFTER study, which now lists SR among its modalities.
+    found = requests.get(fresh.url + "/studies", params={"StudyInstanceUID": study,
+                                                        "includefield": "ModalitiesInStudy"}, timeout=30).json()
+    assert "SR" in found[0]["00080061"]["Value"]
+    # Retrieved by the stock dicomweb-client, checked by dciodvfy, and read back with pydicom.
+    client = DICOMwebClient(fresh.url, headers={"Authorization": "Bearer " + fresh.token})
+    objects = {}
+    for uid in (report["srInstance"], report["heatmapInstance"]):
+        located = client.search_for_instances(search_filters={"SOPInstanceUID": uid})
+        assert len(located) == 1
+        series = located[0]["0020000E"]["Value"][0]
+        dataset = client.retrieve_instance(study, series, uid)
+        path = tmp_path / f"{uid}.dcm"
+        dataset.save_as(path, enforce_file_format=True)
+        errors, _ = dciodvfy_report(dciodvfy, path)
+        assert errors == [], errors
+        objects[uid] = pydicom.dcmread(path)
+    sr = objects[report["srInstance"]]
+    assert sr.Modality == "SR" and sr.PatientID == "CMP-5"
+    numbers = sr_numbers(sr)
+    result = job["result"]
+    assert numbers["Volume change"] == (result["volume_change_ml"], "ml")
+    assert numbers["Area"] == (result["roi_area_mm2"], "mm2")
+    assert numbers["Distance (Mean)"] == (result["mean_displacement_mm"], "mm")
+    assert numbers["Distance (Maximum)"] == (result["max_displacement_mm"], "mm")
+    heatmap = objects[report["heatmapInstance"]]
+    assert heatmap.SOPClassUID == "1.2.840.10008.5.1.4.1.1.104.4" and heatmap.ModelGroupUID
+    assert {item.ReferencedSOPInstanceUID for item in heatmap.SourceInstanceSequence} == {
+        before["sopInstanceUID"], after["sopInstanceUID"]}
+    # Vertex colours on every vertex of BEFORE.
+    document = heatmap.EncapsulatedDocument[:heatmap.EncapsulatedDocumentLength].decode()
+    vertices = [line for line in document.splitlines() if line.startswith("v ")]
+    assert vertices and all(len(line.split()) == 7 for line in vertices)
+    # `facet dump --json` shows the SR's numbers.
+    dumped = subprocess.run([fresh.binary, "dump", "--json", str(tmp_path / f"{report['srInstance']}.dcm")],
+                            capture_output=True, text=True, timeout=60)
+    assert dumped.returncode == 0, dumped.stderr
+    assert json.dumps(result["volume_change_ml"]) in dumped.stdout or str(result["volume_change_ml"]) in dumped.stdout
 
 
 def test_refusals_queue_nothing(fresh):

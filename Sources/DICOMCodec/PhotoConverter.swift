@@ -10,6 +10,12 @@ public struct PreparedInstance: Sendable {
 
     public var sopInstanceUID: String { dataset.string(.sopInstanceUID) ?? "" }
     public var sopClassUID: String { dataset.string(.sopClassUID) ?? "" }
+
+    public init(dataset: Dataset, transferSyntaxUID: String, notes: [String] = []) {
+        self.dataset = dataset
+        self.transferSyntaxUID = transferSyntaxUID
+        self.notes = notes
+    }
 }
 
 /// Turns JPEG and PNG photographs into VL Photographic Image Storage objects (Modality XC).

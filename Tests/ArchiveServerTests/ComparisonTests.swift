@@ -131,6 +131,20 @@ import Testing
                     as? NSDictionary)
             #expect(NSDictionary(dictionary: result) == expected)
 
+            // The SR and the change map were stored in the AFTER study and are found by QIDO.
+            let objects = try #require(job["report"] as? [String: Any])
+            let stored = [objects["srInstance"] as? String, objects["heatmapInstance"] as? String].compactMap { $0 }
+            #expect(stored.count == 2)
+            let afterStudy = try #require(archive.service.index.catalog().instances[after]?.studyInstanceUID)
+            for uid in stored {
+                try await client.execute(uri: "/dicomweb/instances?SOPInstanceUID=\(uid)", method: .get) { response in
+                    let found = try #require(try json(response.body) as? [[String: Any]])
+                    #expect(found.count == 1)
+                    let study = (found.first?["0020000D"] as? [String: Any])?["Value"] as? [String]
+                    #expect(study == [afterStudy])
+                }
+            }
+
             // Listed for the patient, and not for another.
             try await client.execute(uri: "/api/v1/comparisons?patientID=P-1", method: .get) { response in
                 let list = try #require(try json(response.body) as? [[String: Any]])

@@ -1,3 +1,4 @@
+import Crypto
 import DICOMCodec
 import DICOMCore
 import Foundation
@@ -148,6 +149,8 @@ public struct Comparisons: Sendable {
     public let archive: ArchiveService
     public let retrieve: RetrieveService
     public let queue: any JobQueue
+    /// Stores the report objects back (nil: measure only).
+    public let ingest: IngestService?
     /// Where the measurement runs (CPU work for seconds: never on a cooperative thread).
     public let pool: BlockingPool
 
@@ -157,11 +160,15 @@ public struct Comparisons: Sendable {
     /// queue stays short). MeshKit parallelises inside a comparison too.
     public static let measurementPool = BlockingPool(threads: concurrency, queueLimit: Int.max)
 
-    public init(archive: ArchiveService, retrieve: RetrieveService, queue: any JobQueue, pool: BlockingPool) {
+    public init(
+        archive: ArchiveService, retrieve: RetrieveService, queue: any JobQueue, pool: BlockingPool,
+        ingest: IngestService? = nil
+    ) {
         self.archive = archive
         self.retrieve = retrieve
         self.queue = queue
         self.pool = pool
+        self.ingest = ingest
     }
 
     /// The job queue of an archive's index (the same tables on SQLite and PostgreSQL).
@@ -196,11 +203,49 @@ public struct Comparisons: Sendable {
         try await queue.enqueue(kind: Self.kind, payload: request.payload)
     }
 
-    /// Runs a comparison: reads both documents, measures, and answers `facet compare --json`'s object. `progress`
-    /// hears 0...1 as the steps go by.
-    public func run(_ request: ComparisonRequest, progress: @escaping @Sendable (Double) -> Void)
-        async throws(ArchiveError) -> String
-    {
+    /// What a finished comparison keeps: `facet compare --json`'s object as the measurement wrote it, and the
+    /// report objects stored back into the AFTER study.
+    public struct Outcome: Sendable, Equatable {
+        public var result: String
+        public var srInstance: String?
+        public var heatmapInstance: String?
+
+        public init(result: String, srInstance: String? = nil, heatmapInstance: String? = nil) {
+            self.result = result
+            self.srInstance = srInstance
+            self.heatmapInstance = heatmapInstance
+        }
+
+        /// `{"report":{...},"result":RESULT}`, RESULT kept as text (every digit as written).
+        public var encoded: Data {
+            func uid(_ value: String?) -> String { value.map { "\"\($0)\"" } ?? "null" }
+            return Data(
+                ("{\"report\":{\"srInstance\":\(uid(srInstance)),\"heatmapInstance\":\(uid(heatmapInstance))},"
+                    + "\"result\":\(result)}").utf8)
+        }
+
+        /// Reads `encoded` (or a bare result, as stored before reports existed).
+        public init(decoding data: Data) {
+            let text = String(decoding: data, as: UTF8.self)
+            guard text.hasPrefix("{\"report\":{"), let split = text.range(of: "},\"result\":"), text.hasSuffix("}")
+            else {
+                self.init(result: text)
+                return
+            }
+            let report = String(text[text.index(text.startIndex, offsetBy: 10)..<split.lowerBound]) + "}"
+            let fields = (try? JSONSerialization.jsonObject(with: Data(report.utf8))) as? [String: Any] ?? [:]
+            self.init(
+                result: String(text[split.upperBound..<text.index(before: text.endIndex)]),
+                srInstance: fields["srInstance"] as? String, heatmapInstance: fields["heatmapInstance"] as? String)
+        }
+    }
+
+    /// Runs a comparison: reads both documents, measures, and (with an ingest service) stores the SR measurement
+    /// report and the change map as new series of the AFTER study, through the same ingest as every other object.
+    /// `progress` hears 0...1 as the steps go by.
+    public func run(
+        _ request: ComparisonRequest, job: String = "", progress: @escaping @Sendable (Double) -> Void
+    ) async throws(ArchiveError) -> Outcome {
         let (before, after) = try captures(request)
         progress(0.02)
         let beforeBytes = try await document(before)
@@ -210,18 +255,122 @@ public struct Comparisons: Sendable {
         options.region = request.roi.region
         options.landmarks = request.landmarks
         let formats = (Self.format(before), Self.format(after))
-        return try await pool.runTyped { [options] () throws(ArchiveError) -> String in
+        let measured = try await pool.runTyped { [options] () throws(ArchiveError) -> (String, ChangeReport, Data) in
             do throws(MeshError) {
-                let beforeMesh = try MeshReader.read(beforeBytes, format: formats.0)
+                var beforeMesh = try MeshReader.read(beforeBytes, format: formats.0)
                 let afterMesh = try MeshReader.read(afterBytes, format: formats.1)
                 let report = try ChangeAnalysis.compare(
                     before: beforeMesh, after: afterMesh, options: options,
                     progress: { step in progress(Self.fraction(of: step)) })
-                return report.json(heatmapScaleMM: report.defaultHeatmapScaleMM)
+                let scale = report.defaultHeatmapScaleMM
+                // The change map: BEFORE's surface coloured by displacement (no texture).
+                beforeMesh.colors = ChangeAnalysis.heatmapColors(report.vertexDistancesMM, scaleMM: scale)
+                beforeMesh.texcoords = nil
+                beforeMesh.triangleTexcoords = nil
+                beforeMesh.triangleMaterials = nil
+                beforeMesh.materials = []
+                beforeMesh.materialLibraries = []
+                return (report.json(heatmapScaleMM: scale), report, MeshWriter.obj(beforeMesh))
             } catch {
                 throw ArchiveError(.unprocessable, "the comparison failed: \(error.message)")
             }
         }
+        var outcome = Outcome(result: measured.0)
+        guard let ingest else { return outcome }
+        progress(0.95)
+        let stored = try await storeReport(
+            request, before: before, after: after, report: measured.1, heatmap: measured.2, job: job)
+        outcome.srInstance = stored.sr
+        outcome.heatmapInstance = stored.heatmap
+        return outcome
+    }
+
+    /// Builds and stores the SR and the change map in the AFTER study; their SOP Instance UIDs.
+    func storeReport(
+        _ request: ComparisonRequest, before: InstanceRecord, after: InstanceRecord, report: ChangeReport,
+        heatmap: Data, job: String
+    ) async throws(ArchiveError) -> (sr: String, heatmap: String) {
+        guard let ingest, let study = archive.index.catalog().studies[after.studyInstanceUID] else {
+            throw ArchiveError(.notFound, "the after capture's study is gone")
+        }
+        let captures = [before, after].map {
+            MeshConverter.Source(
+                sopClassUID: $0.sopClassUID, sopInstanceUID: $0.sopInstanceUID, seriesInstanceUID: $0.seriesInstanceUID,
+                studyInstanceUID: $0.studyInstanceUID)
+        }
+        let figures = ComparisonSR.Figures(
+            volumeChangeML: report.volumeChangeML, positiveVolumeML: report.positiveVolumeML,
+            negativeVolumeML: report.negativeVolumeML, roiAreaMM2: report.roiAreaMM2,
+            areaChangeMM2: report.areaChangeMM2, meanDisplacementMM: report.meanDisplacementMM,
+            maxDisplacementMM: report.maxDisplacementMM, p95DisplacementMM: report.p95DisplacementMM,
+            registrationRMSMM: report.registrationRMSMM)
+        let title = request.title ?? "3D surface comparison"
+        let uids: UIDGenerator
+        do {
+            uids = try UIDGenerator()
+        } catch {
+            throw ArchiveError(.io, "UIDs for the comparison report cannot be made")
+        }
+        let encoded = try await pool.runTyped { () throws(ArchiveError) -> [Data] in
+            do throws(DICOMCodecError) {
+                let sr = ComparisonSR.make(
+                    study: study.attributes,
+                    before: captures[0], after: captures[1],
+                    figures: figures, title: title, seriesInstanceUID: uids.make(), sopInstanceUID: uids.make(),
+                    trackingUID: uids.make(), deviceUID: Self.deviceUID(archive.keys.tenant),
+                    softwareVersion: Facet.version)
+                var metadata = ClinicalMetadata(study: study.attributes)
+                metadata.studyInstanceUID = after.studyInstanceUID
+                metadata.seriesDescription = "Facet change map"
+                let context = InstanceContext(metadata: metadata, uids: uids)
+                var map = try MeshConverter.derivedOBJ(
+                    heatmap, title: "Change map: \(title) (displacement, mm)", context: context, seriesNumber: 902,
+                    frameOfReference: before.attributes.string(.frameOfReferenceUID), sources: captures)
+                if let issuer = study.attributes.string(Tag(0x0010, 0x0021)) {
+                    map.dataset.set(Tag(0x0010, 0x0021), .LO, issuer)
+                }
+                return [
+                    try Part10.encode(sr, transferSyntax: UID.explicitVRLittleEndian),
+                    try Part10.encode(map.dataset, transferSyntax: map.transferSyntaxUID),
+                ]
+            } catch {
+                throw ArchiveError(.io, "the comparison report could not be made: \(error.message)")
+            }
+        }
+        let caller = IngestService.Caller(actor: "facet/comparisons", address: "local", request: job)
+        let outcomes = await ingest.store(
+            encoded.map { bytes in .bytes({ bytes }) }, expectedStudy: after.studyInstanceUID, caller: caller)
+        var stored: [String] = []
+        for outcome in outcomes {
+            switch outcome {
+            case .stored(let record, _, _):
+                stored.append(record.sopInstanceUID)
+            case .failed(_, _, _, let message, let retryable):
+                throw ArchiveError(retryable ? .unavailable : .io, "a comparison report was not stored: \(message)")
+            default:
+                throw ArchiveError(.io, "a comparison report was not stored")
+            }
+        }
+        guard stored.count == 2 else { throw ArchiveError(.io, "a comparison report was not stored") }
+        return (stored[0], stored[1])
+    }
+
+    /// The Device Observer UID of this clinic's Facet: the same in every report (a UUID-derived UID of its tenant).
+    static func deviceUID(_ tenant: String) -> String {
+        let digest = SHA256.hash(data: Data("facet-device:\(tenant)".utf8))
+        var value = Array(digest.prefix(16))
+        // 2.25 + a 128-bit integer in decimal.
+        var digits: [UInt8] = []
+        while value.contains(where: { $0 != 0 }) {
+            var remainder = 0
+            for index in value.indices {
+                let current = remainder * 256 + Int(value[index])
+                value[index] = UInt8(current / 10)
+                remainder = current % 10
+            }
+            digits.append(UInt8(remainder))
+        }
+        return "2.25." + (digits.isEmpty ? "0" : String(digits.reversed().map { Character(String($0)) }))
     }
 
     /// How far along a step of `ChangeAnalysis.compare` is.

@@ -140,8 +140,20 @@ struct ComparisonRoutes {
             ("created", Responses.jsonString(Formatting.timestamp(job.created))),
         ]
         if let title = asked.title { fields.append(("title", Responses.jsonString(title))) }
-        fields.append(
-            ("result", job.status == .done ? job.result.map { String(decoding: $0, as: UTF8.self) } ?? "null" : "null"))
+        let outcome = job.status == .done ? job.result.map(Comparisons.Outcome.init(decoding:)) : nil
+        fields.append(("result", outcome?.result ?? "null"))
+        if let outcome {
+            func uid(_ value: String?) -> String { value.map(Responses.jsonString) ?? "null" }
+            // The PDF and its HTML page are not made yet: their keys say so (null).
+            fields.append(
+                (
+                    "report",
+                    "{\"pdf\":null,\"html\":null,\"srInstance\":\(uid(outcome.srInstance)),\"pdfInstance\":null,"
+                        + "\"heatmapInstance\":\(uid(outcome.heatmapInstance))}"
+                ))
+        } else {
+            fields.append(("report", "null"))
+        }
         fields.append(("error", job.failure.map(Responses.jsonString) ?? "null"))
         return "{" + fields.map { "\"\($0.0)\":\($0.1)" }.joined(separator: ",") + "}"
     }

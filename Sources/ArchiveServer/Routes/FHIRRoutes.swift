@@ -368,7 +368,7 @@ struct FHIRRoutes {
             reports.append(
                 FHIRMapping.diagnosticReport(
                     id: id, patientID: asked.patient, studies: studies, issued: job.created, title: asked.title,
-                    result: String(decoding: result, as: UTF8.self)))
+                    result: Comparisons.Outcome(decoding: result).result))
         }
         return reports
     }

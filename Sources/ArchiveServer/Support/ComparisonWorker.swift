@@ -69,10 +69,10 @@ struct ComparisonWorker: Service {
         defer { renewal.cancel() }
         do throws(ArchiveError) {
             let asked = try ComparisonRequest(json: job.payload)
-            let result = try await comparisons.run(asked) { progress.value = $0 }
+            let outcome = try await comparisons.run(asked, job: job.id) { progress.value = $0 }
             renewal.cancel()
             guard !progress.dropped else { return }
-            try await comparisons.queue.finish(job.id, worker: worker, result: Data(result.utf8))
+            try await comparisons.queue.finish(job.id, worker: worker, result: outcome.encoded)
         } catch {
             renewal.cancel()
             // The reason is the archive's or MeshKit's own message: no PHI.

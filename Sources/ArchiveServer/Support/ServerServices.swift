@@ -21,9 +21,11 @@ final class TenantArchive: Sendable {
         search = SearchService(index: archive.index, baseURL: urls.dicomweb, maximumResults: settings.maximumResults)
         let retrieve = RetrieveService(archive: archive, pool: pool)
         self.retrieve = retrieve
-        ingest = IngestService(archive: archive, pool: pool)
+        let ingest = IngestService(archive: archive, pool: pool)
+        self.ingest = ingest
         comparisons = Comparisons.queue(for: archive).map {
-            Comparisons(archive: archive, retrieve: retrieve, queue: $0, pool: Comparisons.measurementPool)
+            Comparisons(
+                archive: archive, retrieve: retrieve, queue: $0, pool: Comparisons.measurementPool, ingest: ingest)
         }
     }
 }

@@ -1,0 +1,90 @@
+import DICOMCore
+import Foundation
+
+extension MeshConverter {
+    /// An instance a derived surface was made from (the captures of a comparison).
+    public struct Source: Sendable {
+        public var sopClassUID: String
+        public var sopInstanceUID: String
+        public var seriesInstanceUID: String
+        public var studyInstanceUID: String
+
+        public init(sopClassUID: String, sopInstanceUID: String, seriesInstanceUID: String, studyInstanceUID: String) {
+            self.sopClassUID = sopClassUID
+            self.sopInstanceUID = sopInstanceUID
+            self.seriesInstanceUID = seriesInstanceUID
+            self.studyInstanceUID = studyInstanceUID
+        }
+    }
+
+    /// A surface Facet derived from stored captures (the change map of a comparison: BEFORE with vertex colours) as
+    /// Encapsulated OBJ in `context`'s study, a series of its own, a Model Group UID of its own, in the Frame of
+    /// Reference it was measured in. Its sources are named in the Source Instance Sequence and the Common Instance
+    /// Reference module (sources of other studies under Studies Containing Other Referenced Instances).
+    public static func derivedOBJ(
+        _ obj: Data, title: String, context: InstanceContext, seriesNumber: Int, frameOfReference: String?,
+        sources: [Source]
+    ) throws(DICOMCodecError) -> PreparedInstance {
+        try checkSize(obj)
+        var dataset = documentDataset(
+            obj, sopClass: UID.encapsulatedOBJStorage, mime: "model/obj", title: title, context: context,
+            seriesUID: context.uids.make(), seriesNumber: seriesNumber, instanceNumber: 1,
+            frameOfReference: frameOfReference ?? context.uids.make(), modelGroup: context.uids.make(), references: [])
+        dataset.set(
+            Tag(0x0042, 0x0013),  // Source Instance Sequence
+            sequence: sources.map { source in
+                var item = Dataset()
+                item.set(.referencedSOPClassUID, .UI, source.sopClassUID)
+                item.set(.referencedSOPInstanceUID, .UI, source.sopInstanceUID)
+                return item
+            })
+        func seriesItems(_ sources: [Source]) -> [Dataset] {
+            Dictionary(grouping: sources, by: \.seriesInstanceUID).sorted { $0.key < $1.key }.map { series, members in
+                var item = Dataset()
+                item.set(.seriesInstanceUID, .UI, series)
+                item.set(
+                    .referencedInstanceSequence,
+                    sequence: members.map { source in
+                        var instance = Dataset()
+                        instance.set(.referencedSOPClassUID, .UI, source.sopClassUID)
+                        instance.set(.referencedSOPInstanceUID, .UI, source.sopInstanceUID)
+                        return instance
+                    })
+                return item
+            }
+        }
+        let own = sources.filter { $0.studyInstanceUID == context.studyInstanceUID }
+        let others = sources.filter { $0.studyInstanceUID != context.studyInstanceUID }
+        if !own.isEmpty { dataset.set(Tag(0x0008, 0x1115), sequence: seriesItems(own)) }
+        if !others.isEmpty {
+            dataset.set(
+                Tag(0x0008, 0x1200),  // Studies Containing Other Referenced Instances Sequence
+                sequence: Dictionary(grouping: others, by: \.studyInstanceUID).sorted { $0.key < $1.key }.map {
+                    study, members in
+                    var item = Dataset()
+                    item.set(.studyInstanceUID, .UI, study)
+                    item.set(Tag(0x0008, 0x1115), sequence: seriesItems(members))
+                    return item
+                })
+        }
+        return PreparedInstance(dataset: dataset, transferSyntaxUID: UID.explicitVRLittleEndian, notes: [])
+    }
+}
+
+extension ClinicalMetadata {
+    /// The patient and study of an indexed study (its attributes as the catalogue holds them), for objects Facet
+    /// adds to that study.
+    public init(study attributes: Dataset) {
+        self.init()
+        patientName = attributes.string(.patientName)
+        patientID = attributes.string(.patientID)
+        patientBirthDate = attributes.string(.patientBirthDate)
+        patientSex = attributes.string(.patientSex)
+        studyInstanceUID = attributes.string(.studyInstanceUID)
+        studyDate = attributes.string(.studyDate)
+        studyTime = attributes.string(.studyTime)
+        studyDescription = attributes.string(.studyDescription)
+        accessionNumber = attributes.string(.accessionNumber)
+        studyID = attributes.string(.studyID)
+    }
+}
