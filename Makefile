@@ -83,6 +83,15 @@ cluster: build
 cluster-stop:
 	bash scripts/cluster.sh stop "$(CLUSTER_DIR)"
 
+# The picture of a comparison report in the README, from the generated cheek pair (no patient data).
+.PHONY: report-picture
+report-picture: build testdata/generated/manifest.json
+	"$(BIN)/facet" compare testdata/generated/pairs/cheek_before.obj testdata/generated/pairs/cheek_after.ply \
+		--roi sphere:35,-10,52.688811,24.5 --title "Generated cheek pair (0.92 mL bump)" \
+		--patient-name "Doe^Zoë" --patient-id DEMO-001 --report /tmp/facet-report-picture.pdf >/dev/null
+	pdftoppm -r 60 -png -singlefile /tmp/facet-report-picture.pdf docs/report-page
+	rm -f /tmp/facet-report-picture.pdf
+
 # The cluster (1 and 3 replicas behind nginx) against the embedded setup on the same data, and the replicas'
 # catch-up lag (release build; wrk installed when missing and root, else Python threads load the servers).
 bench-cluster: deps

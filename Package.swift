@@ -44,10 +44,12 @@ let package = Package(
                 .linkedLibrary("z"),
             ]
         ),
+        // cairo from Debian (libcairo2-dev): the PDF comparison report.
+        .systemLibrary(name: "CCairo", pkgConfig: "cairo", providers: [.apt(["libcairo2-dev"])]),
         .target(name: "DICOMCore"),
         // Geometry is unusable unoptimised (tests would take minutes); MeshKit is always built with -O.
         .target(name: "MeshKit", swiftSettings: [.unsafeFlags(["-O"])]),
-        .target(name: "DICOMCodec", dependencies: ["CDCMTK", "DICOMCore", "MeshKit"]),
+        .target(name: "DICOMCodec", dependencies: ["CDCMTK", "CCairo", "DICOMCore", "MeshKit"]),
         .target(
             name: "Archive",
             dependencies: [

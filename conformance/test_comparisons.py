@@ -6,8 +6,10 @@ import json
 import subprocess
 import time
 
+import pdfplumber
 import pydicom
 import pytest
+from PIL import Image
 import requests
 from dicomweb_client.api import DICOMwebClient
 
@@ -38,7 +40,7 @@ def upload_pair(server, name, patient):
     surfaces = []
     for side in ("before", "after"):
         mesh = PAIRS / pair[side]
-        files = [("metadata", (None, metadata_part(pid=patient), "application/json")),
+        files = [("metadata", (None, metadata_part(name="Upload^Zoë", pid=patient), "application/json")),
                  ("mesh", (mesh.name, mesh.read_bytes(), "application/octet-stream"))]
         if mesh.suffix == ".obj":
             mtl = mesh.with_suffix(".mtl")
@@ -50,6 +52,19 @@ def upload_pair(server, name, patient):
         surfaces.append(next(i for i in answer.json()["instances"]
                              if i["sopClassUID"] in ("1.2.840.10008.5.1.4.1.1.104.4", "1.2.840.10008.5.1.4.1.1.104.3")))
     return surfaces
+
+
+def check_pdf(data, given, family, volume, folder):
+    """The PDF's text holds the patient's name and the volume as printed; its first page rendered is not blank."""
+    with pdfplumber.open(io.BytesIO(data)) as document:
+        text = "\n".join(page.extract_text() or "" for page in document.pages)
+    assert f"{given} {family}" in text, text[:400]
+    assert volume in text, (volume, text[:600])
+    (folder / "report.pdf").write_bytes(data)
+    subprocess.run(["pdftoppm", "-r", "40", "-png", "-singlefile", str(folder / "report.pdf"), str(folder / "page")],
+                   check=True, timeout=60)
+    page = Image.open(folder / "page.png").convert("L")
+    assert sum(1 for count in page.histogram() if count) > 50, "the rendered page is blank"
 
 
 def roi(pair):
@@ -95,6 +110,12 @@ def test_a_comparison_over_http_measures_the_known_bump_as_the_command_line_does
     assert json.loads(command.stdout) == result
     listed = requests.get(fresh.root + "/api/v1/comparisons", params={"patientID": "CMP-1"}, timeout=30).json()
     assert [j["id"] for j in listed] == [job["id"]]
+    # `facet compare --report` writes the same report from the command line.
+    made = subprocess.run([facet, "compare", *files, "--roi", "sphere:" + sphere, "--report", str(tmp_path / "cli.pdf"),
+                           "--patient-name", "Upload^Zoë", "--patient-id", "CMP-1"],
+                          capture_output=True, text=True, timeout=300)
+    assert made.returncode == 0, made.stderr
+    check_pdf((tmp_path / "cli.pdf").read_bytes(), "Zoë", "Upload", "%+.2f" % result["volume_change_ml"], tmp_path)
 
 
 def sr_numbers(dataset):
@@ -124,7 +145,7 @@ def test_the_report_objects_join_the_after_study_and_pass_dciodvfy(fresh, dciodv
     job = await_end(fresh, asked.json()["id"])
     assert job["status"] == "done", job
     report = job["report"]
-    assert report["srInstance"] and report["heatmapInstance"]
+    assert report["srInstance"] and report["heatmapInstance"] and report["pdfInstance"]
     study = after["retrieveURL"].split("/studies/")[1].split("/")[0]
     # Found by QIDO in the AFTER study, which now lists SR among its modalities.
     found = requests.get(fresh.url + "/studies", params={"StudyInstanceUID": study,
@@ -133,7 +154,7 @@ def test_the_report_objects_join_the_after_study_and_pass_dciodvfy(fresh, dciodv
     # Retrieved by the stock dicomweb-client, checked by dciodvfy, and read back with pydicom.
     client = DICOMwebClient(fresh.url, headers={"Authorization": "Bearer " + fresh.token})
     objects = {}
-    for uid in (report["srInstance"], report["heatmapInstance"]):
+    for uid in (report["srInstance"], report["heatmapInstance"], report["pdfInstance"]):
         located = client.search_for_instances(search_filters={"SOPInstanceUID": uid})
         assert len(located) == 1
         series = located[0]["0020000E"]["Value"][0]
@@ -159,6 +180,16 @@ def test_the_report_objects_join_the_after_study_and_pass_dciodvfy(fresh, dciodv
     document = heatmap.EncapsulatedDocument[:heatmap.EncapsulatedDocumentLength].decode()
     vertices = [line for line in document.splitlines() if line.startswith("v ")]
     assert vertices and all(len(line.split()) == 7 for line in vertices)
+    # The PDF: the same file from the report URL and inside the Encapsulated PDF; its text names the patient (the
+    # upload's non-ASCII name) and the volume to two decimals; its page is not blank.
+    pdf_object = objects[report["pdfInstance"]]
+    assert pdf_object.SOPClassUID == "1.2.840.10008.5.1.4.1.1.104.1" and pdf_object.Modality == "DOC"
+    assert pdf_object.MIMETypeOfEncapsulatedDocument == "application/pdf"
+    stored_pdf = bytes(pdf_object.EncapsulatedDocument[:pdf_object.EncapsulatedDocumentLength])
+    downloaded = requests.get(report["pdf"].replace("https://archive.example", fresh.root), timeout=60)
+    assert downloaded.status_code == 200 and downloaded.headers["Content-Type"] == "application/pdf"
+    assert downloaded.content == stored_pdf
+    check_pdf(stored_pdf, "Zoë", "Upload", "%+.2f" % result["volume_change_ml"], tmp_path)
     # `facet dump --json` shows the SR's numbers.
     dumped = subprocess.run([fresh.binary, "dump", "--json", str(tmp_path / f"{report['srInstance']}.dcm")],
                             capture_output=True, text=True, timeout=60)

@@ -4,7 +4,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-packages=(libdcmtk-dev dcmtk libpng-dev zlib1g-dev libsqlite3-dev python3-venv orthanc orthanc-dicomweb postgresql curl nginx)
+packages=(libdcmtk-dev dcmtk libpng-dev zlib1g-dev libsqlite3-dev libcairo2-dev fonts-dejavu-core poppler-utils python3-venv orthanc
+    orthanc-dicomweb postgresql curl nginx)
 missing=()
 for package in "${packages[@]}"; do
     dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" || missing+=("$package")

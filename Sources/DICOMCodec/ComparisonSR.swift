@@ -1,5 +1,6 @@
 import DICOMCore
 import Foundation
+import MeshKit
 
 /// The DICOM SR measurement report of a comparison between two 3D captures (issue 11 §2): an Enhanced SR
 /// (1.2.840.10008.5.1.4.1.1.88.22) built after TID 1500 "Measurement Report" — language, a device observer,
@@ -29,6 +30,16 @@ public enum ComparisonSR {
         public var maxDisplacementMM: Double
         public var p95DisplacementMM: Double
         public var registrationRMSMM: Double
+
+        /// The figures of a `ChangeAnalysis` report.
+        public init(_ report: ChangeReport) {
+            self.init(
+                volumeChangeML: report.volumeChangeML, positiveVolumeML: report.positiveVolumeML,
+                negativeVolumeML: report.negativeVolumeML, roiAreaMM2: report.roiAreaMM2,
+                areaChangeMM2: report.areaChangeMM2, meanDisplacementMM: report.meanDisplacementMM,
+                maxDisplacementMM: report.maxDisplacementMM, p95DisplacementMM: report.p95DisplacementMM,
+                registrationRMSMM: report.registrationRMSMM)
+        }
 
         public init(
             volumeChangeML: Double, positiveVolumeML: Double, negativeVolumeML: Double, roiAreaMM2: Double,
@@ -243,12 +254,7 @@ public enum ComparisonSR {
         return num
     }
 
-    static func reference(_ capture: Capture) -> Dataset {
-        var item = Dataset()
-        item.set(.referencedSOPClassUID, .UI, capture.sopClassUID)
-        item.set(.referencedSOPInstanceUID, .UI, capture.sopInstanceUID)
-        return item
-    }
+    static func reference(_ capture: Capture) -> Dataset { capture.referenceItem }
 
     /// A DS value (at most 16 characters) as close to `value` as 16 characters allow.
     static func decimalString(_ value: Double) -> String {

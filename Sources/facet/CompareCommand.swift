@@ -1,4 +1,5 @@
 import ArgumentParser
+import DICOMCodec
 import Foundation
 import MeshKit
 
@@ -43,6 +44,18 @@ struct CompareCommand: ParsableCommand {
         help: "Displacement (mm) shown at full colour; default: the 99th percentile.")
     var heatmapScale: Double?
 
+    @Option(help: "Write the PDF report (the one the server stores with a comparison job).")
+    var report: String?
+
+    @Option(help: "The report's title.")
+    var title: String = "3D surface comparison"
+
+    @Option(name: .customLong("patient-name"), help: "The patient's name on the report, DICOM form (Family^Given).")
+    var patientName: String = ""
+
+    @Option(name: .customLong("patient-id"), help: "The patient's ID on the report.")
+    var patientID: String = ""
+
     @Flag(help: "Print JSON.")
     var json = false
 
@@ -80,6 +93,21 @@ struct CompareCommand: ParsableCommand {
                     to: URL(fileURLWithPath: heatmap), options: .atomic)
             } catch {
                 throw fail("heatmap file cannot be written")
+            }
+        }
+        if let path = self.report {
+            let colors = ChangeAnalysis.heatmapColors(report.vertexDistancesMM, scaleMM: scale)
+            let content = ComparisonPDF.Content(
+                title: title, patientName: patientName, patientID: patientID, birthDate: "",
+                before: ComparisonPDF.Capture(date: "", device: URL(fileURLWithPath: before).lastPathComponent),
+                after: ComparisonPDF.Capture(date: "", device: URL(fileURLWithPath: after).lastPathComponent),
+                region: ComparisonPDF.describe(options.region), figures: ComparisonSR.Figures(report),
+                heatmapScaleMM: scale, histogram: report.histogram,
+                views: ComparisonPDF.views(beforeMesh, colors: colors), version: Facet.version)
+            do {
+                try ComparisonPDF.make(content).write(to: URL(fileURLWithPath: path), options: .atomic)
+            } catch {
+                throw fail("the PDF report cannot be written")
             }
         }
         if json {

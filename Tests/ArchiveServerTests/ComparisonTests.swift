@@ -232,6 +232,44 @@ import Testing
         }
     }
 
+    /// A job cancelled before its report is stored stores nothing; a job run again (its worker died after storing)
+    /// finds the objects of the earlier run by their job-derived UIDs and stores nothing twice.
+    @Test func aCancelledRunStoresNothingAndARerunStoresNothingTwice() async throws {
+        let archive = try await TestArchive()
+        let (before, after, _) = try await Self.storeCheekPair(archive)
+        let truth = try Self.pair("cheek-0.9ml")
+        let pool = BlockingPool(threads: 2, queueLimit: 100)
+        let comparisons = Comparisons(
+            archive: archive.service, retrieve: RetrieveService(archive: archive.service, pool: pool),
+            queue: try #require(Comparisons.queue(for: archive.service)), pool: pool,
+            ingest: IngestService(archive: archive.service, pool: pool))
+        let asked = try ComparisonRequest(
+            json: try JSONSerialization.data(withJSONObject: [
+                "before": before, "after": after, "roi": ["sphere": truth.roi],
+            ]))
+        let count = archive.service.index.catalog().instances.count
+        let refused = await Self.code {
+            () async throws(ArchiveError) -> Comparisons.Outcome in
+            try await comparisons.run(asked, job: "job-1", progress: { _ in }, stillMine: { false })
+        }
+        #expect(refused == .conflict)
+        #expect(archive.service.index.catalog().instances.count == count, "a cancelled run stores nothing")
+        let first = try await comparisons.run(asked, job: "job-2", progress: { _ in })
+        #expect(archive.service.index.catalog().instances.count == count + 3)
+        let again = try await comparisons.run(asked, job: "job-2", progress: { _ in })
+        #expect(again == first)
+        #expect(archive.service.index.catalog().instances.count == count + 3, "nothing stored twice")
+    }
+
+    static func code<T>(_ body: () async throws(ArchiveError) -> T) async -> ArchiveError.Code? {
+        do throws(ArchiveError) {
+            _ = try await body()
+            return nil
+        } catch {
+            return error.code
+        }
+    }
+
     /// Roles that may not see the patient are refused; a front-desk account may not ask at all.
     @Test func theAccessPolicyDecidesWhoMayAskAndRead() async throws {
         var archive = try await TestArchive()

@@ -23,8 +23,11 @@ import Testing
         // While the probe waits, every other call is refused, however long it takes.
         #expect(breaker.admit(now: start + 2.6) == .refuse)
         #expect(breaker.admit(now: start + 30) == .refuse)
+        // A call admitted before the window opened fails late: the probe still runs alone.
+        breaker.failed(now: start + 20)
+        #expect(breaker.admit(now: start + 25) == .refuse)
         // The probe failed too: another pause from then.
-        breaker.failed(now: start + 31)
+        breaker.failed(now: start + 31, probe: true)
         #expect(breaker.admit(now: start + 32) == .refuse)
         #expect(breaker.admit(now: start + 33.5) == .probe)
         breaker.answered()
@@ -35,5 +38,8 @@ import Testing
     @Test func unreachableServersTripItAndRefusedStatementsDoNot() {
         #expect(PostgresDatabase.isOutage(ArchiveError(.unavailable, "did not answer in time")))
         #expect(!PostgresDatabase.isOutage(ArchiveError(.integrity, "a row does not open")))
+        // A cancelled task or the work's own error says nothing about the server.
+        #expect(!PostgresDatabase.isOutage(CancellationError()))
+        #expect(!PostgresDatabase.isOutage(CocoaError(.fileReadCorruptFile)))
     }
 }

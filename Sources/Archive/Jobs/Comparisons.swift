@@ -209,18 +209,23 @@ public struct Comparisons: Sendable {
         public var result: String
         public var srInstance: String?
         public var heatmapInstance: String?
+        public var pdfInstance: String?
 
-        public init(result: String, srInstance: String? = nil, heatmapInstance: String? = nil) {
+        public init(
+            result: String, srInstance: String? = nil, heatmapInstance: String? = nil, pdfInstance: String? = nil
+        ) {
             self.result = result
             self.srInstance = srInstance
             self.heatmapInstance = heatmapInstance
+            self.pdfInstance = pdfInstance
         }
 
         /// `{"report":{...},"result":RESULT}`, RESULT kept as text (every digit as written).
         public var encoded: Data {
             func uid(_ value: String?) -> String { value.map { "\"\($0)\"" } ?? "null" }
             return Data(
-                ("{\"report\":{\"srInstance\":\(uid(srInstance)),\"heatmapInstance\":\(uid(heatmapInstance))},"
+                ("{\"report\":{\"srInstance\":\(uid(srInstance)),\"heatmapInstance\":\(uid(heatmapInstance)),"
+                    + "\"pdfInstance\":\(uid(pdfInstance))},"
                     + "\"result\":\(result)}").utf8)
         }
 
@@ -236,15 +241,19 @@ public struct Comparisons: Sendable {
             let fields = (try? JSONSerialization.jsonObject(with: Data(report.utf8))) as? [String: Any] ?? [:]
             self.init(
                 result: String(text[split.upperBound..<text.index(before: text.endIndex)]),
-                srInstance: fields["srInstance"] as? String, heatmapInstance: fields["heatmapInstance"] as? String)
+                srInstance: fields["srInstance"] as? String, heatmapInstance: fields["heatmapInstance"] as? String,
+                pdfInstance: fields["pdfInstance"] as? String)
         }
     }
 
     /// Runs a comparison: reads both documents, measures, and (with an ingest service) stores the SR measurement
-    /// report and the change map as new series of the AFTER study, through the same ingest as every other object.
-    /// `progress` hears 0...1 as the steps go by.
+    /// report, the change map and the PDF report as new series of the AFTER study, through the same ingest as every
+    /// other object. `progress` hears 0...1 as the steps go by; `stillMine` is asked just before anything is stored
+    /// (a job cancelled meanwhile, or taken by another worker, stores nothing). The objects' UIDs derive from the job
+    /// id, so a job run again after its worker died finds what an earlier run stored instead of storing it twice.
     public func run(
-        _ request: ComparisonRequest, job: String = "", progress: @escaping @Sendable (Double) -> Void
+        _ request: ComparisonRequest, job: String = "", progress: @escaping @Sendable (Double) -> Void,
+        stillMine: @escaping @Sendable () async -> Bool = { true }
     ) async throws(ArchiveError) -> Outcome {
         let (before, after) = try captures(request)
         progress(0.02)
@@ -255,7 +264,8 @@ public struct Comparisons: Sendable {
         options.region = request.roi.region
         options.landmarks = request.landmarks
         let formats = (Self.format(before), Self.format(after))
-        let measured = try await pool.runTyped { [options] () throws(ArchiveError) -> (String, ChangeReport, Data) in
+        let wantReport = ingest != nil
+        let measured = try await pool.runTyped { [options] () throws(ArchiveError) -> Measured in
             do throws(MeshError) {
                 var beforeMesh = try MeshReader.read(beforeBytes, format: formats.0)
                 let afterMesh = try MeshReader.read(afterBytes, format: formats.1)
@@ -264,46 +274,57 @@ public struct Comparisons: Sendable {
                     progress: { step in progress(Self.fraction(of: step)) })
                 let scale = report.defaultHeatmapScaleMM
                 // The change map: BEFORE's surface coloured by displacement (no texture).
-                beforeMesh.colors = ChangeAnalysis.heatmapColors(report.vertexDistancesMM, scaleMM: scale)
+                let colors = ChangeAnalysis.heatmapColors(report.vertexDistancesMM, scaleMM: scale)
+                beforeMesh.colors = colors
                 beforeMesh.texcoords = nil
                 beforeMesh.triangleTexcoords = nil
                 beforeMesh.triangleMaterials = nil
                 beforeMesh.materials = []
                 beforeMesh.materialLibraries = []
-                return (report.json(heatmapScaleMM: scale), report, MeshWriter.obj(beforeMesh))
+                let views = wantReport ? ComparisonPDF.views(beforeMesh, colors: colors) : []
+                return Measured(
+                    json: report.json(heatmapScaleMM: scale), report: report, scale: scale,
+                    heatmap: wantReport ? MeshWriter.obj(beforeMesh) : Data(), views: views)
             } catch {
                 throw ArchiveError(.unprocessable, "the comparison failed: \(error.message)")
             }
         }
-        var outcome = Outcome(result: measured.0)
-        guard let ingest else { return outcome }
+        var outcome = Outcome(result: measured.json)
+        guard ingest != nil else { return outcome }
         progress(0.95)
-        let stored = try await storeReport(
-            request, before: before, after: after, report: measured.1, heatmap: measured.2, job: job)
+        guard await stillMine() else { throw ArchiveError(.conflict, "the comparison is no longer this worker's") }
+        let stored = try await storeReport(request, before: before, after: after, measured: measured, job: job)
         outcome.srInstance = stored.sr
         outcome.heatmapInstance = stored.heatmap
+        outcome.pdfInstance = stored.pdf
         return outcome
     }
 
-    /// Builds and stores the SR and the change map in the AFTER study; their SOP Instance UIDs.
+    /// What a measurement hands to the report.
+    struct Measured: Sendable {
+        var json: String
+        var report: ChangeReport
+        var scale: Double
+        var heatmap: Data
+        var views: [SurfaceRenderer.Image]
+    }
+
+    /// Builds and stores the SR, the change map and the PDF in the AFTER study; their SOP Instance UIDs.
     func storeReport(
-        _ request: ComparisonRequest, before: InstanceRecord, after: InstanceRecord, report: ChangeReport,
-        heatmap: Data, job: String
-    ) async throws(ArchiveError) -> (sr: String, heatmap: String) {
-        guard let ingest, let study = archive.index.catalog().studies[after.studyInstanceUID] else {
+        _ request: ComparisonRequest, before: InstanceRecord, after: InstanceRecord, measured: Measured, job: String
+    ) async throws(ArchiveError) -> (sr: String, heatmap: String, pdf: String) {
+        let catalog = archive.index.catalog()
+        guard let ingest, let study = catalog.studies[after.studyInstanceUID] else {
             throw ArchiveError(.notFound, "the after capture's study is gone")
         }
+        let beforeStudy = catalog.studies[before.studyInstanceUID]?.attributes ?? Dataset()
         let captures = [before, after].map {
             MeshConverter.Source(
                 sopClassUID: $0.sopClassUID, sopInstanceUID: $0.sopInstanceUID, seriesInstanceUID: $0.seriesInstanceUID,
                 studyInstanceUID: $0.studyInstanceUID)
         }
-        let figures = ComparisonSR.Figures(
-            volumeChangeML: report.volumeChangeML, positiveVolumeML: report.positiveVolumeML,
-            negativeVolumeML: report.negativeVolumeML, roiAreaMM2: report.roiAreaMM2,
-            areaChangeMM2: report.areaChangeMM2, meanDisplacementMM: report.meanDisplacementMM,
-            maxDisplacementMM: report.maxDisplacementMM, p95DisplacementMM: report.p95DisplacementMM,
-            registrationRMSMM: report.registrationRMSMM)
+        let report = measured.report
+        let figures = ComparisonSR.Figures(report)
         let title = request.title ?? "3D surface comparison"
         let uids: UIDGenerator
         do {
@@ -311,55 +332,82 @@ public struct Comparisons: Sendable {
         } catch {
             throw ArchiveError(.io, "UIDs for the comparison report cannot be made")
         }
-        let encoded = try await pool.runTyped { () throws(ArchiveError) -> [Data] in
+        // One UID per object and series, the same on every run of this job.
+        func uid(_ what: String) -> String { job.isEmpty ? uids.make() : Self.hashUID("facet-job:\(job):\(what)") }
+        let planned = (sr: uid("sr"), map: uid("map"), pdf: uid("pdf"))
+        let series = (sr: uid("sr-series"), map: uid("map-series"), pdf: uid("pdf-series"))
+        let tracking = uid("tracking")
+        let tenant = archive.keys.tenant
+        let region = ComparisonPDF.describe(request.roi.region)
+        func device(_ record: InstanceRecord) -> String {
+            [record.attributes.string(.manufacturer), record.attributes.string(.manufacturerModelName)].compactMap {
+                $0
+            }.joined(separator: " ")
+        }
+        let content = ComparisonPDF.Content(
+            title: title, patientName: study.attributes.string(.patientName) ?? "",
+            patientID: study.attributes.string(.patientID) ?? "",
+            birthDate: study.attributes.string(.patientBirthDate) ?? "",
+            before: ComparisonPDF.Capture(date: beforeStudy.string(.studyDate) ?? "", device: device(before)),
+            after: ComparisonPDF.Capture(date: study.attributes.string(.studyDate) ?? "", device: device(after)),
+            region: region, figures: figures, heatmapScaleMM: measured.scale, histogram: report.histogram,
+            views: measured.views, version: Facet.version)
+        let encoded = try await pool.runTyped { () throws(ArchiveError) -> [(String, Data)] in
             do throws(DICOMCodecError) {
                 let sr = ComparisonSR.make(
-                    study: study.attributes,
-                    before: captures[0], after: captures[1],
-                    figures: figures, title: title, seriesInstanceUID: uids.make(), sopInstanceUID: uids.make(),
-                    trackingUID: uids.make(), deviceUID: Self.deviceUID(archive.keys.tenant),
-                    softwareVersion: Facet.version)
+                    study: study.attributes, before: captures[0], after: captures[1], figures: figures, title: title,
+                    seriesInstanceUID: series.sr, sopInstanceUID: planned.sr, trackingUID: tracking,
+                    deviceUID: Self.hashUID("facet-device:\(tenant)"), softwareVersion: Facet.version)
                 var metadata = ClinicalMetadata(study: study.attributes)
                 metadata.studyInstanceUID = after.studyInstanceUID
                 metadata.seriesDescription = "Facet change map"
-                let context = InstanceContext(metadata: metadata, uids: uids)
                 var map = try MeshConverter.derivedOBJ(
-                    heatmap, title: "Change map: \(title) (displacement, mm)", context: context, seriesNumber: 902,
+                    measured.heatmap, title: "Change map: \(title) (displacement, mm)",
+                    context: InstanceContext(metadata: metadata, uids: uids), seriesNumber: 902,
                     frameOfReference: before.attributes.string(.frameOfReferenceUID), sources: captures)
-                if let issuer = study.attributes.string(Tag(0x0010, 0x0021)) {
-                    map.dataset.set(Tag(0x0010, 0x0021), .LO, issuer)
+                metadata.seriesDescription = "Facet comparison report (PDF)"
+                var pdf = try EncapsulatedPDF.make(
+                    try ComparisonPDF.make(content), title: "Comparison report: \(title)",
+                    context: InstanceContext(metadata: metadata, uids: uids), seriesNumber: 903, sources: captures)
+                for (object, instance, seriesUID) in [(0, planned.map, series.map), (1, planned.pdf, series.pdf)] {
+                    var dataset = object == 0 ? map.dataset : pdf.dataset
+                    dataset.set(.sopInstanceUID, .UI, instance)
+                    dataset.set(.seriesInstanceUID, .UI, seriesUID)
+                    if let issuer = study.attributes.string(Tag(0x0010, 0x0021)) {
+                        dataset.set(Tag(0x0010, 0x0021), .LO, issuer)
+                    }
+                    if object == 0 { map.dataset = dataset } else { pdf.dataset = dataset }
                 }
                 return [
-                    try Part10.encode(sr, transferSyntax: UID.explicitVRLittleEndian),
-                    try Part10.encode(map.dataset, transferSyntax: map.transferSyntaxUID),
+                    (planned.sr, try Part10.encode(sr, transferSyntax: UID.explicitVRLittleEndian)),
+                    (planned.map, try Part10.encode(map.dataset, transferSyntax: map.transferSyntaxUID)),
+                    (planned.pdf, try Part10.encode(pdf.dataset, transferSyntax: pdf.transferSyntaxUID)),
                 ]
             } catch {
                 throw ArchiveError(.io, "the comparison report could not be made: \(error.message)")
             }
         }
+        // What an earlier run of this job stored already is not stored again.
+        let missing = encoded.filter { archive.index.catalog().instances[$0.0] == nil }
         let caller = IngestService.Caller(actor: "facet/comparisons", address: "local", request: job)
         let outcomes = await ingest.store(
-            encoded.map { bytes in .bytes({ bytes }) }, expectedStudy: after.studyInstanceUID, caller: caller)
-        var stored: [String] = []
+            missing.map { object in .bytes({ object.1 }) }, expectedStudy: after.studyInstanceUID, caller: caller)
         for outcome in outcomes {
             switch outcome {
-            case .stored(let record, _, _):
-                stored.append(record.sopInstanceUID)
+            case .stored:
+                continue
             case .failed(_, _, _, let message, let retryable):
                 throw ArchiveError(retryable ? .unavailable : .io, "a comparison report was not stored: \(message)")
             default:
                 throw ArchiveError(.io, "a comparison report was not stored")
             }
         }
-        guard stored.count == 2 else { throw ArchiveError(.io, "a comparison report was not stored") }
-        return (stored[0], stored[1])
+        return (planned.sr, planned.map, planned.pdf)
     }
 
-    /// The Device Observer UID of this clinic's Facet: the same in every report (a UUID-derived UID of its tenant).
-    static func deviceUID(_ tenant: String) -> String {
-        let digest = SHA256.hash(data: Data("facet-device:\(tenant)".utf8))
-        var value = Array(digest.prefix(16))
-        // 2.25 + a 128-bit integer in decimal.
+    /// A UID of the 2.25 arc made from a text (its SHA-256, 128 bits in decimal): the same text, the same UID.
+    static func hashUID(_ text: String) -> String {
+        var value = Array(SHA256.hash(data: Data(text.utf8)).prefix(16))
         var digits: [UInt8] = []
         while value.contains(where: { $0 != 0 }) {
             var remainder = 0

@@ -109,7 +109,9 @@ public enum FHIRMapping {
             ])
         }
         resource["identifier"] = identifiers
-        if let patientID { resource["subject"] = ["reference": "Patient/\(patientID)"] }
+        // `subject` is required: a study that names no patient is said so in words.
+        resource["subject"] =
+            patientID.map { ["reference": "Patient/\($0)"] } ?? ["display": "patient not identified in the study"]
         if let started = started(attributes) { resource["started"] = started }
         if let description = attributes.string(.studyDescription), !description.isEmpty {
             resource["description"] = description

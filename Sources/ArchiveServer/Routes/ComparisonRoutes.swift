@@ -7,7 +7,8 @@ import Hummingbird
 /// "title"?}` naming two stored 3D captures of one patient → 202 `{"id", "status": "queued"}` and `Location`;
 /// `GET /api/v1/comparisons/{id}` → the job (status, progress, the result with `facet compare --json`'s keys, the
 /// error); `GET /api/v1/comparisons?patientID=` lists them, newest first; `DELETE /api/v1/comparisons/{id}` cancels a
-/// queued or running one. Each is decided by the access policy as a read of the captures' patient. The job runs on
+/// queued or running one. Each is decided by the access policy as a read of the captures' patient; asking and
+/// cancelling also need a role that stores (the job writes its report into the patient's study). The job runs on
 /// the clinic's job queue (`ComparisonWorker`), so it survives a restart and runs on exactly one replica.
 struct ComparisonRoutes {
     let services: ServerServices
@@ -17,6 +18,7 @@ struct ComparisonRoutes {
         router.get("/api/v1/comparisons") { request, context in try await list(request, context) }
         router.get("/api/v1/comparisons/:id") { _, context in try await read(context) }
         router.delete("/api/v1/comparisons/:id") { _, context in try await cancel(context) }
+        router.get("/api/v1/comparisons/:id/report.pdf") { _, context in try await pdf(context) }
     }
 
     func comparisons(_ context: FacetRequestContext) throws -> Comparisons {
@@ -28,7 +30,9 @@ struct ComparisonRoutes {
 
     func submit(_ request: Request, _ context: FacetRequestContext) async throws -> Response {
         context.audit.action = "comparison request"
-        try services.preauthorize(context, .read)
+        // A comparison writes its report into the patient's study: the role must be one that stores, and it must
+        // see the patient.
+        try services.preauthorize(context, .store)
         let comparisons = try comparisons(context)
         var asked = try ComparisonRequest(json: try await AuthRoutes.body(request))
         let (before, after) = try comparisons.captures(asked)
@@ -74,12 +78,12 @@ struct ComparisonRoutes {
         try services.preauthorize(context, .read)
         let (job, asked) = try await comparison(context)
         try touch(context, asked)
-        return Responses.text(Self.json(job, asked), contentType: "application/json")
+        return Responses.text(Self.json(job, asked, base: services.urls.base), contentType: "application/json")
     }
 
     func cancel(_ context: FacetRequestContext) async throws -> Response {
         context.audit.action = "comparison cancel"
-        try services.preauthorize(context, .read)
+        try services.preauthorize(context, .store)
         let (job, asked) = try await comparison(context)
         try touch(context, asked)
         let comparisons = try comparisons(context)
@@ -87,7 +91,7 @@ struct ComparisonRoutes {
             throw HTTPFailure(.conflict, "the comparison has ended already (\(job.status.rawValue))")
         }
         let now = try await comparisons.queue.job(job.id) ?? job
-        return Responses.text(Self.json(now, asked), contentType: "application/json")
+        return Responses.text(Self.json(now, asked, base: services.urls.base), contentType: "application/json")
     }
 
     func list(_ request: Request, _ context: FacetRequestContext) async throws -> Response {
@@ -118,9 +122,34 @@ struct ComparisonRoutes {
                     continue
                 }
             }
-            answers.append(Self.json(job, asked))
+            answers.append(Self.json(job, asked, base: services.urls.base))
+            let catalog = try services.tenant(context).archive.index.catalog()
+            for uid in [asked.before, asked.after] {
+                if let study = catalog.instances[uid]?.studyInstanceUID, !context.audit.resultStudyUIDs.contains(study)
+                {
+                    context.audit.resultStudyUIDs.append(study)
+                }
+            }
         }
         return Responses.text("[" + answers.joined(separator: ",") + "]", contentType: "application/json")
+    }
+
+    /// The PDF report of a finished comparison: the Encapsulated PDF it stored, as `application/pdf`.
+    func pdf(_ context: FacetRequestContext) async throws -> Response {
+        context.audit.action = "comparison report read"
+        try services.preauthorize(context, .read)
+        let (job, asked) = try await comparison(context)
+        try touch(context, asked)
+        guard job.status == .done, let result = job.result,
+            let uid = Comparisons.Outcome(decoding: result).pdfInstance,
+            let record = try services.tenant(context).archive.index.catalog().instances[uid]
+        else { throw HTTPFailure(.notFound, "this comparison has no PDF report") }
+        context.audit.touch([record])
+        let (data, _) = try await services.tenant(context).retrieve.bulkValue(record, tag: .encapsulatedDocument)
+        var headers = HTTPFields()
+        // A download, named by the job only (never by the patient).
+        headers[.contentDisposition] = "attachment; filename=\"comparison-\(job.id).pdf\""
+        return Responses.bytes(data, contentType: "application/pdf", extra: headers)
     }
 
     /// The audit event names the captures a comparison is about.
@@ -130,7 +159,7 @@ struct ComparisonRoutes {
     }
 
     /// A job as clients see it. `result` is `facet compare --json`'s object as the worker produced it.
-    static func json(_ job: Job, _ asked: ComparisonRequest) -> String {
+    static func json(_ job: Job, _ asked: ComparisonRequest, base: String) -> String {
         var fields = [
             ("id", Responses.jsonString(job.id)),
             ("status", Responses.jsonString(job.status.rawValue)),
@@ -144,12 +173,15 @@ struct ComparisonRoutes {
         fields.append(("result", outcome?.result ?? "null"))
         if let outcome {
             func uid(_ value: String?) -> String { value.map(Responses.jsonString) ?? "null" }
-            // The PDF and its HTML page are not made yet: their keys say so (null).
+            let pdf = outcome.pdfInstance.map { _ in
+                Responses.jsonString("\(base)/api/v1/comparisons/\(job.id)/report.pdf")
+            }
+            // The HTML page of the report is not made yet: its key says so (null).
             fields.append(
                 (
                     "report",
-                    "{\"pdf\":null,\"html\":null,\"srInstance\":\(uid(outcome.srInstance)),\"pdfInstance\":null,"
-                        + "\"heatmapInstance\":\(uid(outcome.heatmapInstance))}"
+                    "{\"pdf\":\(pdf ?? "null"),\"html\":null,\"srInstance\":\(uid(outcome.srInstance)),"
+                        + "\"pdfInstance\":\(uid(outcome.pdfInstance)),\"heatmapInstance\":\(uid(outcome.heatmapInstance))}"
                 ))
         } else {
             fields.append(("report", "null"))

@@ -92,6 +92,9 @@ struct FHIRRoutes {
             let generic = AuditMiddleware.response(for: error, logger: services.logger, urls: services.urls)
             let message: String
             switch error {
+            case _ where generic.status.code >= 500:
+                // The archive's own troubles stay in its log: the client learns only that it may try again.
+                message = AuditMiddleware.fhirMessage(generic.status.code)
             case let failure as HTTPFailure: message = failure.message
             case let failure as ArchiveError: message = failure.message
             default: message = "the request could not be answered"
@@ -142,7 +145,8 @@ struct FHIRRoutes {
             return value
         }
         let count = min(try number("_count", 50), 500)
-        let offset = try number("_offset", 0)
+        // Bounded, so that offset + count cannot overflow (a search never has a billion results here).
+        let offset = min(try number("_offset", 0), 1_000_000_000)
         let slice = offset < resources.count ? Array(resources[offset..<min(resources.count, offset + count)]) : []
         let kept = items.filter { $0.name != "_offset" && $0.name != "_count" }
         func url(offset: Int) -> String {
@@ -212,6 +216,7 @@ struct FHIRRoutes {
     func visiblePatients(_ context: FacetRequestContext) async throws -> [(key: String, study: StudyRecord)] {
         let tenant = try services.tenant(context)
         let scope = try await services.identity.searchScope(for: try ServerServices.principal(context))
+        let emergency = Set(scope.emergency.map(\.hex))
         var latest: [String: StudyRecord] = [:]
         for study in tenant.archive.index.catalog().studies.values where scope.visible(study) {
             guard let key = services.identity.patient(of: study, tenant: tenant.tenant)?.hex else { continue }
@@ -223,6 +228,8 @@ struct FHIRRoutes {
             }
             latest[key] = study
         }
+        // Patients seen only under break-the-glass make the answer emergency access.
+        if latest.keys.contains(where: emergency.contains) { context.audit.emergency = true }
         return latest.map { ($0.key, $0.value) }.sorted { $0.key < $1.key }
     }
 
@@ -282,13 +289,16 @@ struct FHIRRoutes {
         let tenant = try services.tenant(context)
         let scope = try await services.identity.searchScope(for: try ServerServices.principal(context))
         let catalog = tenant.archive.index.catalog()
-        let patientRefs =
-            (values("patient").map { Self.reference($0, type: "Patient") })
-            + values("subject").map { Self.reference($0, type: "Patient") }
-        let patientIDs = (values("subject:identifier") + values("patient:identifier")).map(Self.tokenValue)
-        let modalities = values("modality").flatMap { $0.split(separator: ",").map { Self.tokenValue(String($0)) } }
-        let uids = values("identifier").flatMap { $0.split(separator: ",") }.map {
-            Self.tokenValue(String($0)).replacingOccurrences(of: "urn:oid:", with: "")
+        // Each occurrence of a parameter must match (AND); the comma-separated values of one occurrence are
+        // alternatives (OR), as R4 search says.
+        func groups(_ names: [String], _ value: (String) -> String) -> [[String]] {
+            names.flatMap(values).map { $0.split(separator: ",").map { value(String($0)) } }
+        }
+        let patientGroups = groups(["patient", "subject"]) { Self.reference($0, type: "Patient") }
+        let patientIDGroups = groups(["subject:identifier", "patient:identifier"], Self.tokenValue)
+        let modalityGroups = groups(["modality"], Self.tokenValue)
+        let uidGroups = groups(["identifier", "_id"]) {
+            Self.tokenValue($0).replacingOccurrences(of: "urn:oid:", with: "")
         }
         let started = values("started")
         for value in started where FHIRMapping.dateMatches("2000-01-01", value) == nil {
@@ -297,20 +307,19 @@ struct FHIRRoutes {
         var matched: [StudyRecord] = []
         for study in catalog.studies.values where scope.visible(study) {
             let key = services.identity.patient(of: study, tenant: tenant.tenant)?.hex
-            if !patientRefs.isEmpty && !patientRefs.contains(where: { $0 == key }) { continue }
-            if !patientIDs.isEmpty && !patientIDs.contains(where: { $0 == study.attributes.string(.patientID) }) {
-                continue
-            }
-            if !uids.isEmpty && !uids.contains(study.studyInstanceUID) { continue }
-            if !values("_id").isEmpty && !values("_id").contains(study.studyInstanceUID) { continue }
+            let accession = study.attributes.string(.accessionNumber)
+            guard patientGroups.allSatisfy({ $0.contains { $0 == key } }),
+                patientIDGroups.allSatisfy({ $0.contains { $0 == study.attributes.string(.patientID) } }),
+                uidGroups.allSatisfy({ $0.contains { $0 == study.studyInstanceUID || $0 == accession } })
+            else { continue }
             if !started.isEmpty {
                 guard let day = study.attributes.string(.studyDate).flatMap(FHIRMapping.date),
                     started.allSatisfy({ FHIRMapping.dateMatches(day, $0) == true })
                 else { continue }
             }
-            if !modalities.isEmpty {
+            if !modalityGroups.isEmpty {
                 let present = Set(study.seriesUIDs.compactMap { catalog.series[$0]?.attributes.string(.modality) })
-                guard modalities.contains(where: present.contains) else { continue }
+                guard modalityGroups.allSatisfy({ $0.contains(where: present.contains) }) else { continue }
             }
             matched.append(study)
         }
@@ -329,6 +338,15 @@ struct FHIRRoutes {
             ($0["resource"] as? [String: Any])?["id"] as? String
         }
         context.audit.resultStudyUIDs = shown
+        // An answer naming a patient seen only under break-the-glass is emergency access, as for QIDO.
+        let emergency = Set(scope.emergency.map(\.hex))
+        if !emergency.isEmpty {
+            context.audit.emergency = shown.contains { uid in
+                catalog.studies[uid].flatMap { services.identity.patient(of: $0, tenant: tenant.tenant) }.map {
+                    emergency.contains($0.hex)
+                } ?? false
+            }
+        }
         return answer
     }
 
@@ -365,6 +383,7 @@ struct FHIRRoutes {
                 continue
             }
             let studies = [asked.before, asked.after].compactMap { catalog.instances[$0]?.studyInstanceUID }
+            context.audit.resultStudyUIDs += studies.filter { !context.audit.resultStudyUIDs.contains($0) }
             reports.append(
                 FHIRMapping.diagnosticReport(
                     id: id, patientID: asked.patient, studies: studies, issued: job.created, title: asked.title,
@@ -396,11 +415,11 @@ struct FHIRRoutes {
         else { throw HTTPFailure(.notFound, "no such DiagnosticReport") }
         let asked = try ComparisonRequest(json: job.payload)
         try await services.authorize(context, .read, patient: PatientKey(hex: asked.patient))
-        guard
-            let found = try await finishedComparisons(context, patient: asked.patient).first(where: {
-                $0["id"] as? String == id
-            })
-        else { throw HTTPFailure(.notFound, "no such DiagnosticReport") }
-        return found
+        let catalog = try services.tenant(context).archive.index.catalog()
+        let studies = [asked.before, asked.after].compactMap { catalog.instances[$0]?.studyInstanceUID }
+        context.audit.resultStudyUIDs = studies
+        return FHIRMapping.diagnosticReport(
+            id: id, patientID: asked.patient, studies: studies, issued: job.created, title: asked.title,
+            result: Comparisons.Outcome(decoding: job.result ?? Data()).result)
     }
 }

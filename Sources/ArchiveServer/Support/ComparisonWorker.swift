@@ -69,7 +69,15 @@ struct ComparisonWorker: Service {
         defer { renewal.cancel() }
         do throws(ArchiveError) {
             let asked = try ComparisonRequest(json: job.payload)
-            let outcome = try await comparisons.run(asked, job: job.id) { progress.value = $0 }
+            let outcome = try await comparisons.run(
+                asked, job: job.id, progress: { progress.value = $0 },
+                stillMine: {
+                    // Asked just before the report is stored: a cancelled job stores nothing.
+                    let mine = try? await comparisons.queue.heartbeat(
+                        job.id, worker: worker, progress: progress.value, lease: Self.lease)
+                    if mine != true { progress.dropped = true }
+                    return mine == true
+                })
             renewal.cancel()
             guard !progress.dropped else { return }
             try await comparisons.queue.finish(job.id, worker: worker, result: outcome.encoded)
@@ -77,7 +85,7 @@ struct ComparisonWorker: Service {
             renewal.cancel()
             // The reason is the archive's or MeshKit's own message: no PHI.
             logger.warning("a comparison failed", metadata: ["job": "\(job.id)", "reason": "\(error.message)"])
-            guard !progress.dropped else { return }
+            guard !progress.dropped, error.code != .conflict else { return }
             if error.code == .unavailable || error.code == .busy {
                 // Storage away: the lease runs out and the job is taken again later.
                 return

@@ -15,6 +15,14 @@ extension MeshConverter {
             self.seriesInstanceUID = seriesInstanceUID
             self.studyInstanceUID = studyInstanceUID
         }
+
+        /// The instance as an item of a Source Instance or Referenced SOP sequence.
+        public var referenceItem: Dataset {
+            var item = Dataset()
+            item.set(.referencedSOPClassUID, .UI, sopClassUID)
+            item.set(.referencedSOPInstanceUID, .UI, sopInstanceUID)
+            return item
+        }
     }
 
     /// A surface Facet derived from stored captures (the change map of a comparison: BEFORE with vertex colours) as
@@ -32,12 +40,7 @@ extension MeshConverter {
             frameOfReference: frameOfReference ?? context.uids.make(), modelGroup: context.uids.make(), references: [])
         dataset.set(
             Tag(0x0042, 0x0013),  // Source Instance Sequence
-            sequence: sources.map { source in
-                var item = Dataset()
-                item.set(.referencedSOPClassUID, .UI, source.sopClassUID)
-                item.set(.referencedSOPInstanceUID, .UI, source.sopInstanceUID)
-                return item
-            })
+            sequence: sources.map(\.referenceItem))
         func seriesItems(_ sources: [Source]) -> [Dataset] {
             Dictionary(grouping: sources, by: \.seriesInstanceUID).sorted { $0.key < $1.key }.map { series, members in
                 var item = Dataset()
@@ -86,5 +89,37 @@ extension ClinicalMetadata {
         studyDescription = attributes.string(.studyDescription)
         accessionNumber = attributes.string(.accessionNumber)
         studyID = attributes.string(.studyID)
+    }
+}
+
+/// A PDF Facet made (the comparison report) as Encapsulated PDF (1.2.840.10008.5.1.4.1.1.104.1), Modality DOC, in
+/// `context`'s study: Conversion Type WSD (a workstation made it), Burned In Annotation YES (the page names the
+/// patient), the instances it was derived from in the Source Instance Sequence.
+public enum EncapsulatedPDF {
+    public static let sopClass = "1.2.840.10008.5.1.4.1.1.104.1"
+
+    public static func make(
+        _ pdf: Data, title: String, context: InstanceContext, seriesNumber: Int, sources: [MeshConverter.Source]
+    ) throws(DICOMCodecError) -> PreparedInstance {
+        try MeshConverter.checkSize(pdf)
+        var dataset = context.baseDataset(
+            sopClassUID: sopClass, sopInstanceUID: context.uids.make(), seriesInstanceUID: context.uids.make(),
+            modality: "DOC", seriesNumber: seriesNumber, instanceNumber: 1)
+        dataset.set(.manufacturer, .LO, Facet.manufacturer)
+        dataset.set(.softwareVersions, .LO, "Facet \(context.softwareVersion)")
+        dataset.set(Tag(0x0008, 0x0064), .CS, "WSD")  // Conversion Type
+        dataset.set(.contentDate, .DA, context.nowDate)
+        dataset.set(.contentTime, .TM, context.nowTime)
+        dataset.set(.acquisitionDateTime, .DT, strings: [])
+        dataset.set(Tag(0x0028, 0x0301), .CS, "YES")  // Burned In Annotation: the page names the patient
+        dataset.set(.documentTitle, .ST, title)
+        dataset.set(.conceptNameCodeSequence, sequence: [])
+        dataset.set(.mimeTypeOfEncapsulatedDocument, .LO, "application/pdf")
+        dataset.set(
+            Tag(0x0042, 0x0013),  // Source Instance Sequence
+            sequence: sources.map(\.referenceItem))
+        dataset.set(DataElement(.encapsulatedDocument, .OB, .bytes(pdf)))
+        dataset.set(DataElement(.encapsulatedDocumentLength, .UL, .unsigned([UInt64(pdf.count)])))
+        return PreparedInstance(dataset: dataset, transferSyntaxUID: UID.explicitVRLittleEndian, notes: [])
     }
 }

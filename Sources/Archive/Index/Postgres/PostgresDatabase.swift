@@ -62,8 +62,10 @@ public final class PostgresDatabase: Sendable {
         case .refuse:
             throw ArchiveError(.unavailable, "the index database is not available")
         case .probe:
-            // The first call after the pause finds out whether the server is back, without holding the others.
-            return try await Self.mapping(seconds: min(limit, 5), breaker: outage, body)
+            // The first call after the pause finds out whether the server is back, without holding the others (a
+            // call given a long deadline of its own, a migration or a start-up load, keeps it).
+            return try await Self.mapping(
+                seconds: seconds == nil ? min(limit, 5) : limit, breaker: outage, probe: true, body)
         case .pass:
             return try await Self.mapping(seconds: limit, breaker: outage, body)
         }
@@ -213,7 +215,8 @@ public final class PostgresDatabase: Sendable {
     /// restarting, refusing connections) is `.unavailable` (503 with Retry-After); a refused statement is `.io`.
     /// `breaker` learns whether the server answered.
     static func mapping<T: Sendable>(
-        seconds: Double, breaker: OutageBreaker? = nil, _ body: @escaping @Sendable () async throws -> T
+        seconds: Double, breaker: OutageBreaker? = nil, probe: Bool = false,
+        _ body: @escaping @Sendable () async throws -> T
     ) async throws(ArchiveError) -> T {
         do {
             // The pool keeps trying to connect to a server that is down: the caller waits `seconds` at most. The
@@ -226,7 +229,7 @@ public final class PostgresDatabase: Sendable {
                 (error as? PostgresTransactionError).map {
                     $0.closureError ?? $0.beginError ?? $0.commitError ?? $0
                 } ?? error
-            if isOutage(inner) { breaker?.failed(now: Date()) } else { breaker?.answered() }
+            if isOutage(inner) { breaker?.failed(now: Date(), probe: probe) } else { breaker?.answered() }
             throw classify(inner)
         }
     }
@@ -234,13 +237,19 @@ public final class PostgresDatabase: Sendable {
     /// Whether an error means the server could not be reached or is going away (not a statement it refused, nor a
     /// conflict between writers, nor the archive's own refusal).
     static func isOutage(_ error: any Error) -> Bool {
+        // The deadline passed without an answer.
         if let error = error as? ArchiveError { return error.code == .unavailable }
-        if let error = error as? PSQLError, error.code == .server {
+        if let error = error as? PSQLError {
+            guard error.code == .server else {
+                // Connection-level: refused, closed, dropped, the pool giving up.
+                return true
+            }
             let state = error.serverInfo?[.sqlState] ?? ""
             return state.hasPrefix("57") || state.hasPrefix("08")
         }
-        // A row that does not decode is the reader's problem, not the server's.
-        return !(error is PostgresDecodingError)
+        // Anything else (a row that does not decode, a cancelled task, the work's own error) says nothing about
+        // whether the server is there.
+        return false
     }
 
     static func classify(_ error: any Error) -> ArchiveError {
@@ -298,10 +307,12 @@ final class OutageBreaker: @unchecked Sendable {
         }
     }
 
-    func failed(now: Date) {
+    /// A call found the server away. Only the probe itself ends the probe: a call admitted before the window
+    /// opened that fails late must not let a second probe start beside the first.
+    func failed(now: Date, probe: Bool = false) {
         lock.withLock {
             openUntil = now.addingTimeInterval(pause)
-            probing = false
+            if probe { probing = false }
         }
     }
 }
