@@ -140,6 +140,11 @@ def test_endpoint_and_diagnostic_report(clinic):
     assert observation["valueQuantity"]["value"] == job["result"]["volume_change_ml"]
     assert observation["valueQuantity"]["code"] == "mL"
     assert len(report.imagingStudy) == 2
+    # The PDF report, by URL (the same token opens it).
+    form = report.presentedForm[0]
+    assert form.contentType == "application/pdf"
+    pdf = requests.get(server.root + "/api/v1/" + form.url.split("/api/v1/", 1)[1], timeout=60)
+    assert pdf.status_code == 200 and pdf.content.startswith(b"%PDF")
     DiagnosticReport.model_validate(fhir(server, "DiagnosticReport/" + job["id"]))
     other = patient_id(server, "FHIR-2")
     assert fhir(server, "DiagnosticReport", patient=other)["total"] == 0

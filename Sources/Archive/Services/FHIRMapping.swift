@@ -181,7 +181,8 @@ public enum FHIRMapping {
     /// A finished comparison as a DiagnosticReport: the two studies, the volume change as a contained Observation
     /// (UCUM mL), the other figures in the conclusion.
     public static func diagnosticReport(
-        id: String, patientID: String, studies: [String], issued: Date, title: String?, result: String
+        id: String, patientID: String, studies: [String], issued: Date, title: String?, result: String,
+        pdfURL: String? = nil
     ) -> [String: Any] {
         let figures = numbers(
             in: result,
@@ -222,6 +223,11 @@ public enum FHIRMapping {
             "result": [["reference": "#volume-change"]],
         ]
         if !conclusion.isEmpty { report["conclusion"] = conclusion }
+        if let pdfURL {
+            report["presentedForm"] = [
+                ["contentType": "application/pdf", "url": pdfURL, "title": "Comparison report (PDF)"]
+            ]
+        }
         return report
     }
 

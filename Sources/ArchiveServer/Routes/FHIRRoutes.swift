@@ -387,9 +387,15 @@ struct FHIRRoutes {
             reports.append(
                 FHIRMapping.diagnosticReport(
                     id: id, patientID: asked.patient, studies: studies, issued: job.created, title: asked.title,
-                    result: Comparisons.Outcome(decoding: result).result))
+                    result: Comparisons.Outcome(decoding: result).result,
+                    pdfURL: pdfURL(id, Comparisons.Outcome(decoding: result))))
         }
         return reports
+    }
+
+    /// Where a finished comparison's PDF is read (the same token opens it), when it made one.
+    func pdfURL(_ id: String, _ outcome: Comparisons.Outcome) -> String? {
+        outcome.pdfInstance == nil ? nil : "\(services.urls.base)/api/v1/comparisons/\(id)/report.pdf"
     }
 
     func reports(_ request: Request, _ context: FacetRequestContext) async throws -> [String: Any] {
@@ -420,6 +426,7 @@ struct FHIRRoutes {
         context.audit.resultStudyUIDs = studies
         return FHIRMapping.diagnosticReport(
             id: id, patientID: asked.patient, studies: studies, issued: job.created, title: asked.title,
-            result: Comparisons.Outcome(decoding: job.result ?? Data()).result)
+            result: Comparisons.Outcome(decoding: job.result ?? Data()).result,
+            pdfURL: pdfURL(id, Comparisons.Outcome(decoding: job.result ?? Data())))
     }
 }
