@@ -32,6 +32,13 @@ import Testing
         #expect(abs(Double(covered) - expected) / expected < 0.06, "\(covered) vs \(expected)")
     }
 
+    @Test func coordinatesTooLargeToFitDrawNothingAndDoNotTrap() {
+        let mesh = Mesh(
+            positions: [SIMD3(-1e308, 0, 0), SIMD3(1e308, 0, 0), SIMD3(0, 1e308, 0)], triangles: [SIMD3(0, 1, 2)])
+        let image = SurfaceRenderer.render(mesh, colors: nil, view: .front, width: 16, height: 16)
+        #expect(image.rgba.count == 16 * 16 * 4)
+    }
+
     @Test func anEmptyMeshIsABlankPicture() {
         let image = SurfaceRenderer.render(Mesh(), colors: nil, view: .front, width: 8, height: 4)
         #expect(image.rgba == [UInt8](repeating: 255, count: 8 * 4 * 4))

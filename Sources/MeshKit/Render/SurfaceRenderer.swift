@@ -61,6 +61,8 @@ public enum SurfaceRenderer {
             let (i0, i1, i2) = (Int(triangle.x), Int(triangle.y), Int(triangle.z))
             guard i0 < pixels.count, i1 < pixels.count, i2 < pixels.count else { continue }
             let (a, b, c) = (pixels[i0], pixels[i1], pixels[i2])
+            // Coordinates so large that the fit overflowed: nothing to draw (and no Int conversion of infinity).
+            guard [a, b, c].allSatisfy({ $0.x.isFinite && $0.y.isFinite && $0.z.isFinite }) else { continue }
             // Shading: the face normal's angle to the viewer (both sides lit alike).
             let normal = cross(mesh.positions[i1] - mesh.positions[i0], mesh.positions[i2] - mesh.positions[i0])
             let length = (normal * normal).sum().squareRoot()
