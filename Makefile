@@ -59,6 +59,14 @@ bench-dicomweb: deps
 	$(SWIFT) build -c release --product facet
 	.venv/bin/python Benchmarks/dicomweb_benchmark.py --facet "$$($(SWIFT) build -c release --show-bin-path)/facet"
 
+# `facet compare`'s volume accuracy and the coverage of its 95 % interval on the generated grid (issue 11 §3): narrow
+# and wide bumps and null pairs, noise σ 0.05-0.3 mm on both captures, with and without holes; ACCURACY_SEEDS per cell.
+.PHONY: bench-accuracy
+bench-accuracy: deps
+	$(SWIFT) build -c release --product facet
+	.venv/bin/python Benchmarks/accuracy_benchmark.py --facet "$$($(SWIFT) build -c release --show-bin-path)/facet" \
+		--seeds $${ACCURACY_SEEDS:-8}
+
 # Facet's own ES256 tokens and an identity provider's RS256/ES256 tokens, checked against a SQLite store in a temp dir.
 bench-tokens:
 	$(SWIFT) build -c release --product token-bench

@@ -60,6 +60,7 @@ def check_pdf(data, given, family, volume, folder):
         text = "\n".join(page.extract_text() or "" for page in document.pages)
     assert f"{given} {family}" in text, text[:400]
     assert volume in text, (volume, text[:600])
+    assert "95 % interval" in text and "not estimated" not in text, text[:800]
     (folder / "report.pdf").write_bytes(data)
     subprocess.run(["pdftoppm", "-r", "40", "-png", "-singlefile", str(folder / "report.pdf"), str(folder / "page")],
                    check=True, timeout=60)
@@ -94,6 +95,8 @@ def test_a_comparison_over_http_measures_the_known_bump_as_the_command_line_does
     result = job["result"]
     expected = pair["volume_change_ml"]
     assert abs(result["volume_change_ml"] - expected) <= max(0.05, 0.03 * expected), (result, expected)
+    low, high = result["volume_change_ci95_ml"]
+    assert low < result["volume_change_ml"] < high and low <= expected <= high, (low, high, expected)
     # `facet compare --json` on the documents a DICOMweb client retrieves: the same object, number for number.
     files = []
     for n, instance in enumerate((before, after)):
@@ -172,6 +175,8 @@ def test_the_report_objects_join_the_after_study_and_pass_dciodvfy(fresh, dciodv
     assert numbers["Area"] == (result["roi_area_mm2"], "mm2")
     assert numbers["Distance (Mean)"] == (result["mean_displacement_mm"], "mm")
     assert numbers["Distance (Maximum)"] == (result["max_displacement_mm"], "mm")
+    assert numbers["Volume change, 95 % interval, lower bound"] == (result["volume_change_ci95_ml"][0], "ml")
+    assert numbers["Volume change, 95 % interval, upper bound"] == (result["volume_change_ci95_ml"][1], "ml")
     heatmap = objects[report["heatmapInstance"]]
     assert heatmap.SOPClassUID == "1.2.840.10008.5.1.4.1.1.104.4" and heatmap.ModelGroupUID
     assert {item.ReferencedSOPInstanceUID for item in heatmap.SourceInstanceSequence} == {

@@ -139,6 +139,9 @@ def test_endpoint_and_diagnostic_report(clinic):
     observation = resource["contained"][0]
     assert observation["valueQuantity"]["value"] == job["result"]["volume_change_ml"]
     assert observation["valueQuantity"]["code"] == "mL"
+    bounds = [c["valueQuantity"]["value"] for c in observation["component"]]
+    assert bounds == job["result"]["volume_change_ci95_ml"]
+    assert "95 % interval" in resource["conclusion"]
     assert len(report.imagingStudy) == 2
     # The PDF report, by URL (the same token opens it).
     form = report.presentedForm[0]

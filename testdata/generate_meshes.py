@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Generates MeshKit's test meshes with known ground truth into a folder (default testdata/generated/).
 
-Usage: python3 testdata/generate_meshes.py [OUT] [--large]   (needs numpy)
+Usage: python3 testdata/generate_meshes.py [OUT] [--large] [--accuracy N]   (needs numpy)
 
 - closed/: sphere (icosphere), torus far from the origin, subdivided box, in OBJ, ASCII PLY, binary PLY (both
   byte orders, extra properties, odd property order, an unknown element), binary STL, ASCII STL (upper case, tabs,
@@ -10,6 +10,11 @@ Usage: python3 testdata/generate_meshes.py [OUT] [--large]   (needs numpy)
 - pairs/: open face-like surfaces. AFTER = BEFORE + a smooth Gaussian bump of known volume, re-triangulated on a
   different grid, 0.1 mm noise, moved by a known rigid transform, partly overlapping. BEFORE is a textured OBJ
   (vt, mtllib, usemtl) and AFTER a binary PLY with vertex colours, as VECTRA-class stations export them.
+- accuracy/: the volume-accuracy grid (issue 11 §3). Each case is a BEFORE/AFTER pair of the face-like surface
+  (BEFORE at 0.7 mm spacing, AFTER re-triangulated at 0.8 mm on a rotated, jittered grid), Gaussian noise of a
+  given σ along the surface normal on BOTH captures, optional holes in AFTER outside the region, a bump of given
+  width σ and volume (0 for null pairs), a random rigid motion. The default run writes a small seeded grid for
+  MeshKit's tests; `--accuracy N` writes N seeds per cell of the full grid (make bench-accuracy).
 - broken/: non-manifold, flipped winding, degenerate faces, NaN, truncated, lying headers, bad indices.
 - --large adds the benchmark inputs (about 1.3 M triangles per closed file, 500 k-vertex face pair).
 manifest.json records every file's ground truth.
@@ -319,6 +324,17 @@ def rotation(axis, angle_deg):
     return np.eye(3) + math.sin(a) * k + (1 - math.cos(a)) * k @ k
 
 
+def bump_volume_in_roi(cx, cy, center_z, roi_radius, sigma, height, step=0.05):
+    """The bump's volume (mL) over the part of BEFORE (the face, clipped to its ellipse) inside the ROI sphere."""
+    s = np.arange(-roi_radius, roi_radius + step, step)
+    gx, gy = np.meshgrid(cx + s, cy + s, indexing="ij")
+    gz = face_height(gx, gy)
+    inside = (gx - cx) ** 2 + (gy - cy) ** 2 + (gz - center_z) ** 2 <= roi_radius ** 2
+    inside &= (gx / 62) ** 2 + (gy / 78) ** 2 <= 1
+    gb = height * np.exp(-((gx - cx) ** 2 + (gy - cy) ** 2) / (2 * sigma ** 2))
+    return float(np.sum(gb[inside]) * step * step / 1000)
+
+
 def face_pair(out, name, bump, spacing=1.0, noise=0.1, transform=((0.3, 1.0, 0.2), 12.0, (15.0, -10.0, 20.0))):
     cx, cy, sigma, height = bump
     xy, faces_b = grid_surface(spacing, 0, 0, (0, 0))
@@ -334,14 +350,7 @@ def face_pair(out, name, bump, spacing=1.0, noise=0.1, transform=((0.3, 1.0, 0.2
     center_z = float(face_height(np.array([cx]), np.array([cy]))[0])
     # Ground truth: the bump's volume over the part of BEFORE that lies inside the ROI sphere (the region is a
     # 3D sphere around a point of the surface, so on a slope it covers less than a disk of the same radius).
-    step = 0.05
-    s = np.arange(-roi_radius, roi_radius + step, step)
-    gx, gy = np.meshgrid(cx + s, cy + s, indexing="ij")
-    gz = face_height(gx, gy)
-    inside = (gx - cx) ** 2 + (gy - cy) ** 2 + (gz - center_z) ** 2 <= roi_radius ** 2
-    inside &= (gx / 62) ** 2 + (gy / 78) ** 2 <= 1
-    gb = height * np.exp(-((gx - cx) ** 2 + (gy - cy) ** 2) / (2 * sigma ** 2))
-    truth_ml = float(np.sum(gb[inside]) * step * step / 1000)
+    truth_ml = bump_volume_in_roi(cx, cy, center_z, roi_radius, sigma, height)
     b_path, a_path = os.path.join(out, f"{name}_before.obj"), os.path.join(out, f"{name}_after.ply")
     texcoords = np.column_stack([(xy[:, 0] + 62) / 124, (xy[:, 1] + 78) / 156])
     write_obj(b_path, before, faces_b, style="vt", texcoords=texcoords, mtllib=f"{name}_before.mtl")
@@ -371,6 +380,96 @@ def landmarks(before, r, t):
         out["before"][name] = p.tolist()
         out["after"][name] = (r @ noisy + np.array(t)).tolist()
     return out
+
+
+# ---------- the accuracy grid ----------
+
+def surface_normals(height, x, y):
+    """Unit normals of the height field z = height(x, y) (central differences)."""
+    h = 1e-4
+    fx = (height(x + h, y) - height(x - h, y)) / (2 * h)
+    fy = (height(x, y + h) - height(x, y - h)) / (2 * h)
+    n = np.column_stack([-fx, -fy, np.ones_like(fx)])
+    return n / np.linalg.norm(n, axis=1)[:, None]
+
+
+def drop_vertices(verts, faces, keep):
+    """The mesh without the vertices where keep is False (and every face using one)."""
+    index = -np.ones(len(verts), dtype=np.int64)
+    index[keep] = np.arange(keep.sum())
+    faces = faces[np.all(keep[faces], axis=1)]
+    return verts[keep], index[faces]
+
+
+def accuracy_pair(out, name, sigma, volume_ml, noise, holes, center, seed, roi_factor):
+    """One case of the grid: returns its manifest entry (truth = the bump's volume inside the ROI sphere)."""
+    rng = np.random.default_rng(seed)
+    cx, cy = center
+    height = 1000 * volume_ml / (2 * math.pi * sigma ** 2) if volume_ml else 0.0
+
+    def bumped(x, y):
+        return face_height(x, y) + height * np.exp(-((x - cx) ** 2 + (y - cy) ** 2) / (2 * sigma ** 2))
+
+    xy, faces_b = grid_surface(0.7, 0, 0, (0, 0))
+    before = np.column_stack([xy, face_height(xy[:, 0], xy[:, 1])])
+    before += surface_normals(face_height, xy[:, 0], xy[:, 1]) * rng.normal(0, noise, len(xy))[:, None]
+    angle = float(rng.uniform(0, 90))
+    xy2, faces_a = grid_surface(0.8, angle, 0.15, (rng.uniform(-4, 4), rng.uniform(-4, 4)), radii=(60, 75))
+    after = np.column_stack([xy2, bumped(xy2[:, 0], xy2[:, 1])])
+    after += surface_normals(bumped, xy2[:, 0], xy2[:, 1]) * rng.normal(0, noise, len(xy2))[:, None]
+    center_z = float(face_height(np.array([cx]), np.array([cy]))[0])
+    roi_radius = roi_factor * sigma
+    # Holes (missed patches: brows, nostrils, shadows) in AFTER, all outside the region and its 10 mm margin.
+    placed = []
+    tries = 0
+    while len(placed) < holes and tries < 1000:
+        tries += 1
+        hx, hy, hr = rng.uniform(-55, 55), rng.uniform(-70, 70), rng.uniform(3, 7)
+        if (hx / 60) ** 2 + (hy / 75) ** 2 > 0.9 or math.hypot(hx - cx, hy - cy) < roi_radius + 10 + hr:
+            continue
+        placed.append((hx, hy, hr))
+    keep = np.ones(len(after), dtype=bool)
+    for hx, hy, hr in placed:
+        keep &= (after[:, 0] - hx) ** 2 + (after[:, 1] - hy) ** 2 > hr ** 2
+    after, faces_a = drop_vertices(after, faces_a, keep)
+    axis = rng.normal(0, 1, 3)
+    r = rotation(axis, float(rng.uniform(5, 15)))
+    t = rng.uniform(-25, 25, 3)
+    after_moved = after @ r.T + t
+    truth_ml = bump_volume_in_roi(cx, cy, center_z, roi_radius, sigma, height)
+    b_name, a_name = f"{name}_before.ply", f"{name}_after.ply"
+    inverse = np.eye(4)
+    inverse[:3, :3] = r.T
+    inverse[:3, 3] = -r.T @ t
+    write_binary_ply_fast(os.path.join(out, b_name), before, faces_b)
+    write_binary_ply_fast(os.path.join(out, a_name), after_moved, faces_a)
+    return {
+        "before": b_name, "after": a_name, "bump_sigma_mm": sigma, "bump_height_mm": height,
+        "bump_volume_ml": volume_ml, "noise_mm": noise, "holes": len(placed),
+        "roi": f"sphere:{cx},{cy},{center_z:.6f},{roi_radius}", "volume_change_ml": truth_ml,
+        "before_vertices": len(before), "after_vertices": len(after_moved), "after_to_before": inverse.tolist(),
+    }
+
+
+# The grid: bump widths (σ mm, volume mL, ROI radius in σ, centre), noise σ along the normal (mm), holes in AFTER.
+BUMPS = {"narrow": (7.0, 0.6, 3.5, (35.0, -10.0)), "wide": (12.0, 1.0, 3.0, (-18.0, -15.0))}
+NOISES = (0.05, 0.1, 0.2, 0.3)
+HOLES = (0, 4)
+
+
+def accuracy_grid(out, seeds, first_seed):
+    """Every combination of bump (narrow, wide, and a null pair at each of their places), noise and holes."""
+    cases = {}
+    seed = first_seed
+    for width, (sigma, volume, roi_factor, center) in BUMPS.items():
+        for kind, ml in ((width, volume), (f"null-{width}", 0.0)):
+            for noise in NOISES:
+                for holes in HOLES:
+                    for k in range(seeds):
+                        name = f"{kind}-n{noise}-h{holes}-s{k}"
+                        cases[name] = accuracy_pair(out, name, sigma, ml, noise, holes, center, seed, roi_factor)
+                        seed += 1
+    return cases
 
 
 # ---------- main ----------
@@ -453,10 +552,26 @@ def broken_set(out, manifest):
 
 
 def main():
-    args = [a for a in sys.argv[1:] if not a.startswith("--")]
-    large = "--large" in sys.argv
+    args, large, accuracy_seeds = [], False, 0
+    rest = iter(sys.argv[1:])
+    for a in rest:
+        if a == "--large":
+            large = True
+        elif a == "--accuracy":
+            accuracy_seeds = int(next(rest))
+        else:
+            args.append(a)
     out = args[0] if args else os.path.join(os.path.dirname(os.path.abspath(__file__)), "generated")
-    for sub in ("closed", "pairs", "broken"):
+    if accuracy_seeds:
+        # The full grid only (the benchmark's input), in its own folder with its own manifest.
+        os.makedirs(out, exist_ok=True)
+        # Seeds from 5000: the registration's calibration (MeshKit's VolumeUncertainty) was measured on seeds
+        # 1000-1127, so the benchmark checks it on cases it was not fitted to.
+        cases = accuracy_grid(out, accuracy_seeds, 5000)
+        with open(os.path.join(out, "manifest.json"), "w") as fh:
+            json.dump({"accuracy": cases}, fh, indent=1)
+        return
+    for sub in ("closed", "pairs", "broken", "accuracy"):
         os.makedirs(os.path.join(out, sub), exist_ok=True)
     manifest = {"closed": {}, "pairs": {}, "broken": {}}
     closed = os.path.join(out, "closed")
@@ -473,6 +588,15 @@ def main():
     manifest["pairs"]["cheek-0.5ml"] = face_pair(
         pairs, "small", (30, -25, 6, 2.2), transform=((1.0, -0.2, 0.4), 15.0, (-20.0, 18.0, 12.0)))
     broken_set(os.path.join(out, "broken"), manifest)
+    # The small seeded grid of the unit tests: one seed per cell, noiseless and at the extremes of noise.
+    small = os.path.join(out, "accuracy")
+    manifest["accuracy"] = {}
+    for i, (width, (sigma, volume, roi_factor, center)) in enumerate(BUMPS.items()):
+        for kind, ml in ((width, volume), (f"null-{width}", 0.0)):
+            for noise, holes in ((0.0, 0), (0.1, 0), (0.3, 4)):
+                name = f"{kind}-n{noise}-h{holes}"
+                manifest["accuracy"][name] = accuracy_pair(
+                    small, name, sigma, ml, noise, holes, center, 500 + len(manifest["accuracy"]), roi_factor)
     if large:
         big = os.path.join(out, "large")
         os.makedirs(big, exist_ok=True)

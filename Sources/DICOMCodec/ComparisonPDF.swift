@@ -165,7 +165,14 @@ public enum ComparisonPDF {
 
         let f = content.figures
         let rows: [(String, String)] = [
-            ("Volume change", "\(signed(f.volumeChangeML)) mL   (95 % interval: not estimated yet)"),
+            (
+                "Volume change",
+                "\(signed(f.volumeChangeML)) mL   "
+                    + (f.volumeChangeCI95ML.map {
+                        "(95 % interval \(signed($0.lowerBound)) to \(signed($0.upperBound)) mL)"
+                    }
+                        ?? "(95 % interval: not estimated)")
+            ),
             ("Volume increase / decrease", "\(signed(f.positiveVolumeML)) mL / \(signed(f.negativeVolumeML)) mL"),
             ("Mean displacement", "\(signed(f.meanDisplacementMM)) mm"),
             ("Maximum displacement", "\(signed(f.maxDisplacementMM)) mm"),
@@ -197,7 +204,11 @@ public enum ComparisonPDF {
         )
         text(
             cr, left, 760,
-            "Displacement is measured along BEFORE's normals; the volume change is its integral over the region's area."
+            "Displacement is measured along BEFORE's normals; the volume change is its integral over the region's area,"
+        )
+        text(
+            cr, left, 774,
+            "its 95 % interval combines the alignment's residuals and the capture noise measured outside the region."
         )
         let stamp = ISO8601DateFormatter().string(from: content.generated)
         text(cr, left, 810, "Facet \(content.version)   generated \(stamp)", size: 8)

@@ -30,6 +30,8 @@ public enum ComparisonSR {
         public var maxDisplacementMM: Double
         public var p95DisplacementMM: Double
         public var registrationRMSMM: Double
+        /// The volume change's 95 % interval, mL (nil: not estimated).
+        public var volumeChangeCI95ML: ClosedRange<Double>?
 
         /// The figures of a `ChangeAnalysis` report.
         public init(_ report: ChangeReport) {
@@ -38,13 +40,13 @@ public enum ComparisonSR {
                 negativeVolumeML: report.negativeVolumeML, roiAreaMM2: report.roiAreaMM2,
                 areaChangeMM2: report.areaChangeMM2, meanDisplacementMM: report.meanDisplacementMM,
                 maxDisplacementMM: report.maxDisplacementMM, p95DisplacementMM: report.p95DisplacementMM,
-                registrationRMSMM: report.registrationRMSMM)
+                registrationRMSMM: report.registrationRMSMM, volumeChangeCI95ML: report.volumeChangeCI95ML)
         }
 
         public init(
             volumeChangeML: Double, positiveVolumeML: Double, negativeVolumeML: Double, roiAreaMM2: Double,
             areaChangeMM2: Double, meanDisplacementMM: Double, maxDisplacementMM: Double, p95DisplacementMM: Double,
-            registrationRMSMM: Double
+            registrationRMSMM: Double, volumeChangeCI95ML: ClosedRange<Double>? = nil
         ) {
             self.volumeChangeML = volumeChangeML
             self.positiveVolumeML = positiveVolumeML
@@ -55,6 +57,7 @@ public enum ComparisonSR {
             self.maxDisplacementMM = maxDisplacementMM
             self.p95DisplacementMM = p95DisplacementMM
             self.registrationRMSMM = registrationRMSMM
+            self.volumeChangeCI95ML = volumeChangeCI95ML
         }
     }
 
@@ -67,6 +70,14 @@ public enum ComparisonSR {
         let distance = CodedConcept("121206", "DCM", "Distance")
         return [
             (CodedConcept("VOLCHG", privateScheme, "Volume change"), nil, milliliter, figures.volumeChangeML),
+            (
+                CodedConcept("VOLCHGLOW95", privateScheme, "Volume change, 95 % interval, lower bound"), nil,
+                milliliter, figures.volumeChangeCI95ML?.lowerBound ?? .nan
+            ),
+            (
+                CodedConcept("VOLCHGHIGH95", privateScheme, "Volume change, 95 % interval, upper bound"), nil,
+                milliliter, figures.volumeChangeCI95ML?.upperBound ?? .nan
+            ),
             (CodedConcept("VOLINC", privateScheme, "Volume increase"), nil, milliliter, figures.positiveVolumeML),
             (CodedConcept("VOLDEC", privateScheme, "Volume decrease"), nil, milliliter, figures.negativeVolumeML),
             (CodedConcept("42798000", "SCT", "Area"), nil, squareMillimeter, figures.roiAreaMM2),

@@ -13,8 +13,10 @@ struct CompareCommand: ParsableCommand {
             region of interest plus a 10 mm margin). Distances are measured from each BEFORE vertex along its \
             normal to AFTER (positive = outward growth); the volume change is their integral over BEFORE's area \
             inside the region. The transform maps AFTER's coordinates into BEFORE's frame (4×4, row-major).
-            JSON keys: volume_change_ml, roi_area_mm2, mean_displacement_mm, max_displacement_mm, \
-            p95_displacement_mm, area_change_mm2, registration_rms_mm, transform, plus positive_volume_ml, \
+            The volume carries a 95 % interval from the registration's residuals and the noise measured on the \
+            unchanged surface outside the region.
+            JSON keys: volume_change_ml, volume_change_ci95_ml, roi_area_mm2, mean_displacement_mm, max_displacement_mm, \
+            p95_displacement_mm, area_change_mm2, registration_rms_mm, surface_noise_mm, transform, plus positive_volume_ml, \
             negative_volume_ml, uncovered_area_mm2, enclosed_volume_change_ml, heatmap_scale_mm, histogram.
             """)
 
@@ -116,12 +118,18 @@ struct CompareCommand: ParsableCommand {
             print(
                 "volume change       \(format3(report.volumeChangeML)) mL (+\(format3(report.positiveVolumeML)) / \(format3(report.negativeVolumeML)))"
             )
+            print(
+                "95 % interval       \(format3(report.volumeChangeCI95ML.lowerBound)) to \(format3(report.volumeChangeCI95ML.upperBound)) mL"
+            )
             print("region area         \(format3(report.roiAreaMM2)) mm²")
             print("mean displacement   \(format3(report.meanDisplacementMM)) mm")
             print("max displacement    \(format3(report.maxDisplacementMM)) mm (one-ring smoothed)")
             print("95th percentile     \(format3(report.p95DisplacementMM)) mm")
             print("area change         \(format3(report.areaChangeMM2)) mm²")
             print("registration RMS    \(format3(report.registrationRMSMM)) mm")
+            if let noise = report.surfaceNoiseMM {
+                print("surface noise       \(format3(noise)) mm (outside the region)")
+            }
         }
     }
 

@@ -197,8 +197,20 @@ public enum FHIRMapping {
             "subject": ["reference": "Patient/\(patientID)"],
             "derivedFrom": studies.map { ["reference": "ImagingStudy/\($0)"] },
         ]
+        let interval = bounds(in: result, key: "volume_change_ci95_ml")
         if let volume, volume.isFinite {
             observation["valueQuantity"] = ["value": volume, "unit": "mL", "system": ucum, "code": "mL"]
+            // R4 has no uncertainty element: the 95 % interval goes in two components.
+            if let interval {
+                observation["component"] = [
+                    ("lower", interval.lower), ("upper", interval.upper),
+                ].map { name, value -> [String: Any] in
+                    [
+                        "code": ["text": "Volume change, 95 % interval, \(name) bound"],
+                        "valueQuantity": ["value": value, "unit": "mL", "system": ucum, "code": "mL"],
+                    ]
+                }
+            }
         } else {
             observation["dataAbsentReason"] = ["text": "not measured"]
         }
@@ -207,7 +219,10 @@ public enum FHIRMapping {
             return String(format: "%.2f %@", value, unit)
         }
         let conclusion = [
-            figure("volume_change_ml", "mL").map { "volume change \($0)" },
+            figure("volume_change_ml", "mL").map { value in
+                "volume change \(value)"
+                    + (interval.map { String(format: " (95 %% interval %.2f to %.2f mL)", $0.lower, $0.upper) } ?? "")
+            },
             figure("mean_displacement_mm", "mm").map { "mean displacement \($0)" },
             figure("max_displacement_mm", "mm").map { "maximum displacement \($0)" },
             figure("p95_displacement_mm", "mm").map { "95th percentile \($0)" },
@@ -241,6 +256,15 @@ public enum FHIRMapping {
             if let value = Double(token) { found[key] = value }
         }
         return found
+    }
+
+    /// A two-number array of a comparison's result JSON (`"key":[low,high]`), read from its text exactly.
+    static func bounds(in json: String, key: String) -> (lower: Double, upper: Double)? {
+        guard let range = json.range(of: "\"\(key)\":[") else { return nil }
+        let body = json[range.upperBound...].prefix { $0 != "]" }
+        let parts = body.split(separator: ",").compactMap { Double($0) }
+        guard parts.count == 2, parts[0].isFinite, parts[1].isFinite else { return nil }
+        return (parts[0], parts[1])
     }
 
     // MARK: Bundle and OperationOutcome

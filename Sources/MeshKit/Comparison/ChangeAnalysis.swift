@@ -5,6 +5,14 @@ import Foundation
 public struct ChangeReport: Sendable {
     /// Net volume between the surfaces inside the region, mL (positive = outward growth).
     public var volumeChangeML: Double
+    /// 95 % interval of the volume change, mL: from the registration's covariance (its residuals) and the
+    /// capture noise measured on the unchanged surface outside the region (see `VolumeUncertainty`).
+    public var volumeChangeCI95ML: ClosedRange<Double>
+    /// The parts of that interval.
+    public var volumeUncertainty: VolumeUncertainty
+    /// Standard deviation of the measured displacement on the unchanged surface (both captures' noise together,
+    /// robust estimate), mm; nil when no unchanged surface was measured.
+    public var surfaceNoiseMM: Double? { volumeUncertainty.surfaceNoiseMM }
     public var positiveVolumeML: Double
     public var negativeVolumeML: Double
     /// Area of BEFORE inside the region that was measured, mm².
@@ -41,6 +49,7 @@ public struct Histogram: Sendable {
 private enum Index: Sendable {
     case bvh(BVH)
     case tree(KDTree)
+    case smooth(SmoothSurface)
 }
 
 /// Computes a `ChangeReport`.
@@ -65,17 +74,20 @@ public struct ChangeAnalysis: Sendable {
         progress?("indexing both surfaces")
         // Both hierarchies are built at once, AFTER's in its own frame: distances and areas are the same in any
         // frame, so queries are moved into AFTER's frame instead of moving AFTER.
-        let built = parallelMap(3, minimumChunk: 1) { range -> [Index] in
+        let built = parallelMap(5, minimumChunk: 1) { range -> [Index] in
             range.map { job in
                 switch job {
                 case 0: .bvh(BVH(before))
                 case 1: .bvh(BVH(after))
-                default: .tree(KDTree(before.positions))
+                case 2: .tree(KDTree(before.positions))
+                case 3: .smooth(SmoothSurface(before))
+                default: .smooth(SmoothSurface(after))
                 }
             }
         }
         guard case .bvh(let beforeBVH) = built[0], case .bvh(let afterBVH) = built[1],
-            case .tree(let beforeTree) = built[2]
+            case .tree(let beforeTree) = built[2], case .smooth(let beforeSmooth) = built[3],
+            case .smooth(let afterSmooth) = built[4]
         else { throw MeshError(.registrationFailed, "spatial indexes could not be built") }
         var registrationOptions = options.registration
         registrationOptions.excluded = options.region.map { $0.expanded(by: options.exclusionMarginMM) }
@@ -95,21 +107,26 @@ public struct ChangeAnalysis: Sendable {
             registrationOptions.initial = aligned.transform
         }
         progress?("registering AFTER onto BEFORE")
-        let registrar = Registration(fixed: before, tree: beforeTree)
+        let registrar = Registration(fixed: before, tree: beforeTree, smooth: beforeSmooth)
         let registration = try registrar.register(moving: after, options: registrationOptions)
         let toAfter = registration.transform.inverse
 
         progress?("measuring displacement")
-        let normals = before.vertexNormals()
+        // Along BEFORE's ring-averaged normals, to AFTER read as a smooth surface: the crossing with AFTER's
+        // triangles, moved by the chord correction there (see `SmoothSurface`).
+        let normals = beforeSmooth.normals
         let maximum = options.maximumDistanceMM
         let distances = parallelMap(before.vertexCount, minimumChunk: 4096) { range -> [Double] in
             range.map { v in
                 let n = normals[v]
+                let origin = toAfter.apply(before.positions[v])
+                let direction = toAfter.rotate(n)
                 guard dot(n, n) > 0.5,
-                    let hit = afterBVH.nearestCrossing(
-                        from: toAfter.apply(before.positions[v]), direction: toAfter.rotate(n), maximum: maximum)
+                    let hit = afterBVH.nearestCrossing(from: origin, direction: direction, maximum: maximum)
                 else { return .nan }
-                return hit.t
+                let surface = afterSmooth.surface(at: origin + direction * hit.t, triangle: hit.triangle)
+                let incidence = dot(direction, surface.normal)
+                return abs(incidence) > 0.5 ? hit.t + surface.offset / incidence : hit.t
             }
         }
 
@@ -156,6 +173,11 @@ public struct ChangeAnalysis: Sendable {
             if bin >= 0 && bin < bins.count { bins[bin] += triangleArea }
         }
         guard area > 0 else { throw MeshError(.registrationFailed, "AFTER does not cover the region of interest") }
+        let uncertainty = VolumeUncertainty(
+            before: before, normals: normals, distances: distances, inRegion: inRegion,
+            unchanged: registrationOptions.excluded.map { excluded in before.positions.map { !excluded.contains($0) } }
+                ?? [Bool](repeating: false, count: before.vertexCount),
+            registration: registration, volumeMM3: volume)
 
         // One-ring smoothing before the maximum; percentile on raw magnitudes.
         var neighbourSum = [Double](repeating: 0, count: before.vertexCount)
@@ -214,7 +236,8 @@ public struct ChangeAnalysis: Sendable {
         }
 
         return ChangeReport(
-            volumeChangeML: volume / 1000, positiveVolumeML: positive / 1000, negativeVolumeML: negative / 1000,
+            volumeChangeML: volume / 1000, volumeChangeCI95ML: uncertainty.interval95(around: volume / 1000),
+            volumeUncertainty: uncertainty, positiveVolumeML: positive / 1000, negativeVolumeML: negative / 1000,
             roiAreaMM2: area, uncoveredAreaMM2: uncovered, meanDisplacementMM: weighted / area,
             maxDisplacementMM: maxSigned,
             p95DisplacementMM: p95, areaChangeMM2: afterArea - area, registrationRMSMM: registration.rmsMM,

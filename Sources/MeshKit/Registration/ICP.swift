@@ -26,12 +26,23 @@ public struct Registration: Sendable {
         public var rmsMM: Double
         public var correspondences: Int
         public var iterations: Int
+        /// Covariance of the transform's parameters (a small rotation vector, then a translation, both in the
+        /// fixed frame about its origin) as the last iteration determined them: the residuals' variance (a robust
+        /// estimate over every gated correspondence, the trimmed ones included) times the inverse of the
+        /// point-to-plane normal matrix. Empty when that matrix was singular.
+        public var covariance: [[Double]] = []
+        /// That robust residual scale (standard deviation), mm.
+        public var residualSigmaMM = 0.0
     }
 
     let fixed: Mesh
-    /// Correspondences are the nearest fixed vertex with its normal (the tangent plane there): as accurate as
-    /// the closest point on the surface at scan resolutions, and several times faster to find.
+    /// Correspondences are the closest point of the fixed surface read as a smooth surface (`SmoothSurface`:
+    /// ring-averaged normals, chords corrected): the nearest fixed vertex is found in the tree and the closest
+    /// point on its ring of triangles. The nearest vertex's tangent plane alone, with noisy captures, biases the
+    /// alignment by several times its statistical error: the vertex chosen depends on its own noise, and a
+    /// noisy vertex normal tilts the plane.
     let fixedTree: KDTree
+    let smooth: SmoothSurface
     let fixedNormals: [SIMD3<Double>]
     let fixedBoundaryVertices: [Bool]
     let edgeLength: Double
@@ -40,9 +51,14 @@ public struct Registration: Sendable {
     let sparse: (tree: KDTree, vertices: [Int], spacing: Double)
 
     public init(fixed: Mesh, tree: KDTree? = nil) {
+        self.init(fixed: fixed, tree: tree, smooth: SmoothSurface(fixed))
+    }
+
+    init(fixed: Mesh, tree: KDTree?, smooth: SmoothSurface) {
         self.fixed = fixed
         self.fixedTree = tree ?? KDTree(fixed.positions)
-        self.fixedNormals = fixed.vertexNormals()
+        self.smooth = smooth
+        self.fixedNormals = smooth.normals
         var boundary = [Bool](repeating: false, count: fixed.vertexCount)
         for (index, flag) in fixed.boundaryTriangles().enumerated() where flag {
             let t = fixed.triangles[index]
@@ -158,6 +174,9 @@ public struct Registration: Sendable {
         var iteration = 0
         let lateralLimit = 0.5 * spacing + 1e-9
         var residuals: [(Double, SIMD3<Double>, SIMD3<Double>)] = []
+        var normalMatrix: [[Double]] = []
+        var residualVariance = 0.0
+        var keptThreshold = Double.infinity
         while iteration < iterations {
             iteration += 1
             let current = transform
@@ -170,9 +189,17 @@ public struct Registration: Sendable {
                     if let excluded = options.excluded, excluded.contains(p) { continue }
                     guard let hit = tree.nearest(to: p, within: currentGate) else { continue }
                     let vertex = useSparse ? sparse.vertices[hit.index] : hit.index
-                    let n = fixedNormals[vertex]
-                    let d = p - fixed.positions[vertex]
-                    let along = dot(d, n)
+                    var n = fixedNormals[vertex]
+                    var d = p - fixed.positions[vertex]
+                    var along = dot(d, n)
+                    // The search on the sparse sample only needs to find the basin; the fine one measures to the
+                    // smooth surface.
+                    if !useSparse, let closest = smooth.closestOnRing(of: vertex, to: p) {
+                        let surface = smooth.surface(at: closest.point, triangle: closest.triangle)
+                        n = surface.normal
+                        d = p - closest.point
+                        along = dot(d, n) - surface.offset
+                    }
                     if fixedBoundaryVertices[vertex] {
                         let lateral = (max(0, dot(d, d) - along * along)).squareRoot()
                         if lateral > lateralLimit { continue }  // beyond the edge of the fixed surface
@@ -202,6 +229,9 @@ public struct Registration: Sendable {
             }
             for i in 0..<6 { for j in 0..<i { ata[i][j] = ata[j][i] } }
             rms = (sum / Double(max(used, 1))).squareRoot()
+            normalMatrix = ata
+            keptThreshold = threshold
+            residualVariance = pow(1.4826 * Self.quickSelect(&magnitudes, magnitudes.count / 2), 2)
             guard let x = Self.solve(ata, atb) else { break }
             let omega = SIMD3(x[0], x[1], x[2])
             let angle = length(omega)
@@ -214,7 +244,53 @@ public struct Registration: Sendable {
             // Converged when a step moves points by about a micrometre (1e-5 rad is 1 µm at 100 mm).
             if angle < 1e-5 && length(SIMD3(x[3], x[4], x[5])) < 1e-3 { break }
         }
-        return Result(transform: transform, rmsMM: rms, correspondences: used, iterations: iteration)
+        let covariance = Self.clusterCovariance(
+            residuals.filter { abs($0.0) <= keptThreshold }, normalMatrix: normalMatrix,
+            scale: rms > 0 ? residualVariance / (rms * rms) : 1)
+        return Result(
+            transform: transform, rmsMM: rms, correspondences: used, iterations: iteration, covariance: covariance,
+            residualSigmaMM: residualVariance.squareRoot())
+    }
+
+    /// Side of the cubes that group correspondences for the covariance, mm.
+    static let clusterSideMM = 5.0
+
+    /// The cluster-robust ("sandwich") covariance of the point-to-plane estimate: N⁻¹ (Σ_b s_b s_bᵀ) N⁻¹ with N
+    /// the normal matrix and s_b the sum of row × residual over the correspondences in cube b. Unlike σ² N⁻¹ it
+    /// stays honest when neighbouring residuals are correlated (both captures' noise and what the surfaces share
+    /// within a few millimetres). `scale` puts back the spread that trimming took from the residuals.
+    static func clusterCovariance(
+        _ residuals: [(Double, SIMD3<Double>, SIMD3<Double>)], normalMatrix: [[Double]], scale: Double
+    ) -> [[Double]] {
+        guard normalMatrix.count == 6 else { return [] }
+        var inverse: [[Double]] = []
+        for column in 0..<6 {
+            var unit = [Double](repeating: 0, count: 6)
+            unit[column] = 1
+            guard let solved = solve(normalMatrix, unit) else { return [] }
+            inverse.append(solved)
+        }
+        var sums: [SIMD3<Int>: [Double]] = [:]
+        for (r, p, n) in residuals {
+            let c = cross(p, n)
+            let key = cube(p, side: clusterSideMM)
+            var sum = sums[key] ?? [Double](repeating: 0, count: 6)
+            for (i, value) in [c.x, c.y, c.z, n.x, n.y, n.z].enumerated() { sum[i] += value * r }
+            sums[key] = sum
+        }
+        var meat = [[Double]](repeating: [Double](repeating: 0, count: 6), count: 6)
+        for sum in sums.values {
+            for i in 0..<6 { for j in 0..<6 { meat[i][j] += sum[i] * sum[j] * scale } }
+        }
+        var result = [[Double]](repeating: [Double](repeating: 0, count: 6), count: 6)
+        for i in 0..<6 {
+            for j in 0..<6 {
+                var total = 0.0
+                for k in 0..<6 { for l in 0..<6 { total += inverse[i][k] * meat[k][l] * inverse[l][j] } }
+                result[i][j] = total
+            }
+        }
+        return result
     }
 
     /// k-th smallest value (0-based), reordering `values`.
