@@ -1,8 +1,11 @@
 """Comparison jobs on a live `facet serve` (issue 11 §1): a generated before/after scan pair with a known bump,
 uploaded as a clinic uploads it, compared over HTTP; the job's numbers are the command line's on the same documents,
 and a job left queued by a server that was killed is finished by the next start."""
+import base64
+import hashlib
 import io
 import json
+import re
 import subprocess
 import time
 
@@ -66,6 +69,30 @@ def check_pdf(data, given, family, volume, folder):
                    check=True, timeout=60)
     page = Image.open(folder / "page.png").convert("L")
     assert sum(1 for count in page.histogram() if count) > 50, "the rendered page is blank"
+
+
+def check_html(server, url, name, result):
+    """The HTML report: the name and figures as text, three non-blank PNG views, nothing that runs, a CSP that
+    allows exactly its one style element."""
+    page = requests.get(url.replace("https://archive.example", server.root), timeout=120)
+    assert page.status_code == 200, page.text[:300]
+    assert page.headers["Content-Type"] == "text/html; charset=utf-8"
+    html = page.content.decode("utf-8")
+    text = re.sub(r"<[^>]+>", " ", re.sub(r"<(style|svg)[^>]*>.*?</\1>", " ", html, flags=re.S))
+    assert name in text, text[:400]
+    low, high = result["volume_change_ci95_ml"]
+    assert "%+.2f mL" % result["volume_change_ml"] in text
+    assert "95 %% interval %+.2f to %+.2f mL" % (low, high) in text
+    assert "<script" not in html.lower() and " style=" not in html
+    style = re.search(r"<style>(.*?)</style>", html, re.S).group(1)
+    digest = base64.b64encode(hashlib.sha256(style.encode()).digest()).decode()
+    policy = page.headers["Content-Security-Policy"]
+    assert f"style-src 'sha256-{digest}'" in policy and "default-src 'none'" in policy and "script" not in policy
+    views = re.findall(r'src="data:image/png;base64,([^"]+)"', html)
+    assert len(views) == 3
+    for view in views:
+        image = Image.open(io.BytesIO(base64.b64decode(view))).convert("RGB")
+        assert len(set(image.getdata())) > 20, "a blank view"
 
 
 def roi(pair):
@@ -195,6 +222,7 @@ def test_the_report_objects_join_the_after_study_and_pass_dciodvfy(fresh, dciodv
     assert downloaded.status_code == 200 and downloaded.headers["Content-Type"] == "application/pdf"
     assert downloaded.content == stored_pdf
     check_pdf(stored_pdf, "Zoë", "Upload", "%+.2f" % result["volume_change_ml"], tmp_path)
+    check_html(fresh, report["html"], "Zoë Upload", result)
     # `facet dump --json` shows the SR's numbers.
     dumped = subprocess.run([fresh.binary, "dump", "--json", str(tmp_path / f"{report['srInstance']}.dcm")],
                             capture_output=True, text=True, timeout=60)

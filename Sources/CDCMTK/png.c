@@ -155,3 +155,76 @@ int cdcmtk_decode_png(const uint8_t *bytes, size_t length, uint32_t max_dimensio
     png_destroy_read_struct(&png, &info, NULL);
     return CDCMTK_OK;
 }
+
+typedef struct {
+    uint8_t *bytes;
+    size_t length;
+    size_t capacity;
+    int failed;
+    char *error;
+    size_t error_capacity;
+} png_sink;
+
+static void sink_write(png_structp png, png_bytep data, png_size_t count) {
+    png_sink *sink = (png_sink *)png_get_io_ptr(png);
+    if (count > SIZE_MAX - sink->length) png_error(png, "output too large");
+    if (sink->length + count > sink->capacity) {
+        size_t capacity = sink->capacity ? sink->capacity : 65536;
+        while (capacity < sink->length + count) capacity *= 2;
+        uint8_t *grown = realloc(sink->bytes, capacity);
+        if (grown == NULL) png_error(png, "out of memory");
+        sink->bytes = grown;
+        sink->capacity = capacity;
+    }
+    memcpy(sink->bytes + sink->length, data, count);
+    sink->length += count;
+}
+
+static void sink_flush(png_structp png) { (void)png; }
+
+static void on_write_error(png_structp png, png_const_charp message) {
+    png_sink *sink = (png_sink *)png_get_error_ptr(png);
+    if (sink->error != NULL && sink->error_capacity > 0) {
+        snprintf(sink->error, sink->error_capacity, "PNG not written: %s", message);
+    }
+    png_longjmp(png, 1);
+}
+
+int cdcmtk_encode_png(const uint8_t *pixels, uint32_t width, uint32_t height, uint8_t samples_per_pixel,
+                      uint8_t **out, size_t *out_length, char *error, size_t error_capacity) {
+    *out = NULL;
+    *out_length = 0;
+    if (width == 0 || height == 0 || width > 65535 || height > 65535 ||
+        (samples_per_pixel != 3 && samples_per_pixel != 4)) {
+        snprintf(error, error_capacity, "PNG not written: %ux%u pixels, %u samples", (unsigned)width,
+                 (unsigned)height, (unsigned)samples_per_pixel);
+        return CDCMTK_ERR_UNSUPPORTED;
+    }
+    png_sink sink = {NULL, 0, 0, 0, error, error_capacity};
+    png_structp png = png_create_write_struct(PNG_LIBPNG_VER_STRING, &sink, on_write_error, on_warning);
+    if (png == NULL) return CDCMTK_ERR_MEMORY;
+    png_infop info = png_create_info_struct(png);
+    if (info == NULL) {
+        png_destroy_write_struct(&png, NULL);
+        return CDCMTK_ERR_MEMORY;
+    }
+    if (setjmp(png_jmpbuf(png))) {
+        free(sink.bytes);
+        png_destroy_write_struct(&png, &info);
+        return CDCMTK_ERR_MALFORMED;
+    }
+    png_set_write_fn(png, &sink, sink_write, sink_flush);
+    png_set_compression_level(png, 6);
+    png_set_IHDR(png, info, width, height, 8, samples_per_pixel == 4 ? PNG_COLOR_TYPE_RGBA : PNG_COLOR_TYPE_RGB,
+                 PNG_INTERLACE_NONE, PNG_COMPRESSION_TYPE_DEFAULT, PNG_FILTER_TYPE_DEFAULT);
+    png_write_info(png, info);
+    size_t stride = (size_t)width * samples_per_pixel;
+    for (uint32_t row = 0; row < height; row++) {
+        png_write_row(png, (png_const_bytep)(pixels + (size_t)row * stride));
+    }
+    png_write_end(png, NULL);
+    png_destroy_write_struct(&png, &info);
+    *out = sink.bytes;
+    *out_length = sink.length;
+    return CDCMTK_OK;
+}

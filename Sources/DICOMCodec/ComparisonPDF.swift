@@ -131,6 +131,33 @@ public enum ComparisonPDF {
         value.isFinite ? String(format: "%.\(digits)f", value) : "not measured"
     }
 
+    /// The figures as the report lists them: (label, value with units); the first is the headline.
+    static func rows(_ f: ComparisonSR.Figures) -> [(String, String)] {
+        [
+            (
+                "Volume change",
+                "\(signed(f.volumeChangeML)) mL   "
+                    + (f.volumeChangeCI95ML.map {
+                        "(95 % interval \(signed($0.lowerBound)) to \(signed($0.upperBound)) mL)"
+                    }
+                        ?? "(95 % interval: not estimated)")
+            ),
+            ("Volume increase / decrease", "\(signed(f.positiveVolumeML)) mL / \(signed(f.negativeVolumeML)) mL"),
+            ("Mean displacement", "\(signed(f.meanDisplacementMM)) mm"),
+            ("Maximum displacement", "\(signed(f.maxDisplacementMM)) mm"),
+            ("95th percentile |displacement|", "\(plain(f.p95DisplacementMM)) mm"),
+            ("Area change", "\(signed(f.areaChangeMM2, 1)) mm²   (region area \(plain(f.roiAreaMM2, 1)) mm²)"),
+            ("Registration RMS", "\(plain(f.registrationRMSMM)) mm (residual distance of the aligned surfaces)"),
+        ]
+    }
+
+    /// How the figures were made, in two sentences (three lines on the page).
+    static let method = [
+        "AFTER was registered rigidly onto BEFORE (landmarks when given, then point-to-plane ICP outside the region).",
+        "Displacement is measured along BEFORE's normals; the volume change is its integral over the region's area,",
+        "its 95 % interval combines the alignment's residuals and the capture noise measured outside the region.",
+    ]
+
     /// `Family^Given^Middle^Prefix^Suffix` as "Prefix Given Middle Family Suffix".
     static func displayName(_ dicom: String) -> String {
         let alphabetic = dicom.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false).first ?? ""
@@ -163,23 +190,7 @@ public enum ComparisonPDF {
         text(cr, left, 144, "Region", bold: true)
         text(cr, left + 70, 144, content.region)
 
-        let f = content.figures
-        let rows: [(String, String)] = [
-            (
-                "Volume change",
-                "\(signed(f.volumeChangeML)) mL   "
-                    + (f.volumeChangeCI95ML.map {
-                        "(95 % interval \(signed($0.lowerBound)) to \(signed($0.upperBound)) mL)"
-                    }
-                        ?? "(95 % interval: not estimated)")
-            ),
-            ("Volume increase / decrease", "\(signed(f.positiveVolumeML)) mL / \(signed(f.negativeVolumeML)) mL"),
-            ("Mean displacement", "\(signed(f.meanDisplacementMM)) mm"),
-            ("Maximum displacement", "\(signed(f.maxDisplacementMM)) mm"),
-            ("95th percentile |displacement|", "\(plain(f.p95DisplacementMM)) mm"),
-            ("Area change", "\(signed(f.areaChangeMM2, 1)) mm²   (region area \(plain(f.roiAreaMM2, 1)) mm²)"),
-            ("Registration RMS", "\(plain(f.registrationRMSMM)) mm (residual distance of the aligned surfaces)"),
-        ]
+        let rows = Self.rows(content.figures)
         for (index, row) in rows.enumerated() {
             let y = 174 + Double(index) * 16
             text(cr, left, y, row.0, bold: index == 0)
@@ -198,18 +209,7 @@ public enum ComparisonPDF {
         histogram(cr, content.histogram, x: left, y: 560, width: 3 * side + 20, height: 120)
 
         text(cr, left, 730, "Method", bold: true)
-        text(
-            cr, left, 746,
-            "AFTER was registered rigidly onto BEFORE (landmarks when given, then point-to-plane ICP outside the region)."
-        )
-        text(
-            cr, left, 760,
-            "Displacement is measured along BEFORE's normals; the volume change is its integral over the region's area,"
-        )
-        text(
-            cr, left, 774,
-            "its 95 % interval combines the alignment's residuals and the capture noise measured outside the region."
-        )
+        for (index, line) in Self.method.enumerated() { text(cr, left, 746 + Double(index) * 14, line) }
         let stamp = ISO8601DateFormatter().string(from: content.generated)
         text(cr, left, 810, "Facet \(content.version)   generated \(stamp)", size: 8)
     }

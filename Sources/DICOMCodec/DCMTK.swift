@@ -163,6 +163,22 @@ enum DCMTK {
         return (info, pixels)
     }
 
+    /// A PNG (libpng) of interleaved 8-bit RGB or RGBA pixels.
+    static func encodePNG(_ pixels: [UInt8], width: Int, height: Int, samplesPerPixel: Int) throws(DICOMCodecError)
+        -> Data
+    {
+        guard width > 0, height > 0, width <= 65535, height <= 65535, samplesPerPixel == 3 || samplesPerPixel == 4,
+            pixels.count == width * height * samplesPerPixel
+        else { throw DICOMCodecError(.invalidImage, "the picture's size does not match its pixels") }
+        return try buffer { out, length, error, capacity in
+            pixels.withUnsafeBufferPointer { raw in
+                cdcmtk_encode_png(
+                    raw.baseAddress, UInt32(width), UInt32(height), UInt8(samplesPerPixel), out, length, error,
+                    capacity)
+            }
+        }
+    }
+
     // MARK: plumbing
 
     private static let errorCapacity = 512

@@ -338,20 +338,9 @@ public struct Comparisons: Sendable {
         let series = (sr: uid("sr-series"), map: uid("map-series"), pdf: uid("pdf-series"))
         let tracking = uid("tracking")
         let tenant = archive.keys.tenant
-        let region = ComparisonPDF.describe(request.roi.region)
-        func device(_ record: InstanceRecord) -> String {
-            [record.attributes.string(.manufacturer), record.attributes.string(.manufacturerModelName)].compactMap {
-                $0
-            }.joined(separator: " ")
-        }
-        let content = ComparisonPDF.Content(
-            title: title, patientName: study.attributes.string(.patientName) ?? "",
-            patientID: study.attributes.string(.patientID) ?? "",
-            birthDate: study.attributes.string(.patientBirthDate) ?? "",
-            before: ComparisonPDF.Capture(date: beforeStudy.string(.studyDate) ?? "", device: device(before)),
-            after: ComparisonPDF.Capture(date: study.attributes.string(.studyDate) ?? "", device: device(after)),
-            region: region, figures: figures, heatmapScaleMM: measured.scale, histogram: report.histogram,
-            views: measured.views, version: Facet.version)
+        let content = Self.content(
+            request, study: study.attributes, beforeStudy: beforeStudy, before: before, after: after, figures: figures,
+            scale: measured.scale, histogram: report.histogram, views: measured.views)
         let encoded = try await pool.runTyped { () throws(ArchiveError) -> [(String, Data)] in
             do throws(DICOMCodecError) {
                 let sr = ComparisonSR.make(
@@ -404,6 +393,87 @@ public struct Comparisons: Sendable {
         }
         return (planned.sr, planned.map, planned.pdf)
     }
+
+    /// What the report shows (the PDF stored at the end of a job, the HTML page drawn on request).
+    static func content(
+        _ request: ComparisonRequest, study: Dataset, beforeStudy: Dataset, before: InstanceRecord,
+        after: InstanceRecord, figures: ComparisonSR.Figures, scale: Double, histogram: Histogram,
+        views: [SurfaceRenderer.Image]
+    ) -> ComparisonPDF.Content {
+        func device(_ record: InstanceRecord) -> String {
+            [record.attributes.string(.manufacturer), record.attributes.string(.manufacturerModelName)].compactMap {
+                $0
+            }.joined(separator: " ")
+        }
+        return ComparisonPDF.Content(
+            title: request.title ?? "3D surface comparison", patientName: study.string(.patientName) ?? "",
+            patientID: study.string(.patientID) ?? "", birthDate: study.string(.patientBirthDate) ?? "",
+            before: ComparisonPDF.Capture(date: beforeStudy.string(.studyDate) ?? "", device: device(before)),
+            after: ComparisonPDF.Capture(date: study.string(.studyDate) ?? "", device: device(after)),
+            region: ComparisonPDF.describe(request.roi.region), figures: figures, heatmapScaleMM: scale,
+            histogram: histogram, views: views, version: Facet.version)
+    }
+
+    /// The HTML report of a finished job: the figures from its result (read from the text, every digit as the
+    /// worker wrote it), the views rendered from its stored change map (`changeMap`: the Encapsulated OBJ's
+    /// document, BEFORE with vertex colours).
+    public func htmlReport(_ request: ComparisonRequest, result: String, changeMap: Data) async throws(ArchiveError)
+        -> String
+    {
+        let catalog = archive.index.catalog()
+        guard let before = catalog.instances[request.before], let after = catalog.instances[request.after],
+            let study = catalog.studies[after.studyInstanceUID]
+        else { throw ArchiveError(.notFound, "a capture of this comparison is gone") }
+        let beforeStudy = catalog.studies[before.studyInstanceUID]?.attributes ?? Dataset()
+        let keys = [
+            "volume_change_ml", "positive_volume_ml", "negative_volume_ml", "roi_area_mm2", "area_change_mm2",
+            "mean_displacement_mm", "max_displacement_mm", "p95_displacement_mm", "registration_rms_mm",
+            "heatmap_scale_mm",
+        ]
+        let n = FHIRMapping.numbers(in: result, keys: keys)
+        func value(_ key: String) -> Double { n[key] ?? .nan }
+        let interval = FHIRMapping.bounds(in: result, key: "volume_change_ci95_ml")
+        let figures = ComparisonSR.Figures(
+            volumeChangeML: value("volume_change_ml"), positiveVolumeML: value("positive_volume_ml"),
+            negativeVolumeML: value("negative_volume_ml"), roiAreaMM2: value("roi_area_mm2"),
+            areaChangeMM2: value("area_change_mm2"), meanDisplacementMM: value("mean_displacement_mm"),
+            maxDisplacementMM: value("max_displacement_mm"), p95DisplacementMM: value("p95_displacement_mm"),
+            registrationRMSMM: value("registration_rms_mm"),
+            volumeChangeCI95ML: interval.map { $0.lower...max($0.lower, $0.upper) })
+        var histogram = Histogram(binWidthMM: 0.25, lowerMM: 0, areasMM2: [])
+        if let object = try? JSONSerialization.jsonObject(with: Data(result.utf8)) as? [String: Any],
+            let fields = object["histogram"] as? [String: Any]
+        {
+            histogram = Histogram(
+                binWidthMM: (fields["bin_width_mm"] as? NSNumber)?.doubleValue ?? 0.25,
+                lowerMM: (fields["lower_mm"] as? NSNumber)?.doubleValue ?? 0,
+                areasMM2: (fields["area_mm2"] as? [Any])?.map { ($0 as? NSNumber)?.doubleValue ?? 0 } ?? [])
+        }
+        let views = try await pool.runTyped { () throws(ArchiveError) -> [SurfaceRenderer.Image] in
+            do throws(MeshError) {
+                let mesh = try MeshReader.read(changeMap, format: .obj)
+                let colors = mesh.colors ?? [SIMD3<UInt8>](repeating: SIMD3(128, 128, 128), count: mesh.vertexCount)
+                return ComparisonPDF.views(mesh, colors: colors, size: ComparisonHTML.viewSize)
+            } catch {
+                throw ArchiveError(.io, "the change map cannot be read: \(error.message)")
+            }
+        }
+        let content = Self.content(
+            request, study: study.attributes, beforeStudy: beforeStudy, before: before, after: after,
+            figures: figures, scale: value("heatmap_scale_mm").isFinite ? value("heatmap_scale_mm") : 1,
+            histogram: histogram, views: views)
+        return try await pool.runTyped { () throws(ArchiveError) -> String in
+            do throws(DICOMCodecError) {
+                return try ComparisonHTML.make(content)
+            } catch {
+                throw ArchiveError(.io, "the HTML report cannot be made: \(error.message)")
+            }
+        }
+    }
+
+    /// The CSP source that allows the HTML report's one style element (`'sha256-…'` without the quotes).
+    public static let reportStyleSource =
+        "sha256-" + Data(SHA256.hash(data: Data(ComparisonHTML.style.utf8))).base64EncodedString()
 
     /// A UID of the 2.25 arc made from a text (its SHA-256, 128 bits in decimal): the same text, the same UID.
     static func hashUID(_ text: String) -> String {

@@ -19,6 +19,7 @@ struct ComparisonRoutes {
         router.get("/api/v1/comparisons/:id") { _, context in try await read(context) }
         router.delete("/api/v1/comparisons/:id") { _, context in try await cancel(context) }
         router.get("/api/v1/comparisons/:id/report.pdf") { _, context in try await pdf(context) }
+        router.get("/api/v1/comparisons/:id/report.html") { _, context in try await html(context) }
     }
 
     func comparisons(_ context: FacetRequestContext) throws -> Comparisons {
@@ -136,20 +137,49 @@ struct ComparisonRoutes {
 
     /// The PDF report of a finished comparison: the Encapsulated PDF it stored, as `application/pdf`.
     func pdf(_ context: FacetRequestContext) async throws -> Response {
-        context.audit.action = "comparison report read"
-        try services.preauthorize(context, .read)
-        let (job, asked) = try await comparison(context)
-        try touch(context, asked)
-        guard job.status == .done, let result = job.result,
-            let uid = Comparisons.Outcome(decoding: result).pdfInstance,
-            let record = try services.tenant(context).archive.index.catalog().instances[uid]
-        else { throw HTTPFailure(.notFound, "this comparison has no PDF report") }
-        context.audit.touch([record])
-        let (data, _) = try await services.tenant(context).retrieve.bulkValue(record, tag: .encapsulatedDocument)
+        let (job, _, _, data) = try await storedDocument(context, action: "comparison report read") {
+            $0.pdfInstance
+        }
         var headers = HTTPFields()
         // A download, named by the job only (never by the patient).
         headers[.contentDisposition] = "attachment; filename=\"comparison-\(job.id).pdf\""
         return Responses.bytes(data, contentType: "application/pdf", extra: headers)
+    }
+
+    /// The HTML report of a finished comparison, drawn on request from what the job stored (its result and its
+    /// change map; nothing identifying is kept outside the encrypted objects). Self-contained: a CSP that allows
+    /// only the page's own style (by hash) and `data:` images; no script.
+    func html(_ context: FacetRequestContext) async throws -> Response {
+        let (_, asked, outcome, map) = try await storedDocument(context, action: "comparison report read (HTML)") {
+            $0.heatmapInstance
+        }
+        let page = try await comparisons(context).htmlReport(asked, result: outcome.result, changeMap: map)
+        var headers = HTTPFields()
+        headers[.contentSecurityPolicy] =
+            "default-src 'none'; img-src data:; style-src '\(Comparisons.reportStyleSource)'; base-uri 'none'; form-action 'none'; "
+            + "frame-ancestors 'none'"
+        headers[.cacheControl] = "no-store"
+        return Responses.bytes(Data(page.utf8), contentType: "text/html; charset=utf-8", extra: headers)
+    }
+
+    /// A finished comparison's stored object (`pick` names it in the outcome): its Encapsulated Document, read
+    /// as the caller (decided, audited).
+    func storedDocument(
+        _ context: FacetRequestContext, action: String, pick: (Comparisons.Outcome) -> String?
+    ) async throws -> (Job, ComparisonRequest, Comparisons.Outcome, Data) {
+        context.audit.action = action
+        try services.preauthorize(context, .read)
+        let (job, asked) = try await comparison(context)
+        try touch(context, asked)
+        guard job.status == .done, let result = job.result else {
+            throw HTTPFailure(.notFound, "this comparison has no report (\(job.status.rawValue))")
+        }
+        let outcome = Comparisons.Outcome(decoding: result)
+        guard let uid = pick(outcome), let record = try services.tenant(context).archive.index.catalog().instances[uid]
+        else { throw HTTPFailure(.notFound, "this comparison has no report") }
+        context.audit.touch([record])
+        let (data, _) = try await services.tenant(context).retrieve.bulkValue(record, tag: .encapsulatedDocument)
+        return (job, asked, outcome, data)
     }
 
     /// The audit event names the captures a comparison is about.
@@ -176,11 +206,13 @@ struct ComparisonRoutes {
             let pdf = outcome.pdfInstance.map { _ in
                 Responses.jsonString("\(base)/api/v1/comparisons/\(job.id)/report.pdf")
             }
-            // The HTML page of the report is not made yet: its key says so (null).
+            let html = outcome.heatmapInstance.map { _ in
+                Responses.jsonString("\(base)/api/v1/comparisons/\(job.id)/report.html")
+            }
             fields.append(
                 (
                     "report",
-                    "{\"pdf\":\(pdf ?? "null"),\"html\":null,\"srInstance\":\(uid(outcome.srInstance)),"
+                    "{\"pdf\":\(pdf ?? "null"),\"html\":\(html ?? "null"),\"srInstance\":\(uid(outcome.srInstance)),"
                         + "\"pdfInstance\":\(uid(outcome.pdfInstance)),\"heatmapInstance\":\(uid(outcome.heatmapInstance))}"
                 ))
         } else {

@@ -98,6 +98,11 @@ int cdcmtk_decode_png(const uint8_t *png, size_t length, uint32_t max_dimension,
                       cdcmtk_png_info *info, uint8_t **out_pixels, size_t *out_length, char *error,
                       size_t error_capacity);
 
+/* Encodes interleaved 8-bit RGB (3 samples per pixel) or RGBA (4) as a PNG with libpng (zlib level 6, no
+ * filter heuristics beyond libpng's default). *out is malloc'd; the caller frees it. */
+int cdcmtk_encode_png(const uint8_t *pixels, uint32_t width, uint32_t height, uint8_t samples_per_pixel,
+                      uint8_t **out, size_t *out_length, char *error, size_t error_capacity);
+
 /* As cdcmtk_write_part10, but returns the Part-10 file in memory (for storing it encrypted). */
 int cdcmtk_encode_part10(const uint8_t *dataset, size_t dataset_length, const char *transfer_syntax_uid,
                          uint8_t **out, size_t *out_length, char *error, size_t error_capacity);

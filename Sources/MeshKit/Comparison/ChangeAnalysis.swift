@@ -43,6 +43,12 @@ public struct Histogram: Sendable {
     public var binWidthMM: Double
     public var lowerMM: Double
     public var areasMM2: [Double]
+
+    public init(binWidthMM: Double, lowerMM: Double, areasMM2: [Double]) {
+        self.binWidthMM = binWidthMM
+        self.lowerMM = lowerMM
+        self.areasMM2 = areasMM2
+    }
 }
 
 /// A spatial index built in parallel with the others.
