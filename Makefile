@@ -67,6 +67,19 @@ bench-accuracy: deps
 	.venv/bin/python Benchmarks/accuracy_benchmark.py --facet "$$($(SWIFT) build -c release --show-bin-path)/facet" \
 		--seeds $${ACCURACY_SEEDS:-8}
 
+# The comparison report end to end on the large generated pair (525 k + 378 k vertices): the compare beside a
+# baseline build of MeshKit at BASELINE_REV (default: before the smooth-surface reading of issue 11 §3), the three
+# views at 1024², a job on a live server from POST to done, the HTML page drawn on request.
+.PHONY: bench-report
+BASELINE_REV ?= 31fcd8e
+bench-report: deps
+	@grep -qs "\"large\"" testdata/generated/manifest.json && test -f testdata/generated/large/face500k_before.obj || .venv/bin/python testdata/generate_meshes.py --large
+	$(SWIFT) build -c release --product facet
+	$(SWIFT) build -c release --product meshkit-bench
+	baseline=$$(bash scripts/baseline-meshkit-bench.sh $(BASELINE_REV)) && \
+	.venv/bin/python Benchmarks/report_benchmark.py --facet "$$($(SWIFT) build -c release --show-bin-path)/facet" \
+		--bench "$$($(SWIFT) build -c release --show-bin-path)/meshkit-bench" --baseline-bench "$$baseline"
+
 # Facet's own ES256 tokens and an identity provider's RS256/ES256 tokens, checked against a SQLite store in a temp dir.
 bench-tokens:
 	$(SWIFT) build -c release --product token-bench

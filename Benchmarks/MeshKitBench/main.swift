@@ -1,5 +1,6 @@
 // Times MeshKit's readers and its comparison for Benchmarks/mesh_benchmark.py: prints one JSON line per run.
-// Usage: meshkit-bench read FILE [REPEATS] | meshkit-bench info FILE | meshkit-bench compare BEFORE AFTER ROI
+// Usage: meshkit-bench read FILE [REPEATS] | meshkit-bench info FILE | meshkit-bench compare BEFORE AFTER ROI |
+//        meshkit-bench render FILE SIZE (the report's three views of FILE, coloured by height, SIZE×SIZE each)
 import Foundation
 import MeshKit
 
@@ -11,7 +12,7 @@ func seconds(_ body: () throws -> Void) rethrows -> Double {
 
 let arguments = CommandLine.arguments
 guard arguments.count >= 3 else {
-    FileHandle.standardError.write(Data("usage: meshkit-bench read|info|compare FILE...\n".utf8))
+    FileHandle.standardError.write(Data("usage: meshkit-bench read|info|compare|render FILE...\n".utf8))
     exit(2)
 }
 do {
@@ -55,6 +56,27 @@ do {
             }
         }
         print("{\"seconds\":\(time),\"volume_change_ml\":\(report?.volumeChangeML ?? .nan)}")
+    case "render":
+        let mesh = try MeshReader.read(contentsOf: URL(fileURLWithPath: arguments[2])).0
+        let size = arguments.count > 3 ? Int(arguments[3]) ?? 1024 : 1024
+        // A change map's colours: height about the mean, on the report's scale.
+        let mean = mesh.positions.reduce(0) { $0 + $1.z } / Double(max(mesh.vertexCount, 1))
+        let colors = ChangeAnalysis.heatmapColors(mesh.positions.map { $0.z - mean }, scaleMM: 20)
+        var images: [SurfaceRenderer.Image] = []
+        let time = seconds {
+            images = SurfaceRenderer.View.allCases.map {
+                SurfaceRenderer.render(mesh, colors: colors, view: $0, width: size, height: size)
+            }
+        }
+        // Pixels that are not the white background: a blank view would show here.
+        let drawn = images.reduce(0) { sum, image in
+            sum
+                + stride(from: 0, to: image.rgba.count, by: 4).filter { image.rgba[$0..<$0 + 3].contains { $0 != 255 } }
+                .count
+        }
+        print(
+            "{\"seconds\":\(time),\"views\":\(SurfaceRenderer.View.allCases.count),\"size\":\(size),\"covered_pixels\":\(drawn)}"
+        )
     default:
         FileHandle.standardError.write(Data("unknown mode\n".utf8))
         exit(2)

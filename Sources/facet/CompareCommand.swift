@@ -16,7 +16,8 @@ struct CompareCommand: ParsableCommand {
             The volume carries a 95 % interval from the registration's residuals and the noise measured on the \
             unchanged surface outside the region.
             JSON keys: volume_change_ml, volume_change_ci95_ml, roi_area_mm2, mean_displacement_mm, max_displacement_mm, \
-            p95_displacement_mm, area_change_mm2, registration_rms_mm, surface_noise_mm, transform, plus positive_volume_ml, \
+            p95_displacement_mm, area_change_mm2, volume_change_sd_ml (the interval's parts: registration, noise, \
+            method), registration_rms_mm, surface_noise_mm, transform, plus positive_volume_ml, \
             negative_volume_ml, uncovered_area_mm2, enclosed_volume_change_ml, heatmap_scale_mm, histogram.
             """)
 

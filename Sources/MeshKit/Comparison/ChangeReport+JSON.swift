@@ -34,6 +34,14 @@ extension ChangeReport {
             ("max_displacement_mm", number(maxDisplacementMM)),
             ("p95_displacement_mm", number(p95DisplacementMM)),
             ("area_change_mm2", number(areaChangeMM2)),
+            (
+                "volume_change_sd_ml",
+                object([
+                    ("registration", number(volumeUncertainty.registrationSDML)),
+                    ("noise", number(volumeUncertainty.noiseSDML)),
+                    ("method", number(volumeUncertainty.methodSDML)),
+                ])
+            ),
             ("registration_rms_mm", number(registrationRMSMM)),
             ("surface_noise_mm", surfaceNoiseMM.map(number) ?? "null"),
             ("transform", "[" + matrix.joined(separator: ",") + "]"),

@@ -279,7 +279,11 @@ public struct Registration: Sendable {
             sums[key] = sum
         }
         var meat = [[Double]](repeating: [Double](repeating: 0, count: 6), count: 6)
-        for sum in sums.values {
+        // In a fixed order: a dictionary's order changes from process to process, and the same inputs must give
+        // the same digits (the job and the command line are compared number for number).
+        let keys = sums.keys.sorted { ($0.x, $0.y, $0.z) < ($1.x, $1.y, $1.z) }
+        for key in keys {
+            let sum = sums[key] ?? []
             for i in 0..<6 { for j in 0..<6 { meat[i][j] += sum[i] * sum[j] * scale } }
         }
         var result = [[Double]](repeating: [Double](repeating: 0, count: 6), count: 6)
