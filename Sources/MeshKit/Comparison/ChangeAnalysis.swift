@@ -87,7 +87,7 @@ public struct ChangeAnalysis: Sendable {
                 case 1: .bvh(BVH(after))
                 case 2: .tree(KDTree(before.positions))
                 case 3: .smooth(SmoothSurface(before))
-                default: .smooth(SmoothSurface(after))
+                default: .smooth(SmoothSurface(after, closestPoints: false))
                 }
             }
         }
@@ -156,21 +156,21 @@ public struct ChangeAnalysis: Sendable {
         var bins = [Double](repeating: 0, count: Int((2 * maximum / binWidth).rounded(.up)))
         for t in 0..<before.triangleCount {
             let tri = before.triangles[t]
-            let members = [inRegion[Int(tri.x)], inRegion[Int(tri.y)], inRegion[Int(tri.z)]]
-            guard members.filter({ $0 }).count >= 2 else { continue }
+            let (i, j, k) = (Int(tri.x), Int(tri.y), Int(tri.z))
+            guard (inRegion[i] ? 1 : 0) + (inRegion[j] ? 1 : 0) + (inRegion[k] ? 1 : 0) >= 2 else { continue }
             let triangleArea = before.triangleArea(t)
-            let d = [distances[Int(tri.x)], distances[Int(tri.y)], distances[Int(tri.z)]]
-            guard d.allSatisfy({ $0.isFinite }) else {
+            let d = (distances[i], distances[j], distances[k])
+            guard d.0.isFinite, d.1.isFinite, d.2.isFinite else {
                 uncovered += triangleArea
                 continue
             }
-            let mean = (d[0] + d[1] + d[2]) / 3
+            let mean = (d.0 + d.1 + d.2) / 3
             // The solid between the triangle and its image moved along the vertex normals (three tetrahedra):
             // unlike area × mean distance, it follows the surface's curvature, which matters for a several-mm
             // change on a rounded face.
             let contribution = prismVolume(
-                before.positions[Int(tri.x)], before.positions[Int(tri.y)], before.positions[Int(tri.z)],
-                normals[Int(tri.x)] * d[0], normals[Int(tri.y)] * d[1], normals[Int(tri.z)] * d[2])
+                before.positions[i], before.positions[j], before.positions[k], normals[i] * d.0, normals[j] * d.1,
+                normals[k] * d.2)
             volume += contribution
             if contribution > 0 { positive += contribution } else { negative += contribution }
             area += triangleArea
@@ -188,17 +188,23 @@ public struct ChangeAnalysis: Sendable {
         // One-ring smoothing before the maximum; percentile on raw magnitudes.
         var neighbourSum = [Double](repeating: 0, count: before.vertexCount)
         var neighbourCount = [Int32](repeating: 0, count: before.vertexCount)
-        for tri in before.triangles {
-            for (u, v) in [(tri.x, tri.y), (tri.y, tri.z), (tri.z, tri.x)] {
-                let du = distances[Int(u)]
-                let dv = distances[Int(v)]
-                if du.isFinite && dv.isFinite {
-                    neighbourSum[Int(u)] += dv
-                    neighbourCount[Int(u)] += 1
-                    neighbourSum[Int(v)] += du
-                    neighbourCount[Int(v)] += 1
-                }
+        func pair(_ u: Int, _ v: Int) {
+            let du = distances[u]
+            let dv = distances[v]
+            if du.isFinite && dv.isFinite {
+                neighbourSum[u] += dv
+                neighbourCount[u] += 1
+                neighbourSum[v] += du
+                neighbourCount[v] += 1
             }
+        }
+        for tri in before.triangles {
+            let (i, j, k) = (Int(tri.x), Int(tri.y), Int(tri.z))
+            // Only the region's vertices are read below.
+            guard inRegion[i] || inRegion[j] || inRegion[k] else { continue }
+            pair(i, j)
+            pair(j, k)
+            pair(k, i)
         }
         var maxSigned = 0.0
         var magnitudes: [Double] = []
@@ -210,12 +216,16 @@ public struct ChangeAnalysis: Sendable {
             if abs(smoothed) > abs(maxSigned) { maxSigned = smoothed }
         }
         var p95 = 0.0
+        let largestMagnitude = magnitudes.max() ?? 0
         if !magnitudes.isEmpty {
             p95 = Registration.quickSelect(&magnitudes, min(magnitudes.count - 1, Int(Double(magnitudes.count) * 0.95)))
         }
 
         // Area change: AFTER triangles whose centroid falls (projected onto BEFORE) inside the measured region.
+        // AFTER lies within the largest displacement measured there (plus a triangle's reach) of BEFORE's region,
+        // so only centroids that near are looked up.
         progress?("measuring area change")
+        let reach = min(maximum, largestMagnitude + 2 * before.meanEdgeLength() + 1)
         let regionMask = inRegion
         let measured = distances
         let toBefore = registration.transform
@@ -224,8 +234,8 @@ public struct ChangeAnalysis: Sendable {
             for t in range {
                 let (a, b, c) = after.corners(t)
                 let centre = toBefore.apply((a + b + c) / 3)
-                if let region = options.region, !region.mayContain(centre, margin: maximum) { continue }
-                guard let hit = beforeBVH.closestPoint(to: centre, within: maximum) else { continue }
+                if let region = options.region, !region.mayContain(centre, margin: reach) { continue }
+                guard let hit = beforeBVH.closestPoint(to: centre, within: reach) else { continue }
                 let tri = before.triangles[hit.triangle]
                 let (i, j, k) = (Int(tri.x), Int(tri.y), Int(tri.z))
                 let members = (regionMask[i] ? 1 : 0) + (regionMask[j] ? 1 : 0) + (regionMask[k] ? 1 : 0)

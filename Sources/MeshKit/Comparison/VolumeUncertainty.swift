@@ -42,11 +42,14 @@ public struct VolumeUncertainty: Sendable {
         var weights = [Double](repeating: 0, count: before.vertexCount)
         for t in 0..<before.triangleCount {
             let tri = before.triangles[t]
-            let corners = [Int(tri.x), Int(tri.y), Int(tri.z)]
-            guard corners.filter({ inRegion[$0] }).count >= 2, corners.allSatisfy({ distances[$0].isFinite })
+            let (i, j, k) = (Int(tri.x), Int(tri.y), Int(tri.z))
+            guard (inRegion[i] ? 1 : 0) + (inRegion[j] ? 1 : 0) + (inRegion[k] ? 1 : 0) >= 2,
+                distances[i].isFinite, distances[j].isFinite, distances[k].isFinite
             else { continue }
             let share = before.triangleArea(t) / 3
-            for v in corners { weights[v] += share }
+            weights[i] += share
+            weights[j] += share
+            weights[k] += share
         }
 
         var gradient = [Double](repeating: 0, count: 6)

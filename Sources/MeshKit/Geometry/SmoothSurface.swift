@@ -15,7 +15,8 @@ struct SmoothSurface: Sendable {
     let ringStart: [Int32]
     let ringTriangles: [Int32]
 
-    init(_ mesh: Mesh, rings: Int = 2) {
+    /// `closestPoints`: whether `closestOnRing` will be asked (it needs each vertex's triangles).
+    init(_ mesh: Mesh, rings: Int = 2, closestPoints: Bool = true) {
         self.mesh = mesh
         var normals = mesh.vertexNormals()
         for _ in 0..<rings {
@@ -32,6 +33,11 @@ struct SmoothSurface: Sendable {
             }
         }
         self.normals = normals
+        guard closestPoints else {
+            ringStart = []
+            ringTriangles = []
+            return
+        }
         var counts = [Int32](repeating: 0, count: mesh.vertexCount + 1)
         for tri in mesh.triangles {
             counts[Int(tri.x) + 1] += 1
