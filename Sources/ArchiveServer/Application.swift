@@ -91,7 +91,8 @@ func buildApplication(
     return Application(
         router: router, server: try serverBuilder(settings),
         configuration: .init(address: .hostname(settings.host, port: settings.port), serverName: "Facet"),
-        services: [ComparisonWorker(archives: services.archives, logger: logger)], logger: logger)
+        services: [ComparisonWorker(archives: services.archives, logger: logger, doorbell: services.jobs)],
+        logger: logger)
 }
 
 /// Plain HTTP/1.1, or HTTPS with the configured certificate: TLS 1.3 only unless `tls-min-version: 1.2`.

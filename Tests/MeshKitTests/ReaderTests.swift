@@ -162,6 +162,20 @@ import Testing
         let obj = try OBJReader.read(MeshWriter.obj(coloured))
         #expect(obj.positions == sphere.positions)
         #expect(obj.triangles == sphere.triangles)
+        // The change map's compact OBJ: every colour exactly, positions to 0.1 µm.
+        var every = sphere
+        every.colors = sphere.positions.indices.map { SIMD3(UInt8($0 % 256), UInt8(255 - $0 % 256), 0) }
+        every.positions[0] = SIMD3(-0.00004, 123456.78905, -7.5)
+        let compact = try OBJReader.read(MeshWriter.coloredOBJ(every))
+        #expect(compact.colors == every.colors)
+        #expect(compact.triangles == sphere.triangles)
+        for (read, written) in zip(compact.positions, every.positions) {
+            #expect(abs(read.x - written.x) <= 0.00005 && abs(read.y - written.y) <= 0.00005)
+            #expect(abs(read.z - written.z) <= 0.00005)
+        }
+        #expect(
+            String(decoding: MeshWriter.coloredOBJ(every).prefix(80), as: UTF8.self).contains(
+                "v 0.0000 123456.7891 -7.5000"))
     }
 
     @Test func emptyAndGarbageInputsAreRefused() {

@@ -284,7 +284,7 @@ public struct Comparisons: Sendable {
                 let views = wantReport ? ComparisonPDF.views(beforeMesh, colors: colors) : []
                 return Measured(
                     json: report.json(heatmapScaleMM: scale), report: report, scale: scale,
-                    heatmap: wantReport ? MeshWriter.obj(beforeMesh) : Data(), views: views)
+                    heatmap: wantReport ? MeshWriter.coloredOBJ(beforeMesh) : Data(), views: views)
             } catch {
                 throw ArchiveError(.unprocessable, "the comparison failed: \(error.message)")
             }

@@ -54,6 +54,7 @@ struct ComparisonRoutes {
         asked.patient = patient.hex
         asked.requestedBy = context.audit.actor
         let id = try await comparisons.submit(asked)
+        services.jobs.ring()
         context.audit.action = "comparison request (job \(id))"
         var headers = HTTPFields()
         headers[.location] = "\(services.urls.base)/api/v1/comparisons/\(id)"

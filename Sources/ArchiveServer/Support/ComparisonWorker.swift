@@ -17,10 +17,15 @@ struct ComparisonWorker: Service {
     /// How often an idle slot looks for work.
     static let idle: Double = 1
 
-    init(archives: TenantArchives, logger: Logger, slots: Int = Comparisons.concurrency) {
+    let doorbell: Doorbell
+
+    init(
+        archives: TenantArchives, logger: Logger, slots: Int = Comparisons.concurrency, doorbell: Doorbell = Doorbell()
+    ) {
         self.archives = archives
         self.logger = logger
         self.slots = slots
+        self.doorbell = doorbell
     }
 
     func run() async throws {
@@ -46,7 +51,7 @@ struct ComparisonWorker: Service {
                 worked = true
                 await execute(job, comparisons, worker: worker)
             }
-            if !worked { try? await Task.sleep(nanoseconds: UInt64(Self.idle * 1_000_000_000)) }
+            if !worked { await doorbell.wait(seconds: Self.idle) }
         }
     }
 

@@ -164,6 +164,8 @@ struct ServerServices: Sendable {
     let logger: Logger
     let urls: URLs
     let identity: IdentityServices
+    /// Rung when a comparison is asked here: this process's idle workers take it at once.
+    let jobs = Doorbell()
 
     init(
         settings: ServerSettings, archive: ArchiveService, identity: IdentityServices, metrics: Metrics,

@@ -27,6 +27,82 @@ public enum MeshWriter {
         return out
     }
 
+    /// A change map's OBJ, written fast and compact: positions in fixed point with `decimals` digits (4: 0.1 µm,
+    /// far below any capture's resolution), vertex colours with three (which still give back each 8-bit value
+    /// exactly: k/255 are more than 0.003 apart), triangles without texture or materials.
+    public static func coloredOBJ(_ mesh: Mesh, decimals: Int = 4) -> Data {
+        var out = [UInt8]()
+        out.reserveCapacity(mesh.vertexCount * 48 + mesh.triangleCount * 24 + 32)
+        out.append(contentsOf: Array("# Facet MeshKit\n".utf8))
+        let space = UInt8(ascii: " ")
+        let newline = UInt8(ascii: "\n")
+        for (index, p) in mesh.positions.enumerated() {
+            out.append(UInt8(ascii: "v"))
+            for k in 0..<3 {
+                out.append(space)
+                appendFixed(p[k], decimals: decimals, to: &out)
+            }
+            if let colors = mesh.colors, index < colors.count {
+                let c = colors[index]
+                for channel in [c.x, c.y, c.z] {
+                    out.append(space)
+                    appendFixed(Double(channel) / 255, decimals: 3, to: &out)
+                }
+            }
+            out.append(newline)
+        }
+        for t in mesh.triangles {
+            out.append(UInt8(ascii: "f"))
+            for index in [t.x, t.y, t.z] {
+                out.append(space)
+                appendInteger(UInt64(index) + 1, to: &out)
+            }
+            out.append(newline)
+        }
+        return Data(out)
+    }
+
+    /// `value` in fixed point (a finite value only; anything else, or beyond ±10¹², as 0).
+    static func appendFixed(_ value: Double, decimals: Int, to out: inout [UInt8]) {
+        var scale: UInt64 = 1
+        for _ in 0..<decimals { scale *= 10 }
+        guard value.isFinite, abs(value) < 1e12 else {
+            out.append(UInt8(ascii: "0"))
+            return
+        }
+        let scaled = UInt64((abs(value) * Double(scale)).rounded())
+        if value < 0 && scaled != 0 { out.append(UInt8(ascii: "-")) }
+        appendInteger(scaled / scale, to: &out)
+        guard decimals > 0 else { return }
+        out.append(UInt8(ascii: "."))
+        var fraction = scaled % scale
+        var digits = [UInt8](repeating: UInt8(ascii: "0"), count: decimals)
+        for position in stride(from: decimals - 1, through: 0, by: -1) {
+            digits[position] = UInt8(ascii: "0") + UInt8(fraction % 10)
+            fraction /= 10
+        }
+        out.append(contentsOf: digits)
+    }
+
+    static func appendInteger(_ value: UInt64, to out: inout [UInt8]) {
+        var digits:
+            (
+                UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8,
+                UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8
+            ) =
+                (0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0)
+        var count = 0
+        var rest = value
+        withUnsafeMutableBytes(of: &digits) { buffer in
+            repeat {
+                buffer[count] = UInt8(ascii: "0") + UInt8(rest % 10)
+                rest /= 10
+                count += 1
+            } while rest > 0
+            for position in stride(from: count - 1, through: 0, by: -1) { out.append(buffer[position]) }
+        }
+    }
+
     public static func obj(_ mesh: Mesh, materialLibrary: String? = nil) -> Data {
         var text = "# Facet MeshKit\n"
         if let materialLibrary { text += "mtllib \(materialLibrary)\n" }
