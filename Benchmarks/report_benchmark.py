@@ -111,7 +111,7 @@ def main():
                     job = requests.get(url, headers=headers, timeout=60).json()
                     if job["status"] in ("done", "failed", "cancelled"):
                         break
-                    time.sleep(0.05)
+                    time.sleep(0.1)
                 durations.append(time.monotonic() - started)
                 if job["status"] != "done":
                     raise SystemExit(f"the job ended {job['status']}: {job['error']}")

@@ -267,8 +267,18 @@ public struct Comparisons: Sendable {
         let wantReport = ingest != nil
         let measured = try await pool.runTyped { [options] () throws(ArchiveError) -> Measured in
             do throws(MeshError) {
-                var beforeMesh = try MeshReader.read(beforeBytes, format: formats.0)
-                let afterMesh = try MeshReader.read(afterBytes, format: formats.1)
+                // Both read at once (the larger takes a core of its own).
+                let read = ReadBoth()
+                DispatchQueue.concurrentPerform(iterations: 2) { side in
+                    read.set(
+                        side,
+                        Result { () throws(MeshError) -> Mesh in
+                            try MeshReader.read(
+                                side == 0 ? beforeBytes : afterBytes, format: side == 0 ? formats.0 : formats.1)
+                        })
+                }
+                var beforeMesh = try read.mesh(0)
+                let afterMesh = try read.mesh(1)
                 let report = try ChangeAnalysis.compare(
                     before: beforeMesh, after: afterMesh, options: options,
                     progress: { step in progress(Self.fraction(of: step)) })
@@ -298,6 +308,21 @@ public struct Comparisons: Sendable {
         outcome.heatmapInstance = stored.heatmap
         outcome.pdfInstance = stored.pdf
         return outcome
+    }
+
+    /// The two captures read concurrently.
+    private final class ReadBoth: @unchecked Sendable {
+        private let lock = NSLock()
+        private var results: [Result<Mesh, MeshError>?] = [nil, nil]
+
+        func set(_ side: Int, _ result: Result<Mesh, MeshError>) { lock.withLock { results[side] = result } }
+
+        func mesh(_ side: Int) throws(MeshError) -> Mesh {
+            guard let result = lock.withLock({ results[side] }) else {
+                throw MeshError(.empty, "a capture was not read")
+            }
+            return try result.get()
+        }
     }
 
     /// What a measurement hands to the report.

@@ -44,18 +44,18 @@ public enum MeshWriter {
             }
             if let colors = mesh.colors, index < colors.count {
                 let c = colors[index]
-                for channel in [c.x, c.y, c.z] {
+                for k in 0..<3 {
                     out.append(space)
-                    appendFixed(Double(channel) / 255, decimals: 3, to: &out)
+                    appendFixed(Double(c[k]) / 255, decimals: 3, to: &out)
                 }
             }
             out.append(newline)
         }
         for t in mesh.triangles {
             out.append(UInt8(ascii: "f"))
-            for index in [t.x, t.y, t.z] {
+            for k in 0..<3 {
                 out.append(space)
-                appendInteger(UInt64(index) + 1, to: &out)
+                appendInteger(UInt64(t[k]) + 1, to: &out)
             }
             out.append(newline)
         }
@@ -75,13 +75,12 @@ public enum MeshWriter {
         appendInteger(scaled / scale, to: &out)
         guard decimals > 0 else { return }
         out.append(UInt8(ascii: "."))
-        var fraction = scaled % scale
-        var digits = [UInt8](repeating: UInt8(ascii: "0"), count: decimals)
-        for position in stride(from: decimals - 1, through: 0, by: -1) {
-            digits[position] = UInt8(ascii: "0") + UInt8(fraction % 10)
-            fraction /= 10
+        var divisor = scale / 10
+        let fraction = scaled % scale
+        while divisor > 0 {
+            out.append(UInt8(ascii: "0") + UInt8((fraction / divisor) % 10))
+            divisor /= 10
         }
-        out.append(contentsOf: digits)
     }
 
     static func appendInteger(_ value: UInt64, to out: inout [UInt8]) {
