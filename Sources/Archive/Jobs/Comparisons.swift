@@ -257,8 +257,11 @@ public struct Comparisons: Sendable {
     ) async throws(ArchiveError) -> Outcome {
         let (before, after) = try captures(request)
         progress(0.02)
-        let beforeBytes = try await document(before)
-        let afterBytes = try await document(after)
+        // Both read (decrypted, checked, unwrapped) at once.
+        async let beforeRead = documentResult(before)
+        async let afterRead = documentResult(after)
+        let beforeBytes = try await beforeRead.get()
+        let afterBytes = try await afterRead.get()
         progress(0.05)
         var options = ChangeAnalysis.Options()
         options.region = request.roi.region
@@ -529,6 +532,14 @@ public struct Comparisons: Sendable {
 
     static func format(_ record: InstanceRecord) -> MeshFormat {
         record.sopClassUID == UID.encapsulatedSTLStorage ? .stl : .obj
+    }
+
+    func documentResult(_ record: InstanceRecord) async -> Result<Data, ArchiveError> {
+        do throws(ArchiveError) {
+            return .success(try await document(record))
+        } catch {
+            return .failure(error)
+        }
     }
 
     func document(_ record: InstanceRecord) async throws(ArchiveError) -> Data {
