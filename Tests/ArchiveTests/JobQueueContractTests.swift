@@ -40,6 +40,14 @@ import Testing
         #expect(try await queue.jobIDs(kind: "listed", limit: 10) == ids.reversed())
         #expect(try await queue.jobIDs(kind: "listed", limit: 2) == Array(ids.reversed().prefix(2)))
         #expect(try await queue.jobIDs(kind: "none", limit: 10).isEmpty)
+        // By subject: that subject's jobs only (jobs without a subject, queued before subjects were kept, too).
+        let mine = try await queue.enqueue(kind: "listed", payload: Data("a".utf8), subject: "patient-a")
+        let theirs = try await queue.enqueue(kind: "listed", payload: Data("b".utf8), subject: "patient-b")
+        let bySubject = try await queue.jobIDs(kind: "listed", subject: "patient-a", limit: 100)
+        #expect(bySubject.contains(mine) && !bySubject.contains(theirs))
+        #expect(Set(bySubject) == Set(ids + [mine]))
+        #expect(try await queue.jobIDs(kind: "listed", subject: "patient-b", limit: 1) == [theirs])
+        #expect(try await queue.jobIDs(kind: "listed", limit: 100).count == ids.count + 2)
     }
 
     @Test(arguments: IndexKind.available)

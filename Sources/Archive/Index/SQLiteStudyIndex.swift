@@ -126,6 +126,13 @@ public final class SQLiteStudyIndex: StudyIndex, @unchecked Sendable {
                     CREATE INDEX jobs_waiting ON jobs (tenant, kind, status, created);
                     """)
         }
+        migrator.registerMigration("jobs v2: the subject a job is about (a patient's key)") { db in
+            try db.execute(
+                sql: """
+                    ALTER TABLE jobs ADD COLUMN subject TEXT;
+                    CREATE INDEX jobs_by_subject ON jobs (tenant, kind, subject, created);
+                    """)
+        }
         return migrator
     }
 

@@ -200,7 +200,8 @@ public struct Comparisons: Sendable {
 
     /// Queues a checked request; returns the job's id.
     public func submit(_ request: ComparisonRequest) async throws(ArchiveError) -> String {
-        try await queue.enqueue(kind: Self.kind, payload: request.payload)
+        try await queue.enqueue(
+            kind: Self.kind, payload: request.payload, subject: request.patient.isEmpty ? nil : request.patient)
     }
 
     /// What a finished comparison keeps: `facet compare --json`'s object as the measurement wrote it, and the

@@ -42,8 +42,9 @@ public struct Job: Sendable, Hashable {
 /// lease it renews while working; a job whose lease ran out (its process died) is taken again, up to
 /// `maximumAttempts`, then it fails with the reason.
 public protocol JobQueue: Sendable {
-    /// Queues a job; returns its id.
-    func enqueue(kind: String, payload: Data) async throws(ArchiveError) -> String
+    /// Queues a job; returns its id. `subject` is what the job is about, for listing (a patient's key, never a
+    /// name: it is kept in the clear).
+    func enqueue(kind: String, payload: Data, subject: String?) async throws(ArchiveError) -> String
     /// Takes the oldest queued job of `kind` (or one whose lease ran out) for `worker`, for `lease` seconds.
     func claim(kind: String, worker: String, lease: TimeInterval) async throws(ArchiveError) -> Job?
     /// Renews the lease and records progress; false when the job is no longer this worker's (cancelled, or taken
@@ -56,8 +57,19 @@ public protocol JobQueue: Sendable {
     /// Cancels a queued or running job; false when it had ended already (or does not exist).
     func cancel(_ id: String) async throws(ArchiveError) -> Bool
     func job(_ id: String) async throws(ArchiveError) -> Job?
-    /// The ids of the jobs of `kind`, newest first, at most `limit`.
-    func jobIDs(kind: String, limit: Int) async throws(ArchiveError) -> [String]
+    /// The ids of the jobs of `kind`, newest first, at most `limit`; with a `subject`, those about it and those
+    /// queued before subjects were recorded (the caller checks their payload).
+    func jobIDs(kind: String, subject: String?, limit: Int) async throws(ArchiveError) -> [String]
+}
+
+extension JobQueue {
+    public func enqueue(kind: String, payload: Data) async throws(ArchiveError) -> String {
+        try await enqueue(kind: kind, payload: payload, subject: nil)
+    }
+
+    public func jobIDs(kind: String, limit: Int) async throws(ArchiveError) -> [String] {
+        try await jobIDs(kind: kind, subject: nil, limit: limit)
+    }
 }
 
 /// How many times a job is started before a lease running out fails it.

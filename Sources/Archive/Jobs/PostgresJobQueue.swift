@@ -22,15 +22,15 @@ public struct PostgresJobQueue: JobQueue {
         return try await database.call { try await body(client) }
     }
 
-    public func enqueue(kind: String, payload: Data) async throws(ArchiveError) -> String {
+    public func enqueue(kind: String, payload: Data, subject: String?) async throws(ArchiveError) -> String {
         let id = UUID().uuidString.lowercased()
         let sealed = try JobSealing.seal(payload, sealer, "job:\(id)")
         let (tenant, logger, now) = (self.tenant, database.logger, Date().timeIntervalSince1970)
         try await run { client in
             try await client.query(
                 """
-                INSERT INTO jobs (tenant, id, kind, payload, status, attempts, progress, created)
-                VALUES (\(tenant), \(id), \(kind), \(sealed), 'queued', 0, 0, \(now))
+                INSERT INTO jobs (tenant, id, kind, payload, status, attempts, progress, created, subject)
+                VALUES (\(tenant), \(id), \(kind), \(sealed), 'queued', 0, 0, \(now), \(subject))
                 """, logger: logger)
         }
         return id
@@ -151,13 +151,15 @@ public struct PostgresJobQueue: JobQueue {
             }, failure: failure, created: Date(timeIntervalSince1970: created))
     }
 
-    public func jobIDs(kind: String, limit: Int) async throws(ArchiveError) -> [String] {
+    public func jobIDs(kind: String, subject: String?, limit: Int) async throws(ArchiveError) -> [String] {
         let (tenant, logger) = (self.tenant, database.logger)
         return try await run { client in
             var ids: [String] = []
+            // Without a subject the bind matches every row (`$3 IS NULL`).
             for try await id in try await client.query(
                 """
                 SELECT id FROM jobs WHERE tenant = \(tenant) AND kind = \(kind)
+                AND (\(subject)::TEXT IS NULL OR subject = \(subject) OR subject IS NULL)
                 ORDER BY created DESC, id LIMIT \(limit)
                 """, logger: logger
             ).decode(String.self) {

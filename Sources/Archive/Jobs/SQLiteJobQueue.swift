@@ -26,16 +26,16 @@ public struct SQLiteJobQueue: JobQueue {
         }
     }
 
-    public func enqueue(kind: String, payload: Data) async throws(ArchiveError) -> String {
+    public func enqueue(kind: String, payload: Data, subject: String?) async throws(ArchiveError) -> String {
         let id = UUID().uuidString.lowercased()
         let sealed = try JobSealing.seal(payload, index.sealer, "job:\(id)")
         let tenant = self.tenant
         try await write { db in
             try db.execute(
                 sql: """
-                    INSERT INTO jobs (tenant, id, kind, payload, status, attempts, progress, created)
-                    VALUES (?, ?, ?, ?, 'queued', 0, 0, ?)
-                    """, arguments: [tenant, id, kind, sealed, Date().timeIntervalSince1970])
+                    INSERT INTO jobs (tenant, id, kind, payload, status, attempts, progress, created, subject)
+                    VALUES (?, ?, ?, ?, 'queued', 0, 0, ?, ?)
+                    """, arguments: [tenant, id, kind, sealed, Date().timeIntervalSince1970, subject])
         }
         return id
     }
@@ -146,10 +146,18 @@ public struct SQLiteJobQueue: JobQueue {
         return job
     }
 
-    public func jobIDs(kind: String, limit: Int) async throws(ArchiveError) -> [String] {
+    public func jobIDs(kind: String, subject: String?, limit: Int) async throws(ArchiveError) -> [String] {
         let tenant = self.tenant
         return try await write { db in
-            try String.fetchAll(
+            if let subject {
+                return try String.fetchAll(
+                    db,
+                    sql: """
+                        SELECT id FROM jobs WHERE tenant = ? AND kind = ? AND (subject = ? OR subject IS NULL)
+                        ORDER BY created DESC, id LIMIT ?
+                        """, arguments: [tenant, kind, subject, limit])
+            }
+            return try String.fetchAll(
                 db,
                 sql: "SELECT id FROM jobs WHERE tenant = ? AND kind = ? ORDER BY created DESC, id LIMIT ?",
                 arguments: [tenant, kind, limit])

@@ -111,7 +111,8 @@ struct ComparisonRoutes {
             wanted = key
         }
         var answers: [String] = []
-        for id in try await comparisons.queue.jobIDs(kind: Comparisons.kind, limit: 1000) {
+        // A patient's own jobs are looked up by their key; without one, the newest 1000 the caller may see.
+        for id in try await comparisons.queue.jobIDs(kind: Comparisons.kind, subject: wanted?.hex, limit: 1000) {
             guard let job = try await comparisons.queue.job(id) else { continue }
             let asked = try ComparisonRequest(json: job.payload)
             if let wanted {

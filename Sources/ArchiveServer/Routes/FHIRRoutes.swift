@@ -371,7 +371,7 @@ struct FHIRRoutes {
         guard let comparisons = try services.tenant(context).comparisons else { return [] }
         let catalog = try services.tenant(context).archive.index.catalog()
         var reports: [[String: Any]] = []
-        for id in try await comparisons.queue.jobIDs(kind: Comparisons.kind, limit: 1000) {
+        for id in try await comparisons.queue.jobIDs(kind: Comparisons.kind, subject: patient, limit: 1000) {
             guard let job = try await comparisons.queue.job(id), job.status == .done, let result = job.result else {
                 continue
             }

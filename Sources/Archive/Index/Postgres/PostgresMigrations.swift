@@ -142,5 +142,11 @@ enum PostgresMigrations {
                     tenant TEXT PRIMARY KEY, seq BIGINT NOT NULL, mac TEXT NOT NULL, seal TEXT NOT NULL)
                 """,
             ]),
+        Migration(
+            version: 7, name: "jobs: the subject a job is about (a patient's key), to list a patient's jobs",
+            statements: [
+                "ALTER TABLE jobs ADD COLUMN subject TEXT",
+                "CREATE INDEX jobs_by_subject ON jobs (tenant, kind, subject, created)",
+            ]),
     ]
 }
