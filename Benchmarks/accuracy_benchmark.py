@@ -16,6 +16,7 @@ import argparse
 import concurrent.futures
 import json
 import os
+import re
 import subprocess
 import sys
 import time
@@ -77,7 +78,7 @@ def main():
 
     cells = {}
     for name, case in cases.items():
-        kind = name.split("-n")[0]
+        kind = re.match(r"(.*)-n[0-9.]+-h[0-9]+-s[0-9]+$", name).group(1)
         cell = (kind, case["noise_mm"], case["holes"] > 0)
         cells.setdefault(cell, []).append((case, results[name]))
 

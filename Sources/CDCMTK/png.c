@@ -200,20 +200,29 @@ int cdcmtk_encode_png(const uint8_t *pixels, uint32_t width, uint32_t height, ui
                  (unsigned)height, (unsigned)samples_per_pixel);
         return CDCMTK_ERR_UNSUPPORTED;
     }
-    png_sink sink = {NULL, 0, 0, 0, error, error_capacity};
-    png_structp png = png_create_write_struct(PNG_LIBPNG_VER_STRING, &sink, on_write_error, on_warning);
-    if (png == NULL) return CDCMTK_ERR_MEMORY;
+    // On the heap: the sink changes between setjmp and a longjmp, and the pointer to it does not.
+    png_sink *sink = calloc(1, sizeof(png_sink));
+    if (sink == NULL) return CDCMTK_ERR_MEMORY;
+    sink->error = error;
+    sink->error_capacity = error_capacity;
+    png_structp png = png_create_write_struct(PNG_LIBPNG_VER_STRING, sink, on_write_error, on_warning);
+    if (png == NULL) {
+        free(sink);
+        return CDCMTK_ERR_MEMORY;
+    }
     png_infop info = png_create_info_struct(png);
     if (info == NULL) {
         png_destroy_write_struct(&png, NULL);
+        free(sink);
         return CDCMTK_ERR_MEMORY;
     }
     if (setjmp(png_jmpbuf(png))) {
-        free(sink.bytes);
+        free(sink->bytes);
+        free(sink);
         png_destroy_write_struct(&png, &info);
         return CDCMTK_ERR_MALFORMED;
     }
-    png_set_write_fn(png, &sink, sink_write, sink_flush);
+    png_set_write_fn(png, sink, sink_write, sink_flush);
     png_set_compression_level(png, 6);
     png_set_IHDR(png, info, width, height, 8, samples_per_pixel == 4 ? PNG_COLOR_TYPE_RGBA : PNG_COLOR_TYPE_RGB,
                  PNG_INTERLACE_NONE, PNG_COMPRESSION_TYPE_DEFAULT, PNG_FILTER_TYPE_DEFAULT);
@@ -224,7 +233,8 @@ int cdcmtk_encode_png(const uint8_t *pixels, uint32_t width, uint32_t height, ui
     }
     png_write_end(png, NULL);
     png_destroy_write_struct(&png, &info);
-    *out = sink.bytes;
-    *out_length = sink.length;
+    *out = sink->bytes;
+    *out_length = sink->length;
+    free(sink);
     return CDCMTK_OK;
 }

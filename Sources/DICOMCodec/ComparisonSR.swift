@@ -40,7 +40,9 @@ public enum ComparisonSR {
                 negativeVolumeML: report.negativeVolumeML, roiAreaMM2: report.roiAreaMM2,
                 areaChangeMM2: report.areaChangeMM2, meanDisplacementMM: report.meanDisplacementMM,
                 maxDisplacementMM: report.maxDisplacementMM, p95DisplacementMM: report.p95DisplacementMM,
-                registrationRMSMM: report.registrationRMSMM, volumeChangeCI95ML: report.volumeChangeCI95ML)
+                registrationRMSMM: report.registrationRMSMM,
+                volumeChangeCI95ML: report.volumeChangeCI95ML.lowerBound.isFinite
+                    && report.volumeChangeCI95ML.upperBound.isFinite ? report.volumeChangeCI95ML : nil)
         }
 
         public init(

@@ -59,6 +59,17 @@ import Testing
         #expect(quiet.volumeUncertainty.registrationSDML > 0 && quiet.volumeUncertainty.noiseSDML > 0)
     }
 
+    @Test func anIntervalThatCannotBeEstimatedIsUnboundedNotATrap() throws {
+        var uncertainty = try Self.measure("narrow-n0.1-h0").report.volumeUncertainty
+        #expect(uncertainty.interval95(around: .nan) == -Double.infinity...Double.infinity)
+        #expect(uncertainty.interval95(around: .infinity) == -Double.infinity...Double.infinity)
+        uncertainty.registrationSDML = .infinity
+        #expect(uncertainty.interval95(around: 0.5) == -Double.infinity...Double.infinity)
+        var report = try Self.measure("narrow-n0.1-h0").report
+        report.volumeChangeCI95ML = uncertainty.interval95(around: 0.5)
+        #expect(report.json(heatmapScaleMM: 1).contains("\"volume_change_ci95_ml\":[null,null]"))
+    }
+
     @Test(arguments: ["narrow-n0.0-h0", "wide-n0.0-h0", "null-narrow-n0.0-h0", "null-wide-n0.0-h0"])
     func noiselessCapturesAreMeasuredWithoutBias(_ name: String) throws {
         // Two different triangulations of one smooth surface (plus the bump): the chord of a flat triangle lies

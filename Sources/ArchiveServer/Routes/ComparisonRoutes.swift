@@ -159,7 +159,7 @@ struct ComparisonRoutes {
         var headers = HTTPFields()
         headers[.contentSecurityPolicy] =
             "default-src 'none'; img-src data:; style-src '\(Comparisons.reportStyleSource)'; base-uri 'none'; form-action 'none'; "
-            + "frame-ancestors 'none'"
+            + "frame-ancestors 'none'; sandbox"
         headers[.cacheControl] = "no-store"
         return Responses.bytes(Data(page.utf8), contentType: "text/html; charset=utf-8", extra: headers)
     }

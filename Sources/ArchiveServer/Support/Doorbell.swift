@@ -19,13 +19,22 @@ final class Doorbell: @unchecked Sendable {
         for continuation in woken { continuation.resume() }
     }
 
-    /// Returns when rung or after `seconds`, whichever comes first (at once when a ring is pending).
-    func wait(seconds: Double) async {
-        await withTaskGroup(of: Void.self) { group in
-            group.addTask { await self.rung() }
-            group.addTask { try? await Task.sleep(nanoseconds: UInt64(seconds * 1_000_000_000)) }
-            await group.next()
+    /// Returns when rung (true) or after `seconds` (false), whichever comes first; at once when a ring is
+    /// pending.
+    @discardableResult
+    func wait(seconds: Double) async -> Bool {
+        await withTaskGroup(of: Bool.self) { group in
+            group.addTask {
+                await self.rung()
+                return !Task.isCancelled
+            }
+            group.addTask {
+                try? await Task.sleep(nanoseconds: UInt64(seconds * 1_000_000_000))
+                return false
+            }
+            let first = await group.next() ?? false
             group.cancelAll()
+            return first
         }
     }
 

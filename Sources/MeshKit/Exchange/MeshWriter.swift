@@ -31,6 +31,7 @@ public enum MeshWriter {
     /// far below any capture's resolution), vertex colours with three (which still give back each 8-bit value
     /// exactly: k/255 are more than 0.003 apart), triangles without texture or materials.
     public static func coloredOBJ(_ mesh: Mesh, decimals: Int = 4) -> Data {
+        let decimals = min(max(decimals, 0), 6)
         var out = [UInt8]()
         out.reserveCapacity(mesh.vertexCount * 48 + mesh.triangleCount * 24 + 32)
         out.append(contentsOf: Array("# Facet MeshKit\n".utf8))

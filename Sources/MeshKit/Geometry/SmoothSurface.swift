@@ -57,6 +57,9 @@ struct SmoothSurface: Sendable {
         self.ringTriangles = incident
     }
 
+    /// The most triangles around one vertex that `closestOnRing` looks at.
+    static let largestRing: Int32 = 64
+
     /// Barycentric weights of `p` (on or near the plane of triangle abc).
     static func barycentric(
         _ p: SIMD3<Double>, _ a: SIMD3<Double>, _ b: SIMD3<Double>, _ c: SIMD3<Double>
@@ -70,7 +73,8 @@ struct SmoothSurface: Sendable {
         let d20 = dot(v2, v0)
         let d21 = dot(v2, v1)
         let denominator = d00 * d11 - d01 * d01
-        guard abs(denominator) > 1e-300 else { return SIMD3(1, 0, 0) }
+        // Relative: a sliver's weights would be huge or not numbers.
+        guard denominator > 1e-12 * d00 * d11, denominator.isFinite else { return SIMD3(1, 0, 0) }
         let v = (d11 * d20 - d01 * d21) / denominator
         let w = (d00 * d21 - d01 * d20) / denominator
         return SIMD3(1 - v - w, v, w)
@@ -91,12 +95,18 @@ struct SmoothSurface: Sendable {
             0.5
             * (w.x * dot(a - q, na) * dot(na, normal) + w.y * dot(b - q, nb) * dot(nb, normal)
                 + w.z * dot(c - q, nc) * dot(nc, normal))
+        // A smooth surface's departure from its chord is a fraction of an edge; across a crease, a hole's fill or
+        // normals that disagree it is not, and then the chord is the better guess.
+        let longest = max(length(b - a), length(c - b), length(a - c))
+        guard offset.isFinite, abs(offset) <= 0.25 * longest else { return (normal, 0) }
         return (normal, offset)
     }
 
     /// The closest point to `p` on the triangles around vertex `v` (the nearest vertex's ring holds the closest
     /// point of the surface but for rare configurations, at a fraction of a tree search's cost).
     func closestOnRing(of v: Int, to p: SIMD3<Double>) -> (point: SIMD3<Double>, triangle: Int)? {
+        // A hub of many triangles (a hostile or broken capture) is not searched: the vertex's plane stands in.
+        guard v + 1 < ringStart.count, ringStart[v + 1] - ringStart[v] <= Self.largestRing else { return nil }
         var best = Double.infinity
         var result: (SIMD3<Double>, Int)?
         for slot in Int(ringStart[v])..<Int(ringStart[v + 1]) {

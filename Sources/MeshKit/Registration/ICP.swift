@@ -200,6 +200,8 @@ public struct Registration: Sendable {
                         d = p - closest.point
                         along = dot(d, n) - surface.offset
                     }
+                    // An unused vertex (no triangle, no normal) or a residual that is not a number says nothing.
+                    guard dot(n, n) > 0.5, along.isFinite else { continue }
                     if fixedBoundaryVertices[vertex] {
                         let lateral = (max(0, dot(d, d) - along * along)).squareRoot()
                         if lateral > lateralLimit { continue }  // beyond the edge of the fixed surface
