@@ -93,6 +93,9 @@ def check_html(server, url, name, result):
     for view in views:
         image = Image.open(io.BytesIO(base64.b64decode(view))).convert("RGB")
         assert len(set(image.getdata())) > 20, "a blank view"
+    # Asked again (drawn once, then kept): the same page.
+    again = requests.get(url.replace("https://archive.example", server.root), timeout=120)
+    assert again.status_code == 200 and again.content == page.content
 
 
 def roi(pair):

@@ -139,9 +139,10 @@ struct ComparisonRoutes {
 
     /// The PDF report of a finished comparison: the Encapsulated PDF it stored, as `application/pdf`.
     func pdf(_ context: FacetRequestContext) async throws -> Response {
-        let (job, _, _, data) = try await storedDocument(context, action: "comparison report read") {
+        let (job, _, _, record) = try await storedObject(context, action: "comparison report read") {
             $0.pdfInstance
         }
+        let (data, _) = try await services.tenant(context).retrieve.bulkValue(record, tag: .encapsulatedDocument)
         var headers = HTTPFields()
         // A download, named by the job only (never by the patient).
         headers[.contentDisposition] = "attachment; filename=\"comparison-\(job.id).pdf\""
@@ -152,23 +153,30 @@ struct ComparisonRoutes {
     /// change map; nothing identifying is kept outside the encrypted objects). Self-contained: a CSP that allows
     /// only the page's own style (by hash) and `data:` images; no script.
     func html(_ context: FacetRequestContext) async throws -> Response {
-        let (_, asked, outcome, map) = try await storedDocument(context, action: "comparison report read (HTML)") {
+        let (job, asked, outcome, record) = try await storedObject(context, action: "comparison report read (HTML)") {
             $0.heatmapInstance
         }
-        let page = try await comparisons(context).htmlReport(asked, result: outcome.result, changeMap: map)
+        // Drawn once and kept (in memory only, beside the rendered images, keyed by clinic and job): asking again,
+        // or many at once, costs no decryption or drawing.
+        let tenant = try services.tenant(context)
+        let comparisons = try comparisons(context)
+        let page = try await services.renders.value("\(tenant.tenant)|comparison-html|\(job.id)") {
+            let (map, _) = try await tenant.retrieve.bulkValue(record, tag: .encapsulatedDocument)
+            return Data(try await comparisons.htmlReport(asked, result: outcome.result, changeMap: map).utf8)
+        }
         var headers = HTTPFields()
         headers[.contentSecurityPolicy] =
             "default-src 'none'; img-src data:; style-src '\(Comparisons.reportStyleSource)'; base-uri 'none'; form-action 'none'; "
             + "frame-ancestors 'none'; sandbox"
         headers[.cacheControl] = "no-store"
-        return Responses.bytes(Data(page.utf8), contentType: "text/html; charset=utf-8", extra: headers)
+        return Responses.bytes(page, contentType: "text/html; charset=utf-8", extra: headers)
     }
 
-    /// A finished comparison's stored object (`pick` names it in the outcome): its Encapsulated Document, read
-    /// as the caller (decided, audited).
-    func storedDocument(
+    /// A finished comparison's stored object (`pick` names it in the outcome), read as the caller (decided,
+    /// audited).
+    func storedObject(
         _ context: FacetRequestContext, action: String, pick: (Comparisons.Outcome) -> String?
-    ) async throws -> (Job, ComparisonRequest, Comparisons.Outcome, Data) {
+    ) async throws -> (Job, ComparisonRequest, Comparisons.Outcome, InstanceRecord) {
         context.audit.action = action
         try services.preauthorize(context, .read)
         let (job, asked) = try await comparison(context)
@@ -180,8 +188,7 @@ struct ComparisonRoutes {
         guard let uid = pick(outcome), let record = try services.tenant(context).archive.index.catalog().instances[uid]
         else { throw HTTPFailure(.notFound, "this comparison has no report") }
         context.audit.touch([record])
-        let (data, _) = try await services.tenant(context).retrieve.bulkValue(record, tag: .encapsulatedDocument)
-        return (job, asked, outcome, data)
+        return (job, asked, outcome, record)
     }
 
     /// The audit event names the captures a comparison is about.
