@@ -71,6 +71,10 @@ def test_compare_recovers_the_known_bump(facet, manifest, tmp_path, pair):
     assert result.returncode == 0, result.stderr
     report = json.loads(result.stdout)
     assert list(report)[:len(COMPARE_KEYS)] == COMPARE_KEYS
+    low, high = report["volume_change_ci95_ml"]
+    assert low < report["volume_change_ml"] < high
+    assert set(report["volume_change_sd_ml"]) == {"registration", "noise", "method"}
+    assert 0 < report["surface_noise_mm"] < 0.5
     expected = truth["volume_change_ml"]
     assert abs(report["volume_change_ml"] - expected) <= max(0.05, 0.03 * expected)
     assert report["registration_rms_mm"] <= 0.15

@@ -15,9 +15,10 @@ struct CompareCommand: ParsableCommand {
             inside the region. The transform maps AFTER's coordinates into BEFORE's frame (4×4, row-major).
             The volume carries a 95 % interval from the registration's residuals and the noise measured on the \
             unchanged surface outside the region.
-            JSON keys: volume_change_ml, volume_change_ci95_ml, roi_area_mm2, mean_displacement_mm, max_displacement_mm, \
-            p95_displacement_mm, area_change_mm2, volume_change_sd_ml (the interval's parts: registration, noise, \
-            method), registration_rms_mm, surface_noise_mm, transform, plus positive_volume_ml, \
+            JSON keys: volume_change_ml, roi_area_mm2, mean_displacement_mm, max_displacement_mm, \
+            p95_displacement_mm, area_change_mm2, registration_rms_mm, transform, then volume_change_ci95_ml, \
+            volume_change_sd_ml (the interval's parts: registration, noise, method), surface_noise_mm, plus \
+            positive_volume_ml, \
             negative_volume_ml, uncovered_area_mm2, enclosed_volume_change_ml, heatmap_scale_mm, histogram.
             """)
 

@@ -25,15 +25,18 @@ extension ChangeReport {
         ])
         return object([
             ("volume_change_ml", number(volumeChangeML)),
-            (
-                "volume_change_ci95_ml",
-                "[" + number(volumeChangeCI95ML.lowerBound) + "," + number(volumeChangeCI95ML.upperBound) + "]"
-            ),
             ("roi_area_mm2", number(roiAreaMM2)),
             ("mean_displacement_mm", number(meanDisplacementMM)),
             ("max_displacement_mm", number(maxDisplacementMM)),
             ("p95_displacement_mm", number(p95DisplacementMM)),
             ("area_change_mm2", number(areaChangeMM2)),
+            ("registration_rms_mm", number(registrationRMSMM)),
+            ("transform", "[" + matrix.joined(separator: ",") + "]"),
+            // After the leading keys every version has had, in their order.
+            (
+                "volume_change_ci95_ml",
+                "[" + number(volumeChangeCI95ML.lowerBound) + "," + number(volumeChangeCI95ML.upperBound) + "]"
+            ),
             (
                 "volume_change_sd_ml",
                 object([
@@ -42,9 +45,7 @@ extension ChangeReport {
                     ("method", number(volumeUncertainty.methodSDML)),
                 ])
             ),
-            ("registration_rms_mm", number(registrationRMSMM)),
             ("surface_noise_mm", surfaceNoiseMM.map(number) ?? "null"),
-            ("transform", "[" + matrix.joined(separator: ",") + "]"),
             ("positive_volume_ml", number(positiveVolumeML)),
             ("negative_volume_ml", number(negativeVolumeML)),
             ("uncovered_area_mm2", number(uncoveredAreaMM2)),
