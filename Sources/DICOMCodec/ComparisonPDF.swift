@@ -62,24 +62,9 @@ public enum ComparisonPDF {
     public static func views(_ mesh: Mesh, colors: [SIMD3<UInt8>], size: Int = 600) -> [SurfaceRenderer.Image] {
         // One view per core at once.
         let views = SurfaceRenderer.View.allCases
-        let images = Images(count: views.count)
-        DispatchQueue.concurrentPerform(iterations: views.count) { index in
-            images.set(
-                index, SurfaceRenderer.render(mesh, colors: colors, view: views[index], width: size, height: size))
+        return parallelMap(views.count, minimumChunk: 1) { range in
+            range.map { SurfaceRenderer.render(mesh, colors: colors, view: views[$0], width: size, height: size) }
         }
-        return images.all
-    }
-
-    /// Slots filled from concurrent renders.
-    private final class Images: @unchecked Sendable {
-        private let lock = NSLock()
-        private var slots: [SurfaceRenderer.Image?]
-
-        init(count: Int) { slots = Array(repeating: nil, count: count) }
-
-        func set(_ index: Int, _ image: SurfaceRenderer.Image) { lock.withLock { slots[index] = image } }
-
-        var all: [SurfaceRenderer.Image] { lock.withLock { slots.compactMap { $0 } } }
     }
 
     /// A region of interest in words.

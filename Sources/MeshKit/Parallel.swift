@@ -2,7 +2,9 @@ import Foundation
 
 /// Runs `body` over `0..<count` split into contiguous chunks on all cores; each chunk's results come back in
 /// order. Use where the work per element is independent.
-func parallelMap<T: Sendable>(_ count: Int, minimumChunk: Int = 2048, _ body: @Sendable (Range<Int>) -> [T]) -> [T] {
+public func parallelMap<T: Sendable>(
+    _ count: Int, minimumChunk: Int = 2048, _ body: @Sendable (Range<Int>) -> [T]
+) -> [T] {
     let cores = max(1, ProcessInfo.processInfo.activeProcessorCount)
     let chunks = max(1, min(cores * 4, count / max(minimumChunk, 1)))
     if chunks == 1 { return body(0..<count) }

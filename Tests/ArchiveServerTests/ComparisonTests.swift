@@ -303,6 +303,20 @@ import Testing
                 let list = try json(response.body) as? [[String: Any]]
                 #expect(list?.isEmpty == true, "only the patients this account may see")
             }
+            // The reports are the patient's too: decided before anything is read or drawn.
+            for report in ["report.pdf", "report.html"] {
+                try await client.execute(uri: "/api/v1/comparisons/\(try #require(id))/\(report)", method: .get) {
+                    response in #expect(response.status == .forbidden, "\(report)")
+                }
+            }
+        }
+        // Without a token: 401 before the job is even looked up.
+        try await archive.bareApp.test(.router) { client in
+            for report in ["report.pdf", "report.html"] {
+                try await client.execute(uri: "/api/v1/comparisons/\(try #require(id))/\(report)", method: .get) {
+                    response in #expect(response.status == .unauthorized, "\(report)")
+                }
+            }
         }
     }
 }

@@ -272,17 +272,16 @@ public struct Comparisons: Sendable {
         let measured = try await pool.runTyped { [options] () throws(ArchiveError) -> Measured in
             do throws(MeshError) {
                 // Both read at once (the larger takes a core of its own).
-                let read = ReadBoth()
-                DispatchQueue.concurrentPerform(iterations: 2) { side in
-                    read.set(
-                        side,
+                let read = parallelMap(2, minimumChunk: 1) { range in
+                    range.map { side in
                         Result { () throws(MeshError) -> Mesh in
                             try MeshReader.read(
                                 side == 0 ? beforeBytes : afterBytes, format: side == 0 ? formats.0 : formats.1)
-                        })
+                        }
+                    }
                 }
-                var beforeMesh = try read.mesh(0)
-                let afterMesh = try read.mesh(1)
+                var beforeMesh = try read[0].get()
+                let afterMesh = try read[1].get()
                 let report = try ChangeAnalysis.compare(
                     before: beforeMesh, after: afterMesh, options: options,
                     progress: { step in progress(Self.fraction(of: step)) })
@@ -312,21 +311,6 @@ public struct Comparisons: Sendable {
         outcome.heatmapInstance = stored.heatmap
         outcome.pdfInstance = stored.pdf
         return outcome
-    }
-
-    /// The two captures read concurrently.
-    private final class ReadBoth: @unchecked Sendable {
-        private let lock = NSLock()
-        private var results: [Result<Mesh, MeshError>?] = [nil, nil]
-
-        func set(_ side: Int, _ result: Result<Mesh, MeshError>) { lock.withLock { results[side] = result } }
-
-        func mesh(_ side: Int) throws(MeshError) -> Mesh {
-            guard let result = lock.withLock({ results[side] }) else {
-                throw MeshError(.empty, "a capture was not read")
-            }
-            return try result.get()
-        }
     }
 
     /// What a measurement hands to the report.

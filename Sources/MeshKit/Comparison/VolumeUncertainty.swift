@@ -77,9 +77,9 @@ public struct VolumeUncertainty: Sendable {
         var variancePerArea =
             pow(registration.residualSigmaMM, 2) * 3 * before.areaMM2 / Double(max(1, before.vertexCount))
         if values.count >= 100 {
-            let median = quickSelected(&values, values.count / 2)
+            let median = Registration.quickSelect(&values, values.count / 2)
             var deviations = values.map { abs($0 - median) }
-            measuredNoise = 1.4826 * quickSelected(&deviations, deviations.count / 2)
+            measuredNoise = 1.4826 * Registration.quickSelect(&deviations, deviations.count / 2)
             var vertexArea = [Double](repeating: 0, count: before.vertexCount)
             for t in 0..<before.triangleCount {
                 let tri = before.triangles[t]
@@ -96,7 +96,7 @@ public struct VolumeUncertainty: Sendable {
                 cubes[key, default: .zero] += SIMD2(vertexArea[v] * (distances[v] - median), vertexArea[v])
             }
             var ratios = cubes.values.filter { $0.y >= side * side / 2 }.map { $0.x * $0.x / $0.y }
-            if ratios.count >= 8 { variancePerArea = quickSelected(&ratios, ratios.count / 2) / 0.454936 }
+            if ratios.count >= 8 { variancePerArea = Registration.quickSelect(&ratios, ratios.count / 2) / 0.454936 }
         }
         let noiseVariance = variancePerArea * weights.reduce(0, +)
         // Without a covariance (a singular last step) the alignment's share is unknown: the interval is not
@@ -127,12 +127,6 @@ extension VolumeUncertainty {
     /// registration error was 1.6 of its sandwich estimate by the median of |z| (1.08 against 0.674 for a normal
     /// variable) and 1.54 by RMS. `make bench-accuracy` checks the resulting coverage on other seeds.
     static let registrationCalibration = 1.6
-}
-
-/// The k-th smallest value (0-based), reordering `values`.
-func quickSelected(_ values: inout [Double], _ k: Int) -> Double {
-    quickSelect(&values, 0, values.count, k) { $0 }
-    return values[k]
 }
 
 /// The integer cube of side `side` holding `p` (coordinates clamped, so any finite input has a key).
