@@ -70,6 +70,9 @@ func buildApplication(
     PatientAccessRoutes(services: services).add(to: router)
     UserRoutes(services: services).add(to: router)
     ComparisonRoutes(services: services).add(to: router)
+    PatientRoutes(services: services).add(to: router)
+    RecordRoutes(services: services).add(to: router)
+    ConsentRoutes(services: services).add(to: router)
     FHIRRoutes(services: services).add(to: router)
     router.get("/health/live") { _, _ in Responses.text("{\"status\":\"live\"}", contentType: "application/json") }
     router.get("/health/ready") { _, _ in

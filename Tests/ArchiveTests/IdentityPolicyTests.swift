@@ -12,14 +12,17 @@ import Testing
 /// An action missing from a role's row is refused. Another tenant's resource is always "not found".
 private let expectedTable: [String: [String: String]] = [
     "front-desk": [:],
-    "medical-assistant": ["search": "own", "read": "own", "store": "any", "break-glass": "patient"],
-    "nurse": ["search": "all", "read": "all", "store": "any"],
+    "medical-assistant": [
+        "search": "own", "read": "own", "store": "any", "break-glass": "patient", "record-write": "own",
+    ],
+    "nurse": ["search": "all", "read": "all", "store": "any", "record-write": "all", "consent-write": "all"],
     "physician": [
         "search": "all", "read": "all", "store": "any", "delete": "any", "care-team-write": "patient",
+        "record-write": "all", "consent-write": "all",
     ],
     "practice-manager": [
         "search": "all", "read": "all", "admin": "any", "audit-read": "any", "care-team-write": "patient",
-        "metrics": "any",
+        "metrics": "any", "consent-write": "all",
     ],
     "system-admin": ["admin": "any", "metrics": "any"],
     "device": ["store": "any"],
@@ -37,6 +40,7 @@ private enum PatientCase: CaseIterable { case none, own, other }
         #expect(
             Set(AccessAction.allCases.map(\.rawValue)) == [
                 "search", "read", "store", "delete", "admin", "audit-read", "break-glass", "care-team-write", "metrics",
+                "record-write", "consent-write",
             ])
     }
 
@@ -67,7 +71,7 @@ private enum PatientCase: CaseIterable { case none, own, other }
                 }
             }
         }
-        #expect(checked == 9 * 9 * 3 * 2 * 2)
+        #expect(checked == 9 * 11 * 3 * 2 * 2)
     }
 
     private func expectation(role: String, action: String, patient: PatientCase, sameTenant: Bool, grant: Bool)

@@ -18,6 +18,10 @@ public enum AccessAction: String, CaseIterable, Sendable, Hashable, CustomString
     case careTeamWrite = "care-team-write"
     /// The metrics endpoint.
     case metrics
+    /// Writing a patient's clinic records (issue 12): registrations, treatments, tags, annotation layers.
+    case recordWrite = "record-write"
+    /// Recording or withdrawing a patient's consent.
+    case consentWrite = "consent-write"
 
     public var description: String { rawValue }
 }

@@ -29,6 +29,8 @@ public struct AccessPolicy: Sendable {
         case .auditRead: [.auditor, .practiceManager]
         case .breakGlass: [.medicalAssistant]
         case .careTeamWrite: [.physician, .practiceManager]
+        case .recordWrite: [.medicalAssistant, .nurse, .physician]
+        case .consentWrite: [.nurse, .physician, .practiceManager]
         }
     }
 
@@ -48,7 +50,7 @@ public struct AccessPolicy: Sendable {
             return .deny(reason: "role \(principal.role) may not \(action)")
         }
         switch action {
-        case .search, .read:
+        case .search, .read, .recordWrite, .consentWrite:
             guard Self.viewScope(principal.role) == .own else { return .allow }
             guard resource.patient != nil else {
                 // A search across the tenant is answered patient by patient; anything else must name its patient.

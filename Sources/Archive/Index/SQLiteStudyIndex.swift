@@ -133,6 +133,18 @@ public final class SQLiteStudyIndex: StudyIndex, @unchecked Sendable {
                     CREATE INDEX jobs_by_subject ON jobs (tenant, kind, subject, created);
                     """)
         }
+        migrator.registerMigration("clinic records v1: versioned, sealed records beside the images") { db in
+            try db.execute(
+                sql: """
+                    CREATE TABLE clinic_records (
+                        tenant TEXT NOT NULL, kind TEXT NOT NULL, id TEXT NOT NULL, version INTEGER NOT NULL,
+                        patient_key TEXT NOT NULL, parent TEXT, body BLOB NOT NULL, actor TEXT NOT NULL,
+                        created REAL NOT NULL, deleted INTEGER NOT NULL, current INTEGER NOT NULL,
+                        PRIMARY KEY (tenant, kind, id, version));
+                    CREATE INDEX clinic_records_by_patient ON clinic_records (tenant, kind, patient_key, current);
+                    CREATE INDEX clinic_records_by_parent ON clinic_records (tenant, kind, parent, current);
+                    """)
+        }
         return migrator
     }
 

@@ -14,6 +14,8 @@ final class TenantArchive: Sendable {
     let ingest: IngestService
     /// Comparison jobs on the clinic's job queue (nil for an index without one).
     let comparisons: Comparisons?
+    /// The clinic's records beside its images (nil for an index without them).
+    let records: ClinicRecords?
 
     init(tenant: String, archive: ArchiveService, settings: ServerSettings, urls: URLs, pool: BlockingPool) {
         self.tenant = tenant
@@ -23,6 +25,7 @@ final class TenantArchive: Sendable {
         self.retrieve = retrieve
         let ingest = IngestService(archive: archive, pool: pool)
         self.ingest = ingest
+        records = clinicRecordStore(for: archive).map { ClinicRecords(store: $0) }
         comparisons = Comparisons.queue(for: archive).map {
             Comparisons(
                 archive: archive, retrieve: retrieve, queue: $0, pool: Comparisons.measurementPool, ingest: ingest)

@@ -148,5 +148,18 @@ enum PostgresMigrations {
                 "ALTER TABLE jobs ADD COLUMN subject TEXT",
                 "CREATE INDEX jobs_by_subject ON jobs (tenant, kind, subject, created)",
             ]),
+        Migration(
+            version: 8, name: "clinic records: versioned, sealed records beside the images",
+            statements: [
+                """
+                CREATE TABLE clinic_records (
+                    tenant TEXT NOT NULL, kind TEXT NOT NULL, id TEXT NOT NULL, version BIGINT NOT NULL,
+                    patient_key TEXT NOT NULL, parent TEXT, body BYTEA NOT NULL, actor TEXT NOT NULL,
+                    created DOUBLE PRECISION NOT NULL, deleted BOOLEAN NOT NULL, current BOOLEAN NOT NULL,
+                    PRIMARY KEY (tenant, kind, id, version))
+                """,
+                "CREATE INDEX clinic_records_by_patient ON clinic_records (tenant, kind, patient_key) WHERE current",
+                "CREATE INDEX clinic_records_by_parent ON clinic_records (tenant, kind, parent) WHERE current",
+            ]),
     ]
 }

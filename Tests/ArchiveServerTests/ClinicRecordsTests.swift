@@ -1,0 +1,349 @@
+import Archive
+import DICOMCodec
+import DICOMCore
+import Foundation
+import HTTPTypes
+import Hummingbird
+import HummingbirdTesting
+import NIOCore
+import Testing
+
+@testable import ArchiveServer
+
+/// The clinic's records around the images over HTTP (issue 12 §1-2): patients, treatments with versions, tags beside
+/// the instances, the timeline, before/after pairs, annotation layers and consents, each decided by the access
+/// policy, sealed at rest and still there after a restart.
+@Suite struct ClinicRecordsTests {
+    struct Reply {
+        var status: HTTPResponse.Status
+        var body: Any?
+        var headers: HTTPFields
+        var object: [String: Any] { body as? [String: Any] ?? [:] }
+        var list: [[String: Any]] { body as? [[String: Any]] ?? [] }
+    }
+
+    static func call(
+        _ client: some TestClientProtocol, _ method: HTTPRequest.Method, _ uri: String, _ fields: Any? = nil,
+        headers extra: HTTPFields = [:]
+    ) async throws -> Reply {
+        let body = try fields.map { ByteBuffer(bytes: try JSONSerialization.data(withJSONObject: $0)) }
+        return try await client.execute(uri: uri, method: method, headers: extra, body: body) { response in
+            let data = Data(response.body.readableBytesView)
+            return Reply(
+                status: response.status, body: data.isEmpty ? nil : try? JSONSerialization.jsonObject(with: data),
+                headers: response.headers)
+        }
+    }
+
+    /// Patient P-1 (Doe^Jane): a frontal and a left-lateral photo before (2026-01-05), a frontal after (2026-03-01)
+    /// and at follow-up (2026-06-01), all of the face; patient P-2 (Roe^Richard): one photo. Returns the UIDs.
+    static func storeVisits(_ archive: TestArchive) async throws -> [String: String] {
+        var uids: [String: String] = [:]
+        let visits: [(String, String, String, String, String)] = [
+            ("before-frontal", "P-1", "20260105", "frontal", "before"),
+            ("before-lateral", "P-1", "20260105", "lateral-left", "before"),
+            ("after-frontal", "P-1", "20260301", "frontal", "after"),
+            ("followup-frontal", "P-1", "20260601", "frontal", "follow-up"),
+            ("other-patient", "P-2", "20260105", "frontal", "before"),
+        ]
+        for (name, id, date, view, timing) in visits {
+            var metadata = TestArchive.metadata(patient: id == "P-1" ? "Doe^Jane" : "Roe^Richard", id: id, date: date)
+            try metadata.setRegion("face")
+            try metadata.setView(view)
+            try metadata.setTiming(timing)
+            let photo = try TestArchive.photo(metadata)
+            guard case .stored = await archive.service.store(photo.bytes) else { throw HTTPFailure(.badRequest, name) }
+            uids[name] = photo.instance
+        }
+        return uids
+    }
+
+    @Test func patientsTreatmentsTagsTimelineAndPairs() async throws {
+        var archive = try await TestArchive()
+        let uids = try await Self.storeVisits(archive)
+        let treatmentID: String = try await archive.app.test(.router) { client in
+            // Patients: named by their images, searched by name prefix, ID, birth date.
+            var reply = try await Self.call(client, .get, "/api/v1/patients")
+            #expect(reply.status == .ok && reply.object["total"] as? Int == 2)
+            let first = try #require((reply.object["patients"] as? [[String: Any]])?.first)
+            #expect(first["patientID"] as? String == "P-1" && first["name"] as? String == "Doe^Jane")
+            #expect(first["instances"] as? Int == 4 && first["lastVisit"] as? String == "2026-06-01")
+            reply = try await Self.call(client, .get, "/api/v1/patients?name=ro")
+            #expect((reply.object["patients"] as? [[String: Any]])?.map { $0["patientID"] as? String } == ["P-2"])
+            reply = try await Self.call(client, .get, "/api/v1/patients?patientID=P-1&limit=1")
+            #expect(reply.object["total"] as? Int == 1)
+            #expect(try await Self.call(client, .get, "/api/v1/patients?limit=0").status == .badRequest)
+            #expect(try await Self.call(client, .get, "/api/v1/patients?sort=name").status == .badRequest)
+            // Registered before any image; a second registration of the same patient is a conflict.
+            reply = try await Self.call(
+                client, .post, "/api/v1/patients",
+                ["patientID": "P-3", "name": "Poe^Edgar", "birthDate": "1970-01-19", "sex": "m"])
+            #expect(reply.status == .created && reply.object["registered"] as? Bool == true)
+            #expect(reply.object["sex"] as? String == "M" && reply.object["instances"] as? Int == 0)
+            #expect(try await Self.call(client, .post, "/api/v1/patients", ["patientID": "P-3"]).status == .conflict)
+            #expect(try await Self.call(client, .post, "/api/v1/patients", ["patientID": "P-1"]).status == .conflict)
+            #expect(try await Self.call(client, .post, "/api/v1/patients", ["name": "x"]).status == .badRequest)
+            reply = try await Self.call(client, .get, "/api/v1/patients?birthDate=1970-01-19")
+            #expect(reply.object["total"] as? Int == 1)
+            #expect(try await Self.call(client, .get, "/api/v1/patients/P-3").object["name"] as? String == "Poe^Edgar")
+            #expect(try await Self.call(client, .get, "/api/v1/patients/P-9").status == .notFound)
+
+            // Treatments: created, changed with If-Match, a stale change refused, deleted as a version.
+            reply = try await Self.call(
+                client, .post, "/api/v1/patients/P-1/treatments",
+                ["service": "Botox forehead", "date": "2026-02-01", "regions": ["Face"], "provider": "Dr A"])
+            #expect(reply.status == .created && reply.headers[.eTag] == "\"1\"")
+            let id = try #require(reply.object["id"] as? String)
+            #expect(reply.object["regions"] as? [String] == ["face"])
+            reply = try await Self.call(
+                client, .put, "/api/v1/patients/P-1/treatments/\(id)",
+                ["service": "Botox forehead", "date": "2026-02-01", "regions": ["face"], "notes": "20 U"],
+                headers: headers([(.ifMatch, "\"1\"")]))
+            #expect(reply.status == .ok && reply.object["version"] as? Int == 2)
+            reply = try await Self.call(
+                client, .put, "/api/v1/patients/P-1/treatments/\(id)", ["service": "Lost", "date": "2026-02-01"],
+                headers: headers([(.ifMatch, "\"1\"")]))
+            #expect(reply.status == .conflict)
+            #expect(
+                try await Self.call(client, .post, "/api/v1/patients/P-1/treatments", ["service": "x"]).status
+                    == .badRequest)
+            #expect(
+                try await Self.call(
+                    client, .post, "/api/v1/patients/P-1/treatments", ["service": "x", "date": "2026-13-01"]
+                ).status == .badRequest)
+            #expect(try await Self.call(client, .get, "/api/v1/patients/P-2/treatments/\(id)").status == .notFound)
+            let gone = try await Self.call(
+                client, .post, "/api/v1/patients/P-1/treatments", ["service": "Filler cheeks", "date": "2026-01-20"])
+            let goneID = try #require(gone.object["id"] as? String)
+            #expect(
+                try await Self.call(client, .delete, "/api/v1/patients/P-1/treatments/\(goneID)").status == .noContent)
+            #expect(try await Self.call(client, .get, "/api/v1/patients/P-1/treatments/\(goneID)").status == .gone)
+            reply = try await Self.call(client, .get, "/api/v1/patients/P-1/treatments/\(goneID)/versions")
+            #expect(reply.list.map { $0["version"] as? Int } == [1, 2] && reply.list.last?["deleted"] as? Bool == true)
+            reply = try await Self.call(client, .get, "/api/v1/patients/P-1/treatments")
+            #expect(reply.list.map { $0["id"] as? String } == [id] && reply.list.first?["notes"] as? String == "20 U")
+            return id
+        }
+
+        try await archive.app.test(.router) { client in
+            // Tags: the object's own first; a patch keeps them and adds, each change a version.
+            let before = try #require(uids["before-frontal"])
+            var reply = try await Self.call(client, .get, "/api/v1/instances/\(before)/tags")
+            #expect(reply.object["version"] as? Int == 0 && reply.object["timing"] as? String == "before")
+            #expect(reply.object["region"] as? String == "face" && reply.object["view"] as? String == "frontal")
+            reply = try await Self.call(
+                client, .patch, "/api/v1/instances/\(before)/tags",
+                [
+                    "quality": "marketing-approved", "subregion": "Forehead", "custom": ["Study A"],
+                    "treatment": treatmentID,
+                ])
+            #expect(reply.status == .ok && reply.object["version"] as? Int == 1)
+            #expect(reply.object["timing"] as? String == "before" && reply.object["subregion"] as? String == "forehead")
+            #expect(reply.object["custom"] as? [String] == ["study a"])
+            reply = try await Self.call(client, .patch, "/api/v1/instances/\(before)/tags", ["timing": "during"])
+            #expect(
+                reply.object["timing"] as? String == "during"
+                    && reply.object["quality"] as? String == "marketing-approved")
+            reply = try await Self.call(client, .patch, "/api/v1/instances/\(before)/tags", ["timing": "before"])
+            #expect(reply.object["version"] as? Int == 3)
+            for bad: [String: Any] in [
+                ["timing": "later"], ["quality": "gallery"], ["colour": "red"], [:],
+                ["treatment": "00000000-0000-0000-0000-000000000000"],
+            ] {
+                let status = try await Self.call(client, .patch, "/api/v1/instances/\(before)/tags", bad).status
+                #expect(status == .badRequest || status == .unprocessableContent, "\(bad)")
+            }
+            reply = try await Self.call(
+                client, .patch, "/api/v1/instances/\(before)/tags", ["view": "x"],
+                headers: headers([(.ifMatch, "\"1\"")]))
+            #expect(reply.status == .conflict)
+            reply = try await Self.call(client, .get, "/api/v1/instances/\(before)/tags/versions")
+            #expect(reply.list.map { $0["timing"] as? String } == ["before", "during", "before"])
+            #expect(try await Self.call(client, .get, "/api/v1/instances/1.2.3.4/tags").status == .notFound)
+
+            // The timeline: captures and treatments in day order, per region; filtered by dates.
+            reply = try await Self.call(client, .get, "/api/v1/patients/P-1/timeline")
+            let regions = reply.object["regions"] as? [[String: Any]] ?? []
+            #expect(regions.map { $0["region"] as? String } == ["face"])
+            let entries = regions.first?["entries"] as? [[String: Any]] ?? []
+            #expect(
+                entries.map { $0["date"] as? String } == [
+                    "2026-01-05", "2026-01-05", "2026-02-01", "2026-03-01", "2026-06-01",
+                ])
+            #expect(entries.map { $0["type"] as? String } == ["capture", "capture", "treatment", "capture", "capture"])
+            reply = try await Self.call(client, .get, "/api/v1/patients/P-1/timeline?from=2026-02-15&view=frontal")
+            let later = (reply.object["regions"] as? [[String: Any]])?.first?["entries"] as? [[String: Any]] ?? []
+            #expect(later.map { $0["sopInstanceUID"] as? String } == [uids["after-frontal"], uids["followup-frontal"]])
+            reply = try await Self.call(client, .get, "/api/v1/patients/P-1/timeline?region=forehead")
+            let forehead = (reply.object["regions"] as? [[String: Any]])?.first?["entries"] as? [[String: Any]] ?? []
+            #expect(forehead.compactMap { $0["sopInstanceUID"] as? String } == [before])
+            #expect(
+                try await Self.call(client, .get, "/api/v1/patients/P-1/timeline?from=yesterday").status == .badRequest)
+
+            // Pairs: the suggestion (earliest before, latest after or follow-up) and two chosen days.
+            reply = try await Self.call(
+                client, .get, "/api/v1/comparisons/suggest?patientID=P-1&region=face&view=frontal")
+            #expect(reply.status == .ok)
+            #expect((reply.object["before"] as? [String: Any])?["sopInstanceUID"] as? String == before)
+            #expect((reply.object["after"] as? [String: Any])?["sopInstanceUID"] as? String == uids["followup-frontal"])
+            #expect(reply.object["daysElapsed"] as? Int == 147)
+            #expect(
+                (reply.object["treatmentsBetween"] as? [[String: Any]])?.map { $0["id"] as? String } == [treatmentID])
+            reply = try await Self.call(
+                client, .get, "/api/v1/patients/P-1/compare?before=2026-01-05&after=2026-03-01&view=frontal")
+            #expect((reply.object["after"] as? [String: Any])?["sopInstanceUID"] as? String == uids["after-frontal"])
+            #expect(reply.object["daysElapsed"] as? Int == 55)
+            reply = try await Self.call(
+                client, .get, "/api/v1/patients/P-1/compare?before=2026-01-05&after=2026-03-01&view=submental")
+            #expect(reply.status == .notFound)
+            #expect(
+                try await Self.call(client, .get, "/api/v1/patients/P-1/compare?before=2026-01-05").status
+                    == .badRequest)
+
+            // Annotation layers: checked against the image, versioned, deleted as a version.
+            reply = try await Self.call(
+                client, .post, "/api/v1/instances/\(before)/annotations",
+                [
+                    "name": "Injection sites",
+                    "items": [
+                        ["type": "measurement", "points": [[10, 10], [13, 14]], "color": "#FF0000"],
+                        ["type": "text", "points": [[5, 5]], "text": "4 U"],
+                    ],
+                ])
+            #expect(reply.status == .created)
+            let layer = try #require(reply.object["id"] as? String)
+            let items = reply.object["items"] as? [[String: Any]] ?? []
+            #expect(items.first?["lengthPixels"] as? Double == 5 && items.first?["color"] as? String == "#ff0000")
+            for bad: [String: Any] in [
+                ["name": "x", "items": [["type": "arrow", "points": [[1, 1]]]]],
+                ["name": "x", "items": [["type": "line", "points": [[1, 1], [1, 100000]]]]],
+                ["name": "x", "items": [["type": "text", "points": [[1, 1]]]]],
+                ["name": "", "items": []],
+            ] {
+                #expect(
+                    try await Self.call(client, .post, "/api/v1/instances/\(before)/annotations", bad).status
+                        == .badRequest)
+            }
+            reply = try await Self.call(
+                client, .put, "/api/v1/instances/\(before)/annotations/\(layer)",
+                ["name": "Injection sites", "items": [["type": "circle", "points": [[20, 20], [25, 20]]]]])
+            #expect(reply.object["version"] as? Int == 2)
+            #expect(try await Self.call(client, .get, "/api/v1/instances/\(before)/annotations").list.count == 1)
+            #expect(
+                try await Self.call(client, .delete, "/api/v1/instances/\(before)/annotations/\(layer)").status
+                    == .noContent)
+            #expect(try await Self.call(client, .get, "/api/v1/instances/\(before)/annotations").list.isEmpty)
+            reply = try await Self.call(client, .get, "/api/v1/instances/\(before)/annotations/\(layer)/versions")
+            #expect(reply.list.count == 3)
+        }
+
+        // Who may: a medical assistant outside the care team sees no patient and changes nothing; front desk never
+        // searches; without a token, 401.
+        let physician = archive.token
+        archive.token = try await archive.token(for: .medicalAssistant)
+        try await archive.app.test(.router) { client in
+            #expect(try await Self.call(client, .get, "/api/v1/patients").object["total"] as? Int == 0)
+            #expect(try await Self.call(client, .get, "/api/v1/patients/P-1").status == .forbidden)
+            #expect(try await Self.call(client, .get, "/api/v1/patients/P-1/timeline").status == .forbidden)
+            let uid = try #require(uids["before-frontal"])
+            #expect(
+                try await Self.call(client, .patch, "/api/v1/instances/\(uid)/tags", ["timing": "after"]).status
+                    == .forbidden)
+            #expect(
+                try await Self.call(
+                    client, .post, "/api/v1/patients/P-1/treatments", ["service": "x", "date": "2026-01-01"]
+                )
+                .status == .forbidden)
+        }
+        archive.token = try await archive.token(for: .frontDesk)
+        try await archive.app.test(.router) { client in
+            let status = try await Self.call(client, .get, "/api/v1/patients").status
+            #expect(status == .forbidden)
+        }
+        try await archive.bareApp.test(.router) { client in
+            let status = try await Self.call(client, .get, "/api/v1/patients").status
+            #expect(status == .unauthorized)
+        }
+        archive.token = physician
+
+        // Nothing of it is stored in the clear.
+        for file in archive.allFiles() {
+            let data = try Data(contentsOf: file)
+            for secret in ["Botox forehead", "Injection sites", "Poe^Edgar", "study a"] {
+                #expect(data.range(of: Data(secret.utf8)) == nil, "\(secret) in \(file.lastPathComponent)")
+            }
+        }
+    }
+
+    @Test func consentsAreRecordedWithTheirFormAndWithdrawn() async throws {
+        let (folder, consentID) = try await Self.recordAndWithdrawAConsent()
+        // After a restart the records are all there.
+        let reopened = try await TestArchive(reopening: folder)
+        try await reopened.app.test(.router) { client in
+            let reply = try await Self.call(client, .get, "/api/v1/patients/P-1/consents/\(consentID)")
+            #expect(reply.status == .ok && reply.object["withdrawn"] != nil && reply.object["version"] as? Int == 2)
+            #expect(try await Self.call(client, .get, "/api/v1/patients").object["total"] as? Int == 2)
+        }
+    }
+
+    static func recordAndWithdrawAConsent() async throws -> (URL, String) {
+        var archive = try await TestArchive()
+        let uids = try await Self.storeVisits(archive)
+        let otherUID = try #require(uids["other-patient"])
+        let service = archive.service
+        let pdf = Data("%PDF-1.4\n1 0 obj << >> endobj\ntrailer << >>\n%%EOF\n".utf8)
+        let consentID: String = try await archive.app.test(.router) { client in
+            var reply = try await Self.call(
+                client, .post, "/api/v1/patients/P-1/consents",
+                [
+                    "kind": "marketing", "channels": ["website", "social"], "scope": "all", "signer": "Jane Doe",
+                    "signedDate": "2026-01-05", "form": pdf.base64EncodedString(),
+                ])
+            #expect(reply.status == .created && reply.object["active"] as? Bool == true)
+            let form = try #require(reply.object["form"] as? String)
+            let stored = try #require(service.index.instance(form))
+            #expect(stored.sopClassUID == EncapsulatedPDF.sopClass)
+            let study = service.index.catalog().studies[stored.studyInstanceUID]
+            #expect(study?.attributes.string(.patientID) == "P-1")
+            #expect(study?.attributes.string(.studyDescription) == "Consent form")
+            let id = try #require(reply.object["id"] as? String)
+            for (bad, status): ([String: Any], HTTPResponse.Status) in [
+                (["kind": "marketing", "scope": "all", "signer": "J", "signedDate": "2026-01-05"], .badRequest),
+                (
+                    [
+                        "kind": "marketing", "channels": ["website"], "scope": ["instances": [otherUID]],
+                        "signer": "J", "signedDate": "2026-01-05",
+                    ], .unprocessableContent
+                ),
+                (
+                    [
+                        "kind": "clinical", "signer": "J", "signedDate": "2026-01-05",
+                        "form": Data("GIF89a".utf8).base64EncodedString(),
+                    ],
+                    .unsupportedMediaType
+                ),
+            ] {
+                #expect(
+                    try await Self.call(client, .post, "/api/v1/patients/P-1/consents", bad).status == status, "\(bad)")
+            }
+            reply = try await Self.call(client, .get, "/api/v1/patients/P-1/consents")
+            #expect(reply.list.map { $0["id"] as? String } == [id])
+            #expect(try await Self.call(client, .get, "/api/v1/patients/P-2/consents/\(id)").status == .notFound)
+            reply = try await Self.call(client, .post, "/api/v1/patients/P-1/consents/\(id)/withdraw")
+            #expect(reply.status == .ok && reply.object["active"] as? Bool == false)
+            #expect((reply.object["withdrawn"] as? [String: Any])?["by"] as? String == "default/tester")
+            #expect(
+                try await Self.call(client, .post, "/api/v1/patients/P-1/consents/\(id)/withdraw").status == .conflict)
+            return id
+        }
+        // A nurse may record consent; a medical assistant may not (even in the care team).
+        archive.token = try await archive.token(for: .medicalAssistant)
+        try await archive.app.test(.router) { client in
+            let reply = try await Self.call(
+                client, .post, "/api/v1/patients/P-1/consents",
+                ["kind": "clinical", "signer": "J", "signedDate": "2026-01-05"])
+            #expect(reply.status == .forbidden)
+        }
+        return (archive.folder, consentID)
+    }
+}
