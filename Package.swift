@@ -41,6 +41,7 @@ let package = Package(
                 .linkedLibrary("oflog"),
                 .linkedLibrary("ofstd"),
                 .linkedLibrary("png"),
+                .linkedLibrary("jpeg"),
                 .linkedLibrary("z"),
             ]
         ),

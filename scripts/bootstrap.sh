@@ -4,7 +4,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-packages=(libdcmtk-dev dcmtk libpng-dev zlib1g-dev libsqlite3-dev libcairo2-dev fonts-dejavu-core poppler-utils python3-venv orthanc
+packages=(libdcmtk-dev dcmtk libpng-dev libjpeg-dev zlib1g-dev libsqlite3-dev libcairo2-dev fonts-dejavu-core poppler-utils python3-venv orthanc
     orthanc-dicomweb postgresql curl nginx)
 missing=()
 for package in "${packages[@]}"; do

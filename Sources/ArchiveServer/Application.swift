@@ -73,6 +73,8 @@ func buildApplication(
     PatientRoutes(services: services).add(to: router)
     RecordRoutes(services: services).add(to: router)
     ConsentRoutes(services: services).add(to: router)
+    ExportRoutes(services: services).add(to: router)
+    ShareRoutes(services: services).add(to: router)
     FHIRRoutes(services: services).add(to: router)
     router.get("/health/live") { _, _ in Responses.text("{\"status\":\"live\"}", contentType: "application/json") }
     router.get("/health/ready") { _, _ in

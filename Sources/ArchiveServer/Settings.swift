@@ -33,6 +33,9 @@ public struct ServerSettings: Sendable {
     public var blockingQueue = 64
     /// Days an unacknowledged blob of an interrupted store stays in DATA/quarantine before removal.
     public var quarantineDays = 7
+    /// The practice's name, drawn as the visible watermark on every photo that leaves (exports, share links) and
+    /// coded into the invisible one.
+    public var practiceName = "Facet clinic"
     /// Where blobs are kept: nil for the data folder, or `s3://bucket/prefix` on an S3-compatible store at
     /// `s3Endpoint` (default AWS in `s3Region`), credentials from `AWS_ACCESS_KEY_ID` / `AWS_SECRET_ACCESS_KEY`.
     public var blobs: String?
@@ -112,6 +115,7 @@ public struct ServerSettings: Sendable {
         settings.blockingThreads = config.int(forKey: "blocking-threads", default: settings.blockingThreads)
         settings.blockingQueue = config.int(forKey: "blocking-queue", default: settings.blockingQueue)
         settings.quarantineDays = config.int(forKey: "quarantine-days", default: settings.quarantineDays)
+        settings.practiceName = config.string(forKey: "practice-name", default: settings.practiceName)
         settings.blobs = config.string(forKey: "blobs")
         settings.s3Endpoint = config.string(forKey: "s3-endpoint")
         settings.s3Region = config.string(forKey: "s3-region")
@@ -164,6 +168,9 @@ public struct ServerSettings: Sendable {
         if let publicBaseURL, URL(string: publicBaseURL)?.scheme == nil || URL(string: publicBaseURL)?.host == nil {
             throw SettingsError(message: "public-base-url must be an absolute URL")
         }
+        guard (1...80).contains(practiceName.count),
+            !practiceName.unicodeScalars.contains(where: { CharacterSet.controlCharacters.contains($0) })
+        else { throw SettingsError(message: "practice-name must be 1 to 80 characters of text") }
         guard blockingThreads >= 1, blockingThreads <= 256, blockingQueue >= 1, quarantineDays >= 0 else {
             throw SettingsError(
                 message: "blocking-threads (1-256), blocking-queue (1+) and quarantine-days (0+) are out of range")

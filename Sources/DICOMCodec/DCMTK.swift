@@ -179,6 +179,34 @@ enum DCMTK {
         }
     }
 
+    /// A baseline JFIF JPEG of interleaved 8-bit RGB (no metadata markers).
+    static func encodeJPEG(_ pixels: [UInt8], width: Int, height: Int, quality: Int) throws(DICOMCodecError) -> Data {
+        guard width > 0, height > 0, width <= 65500, height <= 65500, pixels.count == width * height * 3,
+            (1...100).contains(quality)
+        else { throw DICOMCodecError(.invalidImage, "the picture's size does not match its pixels") }
+        return try buffer { out, length, error, capacity in
+            pixels.withUnsafeBufferPointer { raw in
+                cdcmtk_encode_jpeg(
+                    raw.baseAddress, UInt32(width), UInt32(height), Int32(quality), out, length, error, capacity)
+            }
+        }
+    }
+
+    /// A JPEG file decoded to interleaved 8-bit RGB: (width, height, pixels).
+    static func decodeJPEGFile(_ jpeg: Data, maxDimension: UInt32, maxPixels: UInt64) throws(DICOMCodecError) -> (
+        Int, Int, Data
+    ) {
+        var (width, height): (UInt32, UInt32) = (0, 0)
+        let pixels = try buffer { out, length, error, capacity in
+            jpeg.withUnsafeBytes { raw in
+                cdcmtk_decode_jpeg_file(
+                    raw.bindMemory(to: UInt8.self).baseAddress, raw.count, maxDimension, maxPixels, &width, &height,
+                    out, length, error, capacity)
+            }
+        }
+        return (Int(width), Int(height), pixels)
+    }
+
     // MARK: plumbing
 
     private static let errorCapacity = 512

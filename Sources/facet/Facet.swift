@@ -12,7 +12,7 @@ struct FacetCommand: AsyncParsableCommand {
         version: Facet.version,
         subcommands: [
             ServeCommand.self, DicomizeCommand.self, DumpCommand.self, MeshCommand.self, CompareCommand.self,
-            AuditCommand.self, UsersCommand.self, MigrateCommand.self,
+            AuditCommand.self, UsersCommand.self, MigrateCommand.self, WatermarkCommand.self,
         ]
     )
 }

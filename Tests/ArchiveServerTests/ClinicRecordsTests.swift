@@ -346,4 +346,201 @@ import Testing
         }
         return (archive.folder, consentID)
     }
+
+    /// The entries of a stored (uncompressed) ZIP, read from its local headers.
+    static func zipEntries(_ data: Data) -> [String: Data] {
+        let bytes = [UInt8](data)
+        var entries: [String: Data] = [:]
+        var offset = 0
+        func le(_ at: Int, _ count: Int) -> Int { (0..<count).reduce(0) { $0 | Int(bytes[at + $1]) << (8 * $1) } }
+        while offset + 30 <= bytes.count, le(offset, 4) == 0x0403_4B50 {
+            let size = le(offset + 18, 4)
+            let nameLength = le(offset + 26, 2)
+            let extra = le(offset + 28, 2)
+            let name = String(decoding: bytes[(offset + 30)..<(offset + 30 + nameLength)], as: UTF8.self)
+            let start = offset + 30 + nameLength + extra
+            entries[name] = Data(bytes[start..<(start + size)])
+            offset = start + size
+        }
+        return entries
+    }
+
+    @Test func theMarketingExportHoldsOnlyWhatConsentAllowsNow() async throws {
+        var archive = try await TestArchive()
+        archive.settings.practiceName = "Lakeside Aesthetics"
+        let uids = try await Self.storeVisits(archive)
+        let (first, second) = (try #require(uids["before-frontal"]), try #require(uids["after-frontal"]))
+        let export: @Sendable (any TestClientProtocol, String) async throws -> [String: Data] = { client, channel in
+            let reply = try await client.execute(
+                uri: "/api/v1/exports", method: .post,
+                body: ByteBuffer(bytes: try JSONSerialization.data(withJSONObject: ["channel": channel]))
+            ) { response in
+                #expect(response.status == .ok && response.headers[.contentType] == "application/zip")
+                return Data(response.body.readableBytesView)
+            }
+            return Self.zipEntries(reply)
+        }
+        let withdrawn: String = try await archive.app.test(.router) { client in
+            // Tagged marketing-approved: both frontal photos of P-1, P-1's lateral (no consent covers it) and P-2's
+            // (no consent at all).
+            for name in ["before-frontal", "after-frontal", "before-lateral", "other-patient"] {
+                let reply = try await Self.call(
+                    client, .patch, "/api/v1/instances/\(try #require(uids[name]))/tags",
+                    ["quality": "marketing-approved"])
+                #expect(reply.status == .ok)
+            }
+            var consents: [String] = []
+            for uid in [first, second] {
+                let reply = try await Self.call(
+                    client, .post, "/api/v1/patients/P-1/consents",
+                    [
+                        "kind": "marketing", "channels": ["website"], "scope": ["instances": [uid]],
+                        "signer": "Jane Doe",
+                        "signedDate": "2026-01-01",
+                    ])
+                consents.append(try #require(reply.object["id"] as? String))
+            }
+            var files = try await export(client, "website")
+            #expect(files.keys.filter { $0.hasPrefix("photos/") }.count == 2)
+            let manifest = try #require(files["manifest.json"])
+            let fields = try #require(try JSONSerialization.jsonObject(with: manifest) as? [String: Any])
+            let exportID = try #require(fields["export"] as? String)
+            #expect(fields["count"] as? Int == 2 && fields["practice"] as? String == "Lakeside Aesthetics")
+            for (name, data) in files {
+                for secret in ["Doe", "P-1", "Jane", "2026", "20260105"]
+                where name != "manifest.json" || secret != "2026" {
+                    #expect(data.range(of: Data(secret.utf8)) == nil && !name.contains(secret), "\(secret) in \(name)")
+                }
+                guard name.hasPrefix("photos/") else { continue }
+                #expect(data.starts(with: [0xFF, 0xD8]) && data.range(of: Data("Exif".utf8)) == nil)
+                #expect(data.range(of: Data("DICM".utf8)) == nil)
+                let mark = try #require(Watermark.read(try RGBImage.decode(data)))
+                #expect(mark.practice == Watermark.practiceCode("Lakeside Aesthetics"))
+                #expect(String(format: "%06x", mark.mark) == String(exportID.prefix(6)))
+            }
+            // Another channel: nothing leaves.
+            files = try await export(client, "social")
+            #expect(files.keys.filter { $0.hasPrefix("photos/") }.isEmpty && files["manifest.json"] != nil)
+            // Withdraw the second photo's consent: the next export differs by exactly that photo.
+            let before = Set(try await export(client, "website").keys.filter { $0.hasPrefix("photos/") })
+            _ = try await Self.call(client, .post, "/api/v1/patients/P-1/consents/\(consents[1])/withdraw")
+            let after = Set(try await export(client, "website").keys.filter { $0.hasPrefix("photos/") })
+            #expect(before.count == 2 && after.count == 1 && after.isSubset(of: before))
+            #expect(try await Self.call(client, .post, "/api/v1/exports", ["channel": "fax"]).status == .badRequest)
+            #expect(
+                try await Self.call(client, .post, "/api/v1/exports", ["channel": "website", "filters": ["from": "x"]])
+                    .status == .badRequest)
+            return consents[1]
+        }
+        _ = withdrawn
+        archive.token = try await archive.token(for: .nurse)
+        try await archive.app.test(.router) { client in
+            let status = try await Self.call(client, .post, "/api/v1/exports", ["channel": "website"]).status
+            #expect(status == .forbidden)
+        }
+    }
+
+    @Test func shareLinksShowOnlyWhatWasSharedExpireAndRevoke() async throws {
+        var archive = try await TestArchive()
+        archive.settings.practiceName = "Lakeside Aesthetics"
+        let uids = try await Self.storeVisits(archive)
+        let shared = try #require(uids["before-frontal"])
+        let url: String = try await archive.app.test(.router) { client in
+            var reply = try await Self.call(
+                client, .post, "/api/v1/shares", ["patientID": "P-1", "instances": [shared], "audience": "patient"])
+            #expect(reply.status == .created)
+            let url = try #require(reply.object["url"] as? String)
+            let expiresText = try #require(reply.object["expires"] as? String)
+            let expires = try #require(Self.instant(expiresText))
+            #expect(abs(expires.timeIntervalSinceNow - 30 * 86_400) < 120, "a patient link lives 30 days")
+            // Refused: another patient's photo, too long a life, a provider without a disclosure consent.
+            let other = try #require(uids["other-patient"])
+            for (body, status): ([String: Any], HTTPResponse.Status) in [
+                (["patientID": "P-1", "instances": [other], "audience": "patient"], .unprocessableContent),
+                (
+                    ["patientID": "P-1", "instances": [shared], "audience": "patient", "expires": "2099-01-01"],
+                    .unprocessableContent
+                ),
+                (["patientID": "P-1", "instances": [shared], "audience": "provider"], .unprocessableContent),
+                (["patientID": "P-1", "audience": "patient"], .badRequest),
+                (["patientID": "P-1", "instances": [shared], "audience": "public"], .badRequest),
+            ] {
+                #expect(try await Self.call(client, .post, "/api/v1/shares", body).status == status, "\(body)")
+            }
+            _ = try await Self.call(
+                client, .post, "/api/v1/patients/P-1/consents",
+                [
+                    "kind": "disclosure", "recipient": "Dr Smith, Lakeside Dermatology", "signer": "Jane Doe",
+                    "signedDate": "2026-01-01",
+                ])
+            reply = try await Self.call(
+                client, .post, "/api/v1/shares", ["patientID": "P-1", "instances": [shared], "audience": "provider"])
+            #expect(reply.status == .created)
+            let providerText = try #require(reply.object["expires"] as? String)
+            let providerExpires = try #require(Self.instant(providerText))
+            #expect(abs(providerExpires.timeIntervalSinceNow - 7 * 86_400) < 120)
+            #expect(try await Self.call(client, .get, "/api/v1/shares?patientID=P-1").list.count == 2)
+            return url
+        }
+        let path = String(url.dropFirst("https://archive.example".count))
+        let token = String(path.dropFirst("/share/".count))
+        // Without any account: the page shows the one photo, the photo is watermarked.
+        try await archive.bareApp.test(.router) { client in
+            let page = try await client.execute(uri: path, method: .get) { response in
+                #expect(
+                    response.status == .ok
+                        && response.headers[.contentSecurityPolicy]?.contains("default-src 'none'") == true)
+                return String(decoding: response.body.readableBytesView, as: UTF8.self)
+            }
+            #expect(page.contains("/share/\(token)/photos/\(shared)") && !page.contains("Doe") && !page.contains("P-1"))
+            let jpeg = try await client.execute(uri: "\(path)/photos/\(shared)", method: .get) { response in
+                #expect(response.status == .ok && response.headers[.contentType] == "image/jpeg")
+                return Data(response.body.readableBytesView)
+            }
+            let mark = try #require(Watermark.read(try RGBImage.decode(jpeg)))
+            #expect(mark.practice == Watermark.practiceCode("Lakeside Aesthetics"))
+            for other in [uids["before-lateral"], uids["other-patient"]] {
+                let status = try await client.execute(uri: "\(path)/photos/\(try #require(other))", method: .get) {
+                    $0.status
+                }
+                #expect(status == .notFound, "only what was shared")
+            }
+            let status = try await client.execute(uri: "/share/\(String(repeating: "A", count: 43))", method: .get) {
+                $0.status
+            }
+            #expect(status == .notFound)
+            #expect(try await client.execute(uri: "\(path)/report.pdf", method: .get) { $0.status } == .notFound)
+        }
+        // Revoked: the URL answers 410, and the revocation cannot be repeated.
+        try await archive.app.test(.router) { client in
+            var revoked = 0
+            for share in try await Self.call(client, .get, "/api/v1/shares?patientID=P-1").list {
+                let id = try #require(share["id"] as? String)
+                #expect(try await Self.call(client, .delete, "/api/v1/shares/\(id)").status == .noContent)
+                #expect(try await Self.call(client, .delete, "/api/v1/shares/\(id)").status == .gone)
+                revoked += 1
+            }
+            #expect(revoked == 2)
+        }
+        try await archive.bareApp.test(.router) { client in
+            let page = try await client.execute(uri: path, method: .get) { $0.status }
+            let photo = try await client.execute(uri: "\(path)/photos/\(shared)", method: .get) { $0.status }
+            let delete = try await client.execute(uri: path, method: .delete) { $0.status }
+            #expect(page == .gone && photo == .gone && delete != .ok)
+        }
+        // Each opening is in the clinic's audit log under the share, naming no patient in the clear.
+        let log = try String(contentsOf: archive.folder.appendingPathComponent("audit/audit.log"), encoding: .utf8)
+        #expect(log.contains("\"share/"))
+        #expect(log.contains("share opened") && log.contains("share download") && !log.contains("Doe^Jane"))
+        let link = ShareLink(
+            audience: .patient, instances: [], comparison: nil, report: nil, expires: Date().addingTimeInterval(-1),
+            consent: nil, recipient: nil)
+        #expect(!link.isOpen(at: Date()), "expired")
+    }
+
+    static func instant(_ text: String) -> Date? {
+        let formatter = ISO8601DateFormatter()
+        formatter.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
+        return formatter.date(from: text)
+    }
 }

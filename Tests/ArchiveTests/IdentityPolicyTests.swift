@@ -15,14 +15,16 @@ private let expectedTable: [String: [String: String]] = [
     "medical-assistant": [
         "search": "own", "read": "own", "store": "any", "break-glass": "patient", "record-write": "own",
     ],
-    "nurse": ["search": "all", "read": "all", "store": "any", "record-write": "all", "consent-write": "all"],
+    "nurse": [
+        "search": "all", "read": "all", "store": "any", "record-write": "all", "consent-write": "all", "share": "all",
+    ],
     "physician": [
         "search": "all", "read": "all", "store": "any", "delete": "any", "care-team-write": "patient",
-        "record-write": "all", "consent-write": "all",
+        "record-write": "all", "consent-write": "all", "marketing-export": "any", "share": "all",
     ],
     "practice-manager": [
         "search": "all", "read": "all", "admin": "any", "audit-read": "any", "care-team-write": "patient",
-        "metrics": "any", "consent-write": "all",
+        "metrics": "any", "consent-write": "all", "marketing-export": "any", "share": "all",
     ],
     "system-admin": ["admin": "any", "metrics": "any"],
     "device": ["store": "any"],
@@ -40,7 +42,7 @@ private enum PatientCase: CaseIterable { case none, own, other }
         #expect(
             Set(AccessAction.allCases.map(\.rawValue)) == [
                 "search", "read", "store", "delete", "admin", "audit-read", "break-glass", "care-team-write", "metrics",
-                "record-write", "consent-write",
+                "record-write", "consent-write", "marketing-export", "share",
             ])
     }
 
@@ -71,7 +73,7 @@ private enum PatientCase: CaseIterable { case none, own, other }
                 }
             }
         }
-        #expect(checked == 9 * 11 * 3 * 2 * 2)
+        #expect(checked == 9 * 13 * 3 * 2 * 2)
     }
 
     private func expectation(role: String, action: String, patient: PatientCase, sameTenant: Bool, grant: Bool)

@@ -22,6 +22,10 @@ public enum AccessAction: String, CaseIterable, Sendable, Hashable, CustomString
     case recordWrite = "record-write"
     /// Recording or withdrawing a patient's consent.
     case consentWrite = "consent-write"
+    /// Exporting consented, watermarked photos for marketing (across the clinic's patients).
+    case marketingExport = "marketing-export"
+    /// Making or revoking a share link to a patient's photos or comparison.
+    case share
 
     public var description: String { rawValue }
 }

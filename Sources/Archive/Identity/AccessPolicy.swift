@@ -31,6 +31,8 @@ public struct AccessPolicy: Sendable {
         case .careTeamWrite: [.physician, .practiceManager]
         case .recordWrite: [.medicalAssistant, .nurse, .physician]
         case .consentWrite: [.nurse, .physician, .practiceManager]
+        case .marketingExport: [.physician, .practiceManager]
+        case .share: [.nurse, .physician, .practiceManager]
         }
     }
 
@@ -50,7 +52,7 @@ public struct AccessPolicy: Sendable {
             return .deny(reason: "role \(principal.role) may not \(action)")
         }
         switch action {
-        case .search, .read, .recordWrite, .consentWrite:
+        case .search, .read, .recordWrite, .consentWrite, .share:
             guard Self.viewScope(principal.role) == .own else { return .allow }
             guard resource.patient != nil else {
                 // A search across the tenant is answered patient by patient; anything else must name its patient.
@@ -60,7 +62,7 @@ public struct AccessPolicy: Sendable {
                 ? .allow : .deny(reason: "patient is not in the care team of \(principal.username)")
         case .breakGlass, .careTeamWrite:
             return resource.patient == nil ? .deny(reason: "\(action) names one patient") : .allow
-        case .store, .delete, .admin, .auditRead, .metrics:
+        case .store, .delete, .admin, .auditRead, .metrics, .marketingExport:
             return .allow
         }
     }

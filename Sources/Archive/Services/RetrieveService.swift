@@ -248,6 +248,34 @@ public struct RetrieveService: Sendable {
         return viewport
     }
 
+    /// A photo as it leaves the clinic (exports, share links): rendered upright (its EXIF orientation applied) to at
+    /// most `longestSide` pixels, the visible mark drawn, the invisible one written, encoded as a plain JPEG (no
+    /// DICOM, no EXIF, XMP, GPS or IPTC).
+    public func watermarkedJPEG(
+        _ record: InstanceRecord, payload: Watermark.Payload, visible: String, longestSide: Int = 2048,
+        quality: Int = 90
+    ) async throws -> Data {
+        let (archive, pool) = (self.archive, self.pool)
+        let orientation =
+            record.attributes.string(Tag(0x0009, 0x0010)) == PrivateTags.creator
+            ? record.attributes.int(PrivateTags.exifOrientation) : nil
+        return try await pool.objects.holding(admitted: true) {
+            let data = try await archive.read(record)
+            return try await pool.run(alwaysQueue: true) {
+                do throws(DICOMCodecError) {
+                    var image = try RGBImage.render(data, longestSide: longestSide, exifOrientation: orientation)
+                    Watermark.drawVisible(visible, on: &image)
+                    if image.width >= Watermark.minimumSize.width && image.height >= Watermark.minimumSize.height {
+                        try Watermark.embed(payload, into: &image)
+                    }
+                    return try image.jpeg(quality: quality)
+                } catch {
+                    throw ArchiveError(.unprocessable, "a photo cannot be prepared for export: \(error.message)")
+                }
+            }
+        }
+    }
+
     /// Frames of one instance rendered (the object read once); the viewport is clamped to the image.
     public func render(
         _ record: InstanceRecord, frames: [Int], format: ImageFormat, quality: Int, viewport: Viewport?,

@@ -7,7 +7,8 @@ import Hummingbird
 /// not-before, revocation and idle timeout all checked; or, when `oidc-issuer` is set, an RS256/ES256 token of the
 /// clinic's identity provider, see `OIDCTokenVerifier`) becomes the request's `Principal`, and the audit event
 /// names them. Without a valid token: 401 with `WWW-Authenticate: Bearer`. Open without a token: `/health/live`,
-/// `/health/ready`, the login and token endpoints and the capabilities document. `/metrics` takes an admin's token
+/// `/health/ready`, the login and token endpoints, the capabilities and OpenAPI documents, and share links (`GET
+/// /share/...`, whose token is checked by `ShareRoutes`). `/metrics` takes an admin's token
 /// or the scrape token.
 struct AuthenticationMiddleware: RouterMiddleware {
     typealias Context = FacetRequestContext
@@ -16,6 +17,7 @@ struct AuthenticationMiddleware: RouterMiddleware {
 
     static let open: Set<String> = [
         "/health/live", "/health/ready", "/api/v1/auth/login", "/api/v1/auth/token", "/fhir/r4/metadata",
+        "/api/v1/openapi.json",
     ]
 
     func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws
@@ -23,7 +25,10 @@ struct AuthenticationMiddleware: RouterMiddleware {
     {
         var path = Substring(request.uri.path)
         while path.utf8.count > 1 && path.utf8.last == UInt8(ascii: "/") { path = path.dropLast() }
-        if Self.open.contains(String(path)) || (request.method == .options && path == "/dicomweb") {
+        // Share links are their own credential (an unguessable token in the URL; ShareRoutes checks it).
+        if Self.open.contains(String(path)) || (request.method == .options && path == "/dicomweb")
+            || (path.hasPrefix("/share/") && (request.method == .get || request.method == .head))
+        {
             return try await next(request, context)
         }
         if path == "/metrics", let expected = services.settings.metricsToken, let given = Self.bearer(request),

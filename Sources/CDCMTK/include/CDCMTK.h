@@ -103,6 +103,17 @@ int cdcmtk_decode_png(const uint8_t *png, size_t length, uint32_t max_dimension,
 int cdcmtk_encode_png(const uint8_t *pixels, uint32_t width, uint32_t height, uint8_t samples_per_pixel,
                       uint8_t **out, size_t *out_length, char *error, size_t error_capacity);
 
+/* Encodes interleaved 8-bit RGB as a baseline JFIF JPEG (libjpeg, 4:2:0, no EXIF/XMP/ICC or comment markers) at
+ * `quality` 1-100. *out is malloc'd; the caller frees it. */
+int cdcmtk_encode_jpeg(const uint8_t *rgb, uint32_t width, uint32_t height, int quality, uint8_t **out,
+                       size_t *out_length, char *error, size_t error_capacity);
+
+/* Decodes a JPEG file (any libjpeg reads: baseline, progressive, gray or YCbCr) to interleaved 8-bit RGB.
+ * Dimensions are checked against max_dimension (each side) and max_pixels before any pixel buffer is allocated. */
+int cdcmtk_decode_jpeg_file(const uint8_t *jpeg, size_t length, uint32_t max_dimension, uint64_t max_pixels,
+                            uint32_t *out_width, uint32_t *out_height, uint8_t **out_pixels, size_t *out_length,
+                            char *error, size_t error_capacity);
+
 /* As cdcmtk_write_part10, but returns the Part-10 file in memory (for storing it encrypted). */
 int cdcmtk_encode_part10(const uint8_t *dataset, size_t dataset_length, const char *transfer_syntax_uid,
                          uint8_t **out, size_t *out_length, char *error, size_t error_capacity);
