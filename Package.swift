@@ -71,7 +71,9 @@ let package = Package(
                 .product(name: "Configuration", package: "swift-configuration"),
                 .product(name: "SystemPackage", package: "swift-system"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
-            ]),
+            ],
+            // The OpenAPI document of /api/v1, served as it is (read through `Resources`, never `Bundle.module`).
+            resources: [.copy("Resources/openapi.json")]),
         .executableTarget(
             name: "facet",
             dependencies: [

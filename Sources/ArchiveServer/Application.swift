@@ -58,23 +58,7 @@ func buildApplication(
     if let extra { router.add(middleware: extra) }
     router.add(middleware: AuthenticationMiddleware(services: services))
     router.add(middleware: MetricsMiddleware(services: services))
-    AuthRoutes(services: services).add(to: router)
-    QIDORoutes(services: services).add(to: router)
-    STOWRoutes(services: services).add(to: router)
-    WADORoutes(services: services).add(to: router)
-    RenderedRoutes(services: services).add(to: router)
-    CapabilitiesRoutes().add(to: router)
-    DeleteRoutes(services: services).add(to: router)
-    UploadRoutes(services: services).add(to: router)
-    OriginalsRoutes(services: services).add(to: router)
-    PatientAccessRoutes(services: services).add(to: router)
-    UserRoutes(services: services).add(to: router)
-    ComparisonRoutes(services: services).add(to: router)
-    PatientRoutes(services: services).add(to: router)
-    RecordRoutes(services: services).add(to: router)
-    ConsentRoutes(services: services).add(to: router)
-    ExportRoutes(services: services).add(to: router)
-    ShareRoutes(services: services).add(to: router)
+    addRoutes(to: router, services: services)
     FHIRRoutes(services: services).add(to: router)
     router.get("/health/live") { _, _ in Responses.text("{\"status\":\"live\"}", contentType: "application/json") }
     router.get("/health/ready") { _, _ in
@@ -98,6 +82,28 @@ func buildApplication(
         configuration: .init(address: .hostname(settings.host, port: settings.port), serverName: "Facet"),
         services: [ComparisonWorker(archives: services.archives, logger: logger, doorbell: services.jobs)],
         logger: logger)
+}
+
+/// The routes of DICOMweb, FHIR and the clinic API (health and metrics are added beside them).
+func addRoutes(to router: Router<FacetRequestContext>, services: ServerServices) {
+    AuthRoutes(services: services).add(to: router)
+    QIDORoutes(services: services).add(to: router)
+    STOWRoutes(services: services).add(to: router)
+    WADORoutes(services: services).add(to: router)
+    RenderedRoutes(services: services).add(to: router)
+    CapabilitiesRoutes().add(to: router)
+    DeleteRoutes(services: services).add(to: router)
+    UploadRoutes(services: services).add(to: router)
+    OriginalsRoutes(services: services).add(to: router)
+    PatientAccessRoutes(services: services).add(to: router)
+    UserRoutes(services: services).add(to: router)
+    ComparisonRoutes(services: services).add(to: router)
+    PatientRoutes(services: services).add(to: router)
+    RecordRoutes(services: services).add(to: router)
+    ConsentRoutes(services: services).add(to: router)
+    ExportRoutes(services: services).add(to: router)
+    ShareRoutes(services: services).add(to: router)
+    OpenAPIRoutes().add(to: router)
 }
 
 /// Plain HTTP/1.1, or HTTPS with the configured certificate: TLS 1.3 only unless `tls-min-version: 1.2`.

@@ -26,20 +26,19 @@ public struct Treatment: Codable, Sendable, Equatable {
             allowed: [
                 "service", "provider", "date", "regions", "notes", "version",
             ])
-        guard let service = fields["service"] as? String, let date = fields["date"] as? String else {
-            throw ArchiveError(.invalidInput, "a treatment needs \"service\" and \"date\" (YYYY-MM-DD)")
-        }
+        guard let service = try ClinicJSON.string(fields, "service"), let date = try ClinicJSON.string(fields, "date")
+        else { throw ArchiveError(.invalidInput, "a treatment needs \"service\" and \"date\" (YYYY-MM-DD)") }
         let regions = try ClinicJSON.strings(fields["regions"], field: "regions", limit: 32)
         guard let serviceText = try ClinicTerms.text(service, field: "service", limit: 200) else {
             throw ArchiveError(.invalidInput, "service must not be empty")
         }
         return Treatment(
             service: serviceText,
-            provider: try ClinicTerms.text(fields["provider"] as? String, field: "provider", limit: 200),
+            provider: try ClinicTerms.text(try ClinicJSON.string(fields, "provider"), field: "provider", limit: 200),
             date: try ClinicTerms.date(date, field: "date"),
             regions: Array(Set(try regions.map { v throws(ArchiveError) in try ClinicTerms.term(v, field: "regions") }))
                 .sorted(),
-            notes: try ClinicTerms.text(fields["notes"] as? String, field: "notes"))
+            notes: try ClinicTerms.text(try ClinicJSON.string(fields, "notes"), field: "notes"))
     }
 }
 
@@ -210,7 +209,7 @@ public struct AnnotationLayer: Codable, Sendable, Equatable {
             item.text = try ClinicTerms.text(item.text, field: "text", limit: 500)
             if item.type == .text && item.text == nil { throw ArchiveError(.invalidInput, "a text item needs text") }
             if let color = item.color {
-                guard color.utf8.count == 7, color.first == "#", UInt32(color.dropFirst(), radix: 16) != nil else {
+                guard color.utf8.count == 7, color.first == "#", color.dropFirst().allSatisfy(\.isHexDigit) else {
                     throw ArchiveError(.invalidInput, "color must be #rrggbb")
                 }
                 item.color = color.lowercased()
@@ -264,6 +263,13 @@ public enum ClinicJSON {
             throw ArchiveError(.invalidInput, "\(what) has no field \"\(shown)\"")
         }
         return fields
+    }
+
+    /// A text field: nil when absent or null, `.invalidInput` when it is not a string.
+    public static func string(_ fields: [String: Any], _ key: String) throws(ArchiveError) -> String? {
+        guard let value = fields[key], !(value is NSNull) else { return nil }
+        guard let text = value as? String else { throw ArchiveError(.invalidInput, "\(key) must be a string") }
+        return text
     }
 
     public static func strings(_ value: Any?, field: String, limit: Int) throws(ArchiveError) -> [String] {

@@ -115,7 +115,7 @@ public struct Consent: Codable, Sendable, Equatable {
         let fields = try ClinicJSON.object(
             json, what: "a consent",
             allowed: ["kind", "channels", "scope", "signer", "signedDate", "expires", "recipient", "form"])
-        guard let kindText = fields["kind"] as? String, let kind = Kind(rawValue: kindText) else {
+        guard let kindText = try ClinicJSON.string(fields, "kind"), let kind = Kind(rawValue: kindText) else {
             throw ArchiveError(.invalidInput, "kind must be clinical, marketing or disclosure")
         }
         var channels: [Channel] = []
@@ -151,18 +151,17 @@ public struct Consent: Codable, Sendable, Equatable {
             throw ArchiveError(
                 .invalidInput, "scope is \"all\", {\"instances\": [SOP Instance UIDs]} or {\"treatment\": id}")
         }
-        guard let signer = try ClinicTerms.text(fields["signer"] as? String, field: "signer", limit: 200),
-            let signed = fields["signedDate"] as? String
+        guard let signer = try ClinicTerms.text(try ClinicJSON.string(fields, "signer"), field: "signer", limit: 200),
+            let signed = try ClinicJSON.string(fields, "signedDate")
         else { throw ArchiveError(.invalidInput, "a consent needs \"signer\" and \"signedDate\" (YYYY-MM-DD)") }
         let signedDate = try ClinicTerms.date(signed, field: "signedDate")
         var expires: String?
-        if let text = fields["expires"] as? String {
-            expires = try ClinicTerms.date(text, field: "expires")
-            if expires! < signedDate { throw ArchiveError(.invalidInput, "expires is before signedDate") }
-        } else if let value = fields["expires"], !(value is NSNull) {
-            throw ArchiveError(.invalidInput, "expires must be a date as YYYY-MM-DD")
+        if let text = try ClinicJSON.string(fields, "expires") {
+            let day = try ClinicTerms.date(text, field: "expires")
+            if day < signedDate { throw ArchiveError(.invalidInput, "expires is before signedDate") }
+            expires = day
         }
-        let recipient = try ClinicTerms.text(fields["recipient"] as? String, field: "recipient", limit: 200)
+        let recipient = try ClinicTerms.text(try ClinicJSON.string(fields, "recipient"), field: "recipient", limit: 200)
         if kind == .disclosure && recipient == nil {
             throw ArchiveError(.invalidInput, "a disclosure consent names its recipient (the other provider)")
         }

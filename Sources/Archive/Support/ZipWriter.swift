@@ -79,12 +79,13 @@ public struct ZipWriter: Sendable {
             out.append(le32: entry.offset)
             out.append(entry.name)
         }
+        let directorySize = UInt32(out.count)
         out.append(le32: 0x0605_4B50)
         out.append(le16: 0)
         out.append(le16: 0)
         out.append(le16: UInt16(entries.count))
         out.append(le16: UInt16(entries.count))
-        out.append(le32: UInt32(out.count))
+        out.append(le32: directorySize)
         out.append(le32: UInt32(offset))
         out.append(le16: 0)
         return out

@@ -78,7 +78,8 @@ struct ClinicSupport {
         if let header = request.headers[.ifMatch] {
             let text = header.trimmingCharacters(in: .whitespaces).replacingOccurrences(of: "\"", with: "")
                 .replacingOccurrences(of: "W/", with: "")
-            guard let version = Int(text), version > 0 else {
+            // "0": the writer saw no version yet (the ETag of tags never set).
+            guard let version = Int(text), version >= 0 else {
                 throw HTTPFailure(.badRequest, "If-Match names a record version (\"3\")")
             }
             return version

@@ -94,24 +94,23 @@ struct PatientRoutes {
         let body = try await ClinicSupport.body(request, limit: 16 << 10)
         let fields = try ClinicJSON.object(
             body, what: "a patient", allowed: ["patientID", "issuer", "name", "birthDate", "sex"])
-        guard let id = (fields["patientID"] as? String)?.trimmingCharacters(in: .whitespaces), !id.isEmpty else {
-            throw HTTPFailure(.badRequest, "a patient needs \"patientID\"")
-        }
-        let issuer = try ClinicTerms.text(fields["issuer"] as? String, field: "issuer", limit: 64)
+        guard let id = try ClinicJSON.string(fields, "patientID")?.trimmingCharacters(in: .whitespaces), !id.isEmpty
+        else { throw HTTPFailure(.badRequest, "a patient needs \"patientID\"") }
+        let issuer = try ClinicTerms.text(try ClinicJSON.string(fields, "issuer"), field: "issuer", limit: 64)
         let key = try clinic.key(id, issuer: issuer, context)
         try await services.authorize(context, .recordWrite, patient: key)
         context.audit.action = "patient register (patient \(key.hex))"
         var registration = PatientRegistration(patientID: id, issuer: issuer, name: nil, birthDate: nil, sex: nil)
-        if let name = fields["name"] as? String {
+        if let name = try ClinicJSON.string(fields, "name") {
             guard name.utf8.count <= 64 * 5, !name.contains("\\"),
                 let text = try ClinicTerms.text(name, field: "name", limit: 320)
             else { throw HTTPFailure(.badRequest, "name must be a DICOM person name (Family^Given)") }
             registration.name = text
         }
-        if let date = fields["birthDate"] as? String {
+        if let date = try ClinicJSON.string(fields, "birthDate") {
             registration.birthDate = try ClinicTerms.date(date, field: "birthDate")
         }
-        if let sex = fields["sex"] as? String {
+        if let sex = try ClinicJSON.string(fields, "sex") {
             guard ["M", "F", "O"].contains(sex.uppercased()) else { throw HTTPFailure(.badRequest, "sex is M, F or O") }
             registration.sex = sex.uppercased()
         }
@@ -133,7 +132,10 @@ struct PatientRoutes {
     }
 
     static func pathSegment(_ text: String) -> String {
-        text.addingPercentEncoding(withAllowedCharacters: .alphanumerics) ?? ""
+        text.addingPercentEncoding(
+            withAllowedCharacters: CharacterSet(
+                charactersIn: "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~")
+        ) ?? ""
     }
 
     func read(_ request: Request, _ context: FacetRequestContext) async throws -> Response {
@@ -174,8 +176,8 @@ struct PatientRoutes {
 
     func timeline(_ request: Request, _ context: FacetRequestContext) async throws -> Response {
         context.audit.action = "timeline read"
-        let (filters, _) = try filters(request, allowed: ["region", "view", "service", "from", "to"])
         let summary = try await clinic.patient(request, context, .read)
+        let (filters, _) = try filters(request, allowed: ["region", "view", "service", "from", "to"])
         context.audit.action = "timeline read (patient \(summary.key.hex))"
         let records = try clinic.records(context)
         var treatments = try await records.list(.treatment, patient: summary.key.hex, as: Treatment.self)
@@ -247,13 +249,13 @@ struct PatientRoutes {
 
     func compare(_ request: Request, _ context: FacetRequestContext) async throws -> Response {
         context.audit.action = "comparison pair read"
+        let summary = try await clinic.patient(request, context, .read)
         let (filters, values) = try filters(request, allowed: ["before", "after", "region", "view"])
         guard let beforeText = values["before"], let afterText = values["after"] else {
             throw HTTPFailure(.badRequest, "compare needs before=YYYY-MM-DD and after=YYYY-MM-DD")
         }
         let before = try ClinicTerms.date(beforeText, field: "before")
         let after = try ClinicTerms.date(afterText, field: "after")
-        let summary = try await clinic.patient(request, context, .read)
         return try await pairAnswer(summary, context) { captures, treatments in
             PatientDirectory.pair(
                 captures, beforeDate: before, afterDate: after, region: filters.region, view: filters.view,
@@ -263,8 +265,8 @@ struct PatientRoutes {
 
     func suggest(_ request: Request, _ context: FacetRequestContext) async throws -> Response {
         context.audit.action = "comparison suggestion"
-        let (filters, values) = try filters(request, allowed: ["patientID", "region", "view"])
         try services.preauthorize(context, .read)
+        let (filters, values) = try filters(request, allowed: ["patientID", "region", "view"])
         guard let id = values["patientID"] else { throw HTTPFailure(.badRequest, "suggest needs patientID") }
         let key = try clinic.key(id, issuer: values["issuer"], context)
         try await services.authorize(context, .read, patient: key)

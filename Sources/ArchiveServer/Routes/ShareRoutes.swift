@@ -57,15 +57,15 @@ struct ShareRoutes {
         let fields = try ClinicJSON.object(
             body, what: "a share",
             allowed: ["patientID", "issuer", "instances", "comparison", "audience", "expires", "recipient"])
-        guard let id = fields["patientID"] as? String else {
+        guard let id = try ClinicJSON.string(fields, "patientID") else {
             throw HTTPFailure(.badRequest, "a share names its patientID")
         }
-        let key = try clinic.key(id, issuer: fields["issuer"] as? String, context)
+        let key = try clinic.key(id, issuer: try ClinicJSON.string(fields, "issuer"), context)
         try await services.authorize(context, .share, patient: key)
         guard let summary = try await clinic.patients(context)[key] else {
             throw HTTPFailure(.notFound, "no such patient")
         }
-        guard let audienceName = fields["audience"] as? String,
+        guard let audienceName = try ClinicJSON.string(fields, "audience"),
             let audience = ShareLink.Audience(rawValue: audienceName)
         else { throw HTTPFailure(.badRequest, "audience is patient or provider") }
         let tenant = try services.tenant(context)
@@ -75,7 +75,7 @@ struct ShareRoutes {
         var comparison: String?
         var report: String?
         var covered: [String] = []
-        if let job = fields["comparison"] {
+        if let job = fields["comparison"], !(job is NSNull) {
             guard uids.isEmpty, let jobID = ClinicTerms.recordID(job as? String), let comparisons = tenant.comparisons,
                 let found = try await comparisons.queue.job(jobID), found.kind == Comparisons.kind,
                 let asked = try? ComparisonRequest(json: found.payload), asked.patient == key.hex
@@ -98,7 +98,7 @@ struct ShareRoutes {
         let now = Date()
         let latest = now.addingTimeInterval(Double(audience.maximumDays) * 86_400)
         var expires = latest
-        if let text = fields["expires"] as? String {
+        if let text = try ClinicJSON.string(fields, "expires") {
             let precise = ISO8601DateFormatter()
             precise.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
             if let instant = ISO8601DateFormatter().date(from: text) ?? precise.date(from: text) {
@@ -114,7 +114,7 @@ struct ShareRoutes {
             }
         }
         var consentID: String?
-        let recipient = try ClinicTerms.text(fields["recipient"] as? String, field: "recipient", limit: 200)
+        let recipient = try ClinicTerms.text(try ClinicJSON.string(fields, "recipient"), field: "recipient", limit: 200)
         let records = try clinic.records(context)
         if audience == .provider {
             // Sharing with another provider is a disclosure: the patient's consent must cover everything shown.

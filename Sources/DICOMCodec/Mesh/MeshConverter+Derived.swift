@@ -38,9 +38,9 @@ extension MeshConverter {
             obj, sopClass: UID.encapsulatedOBJStorage, mime: "model/obj", title: title, context: context,
             seriesUID: context.uids.make(), seriesNumber: seriesNumber, instanceNumber: 1,
             frameOfReference: frameOfReference ?? context.uids.make(), modelGroup: context.uids.make(), references: [])
-        dataset.set(
-            Tag(0x0042, 0x0013),  // Source Instance Sequence
-            sequence: sources.map(\.referenceItem))
+        // Source Instance Sequence: Type 1C, present only when the document was made from other instances (a scanned
+        // consent form was not).
+        if !sources.isEmpty { dataset.set(Tag(0x0042, 0x0013), sequence: sources.map(\.referenceItem)) }
         func seriesItems(_ sources: [Source]) -> [Dataset] {
             Dictionary(grouping: sources, by: \.seriesInstanceUID).sorted { $0.key < $1.key }.map { series, members in
                 var item = Dataset()
@@ -115,9 +115,9 @@ public enum EncapsulatedPDF {
         dataset.set(.documentTitle, .ST, title)
         dataset.set(.conceptNameCodeSequence, sequence: [])
         dataset.set(.mimeTypeOfEncapsulatedDocument, .LO, "application/pdf")
-        dataset.set(
-            Tag(0x0042, 0x0013),  // Source Instance Sequence
-            sequence: sources.map(\.referenceItem))
+        // Source Instance Sequence: Type 1C, present only when the document was made from other instances (a scanned
+        // consent form was not).
+        if !sources.isEmpty { dataset.set(Tag(0x0042, 0x0013), sequence: sources.map(\.referenceItem)) }
         dataset.set(DataElement(.encapsulatedDocument, .OB, .bytes(pdf)))
         dataset.set(DataElement(.encapsulatedDocumentLength, .UL, .unsigned([UInt64(pdf.count)])))
         return PreparedInstance(dataset: dataset, transferSyntaxUID: UID.explicitVRLittleEndian, notes: [])

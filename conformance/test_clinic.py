@@ -1,0 +1,175 @@
+"""The clinic's records on a live `facet serve` (issue 12), through real clients: `requests` for the clinic API,
+Python's zipfile and Pillow for the marketing export, Pillow again to re-encode and shrink an exported photo the way a
+gallery would before `facet watermark read` finds its mark, pydicom and dciodvfy for the consent form stored as
+Encapsulated PDF, and schemathesis against the served OpenAPI document."""
+import base64
+import io
+import json
+import os
+import shutil
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+import pydicom
+import pytest
+import requests
+from PIL import Image
+
+from conftest import TESTDATA, FacetServer
+from test_dicomize import dciodvfy_report
+
+pytestmark = pytest.mark.usefixtures("facet_only")
+
+PRACTICE = "Lakeside Aesthetics"
+
+
+@pytest.fixture
+def clinic(facet, tmp_path):
+    child = FacetServer(facet, tmp_path / "data", extra_env={"FACET_PRACTICE_NAME": PRACTICE}).start()
+    yield child
+    child.stop()
+
+
+def upload(server, patient, name, date, view, timing, photo="photos/phone-gps.jpg"):
+    metadata = json.dumps({
+        "patient": {"id": patient, "name": name, "birthDate": "19850412", "sex": "F"},
+        "study": {"date": date, "time": "101010", "description": "Aesthetic consultation"},
+        "region": "face", "view": view, "timing": timing,
+    })
+    answer = requests.post(server.root + "/api/v1/photos", files=[
+        ("metadata", (None, metadata, "application/json")),
+        ("photo", ("photo.jpg", (TESTDATA / photo).read_bytes(), "image/jpeg")),
+    ], timeout=60)
+    assert answer.status_code == 201, answer.text
+    return answer.json()["instances"][0]["sopInstanceUID"]
+
+
+def test_a_clinic_day_end_to_end(clinic, facet, dciodvfy, tmp_path):
+    root = clinic.root + "/api/v1"
+    before = upload(clinic, "LA-1001", "Rivera^Ana", "20260110", "frontal", "before")
+    after = upload(clinic, "LA-1001", "Rivera^Ana", "20260310", "frontal", "after")
+    upload(clinic, "LA-1002", "Okafor^Ben", "20260110", "frontal", "before")
+
+    found = requests.get(root + "/patients", params={"name": "riv"}, timeout=30).json()
+    assert [p["patientID"] for p in found["patients"]] == ["LA-1001"]
+    treatment = requests.post(root + "/patients/LA-1001/treatments", json={
+        "service": "Filler cheeks", "date": "2026-02-01", "regions": ["face"], "provider": "Dr Chen"}, timeout=30)
+    assert treatment.status_code == 201 and treatment.headers["ETag"] == '"1"'
+    timeline = requests.get(root + "/patients/LA-1001/timeline", timeout=30).json()
+    assert [e["type"] for e in timeline["regions"][0]["entries"]] == ["capture", "treatment", "capture"]
+    pair = requests.get(root + "/comparisons/suggest", params={"patientID": "LA-1001", "view": "frontal"},
+                        timeout=30).json()
+    assert (pair["before"]["sopInstanceUID"], pair["after"]["sopInstanceUID"], pair["daysElapsed"]) == (before, after, 59)
+
+    # Tags: the first write answers the ETag "0" of the untagged instance.
+    tags = requests.get(root + f"/instances/{before}/tags", timeout=30)
+    assert tags.headers["ETag"] == '"0"'
+    for uid in (before, after):
+        answer = requests.patch(root + f"/instances/{uid}/tags", json={"quality": "marketing-approved"},
+                                headers={"If-Match": '"0"'}, timeout=30)
+        assert answer.status_code == 200 and answer.json()["version"] == 1
+
+    # Consent, with the signed form kept as Encapsulated PDF in the patient's record.
+    pdf = (b"%PDF-1.4\n1 0 obj<</Type/Catalog/Pages 2 0 R>>endobj 2 0 obj<</Type/Pages/Kids[]/Count 0>>endobj\n"
+           b"trailer<</Root 1 0 R>>\n%%EOF\n")
+    consent = requests.post(root + "/patients/LA-1001/consents", json={
+        "kind": "marketing", "channels": ["website", "social"], "scope": "all", "signer": "Ana Rivera",
+        "signedDate": "2026-01-10", "form": base64.b64encode(pdf).decode()}, timeout=60)
+    assert consent.status_code == 201, consent.text
+    form_uid = consent.json()["form"]
+    studies = requests.get(clinic.url + "/instances", params={"SOPInstanceUID": form_uid}, timeout=30).json()
+    study = studies[0]["0020000D"]["Value"][0]
+    series = studies[0]["0020000E"]["Value"][0]
+    stored = requests.get(f"{clinic.url}/studies/{study}/series/{series}/instances/{form_uid}",
+                          headers={"Accept": 'multipart/related; type="application/dicom"'}, timeout=30)
+    part = stored.content.split(b"\r\n\r\n", 1)[1].rsplit(b"\r\n--", 1)[0]
+    dataset = pydicom.dcmread(io.BytesIO(part))
+    assert dataset.SOPClassUID == "1.2.840.10008.5.1.4.1.1.104.1" and dataset.PatientID == "LA-1001"
+    assert bytes(dataset.EncapsulatedDocument).rstrip(b"\0") == pdf.rstrip(b"\0")
+    form_file = tmp_path / "form.dcm"
+    form_file.write_bytes(part)
+    errors, _ = dciodvfy_report(dciodvfy, form_file)
+    assert errors == [], errors
+
+    # The export: only consented, marketing-approved photos; no DICOM, no EXIF; both watermarks.
+    export = requests.post(root + "/exports", json={"channel": "website"}, timeout=120)
+    assert export.status_code == 200 and export.headers["Content-Type"] == "application/zip"
+    archive = zipfile.ZipFile(io.BytesIO(export.content))
+    assert archive.testzip() is None
+    names = sorted(archive.namelist())
+    photos = [n for n in names if n.startswith("photos/")]
+    assert len(photos) == 2 and "manifest.json" in names
+    manifest = json.loads(archive.read("manifest.json"))
+    text = json.dumps(manifest) + " ".join(names)
+    for secret in ("Rivera", "Ana", "LA-1001", "19850412", "20260110"):
+        assert secret not in text
+    for name in photos:
+        image = Image.open(io.BytesIO(archive.read(name)))
+        assert image.format == "JPEG" and not image.getexif() and "exif" not in image.info and "xmp" not in image.info
+        # A gallery's treatment: half the size, JPEG quality 75, then the command line reads the mark back.
+        shrunk = image.convert("RGB").resize((image.width // 2, image.height // 2), Image.LANCZOS)
+        target = tmp_path / (Path(name).stem + "-gallery.jpg")
+        shrunk.save(target, quality=75)
+        read = subprocess.run([facet, "watermark", "read", str(target), "--practice", PRACTICE, "--json"],
+                              capture_output=True, text=True, timeout=60)
+        assert read.returncode == 0, read.stdout + read.stderr
+        mark = json.loads(read.stdout)
+        assert mark["export"] == manifest["export"][:6] and mark["practiceMatches"] is True
+        assert name.split("/")[1].split("-")[1] == mark["pseudonym"]
+    plain = tmp_path / "plain.jpg"
+    shutil.copy(TESTDATA / "photos/phone-gps.jpg", plain)
+    assert subprocess.run([facet, "watermark", "read", str(plain)], capture_output=True, timeout=60).returncode == 1
+
+    # Withdrawn: the next export holds nothing; the clinical record stays.
+    withdrawn = requests.post(root + f"/patients/LA-1001/consents/{consent.json()['id']}/withdraw", timeout=30)
+    assert withdrawn.status_code == 200 and withdrawn.json()["active"] is False
+    again = zipfile.ZipFile(io.BytesIO(requests.post(root + "/exports", json={"channel": "website"}, timeout=60).content))
+    assert [n for n in again.namelist() if n.startswith("photos/")] == []
+    assert requests.get(root + "/patients/LA-1001", timeout=30).json()["instances"] == 3  # two photos, the form
+
+    # A share link opens without an account, shows one photo, and stops once revoked.
+    share = requests.post(root + "/shares", json={"patientID": "LA-1001", "instances": [after], "audience": "patient"},
+                          timeout=30).json()
+    anonymous = requests.Session()
+    anonymous.trust_env = False
+    page = anonymous.get(share["url"], timeout=30, headers={"Authorization": None})
+    assert page.status_code == 200 and f"/photos/{after}" in page.text and "Rivera" not in page.text
+    requests.delete(root + f"/shares/{share['id']}", timeout=30)
+    assert anonymous.get(share["url"], timeout=30, headers={"Authorization": None}).status_code == 410
+
+    # Restarted, the records are all there.
+    clinic.stop()
+    clinic.start()
+    treatments = requests.get(root + "/patients/LA-1001/treatments", timeout=30).json()
+    assert [t["service"] for t in treatments] == ["Filler cheeks"]
+    assert requests.get(root + f"/instances/{before}/tags", timeout=30).json()["quality"] == "marketing-approved"
+
+
+def test_schemathesis_finds_the_api_true_to_its_document(clinic, tmp_path):
+    """schemathesis (PyPI) generates requests from /api/v1/openapi.json and checks every answer against it: no
+    server error, documented statuses, content types and schemas. Bounded in examples and time."""
+    photo = upload(clinic, "ST-1", "Schema^Test", "20260110", "frontal", "before")
+    # Real identifiers for the path parameters, so the generated requests reach a patient and an instance that exist
+    # (and not only 404s).
+    config = tmp_path / "schemathesis.toml"
+    config.write_text(f'''[parameters]
+"path.patient" = "ST-1"
+"path.instance" = "{photo}"
+"query.patientID" = "ST-1"
+''')
+    binary = Path(sys.executable).parent / "schemathesis"
+    env = dict(os.environ, SCHEMATHESIS_HOOKS="", NO_COLOR="1")
+    run = subprocess.run([
+        str(binary), "--config-file", str(config), "run", clinic.root + "/api/v1/openapi.json", "--url", clinic.root,
+        "-H", f"Authorization: Bearer {clinic.token}",
+        "--checks", "not_a_server_error,status_code_conformance,content_type_conformance,response_schema_conformance",
+        "--exclude-operation-id", "logout",
+        "--phases", "examples,coverage,fuzzing",
+        "--max-examples", os.environ.get("SCHEMATHESIS_EXAMPLES", "12"),
+        "--max-time", os.environ.get("SCHEMATHESIS_SECONDS", "90"),
+        "--seed", "12", "--request-timeout", "60", "--workers", "2", "--no-shrink",
+    ], capture_output=True, text=True, timeout=900, env=env, cwd=tmp_path)
+    report = run.stdout[-20000:] + run.stderr[-4000:]
+    assert run.returncode == 0, report
