@@ -9,7 +9,9 @@ import os
 import shutil
 import subprocess
 import sys
+import re
 import zipfile
+import xml.etree.ElementTree as ElementTree
 from pathlib import Path
 
 import pydicom
@@ -17,7 +19,7 @@ import pytest
 import requests
 from PIL import Image
 
-from conftest import TESTDATA, FacetServer
+from conftest import TESTDATA, FacetServer, totp_now
 from test_dicomize import dciodvfy_report
 
 pytestmark = pytest.mark.usefixtures("facet_only")
@@ -173,3 +175,107 @@ def test_schemathesis_finds_the_api_true_to_its_document(clinic, tmp_path):
     ], capture_output=True, text=True, timeout=900, env=env, cwd=tmp_path)
     report = run.stdout[-20000:] + run.stderr[-4000:]
     assert run.returncode == 0, report
+
+
+def log_in_as(server, facet, username, role):
+    """A second account of the server's clinic, logged in with password and TOTP; returns its token."""
+    password = "audit password " + username
+    made = subprocess.run([facet, "users", "add", username, "--role", role, "--password-stdin", "--json",
+                           "--data-dir", str(server.data_dir)], input=password, capture_output=True, text=True,
+                          timeout=60, env=server.env)
+    assert made.returncode == 0, made.stderr
+    uri = json.loads(made.stdout)["otpauth_uri"]
+    answer = requests.post(server.root + "/api/v1/auth/login", timeout=30, headers={"Authorization": None},
+                           json={"username": username, "password": password, "totp": totp_now(uri)})
+    assert answer.status_code == 200, answer.text
+    return answer.json()["access_token"]
+
+
+CODED = ("csd-code", "codeSystemName", "originalText")
+
+
+def check_audit_message(message):
+    """The rules of the DICOM audit message schema (PS3.15 A.5.1) that Facet's messages rely on: the four parts in
+    their order and number, the enumerated attributes, coded values with all three attributes."""
+    problems = []
+
+    def coded(element, where):
+        for name in CODED:
+            if not element.get(name):
+                problems.append(f"{where}/{element.tag} lacks {name}")
+
+    parts = [child.tag for child in message]
+    shape = "".join({"EventIdentification": "E", "ActiveParticipant": "A", "AuditSourceIdentification": "S",
+                     "ParticipantObjectIdentification": "P"}.get(tag, "?") for tag in parts)
+    if not re.fullmatch(r"EA+SP*", shape):
+        problems.append(f"parts out of order or number: {parts}")
+    for event in message.findall("EventIdentification"):
+        if event.get("EventActionCode") not in ("C", "R", "U", "D", "E"):
+            problems.append("EventActionCode")
+        if event.get("EventOutcomeIndicator") not in ("0", "4", "8", "12"):
+            problems.append("EventOutcomeIndicator")
+        if not re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?(Z|[+-]\d\d:\d\d)", event.get("EventDateTime", "")):
+            problems.append("EventDateTime is not an xs:dateTime")
+        tags = [child.tag for child in event]
+        if not re.fullmatch(r"EventID(,EventTypeCode)*(,EventOutcomeDescription)?", ",".join(tags)):
+            problems.append(f"EventIdentification children: {tags}")
+        for child in event:
+            if child.tag in ("EventID", "EventTypeCode"):
+                coded(child, "EventIdentification")
+    for participant in message.findall("ActiveParticipant"):
+        if not participant.get("UserID") or participant.get("UserIsRequestor") not in ("true", "false"):
+            problems.append("ActiveParticipant UserID / UserIsRequestor")
+        kind = participant.get("NetworkAccessPointTypeCode")
+        if kind is not None and (kind not in ("1", "2", "3", "4", "5") or not participant.get("NetworkAccessPointID")):
+            problems.append("NetworkAccessPoint")
+        for child in participant:
+            if child.tag != "RoleIDCode":
+                problems.append(f"ActiveParticipant child {child.tag}")
+            coded(child, "ActiveParticipant")
+    for source in message.findall("AuditSourceIdentification"):
+        if not source.get("AuditSourceID"):
+            problems.append("AuditSourceID")
+        for child in source:
+            coded(child, "AuditSourceIdentification")
+    for item in message.findall("ParticipantObjectIdentification"):
+        if not item.get("ParticipantObjectID"):
+            problems.append("ParticipantObjectID")
+        if item.get("ParticipantObjectTypeCode") not in ("1", "2", "3", "4"):
+            problems.append("ParticipantObjectTypeCode")
+        if not 1 <= int(item.get("ParticipantObjectTypeCodeRole", "0")) <= 24:
+            problems.append("ParticipantObjectTypeCodeRole")
+        children = list(item)
+        if not children or children[0].tag != "ParticipantObjectIDTypeCode":
+            problems.append("ParticipantObjectIDTypeCode first")
+        else:
+            coded(children[0], "ParticipantObjectIdentification")
+        for child in children[1:]:
+            if child.tag != "ParticipantObjectDetail" or not child.get("type") or not re.fullmatch(
+                    r"[A-Za-z0-9+/=]*", child.get("value", "")):
+                problems.append(f"ParticipantObjectIdentification child {child.tag}")
+    return problems
+
+
+def test_the_audit_trail_exports_as_dicom_audit_messages(clinic, facet):
+    upload(clinic, "AU-1", "Audit^Ada", "20260110", "frontal", "before")
+    root = clinic.root + "/api/v1"
+    requests.get(root + "/patients/AU-1/timeline", timeout=30)
+    requests.post(root + "/patients/AU-1/consents", json={"kind": "clinical", "signer": "Ada", "signedDate": "2026-01-10"},
+                  timeout=30)
+    assert requests.get(root + "/audit", timeout=30).status_code == 403
+    token = log_in_as(clinic, facet, "privacy.officer", "auditor")
+    answer = requests.get(root + "/audit", params={"format": "dicom"}, timeout=60,
+                          headers={"Authorization": "Bearer " + token})
+    assert answer.status_code == 200 and answer.headers["Content-Type"].startswith("application/xml")
+    document = ElementTree.fromstring(answer.content)
+    messages = document.findall("AuditMessage")
+    assert len(messages) >= 5
+    for message in messages:
+        assert check_audit_message(message) == [], ElementTree.tostring(message)[:400]
+    events = {m.find("EventIdentification/EventID").get("originalText") for m in messages}
+    assert {"DICOM Instances Transferred", "Patient Record", "User Authentication"} <= events
+    assert b"AU-1" not in answer.content and b"Ada" not in answer.content
+    by_patient = requests.get(root + "/audit", params={"patientID": "AU-1"}, timeout=60,
+                              headers={"Authorization": "Bearer " + token}).json()
+    assert by_patient["total"] >= 2
+    assert all(len(entry["patients"]) == 1 for entry in by_patient["entries"])

@@ -103,6 +103,7 @@ func addRoutes(to router: Router<FacetRequestContext>, services: ServerServices)
     ConsentRoutes(services: services).add(to: router)
     ExportRoutes(services: services).add(to: router)
     ShareRoutes(services: services).add(to: router)
+    AuditRoutes(services: services).add(to: router)
     OpenAPIRoutes().add(to: router)
 }
 

@@ -543,4 +543,43 @@ import Testing
         formatter.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
         return formatter.date(from: text)
     }
+
+    @Test func theAuditTrailIsReadByPatientAndUserAndExportedAsDICOMAuditMessages() async throws {
+        var archive = try await TestArchive()
+        let uids = try await Self.storeVisits(archive)
+        try await archive.app.test(.router) { client in
+            _ = try await Self.call(client, .get, "/api/v1/patients/P-1/timeline")
+            _ = try await Self.call(
+                client, .post, "/api/v1/patients/P-1/consents",
+                ["kind": "clinical", "signer": "Jane Doe", "signedDate": "2026-01-05"])
+            _ = try await Self.call(client, .get, "/api/v1/patients/P-2")
+            let status = try await Self.call(client, .get, "/api/v1/audit").status
+            #expect(status == .forbidden, "a physician does not read the trail")
+        }
+        archive.token = try await archive.token(for: .auditor, username: "privacy.officer")
+        try await archive.app.test(.router) { client in
+            var reply = try await Self.call(client, .get, "/api/v1/audit?patientID=P-1")
+            let entries = reply.object["entries"] as? [[String: Any]] ?? []
+            let actions = entries.compactMap { $0["action"] as? String }
+            #expect(
+                actions.contains { $0.hasPrefix("timeline read") }
+                    && actions.contains { $0.hasPrefix("consent granted") })
+            #expect(!actions.contains { $0.hasPrefix("patient read") }, "P-2's read is not P-1's")
+            #expect(entries.allSatisfy { ($0["patients"] as? [String])?.count ?? 0 >= 1 })
+            reply = try await Self.call(client, .get, "/api/v1/audit?user=tester&from=2000-01-01&to=2999-12-31&limit=2")
+            #expect(
+                (reply.object["entries"] as? [[String: Any]])?.count == 2 && (reply.object["total"] as? Int ?? 0) >= 3)
+            #expect(try await Self.call(client, .get, "/api/v1/audit?from=yesterday").status == .badRequest)
+            #expect(try await Self.call(client, .get, "/api/v1/audit?patient=P-1").status == .badRequest)
+            let xml = try await client.execute(uri: "/api/v1/audit?format=dicom&patientID=P-1", method: .get) {
+                response in
+                #expect(response.headers[.contentType]?.hasPrefix("application/xml") == true)
+                return String(decoding: response.body.readableBytesView, as: UTF8.self)
+            }
+            #expect(xml.contains("<AuditMessage><EventIdentification EventActionCode=\"C\""))
+            #expect(xml.contains("csd-code=\"110110\" codeSystemName=\"DCM\" originalText=\"Patient Record\""))
+            #expect(!xml.contains("P-1") && !xml.contains("Doe"), "patients by keyed hash only")
+            _ = uids
+        }
+    }
 }

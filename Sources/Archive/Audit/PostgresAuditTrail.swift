@@ -9,6 +9,8 @@ public protocol AuditTrail: Sendable {
     func record(_ event: AuditEvent, durability: AuditLog.Durability) async throws(ArchiveError)
     /// Waits until every event recorded so far is on stable storage (shutdown).
     func flush() async
+    /// The chain's complete lines, in order (the audit API reads them).
+    func lines() async throws(ArchiveError) -> [String]
 }
 
 extension AuditLog: AuditTrail {
