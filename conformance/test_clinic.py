@@ -279,3 +279,159 @@ def test_the_audit_trail_exports_as_dicom_audit_messages(clinic, facet):
                               headers={"Authorization": "Bearer " + token}).json()
     assert by_patient["total"] >= 2
     assert all(len(entry["patients"]) == 1 for entry in by_patient["entries"])
+
+
+def test_webhooks_are_signed_retried_and_carry_no_phi(facet, tmp_path):
+    """A receiver (Python's http.server) that fails the first two deliveries: the event arrives a third time with
+    the same delivery id, the HMAC-SHA256 signature checks with Python's hmac, the body holds identifiers only."""
+    import hashlib
+    import hmac
+    import threading
+    import time
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    received = []
+
+    class Receiver(BaseHTTPRequestHandler):
+        def do_POST(self):
+            body = self.rfile.read(int(self.headers["Content-Length"]))
+            received.append((dict(self.headers), body))
+            failing = sum(1 for headers, _ in received if headers["Facet-Event"] == "photo.uploaded") <= 2 \
+                and self.headers["Facet-Event"] == "photo.uploaded"
+            self.send_response(500 if failing else 204)
+            self.end_headers()
+
+        def log_message(self, *args):
+            pass
+
+    receiver = ThreadingHTTPServer(("127.0.0.1", 0), Receiver)
+    threading.Thread(target=receiver.serve_forever, daemon=True).start()
+    secret = "webhook secret for the suite"
+    server = FacetServer(facet, tmp_path / "data", extra_env={
+        "FACET_WEBHOOK_URL": f"http://127.0.0.1:{receiver.server_port}/hook", "FACET_WEBHOOK_SECRET": secret,
+        "FACET_WEBHOOK_RETRY_SECONDS": "1"}).start()
+    try:
+        photo = upload(server, "WH-1", "Hook^Hana", "20260110", "frontal", "before")
+        consent = requests.post(server.root + "/api/v1/patients/WH-1/consents", timeout=30,
+                                json={"kind": "clinical", "signer": "Hana", "signedDate": "2026-01-10"}).json()
+        deadline = time.time() + 60
+        while time.time() < deadline and not (
+                sum(1 for h, _ in received if h["Facet-Event"] == "photo.uploaded") >= 3
+                and any(h["Facet-Event"] == "consent.granted" for h, _ in received)):
+            time.sleep(0.2)
+        uploads = [(h, b) for h, b in received if h["Facet-Event"] == "photo.uploaded"]
+        assert len(uploads) == 3, [h["Facet-Event"] for h, _ in received]
+        assert len({h["Facet-Delivery"] for h, _ in uploads}) == 1
+        assert [h["Facet-Attempt"] for h, _ in uploads] == ["1", "2", "3"]
+        for headers, body in received:
+            stamp, mac = dict(part.split("=", 1) for part in headers["Facet-Signature"].split(",")).values()
+            expected = hmac.new(secret.encode(), stamp.encode() + b"." + body, hashlib.sha256).hexdigest()
+            assert hmac.compare_digest(mac, expected)
+            assert abs(int(stamp) - time.time()) < 120
+            for secret_value in (b"WH-1", b"Hook", b"Hana", b"19850412"):
+                assert secret_value not in body
+        event = json.loads(uploads[-1][1])
+        assert event["event"] == "photo.uploaded" and photo in event["instances"] and len(event["patient"]) == 64
+        granted = json.loads(next(b for h, b in received if h["Facet-Event"] == "consent.granted"))
+        assert granted["consent"] == consent["id"] and granted["patient"] == event["patient"]
+    finally:
+        server.stop()
+        receiver.shutdown()
+
+
+class SyslogCollector:
+    """An RFC 5425 collector: TLS (the suite's certificate for localhost), octet-counted frames, kept in order."""
+
+    def __init__(self, certificate, port=0):
+        import socket
+        import ssl
+        import threading
+
+        cert, key = certificate
+        self.context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        self.context.load_cert_chain(cert, key)
+        self.listener = socket.create_server(("127.0.0.1", port))
+        self.port = self.listener.getsockname()[1]
+        self.messages = []
+        self.connections = []
+        self.running = True
+        threading.Thread(target=self.serve, daemon=True).start()
+
+    def serve(self):
+        import threading
+
+        while self.running:
+            try:
+                connection, _ = self.listener.accept()
+            except OSError:
+                return
+            threading.Thread(target=self.read, args=(connection,), daemon=True).start()
+
+    def read(self, connection):
+        try:
+            stream = self.context.wrap_socket(connection, server_side=True)
+            self.connections.append(stream)  # wrap_socket takes the socket over: close this one
+            buffer = b""
+            while self.running:
+                data = stream.recv(65536)
+                if not data:
+                    return
+                buffer += data
+                while b" " in buffer:
+                    length, _, rest = buffer.partition(b" ")
+                    if len(rest) < int(length):
+                        break
+                    self.messages.append(rest[:int(length)])
+                    buffer = rest[int(length):]
+        except OSError:
+            return
+
+    def close(self):
+        import socket
+
+        self.running = False
+        try:
+            self.listener.shutdown(socket.SHUT_RDWR)  # wakes the accepting thread, so the port is let go
+        except OSError:
+            pass
+        self.listener.close()
+        for connection in self.connections:
+            try:
+                connection.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+            connection.close()
+
+
+def test_the_audit_trail_is_forwarded_to_a_syslog_collector_over_tls(facet, certificate, tmp_path):
+    import time
+
+    collector = SyslogCollector(certificate)
+    server = FacetServer(facet, tmp_path / "data", extra_env={
+        "FACET_SYSLOG_URL": f"tls://localhost:{collector.port}", "FACET_SYSLOG_CA": str(certificate[0])}).start()
+    try:
+        upload(server, "SL-1", "Syslog^Sam", "20260110", "frontal", "before")
+        deadline = time.time() + 30
+        while time.time() < deadline and not any(b"DICOM Instances Transferred" in m for m in collector.messages):
+            time.sleep(0.2)
+        assert collector.messages, "nothing forwarded"
+        for message in collector.messages:
+            header, _, body = message.partition(b"\xef\xbb\xbf")
+            assert re.fullmatch(rb"<85>1 \S+ \S+ facet \d+ DICOM\+RFC3881 - ", header), header
+            root = ElementTree.fromstring(body)
+            assert root.tag == "AuditMessage" and check_audit_message(root) == []
+            assert b"SL-1" not in message and b"Syslog" not in message
+        # The collector goes away; what happens meanwhile arrives once it is back (the cursor waits for it).
+        port = collector.port
+        collector.close()
+        for _ in range(3):
+            requests.get(server.root + "/api/v1/patients/SL-1/timeline", timeout=30)
+        time.sleep(2)
+        collector = SyslogCollector(certificate, port=port)
+        deadline = time.time() + 60
+        while time.time() < deadline and sum(b"timeline read" in m for m in collector.messages) < 3:
+            time.sleep(0.5)
+        assert sum(b"timeline read" in m for m in collector.messages) >= 3
+    finally:
+        server.stop()
+        collector.close()

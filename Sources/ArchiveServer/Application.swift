@@ -7,6 +7,7 @@ import HummingbirdCore
 import HummingbirdTLS
 import Logging
 import NIOCore
+import ServiceLifecycle
 
 /// The request context: Hummingbird's core storage, the client's address, the request id and the facts the
 /// audit event of this request will carry.
@@ -80,7 +81,18 @@ func buildApplication(
     return Application(
         router: router, server: try serverBuilder(settings),
         configuration: .init(address: .hostname(settings.host, port: settings.port), serverName: "Facet"),
-        services: [ComparisonWorker(archives: services.archives, logger: logger, doorbell: services.jobs)],
+        services: [
+            ComparisonWorker(
+                archives: services.archives, logger: logger, doorbell: services.jobs, webhooks: services.webhooks,
+                webhookBell: services.webhookBell)
+        ]
+            + (try auditForwarder(settings, services, logger).map { [$0] } ?? [])
+            + (services.webhooks.map {
+                [
+                    WebhookWorker(
+                        archives: services.archives, settings: $0, logger: logger, doorbell: services.webhookBell)
+                ]
+            } ?? []),
         logger: logger)
 }
 
@@ -105,6 +117,15 @@ func addRoutes(to router: Router<FacetRequestContext>, services: ServerServices)
     ShareRoutes(services: services).add(to: router)
     AuditRoutes(services: services).add(to: router)
     OpenAPIRoutes().add(to: router)
+}
+
+/// The syslog forwarder of the audit trail, when `syslog-url` is set.
+func auditForwarder(_ settings: ServerSettings, _ services: ServerServices, _ logger: Logger) throws -> (any Service)? {
+    guard let (host, port) = try settings.syslog() else { return nil }
+    return AuditForwarder(
+        archives: services.archives, sender: try SyslogSender(host: host, port: port, caFile: settings.syslogCA),
+        stateFile: URL(fileURLWithPath: settings.dataDirectory).appendingPathComponent("audit-forward.json"),
+        logger: logger)
 }
 
 /// Plain HTTP/1.1, or HTTPS with the configured certificate: TLS 1.3 only unless `tls-min-version: 1.2`.

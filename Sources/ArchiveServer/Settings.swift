@@ -36,6 +36,19 @@ public struct ServerSettings: Sendable {
     /// The practice's name, drawn as the visible watermark on every photo that leaves (exports, share links) and
     /// coded into the invisible one.
     public var practiceName = "Facet clinic"
+    /// The window of the per-address login limit (20 attempts). Not a setting: tests on a busy machine lengthen it,
+    /// so that slow password hashing does not let the window pass before the limit is reached.
+    var loginAttemptWindow: TimeInterval = 60
+    /// Webhooks (issue 12 §5): the receiver's URL (https, or http on a loopback host), the HMAC-SHA256 secret (at
+    /// least 16 characters), the events sent (comma-separated; all when empty), the first retry's delay in seconds.
+    public var webhookURL: String?
+    public var webhookSecret: String?
+    public var webhookEvents = ""
+    public var webhookRetrySeconds = 10
+    /// Audit forwarding to a syslog collector over TLS (RFC 5425): `tls://host[:6514]` (a host name, checked against
+    /// the collector's certificate), and the CA certificate (PEM) that signed it (default: the system's).
+    public var syslogURL: String?
+    public var syslogCA: String?
     /// Where blobs are kept: nil for the data folder, or `s3://bucket/prefix` on an S3-compatible store at
     /// `s3Endpoint` (default AWS in `s3Region`), credentials from `AWS_ACCESS_KEY_ID` / `AWS_SECRET_ACCESS_KEY`.
     public var blobs: String?
@@ -145,6 +158,13 @@ public struct ServerSettings: Sendable {
         settings.sessionIdleMinutes = config.int(forKey: "session-idle-minutes", default: settings.sessionIdleMinutes)
         settings.sessionMaxHours = config.int(forKey: "session-max-hours", default: settings.sessionMaxHours)
         settings.metricsToken = config.string(forKey: "metrics-token")
+        settings.webhookURL = config.string(forKey: "webhook-url")
+        settings.syslogURL = config.string(forKey: "syslog-url")
+        settings.syslogCA = config.string(forKey: "syslog-ca")
+        settings.webhookSecret = config.string(forKey: "webhook-secret")
+        settings.webhookEvents = config.string(forKey: "webhook-events", default: settings.webhookEvents)
+        settings.webhookRetrySeconds = config.int(
+            forKey: "webhook-retry-seconds", default: settings.webhookRetrySeconds)
         settings.oidcIssuer = config.string(forKey: "oidc-issuer")
         settings.oidcAudience = config.string(forKey: "oidc-audience")
         settings.oidcJWKS = config.string(forKey: "oidc-jwks")
@@ -188,12 +208,56 @@ public struct ServerSettings: Sendable {
             throw SettingsError(message: "tls-min-version is 1.3 (the default) or 1.2")
         }
         _ = try identityProvider()
+        _ = try webhooks()
+        _ = try syslog()
         for origin in corsOrigins where origin != "*" {
             guard let url = URL(string: origin), url.scheme != nil, url.host != nil, url.path.isEmpty else {
                 throw SettingsError(
                     message: "cors-allow-origin takes origins such as https://viewer.example:3000, or *")
             }
         }
+    }
+
+    /// The syslog collector (host, port), nil when audit forwarding is off.
+    public func syslog() throws -> (host: String, port: Int)? {
+        guard let syslogURL, !syslogURL.isEmpty else { return nil }
+        guard let url = URL(string: syslogURL), url.scheme?.lowercased() == "tls", let host = url.host, !host.isEmpty,
+            url.path.isEmpty || url.path == "/"
+        else { throw SettingsError(message: "syslog-url must be tls://host[:port] (RFC 5425)") }
+        // The collector's certificate is checked against its name: an address cannot be checked, so it is refused.
+        guard !host.contains(":"), !host.allSatisfy({ $0.isNumber || $0 == "." }) else {
+            throw SettingsError(message: "syslog-url must name the collector by host name, not address")
+        }
+        if let syslogCA, !FileManager.default.isReadableFile(atPath: syslogCA) {
+            throw SettingsError(message: "syslog-ca cannot be read")
+        }
+        return (host, url.port ?? 6514)
+    }
+
+    /// The webhook settings, nil when no receiver is configured.
+    public func webhooks() throws -> Webhooks.Settings? {
+        guard let webhookURL, !webhookURL.isEmpty else { return nil }
+        guard let url = URL(string: webhookURL), let scheme = url.scheme?.lowercased(), let host = url.host,
+            scheme == "https" || (scheme == "http" && ["127.0.0.1", "localhost", "::1", "[::1]"].contains(host))
+        else { throw SettingsError(message: "webhook-url must be an https URL (http only on a loopback host)") }
+        guard let webhookSecret, webhookSecret.utf8.count >= 16 else {
+            throw SettingsError(message: "webhook-secret must be at least 16 characters")
+        }
+        let names = webhookEvents.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter {
+            !$0.isEmpty
+        }
+        if let unknown = names.first(where: { !Webhooks.events.contains($0) }) {
+            throw SettingsError(
+                message:
+                    "webhook-events: \(unknown.prefix(40)) is not an event; events: \(Webhooks.events.sorted().joined(separator: ", "))"
+            )
+        }
+        guard (1...3600).contains(webhookRetrySeconds) else {
+            throw SettingsError(message: "webhook-retry-seconds is 1-3600")
+        }
+        return Webhooks.Settings(
+            url: url, secret: Data(webhookSecret.utf8), events: names.isEmpty ? Webhooks.events : Set(names),
+            retrySeconds: Double(webhookRetrySeconds))
     }
 
     /// The identity provider's settings, or nil when none is configured; a `SettingsError` for an incomplete or

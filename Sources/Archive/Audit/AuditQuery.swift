@@ -97,7 +97,40 @@ extension AuditLog {
     }
 }
 
+extension AuditLog {
+    public func tail(after cursor: Int, limit: Int) async throws(ArchiveError) -> (lines: [String], cursor: Int) {
+        let path = folder.appendingPathComponent("audit.log").path
+        return try await BlockingPool.storage.runTyped { () throws(ArchiveError) in
+            guard let handle = FileHandle(forReadingAtPath: path) else { return ([], cursor) }
+            defer { try? handle.close() }
+            let size = (try? handle.seekToEnd()).map(Int.init) ?? 0
+            // A log shorter than the cursor was replaced: start again from its beginning.
+            let start = cursor <= size ? cursor : 0
+            do {
+                try handle.seek(toOffset: UInt64(start))
+            } catch {
+                throw ArchiveError(.io, "the audit log cannot be read")
+            }
+            let wanted = max(1 << 20, limit * 2048)
+            var chunk = (try? handle.read(upToCount: wanted)) ?? Data()
+            // One line longer than the chunk (an answer naming thousands of instances): read on to its end.
+            if chunk.count == wanted, !chunk.contains(0x0A) {
+                chunk += (try? handle.read(upToCount: 64 << 20)) ?? Data()
+            }
+            guard let end = chunk.lastIndex(of: 0x0A) else { return ([], start) }
+            let complete = chunk[chunk.startIndex...end]
+            let lines = complete.split(separator: 0x0A).map { String(decoding: $0, as: UTF8.self) }
+            return (lines, start + complete.count)
+        }
+    }
+}
+
 extension PostgresAuditTrail {
+    public func tail(after cursor: Int, limit: Int) async throws(ArchiveError) -> (lines: [String], cursor: Int) {
+        let page = try await lines(after: cursor, limit: limit)
+        return (page.map(\.1), page.last?.0 ?? cursor)
+    }
+
     public func lines() async throws(ArchiveError) -> [String] {
         var all: [String] = []
         var after = 0

@@ -11,6 +11,9 @@ public protocol AuditTrail: Sendable {
     func flush() async
     /// The chain's complete lines, in order (the audit API reads them).
     func lines() async throws(ArchiveError) -> [String]
+    /// The complete lines after `cursor` (0: from the start), at most about `limit`, and the cursor after them: a
+    /// byte offset in the log file, a sequence number in PostgreSQL (what the syslog forwarder keeps).
+    func tail(after cursor: Int, limit: Int) async throws(ArchiveError) -> (lines: [String], cursor: Int)
 }
 
 extension AuditLog: AuditTrail {

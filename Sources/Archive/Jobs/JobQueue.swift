@@ -54,6 +54,9 @@ public protocol JobQueue: Sendable {
     /// Ends a job this worker holds: done with its result, or failed with a reason.
     func finish(_ id: String, worker: String, result: Data) async throws(ArchiveError)
     func fail(_ id: String, worker: String, reason: String) async throws(ArchiveError)
+    /// Puts a job this worker holds back in the queue, to be taken again no earlier than `at` (a delivery that
+    /// failed and is retried later); its attempts so far stay counted, and `reason` is kept as its last failure.
+    func retry(_ id: String, worker: String, at: Date, reason: String) async throws(ArchiveError)
     /// Cancels a queued or running job; false when it had ended already (or does not exist).
     func cancel(_ id: String) async throws(ArchiveError) -> Bool
     func job(_ id: String) async throws(ArchiveError) -> Job?

@@ -54,7 +54,8 @@ public struct PostgresJobQueue: JobQueue {
                 UPDATE jobs SET status = 'running', worker = \(worker), lease_until = \(until), attempts = attempts + 1
                 WHERE tenant = \(tenant) AND id = (
                     SELECT id FROM jobs WHERE tenant = \(tenant) AND kind = \(kind)
-                    AND (status = 'queued' OR (status = 'running' AND lease_until < \(now)))
+                    AND ((status = 'queued' AND (lease_until IS NULL OR lease_until < \(now)))
+                        OR (status = 'running' AND lease_until < \(now)))
                     ORDER BY created, id LIMIT 1 FOR UPDATE SKIP LOCKED)
                 RETURNING id, payload, attempts, created
                 """, logger: logger
@@ -108,6 +109,17 @@ public struct PostgresJobQueue: JobQueue {
             try await client.query(
                 """
                 UPDATE jobs SET status = 'failed', failure = \(reason), lease_until = NULL
+                WHERE tenant = \(tenant) AND id = \(id) AND worker = \(worker) AND status = 'running'
+                """, logger: logger)
+        }
+    }
+
+    public func retry(_ id: String, worker: String, at: Date, reason: String) async throws(ArchiveError) {
+        let (tenant, logger, until) = (self.tenant, database.logger, at.timeIntervalSince1970)
+        try await run { client in
+            try await client.query(
+                """
+                UPDATE jobs SET status = 'queued', worker = NULL, lease_until = \(until), failure = \(reason)
                 WHERE tenant = \(tenant) AND id = \(id) AND worker = \(worker) AND status = 'running'
                 """, logger: logger)
         }

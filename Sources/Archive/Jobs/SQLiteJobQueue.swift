@@ -56,10 +56,11 @@ public struct SQLiteJobQueue: JobQueue {
                     UPDATE jobs SET status = 'running', worker = ?, lease_until = ?, attempts = attempts + 1
                     WHERE tenant = ? AND id = (
                         SELECT id FROM jobs WHERE tenant = ? AND kind = ?
-                        AND (status = 'queued' OR (status = 'running' AND lease_until < ?))
+                        AND ((status = 'queued' AND (lease_until IS NULL OR lease_until < ?))
+                            OR (status = 'running' AND lease_until < ?))
                         ORDER BY created, id LIMIT 1)
                     RETURNING id, payload, attempts, created
-                    """, arguments: [worker, now + lease, tenant, tenant, kind, now])
+                    """, arguments: [worker, now + lease, tenant, tenant, kind, now, now])
             return row.map { (id: $0["id"], payload: $0["payload"], attempts: $0["attempts"], created: $0["created"]) }
         }
         guard let claimed else { return nil }
@@ -107,6 +108,17 @@ public struct SQLiteJobQueue: JobQueue {
                     UPDATE jobs SET status = 'failed', failure = ?, lease_until = NULL
                     WHERE tenant = ? AND id = ? AND worker = ? AND status = 'running'
                     """, arguments: [reason, tenant, id, worker])
+        }
+    }
+
+    public func retry(_ id: String, worker: String, at: Date, reason: String) async throws(ArchiveError) {
+        let tenant = self.tenant
+        try await write { db in
+            try db.execute(
+                sql: """
+                    UPDATE jobs SET status = 'queued', worker = NULL, lease_until = ?, failure = ?
+                    WHERE tenant = ? AND id = ? AND worker = ? AND status = 'running'
+                    """, arguments: [at.timeIntervalSince1970, reason, tenant, id, worker])
         }
     }
 

@@ -87,6 +87,7 @@ struct AuditMiddleware: RouterMiddleware {
         do {
             // A change's event is on stable storage before the answer (never refused: the change is made).
             try await audit.record(finished, durability: changes ? .immediate : .batched)
+            if status < 300 { await services.publish(note) }
         } catch {
             services.logger.error("audit append failed", metadata: ["request": "\(note.requestID)"])
             if note.intentRecorded {

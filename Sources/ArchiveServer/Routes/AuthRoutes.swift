@@ -11,7 +11,12 @@ import Hummingbird
 /// exists; the cause goes to the audit event. Per client address, too many attempts get 429 with `Retry-After`.
 struct AuthRoutes {
     let services: ServerServices
-    let limiter = AttemptLimiter()
+    let limiter: AttemptLimiter
+
+    init(services: ServerServices) {
+        self.services = services
+        limiter = AttemptLimiter(window: services.settings.loginAttemptWindow)
+    }
 
     /// The largest login or token request body read.
     static let maximumBody = 16 << 10

@@ -18,10 +18,16 @@ struct ComparisonWorker: Service {
     static let idle: Double = 1
 
     let doorbell: Doorbell
+    /// Where `comparison.done` goes (nil: no webhooks), and the bell of their sender.
+    let webhooks: Webhooks.Settings?
+    let webhookBell: Doorbell?
 
     init(
-        archives: TenantArchives, logger: Logger, slots: Int = Comparisons.concurrency, doorbell: Doorbell = Doorbell()
+        archives: TenantArchives, logger: Logger, slots: Int = Comparisons.concurrency, doorbell: Doorbell = Doorbell(),
+        webhooks: Webhooks.Settings? = nil, webhookBell: Doorbell? = nil
     ) {
+        self.webhooks = webhooks
+        self.webhookBell = webhookBell
         self.archives = archives
         self.logger = logger
         self.slots = slots
@@ -86,6 +92,13 @@ struct ComparisonWorker: Service {
             renewal.cancel()
             guard !progress.dropped else { return }
             try await comparisons.queue.finish(job.id, worker: worker, result: outcome.encoded)
+            if let webhooks {
+                let event = Webhooks.Event(
+                    name: "comparison.done", tenant: comparisons.archive.keys.tenant, patient: asked.patient,
+                    instances: [asked.before, asked.after], records: ["comparison": job.id])
+                try? await Webhooks.publish(event, settings: webhooks, queue: comparisons.queue)
+                webhookBell?.ring()
+            }
         } catch {
             renewal.cancel()
             // The reason is the archive's or MeshKit's own message: no PHI.

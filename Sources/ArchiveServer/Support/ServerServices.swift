@@ -16,6 +16,8 @@ final class TenantArchive: Sendable {
     let comparisons: Comparisons?
     /// The clinic's records beside its images (nil for an index without them).
     let records: ClinicRecords?
+    /// The clinic's job queue (comparisons, webhook deliveries), nil for an index without one.
+    let queue: (any JobQueue)?
 
     init(tenant: String, archive: ArchiveService, settings: ServerSettings, urls: URLs, pool: BlockingPool) {
         self.tenant = tenant
@@ -26,6 +28,7 @@ final class TenantArchive: Sendable {
         let ingest = IngestService(archive: archive, pool: pool)
         self.ingest = ingest
         records = clinicRecordStore(for: archive).map { ClinicRecords(store: $0) }
+        queue = Comparisons.queue(for: archive)
         comparisons = Comparisons.queue(for: archive).map {
             Comparisons(
                 archive: archive, retrieve: retrieve, queue: $0, pool: Comparisons.measurementPool, ingest: ingest)
@@ -169,6 +172,9 @@ struct ServerServices: Sendable {
     let identity: IdentityServices
     /// Rung when a comparison is asked here: this process's idle workers take it at once.
     let jobs = Doorbell()
+    /// Rung when a webhook event is queued here.
+    let webhookBell = Doorbell()
+    let webhooks: Webhooks.Settings?
 
     init(
         settings: ServerSettings, archive: ArchiveService, identity: IdentityServices, metrics: Metrics,
@@ -178,6 +184,7 @@ struct ServerServices: Sendable {
         self.identity = identity
         self.metrics = metrics
         self.logger = logger
+        webhooks = try? settings.webhooks()
         urls = URLs(base: settings.baseURL)
         pool = BlockingPool(threads: settings.blockingThreads, queueLimit: settings.blockingQueue)
         archives = TenantArchives(primary: archive, settings: settings, urls: urls, pool: pool, logger: logger)
@@ -188,6 +195,26 @@ struct ServerServices: Sendable {
     func tenant(_ context: FacetRequestContext) throws -> TenantArchive {
         guard let tenant = context.tenant else { throw ArchiveError(.invalidToken, "a bearer token is required") }
         return tenant
+    }
+
+    /// Queues the webhook event of a request that succeeded (when a receiver is configured and subscribes to it).
+    /// A queue that cannot be written is logged: the request's own outcome stands.
+    func publish(_ note: AuditNote) async {
+        guard let webhooks, let name = Webhooks.event(forAction: note.action), let tenant = note.tenant,
+            let queue = tenant.queue
+        else { return }
+        let (records, named) = Webhooks.identifiers(in: note.action)
+        let patient = note.studyUID.flatMap(tenant.archive.patientKey(forStudy:)) ?? named
+        let event = Webhooks.Event(
+            name: name, tenant: tenant.tenant, patient: patient, study: note.studyUID, instances: note.instanceUIDs,
+            records: records)
+        do {
+            try await Webhooks.publish(event, settings: webhooks, queue: queue)
+            webhookBell.ring()
+        } catch {
+            logger.error(
+                "a webhook event could not be queued", metadata: ["event": "\(name)", "reason": "\(error.message)"])
+        }
     }
 
     /// Who the audit log names for this request.
