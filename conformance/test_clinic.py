@@ -170,7 +170,7 @@ def test_schemathesis_finds_the_api_true_to_its_document(clinic, tmp_path):
         "--exclude-operation-id", "logout",
         "--phases", "examples,coverage,fuzzing",
         "--max-examples", os.environ.get("SCHEMATHESIS_EXAMPLES", "12"),
-        "--max-time", os.environ.get("SCHEMATHESIS_SECONDS", "90"),
+        "--max-time", os.environ.get("SCHEMATHESIS_SECONDS", "60"),
         "--seed", "12", "--request-timeout", "60", "--workers", "2", "--no-shrink",
     ], capture_output=True, text=True, timeout=900, env=env, cwd=tmp_path)
     report = run.stdout[-20000:] + run.stderr[-4000:]

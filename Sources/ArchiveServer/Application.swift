@@ -116,6 +116,7 @@ func addRoutes(to router: Router<FacetRequestContext>, services: ServerServices)
     ExportRoutes(services: services).add(to: router)
     ShareRoutes(services: services).add(to: router)
     AuditRoutes(services: services).add(to: router)
+    RetentionRoutes(services: services).add(to: router)
     OpenAPIRoutes().add(to: router)
 }
 

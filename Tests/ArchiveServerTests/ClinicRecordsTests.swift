@@ -104,6 +104,11 @@ import Testing
                 client, .put, "/api/v1/patients/P-1/treatments/\(id)", ["service": "Lost", "date": "2026-02-01"],
                 headers: headers([(.ifMatch, "\"1\"")]))
             #expect(reply.status == .conflict)
+            // A version past any real one is refused, not added to (it would overflow).
+            reply = try await Self.call(
+                client, .put, "/api/v1/patients/P-1/treatments/\(id)", ["service": "Lost", "date": "2026-02-01"],
+                headers: headers([(.ifMatch, "\"9223372036854775807\"")]))
+            #expect(reply.status == .badRequest)
             #expect(
                 try await Self.call(client, .post, "/api/v1/patients/P-1/treatments", ["service": "x"]).status
                     == .badRequest)
@@ -326,6 +331,16 @@ import Testing
                 #expect(
                     try await Self.call(client, .post, "/api/v1/patients/P-1/consents", bad).status == status, "\(bad)")
             }
+            // A scanned form of a few megabytes is taken (the body's limit is the form's, not a record's).
+            var scan = Data("%PDF-1.4\n".utf8)
+            scan.append(Data(repeating: 0x20, count: 3 << 20))
+            reply = try await Self.call(
+                client, .post, "/api/v1/patients/P-2/consents",
+                [
+                    "kind": "clinical", "signer": "R", "signedDate": "2026-01-05",
+                    "form": scan.base64EncodedString(),
+                ])
+            #expect(reply.status == .created && reply.object["form"] != nil)
             reply = try await Self.call(client, .get, "/api/v1/patients/P-1/consents")
             #expect(reply.list.map { $0["id"] as? String } == [id])
             #expect(try await Self.call(client, .get, "/api/v1/patients/P-2/consents/\(id)").status == .notFound)
@@ -426,6 +441,14 @@ import Testing
             _ = try await Self.call(client, .post, "/api/v1/patients/P-1/consents/\(consents[1])/withdraw")
             let after = Set(try await export(client, "website").keys.filter { $0.hasPrefix("photos/") })
             #expect(before.count == 2 && after.count == 1 && after.isSubset(of: before))
+            // With P-2's consent too, one export discloses photos of two patients: its audit event names both.
+            _ = try await Self.call(
+                client, .post, "/api/v1/patients/P-2/consents",
+                [
+                    "kind": "marketing", "channels": ["website"], "scope": "all", "signer": "R",
+                    "signedDate": "2026-01-01",
+                ])
+            #expect(try await export(client, "website").keys.filter { $0.hasPrefix("photos/") }.count == 2)
             #expect(try await Self.call(client, .post, "/api/v1/exports", ["channel": "fax"]).status == .badRequest)
             #expect(
                 try await Self.call(client, .post, "/api/v1/exports", ["channel": "website", "filters": ["from": "x"]])
@@ -433,6 +456,11 @@ import Testing
             return consents[1]
         }
         _ = withdrawn
+        await archive.service.audit.flush()
+        let log = try String(contentsOf: archive.folder.appendingPathComponent("audit/audit.log"), encoding: .utf8)
+        let last = try #require(log.split(separator: "\n").last { $0.contains("\"action\":\"export ") })
+        let fields = try #require(try JSONSerialization.jsonObject(with: Data(last.utf8)) as? [String: Any])
+        #expect((fields["resultPatients"] as? [String])?.count == 2 && (fields["instances"] as? [String])?.count == 2)
         archive.token = try await archive.token(for: .nurse)
         try await archive.app.test(.router) { client in
             let status = try await Self.call(client, .post, "/api/v1/exports", ["channel": "website"]).status
@@ -445,7 +473,7 @@ import Testing
         archive.settings.practiceName = "Lakeside Aesthetics"
         let uids = try await Self.storeVisits(archive)
         let shared = try #require(uids["before-frontal"])
-        let url: String = try await archive.app.test(.router) { client in
+        let (url, providerURL, disclosure): (String, String, String) = try await archive.app.test(.router) { client in
             var reply = try await Self.call(
                 client, .post, "/api/v1/shares", ["patientID": "P-1", "instances": [shared], "audience": "patient"])
             #expect(reply.status == .created)
@@ -467,20 +495,28 @@ import Testing
             ] {
                 #expect(try await Self.call(client, .post, "/api/v1/shares", body).status == status, "\(body)")
             }
-            _ = try await Self.call(
+            let consent = try await Self.call(
                 client, .post, "/api/v1/patients/P-1/consents",
                 [
                     "kind": "disclosure", "recipient": "Dr Smith, Lakeside Dermatology", "signer": "Jane Doe",
                     "signedDate": "2026-01-01",
                 ])
+            let disclosure = try #require(consent.object["id"] as? String)
+            // The consent names its recipient: a link to someone else is refused.
+            reply = try await Self.call(
+                client, .post, "/api/v1/shares",
+                ["patientID": "P-1", "instances": [shared], "audience": "provider", "recipient": "Dr Jones"])
+            #expect(reply.status == .unprocessableContent)
             reply = try await Self.call(
                 client, .post, "/api/v1/shares", ["patientID": "P-1", "instances": [shared], "audience": "provider"])
-            #expect(reply.status == .created)
+            #expect(
+                reply.status == .created && reply.object["recipient"] as? String == "Dr Smith, Lakeside Dermatology")
+            let providerURL = try #require(reply.object["url"] as? String)
             let providerText = try #require(reply.object["expires"] as? String)
             let providerExpires = try #require(Self.instant(providerText))
             #expect(abs(providerExpires.timeIntervalSinceNow - 7 * 86_400) < 120)
             #expect(try await Self.call(client, .get, "/api/v1/shares?patientID=P-1").list.count == 2)
-            return url
+            return (url, providerURL, disclosure)
         }
         let path = String(url.dropFirst("https://archive.example".count))
         let token = String(path.dropFirst("/share/".count))
@@ -511,6 +547,21 @@ import Testing
             #expect(status == .notFound)
             #expect(try await client.execute(uri: "\(path)/report.pdf", method: .get) { $0.status } == .notFound)
         }
+        // The provider's link ends with the disclosure consent it was made under.
+        let providerPath = String(providerURL.dropFirst("https://archive.example".count))
+        try await archive.bareApp.test(.router) { client in
+            let status = try await client.execute(uri: providerPath, method: .get) { $0.status }
+            #expect(status == .ok)
+        }
+        try await archive.app.test(.router) { client in
+            let status = try await Self.call(client, .post, "/api/v1/patients/P-1/consents/\(disclosure)/withdraw")
+                .status
+            #expect(status == .ok)
+        }
+        try await archive.bareApp.test(.router) { client in
+            let status = try await client.execute(uri: providerPath, method: .get) { $0.status }
+            #expect(status == .gone)
+        }
         // Revoked: the URL answers 410, and the revocation cannot be repeated.
         try await archive.app.test(.router) { client in
             var revoked = 0
@@ -525,8 +576,7 @@ import Testing
         try await archive.bareApp.test(.router) { client in
             let page = try await client.execute(uri: path, method: .get) { $0.status }
             let photo = try await client.execute(uri: "\(path)/photos/\(shared)", method: .get) { $0.status }
-            let delete = try await client.execute(uri: path, method: .delete) { $0.status }
-            #expect(page == .gone && photo == .gone && delete != .ok)
+            #expect(page == .gone && photo == .gone)
         }
         // Each opening is in the clinic's audit log under the share, naming no patient in the clear.
         let log = try String(contentsOf: archive.folder.appendingPathComponent("audit/audit.log"), encoding: .utf8)
@@ -580,6 +630,45 @@ import Testing
             #expect(xml.contains("csd-code=\"110110\" codeSystemName=\"DCM\" originalText=\"Patient Record\""))
             #expect(!xml.contains("P-1") && !xml.contains("Doe"), "patients by keyed hash only")
             _ = uids
+        }
+    }
+
+    @Test func theRetentionListFollowsThePolicyAndLegalHolds() async throws {
+        var archive = try await TestArchive()
+        _ = try await Self.storeVisits(archive)
+        try await archive.app.test(.router) { client in
+            let status = try await Self.call(client, .get, "/api/v1/retention/due").status
+            #expect(status == .forbidden, "the practice manager's")
+        }
+        archive.token = try await archive.token(for: .practiceManager)
+        try await archive.app.test(.router) { client in
+            var reply = try await Self.call(client, .get, "/api/v1/retention/policy")
+            #expect(reply.object["minimumYears"] as? Int == 10 && reply.object["state"] == nil)
+            reply = try await Self.call(client, .put, "/api/v1/retention/policy", ["state": "CA", "minimumYears": 8])
+            #expect(
+                reply.status == .ok && reply.object["adultYears"] as? Int == 10
+                    && reply.object["rule"] as? String == "CA 10 y")
+            #expect(
+                try await Self.call(client, .put, "/api/v1/retention/policy", ["state": "XX"]).status == .badRequest)
+            // P-1 was last seen 2026-06-01, P-2 on 2026-01-05: ten years later only P-2 is due.
+            reply = try await Self.call(client, .get, "/api/v1/retention/due?asOf=2036-01-06")
+            let due = (reply.object["patients"] as? [[String: Any]] ?? []).map { $0["patientID"] as? String }
+            #expect(due == ["P-2"])
+            #expect((reply.object["patients"] as? [[String: Any]])?.first?["dueDate"] as? String == "2036-01-05")
+            reply = try await Self.call(client, .get, "/api/v1/retention/due?asOf=2036-06-01")
+            #expect((reply.object["patients"] as? [[String: Any]])?.count == 2)
+            // A legal hold keeps P-2 off the list until it is released.
+            #expect(
+                try await Self.call(client, .put, "/api/v1/patients/P-2/legal-hold", ["reason": "litigation"]).status
+                    == .ok)
+            reply = try await Self.call(client, .get, "/api/v1/retention/due?asOf=2036-01-06")
+            #expect(
+                (reply.object["patients"] as? [[String: Any]])?.isEmpty == true && reply.object["held"] as? Int == 1)
+            #expect(try await Self.call(client, .delete, "/api/v1/patients/P-2/legal-hold").status == .noContent)
+            #expect(try await Self.call(client, .delete, "/api/v1/patients/P-2/legal-hold").status == .notFound)
+            reply = try await Self.call(client, .get, "/api/v1/retention/due?asOf=2036-01-06")
+            #expect((reply.object["patients"] as? [[String: Any]])?.count == 1)
+            #expect(try await Self.call(client, .get, "/api/v1/retention/due?asOf=soon").status == .badRequest)
         }
     }
 }

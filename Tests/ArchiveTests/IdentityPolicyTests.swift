@@ -24,7 +24,7 @@ private let expectedTable: [String: [String: String]] = [
     ],
     "practice-manager": [
         "search": "all", "read": "all", "admin": "any", "audit-read": "any", "care-team-write": "patient",
-        "metrics": "any", "consent-write": "all", "marketing-export": "any", "share": "all",
+        "metrics": "any", "consent-write": "all", "marketing-export": "any", "share": "all", "retention": "any",
     ],
     "system-admin": ["admin": "any", "metrics": "any"],
     "device": ["store": "any"],
@@ -42,7 +42,7 @@ private enum PatientCase: CaseIterable { case none, own, other }
         #expect(
             Set(AccessAction.allCases.map(\.rawValue)) == [
                 "search", "read", "store", "delete", "admin", "audit-read", "break-glass", "care-team-write", "metrics",
-                "record-write", "consent-write", "marketing-export", "share",
+                "record-write", "consent-write", "marketing-export", "share", "retention",
             ])
     }
 
@@ -73,7 +73,7 @@ private enum PatientCase: CaseIterable { case none, own, other }
                 }
             }
         }
-        #expect(checked == 9 * 13 * 3 * 2 * 2)
+        #expect(checked == 9 * 14 * 3 * 2 * 2)
     }
 
     private func expectation(role: String, action: String, patient: PatientCase, sameTenant: Bool, grant: Bool)

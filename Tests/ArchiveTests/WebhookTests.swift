@@ -42,14 +42,19 @@ import Testing
         let id = try await queue.enqueue(kind: Webhooks.kind, payload: Data("{}".utf8))
         let first = try #require(try await queue.claim(kind: Webhooks.kind, worker: "w", lease: 30))
         #expect(first.id == id && first.attempts == 1)
-        try await queue.retry(id, worker: "w", at: Date().addingTimeInterval(2), reason: "the receiver answered 500")
+        // An hour away: not taken now.
+        try await queue.retry(id, worker: "w", at: Date().addingTimeInterval(3600), reason: "the receiver answered 500")
         #expect(try await queue.job(id)?.status == .queued)
         #expect(try await queue.job(id)?.failure == "the receiver answered 500")
         #expect(try await queue.claim(kind: Webhooks.kind, worker: "w", lease: 30) == nil, "not before its time")
-        try await Task.sleep(nanoseconds: 2_300_000_000)
+        // Another, due already: taken, with its attempts counted on.
+        let other = try await queue.enqueue(kind: Webhooks.kind, payload: Data("{}".utf8))
+        _ = try #require(try await queue.claim(kind: Webhooks.kind, worker: "w", lease: 30))
+        try await queue.retry(other, worker: "w", at: Date().addingTimeInterval(-1), reason: "no answer")
         let second = try #require(try await queue.claim(kind: Webhooks.kind, worker: "w", lease: 30))
-        #expect(second.id == id && second.attempts == 2)
-        try await queue.finish(id, worker: "w", result: Data("delivered".utf8))
-        #expect(try await queue.job(id)?.status == .done)
+        #expect(second.id == other && second.attempts == 2)
+        try await queue.finish(other, worker: "w", result: Data("delivered".utf8))
+        #expect(try await queue.job(other)?.status == .done)
+        #expect(try await queue.job(id)?.status == .queued, "the first still waits")
     }
 }

@@ -105,7 +105,7 @@ extension AuditLog {
             defer { try? handle.close() }
             let size = (try? handle.seekToEnd()).map(Int.init) ?? 0
             // A log shorter than the cursor was replaced: start again from its beginning.
-            let start = cursor <= size ? cursor : 0
+            let start = (0...size).contains(cursor) ? cursor : 0
             do {
                 try handle.seek(toOffset: UInt64(start))
             } catch {

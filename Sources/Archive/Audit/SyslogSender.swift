@@ -44,10 +44,14 @@ public final class SyslogSender: @unchecked Sendable {
     /// connection is closed and the error thrown (the caller sends the same frames again later).
     public func send(_ frames: [Data]) async throws(ArchiveError) {
         do {
-            let channel = try await connection()
-            var buffer = channel.allocator.buffer(capacity: frames.reduce(0) { $0 + $1.count })
-            for frame in frames { buffer.writeBytes(frame) }
-            try await channel.writeAndFlush(buffer).get()
+            // A collector that accepts and then stalls (the handshake, or its reads) does not hold the forwarder:
+            // after 30 s the connection is dropped and the frames are sent again later.
+            try await withDeadline(seconds: 30) { [self] in
+                let channel = try await connection()
+                var buffer = channel.allocator.buffer(capacity: frames.reduce(0) { $0 + $1.count })
+                for frame in frames { buffer.writeBytes(frame) }
+                try await channel.writeAndFlush(buffer).get()
+            }
         } catch {
             close()
             throw ArchiveError(.unavailable, "the syslog collector cannot be reached")

@@ -253,8 +253,10 @@ public struct PatientRegistration: Codable, Sendable, Equatable {
 public enum ClinicJSON {
     /// A JSON object of at most 1 MiB whose fields are all among `allowed` (`.invalidInput` otherwise, naming the
     /// first unknown field when it is printable ASCII).
-    public static func object(_ data: Data, what: String, allowed: Set<String>) throws(ArchiveError) -> [String: Any] {
-        guard data.count <= 1 << 20,
+    public static func object(_ data: Data, what: String, allowed: Set<String>, limit: Int = 1 << 20)
+        throws(ArchiveError) -> [String: Any]
+    {
+        guard data.count <= limit,
             let fields = (try? JSONSerialization.jsonObject(with: data, options: [.fragmentsAllowed]))
                 as? [String: Any]
         else { throw ArchiveError(.invalidInput, "\(what) must be a JSON object") }

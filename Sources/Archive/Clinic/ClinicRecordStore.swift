@@ -4,6 +4,8 @@ import Foundation
 /// annotation layers, consents, share links.
 public enum ClinicRecordKind: String, Sendable, CaseIterable {
     case patient, treatment, tags, annotation, consent, share
+    /// A legal hold on a patient (id: the patient's key) and the clinic's retention policy (id `retention`).
+    case hold, policy
 }
 
 /// One version of a clinic record. Records are never rewritten: a change is a new version (the old ones stay,

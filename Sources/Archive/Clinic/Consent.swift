@@ -114,7 +114,8 @@ public struct Consent: Codable, Sendable, Equatable {
     public static func decode(json: Data) throws(ArchiveError) -> Consent {
         let fields = try ClinicJSON.object(
             json, what: "a consent",
-            allowed: ["kind", "channels", "scope", "signer", "signedDate", "expires", "recipient", "form"])
+            allowed: ["kind", "channels", "scope", "signer", "signedDate", "expires", "recipient", "form"],
+            limit: 24 << 20)
         guard let kindText = try ClinicJSON.string(fields, "kind"), let kind = Kind(rawValue: kindText) else {
             throw ArchiveError(.invalidInput, "kind must be clinical, marketing or disclosure")
         }

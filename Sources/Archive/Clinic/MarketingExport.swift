@@ -174,7 +174,8 @@ public struct MarketingExport: Sendable {
     /// A file's SHA-256, hex, for the manifest.
     public static func sha256(_ data: Data) -> String { Formatting.hex(Data(SHA256.hash(data: data))) }
 
-    /// The manifest: what each file shows and its SHA-256, without names, IDs or dates.
+    /// The manifest: what each file shows and its SHA-256, without names, IDs or dates (nor the treatment's free-text
+    /// service, which could name someone).
     public static func manifest(
         _ plan: Plan, practice: String, files: [(name: String, item: Item, sha256: String)], created: Date
     ) -> Data {
@@ -183,7 +184,7 @@ public struct MarketingExport: Sendable {
             "{\"file\":\(quoted(file.name)),\"pseudonym\":\"P\(hex6(file.item.pseudonym))\","
                 + "\"region\":\(quoted(file.item.tags.region)),\"subregion\":\(quoted(file.item.tags.subregion)),"
                 + "\"view\":\(quoted(file.item.tags.view)),\"timing\":\(quoted(file.item.tags.timing?.rawValue)),"
-                + "\"service\":\(quoted(file.item.service)),\"sha256\":\"\(file.sha256)\"}"
+                + "\"sha256\":\"\(file.sha256)\"}"
         }
         let text =
             "{\"export\":\"\(plan.id)\",\"created\":\"\(Formatting.timestamp(created))\","

@@ -26,6 +26,8 @@ public enum AccessAction: String, CaseIterable, Sendable, Hashable, CustomString
     case marketingExport = "marketing-export"
     /// Making or revoking a share link to a patient's photos or comparison.
     case share
+    /// The retention policy, the list of records due for disposal, legal holds.
+    case retention
 
     public var description: String { rawValue }
 }

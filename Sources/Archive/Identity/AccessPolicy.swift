@@ -33,6 +33,7 @@ public struct AccessPolicy: Sendable {
         case .consentWrite: [.nurse, .physician, .practiceManager]
         case .marketingExport: [.physician, .practiceManager]
         case .share: [.nurse, .physician, .practiceManager]
+        case .retention: [.practiceManager]
         }
     }
 
@@ -62,7 +63,7 @@ public struct AccessPolicy: Sendable {
                 ? .allow : .deny(reason: "patient is not in the care team of \(principal.username)")
         case .breakGlass, .careTeamWrite:
             return resource.patient == nil ? .deny(reason: "\(action) names one patient") : .allow
-        case .store, .delete, .admin, .auditRead, .metrics, .marketingExport:
+        case .store, .delete, .admin, .auditRead, .metrics, .marketingExport, .retention:
             return .allow
         }
     }

@@ -77,3 +77,7 @@ extension JobQueue {
 
 /// How many times a job is started before a lease running out fails it.
 public let maximumJobAttempts = 3
+
+/// The most interrupted starts a job of `kind` gets: a webhook event counts its own delivery attempts (and gives up
+/// after `Webhooks.Settings.attempts`), so an interrupted delivery never ends it.
+func maximumInterruptions(_ kind: String) -> Int { kind == Webhooks.kind ? 1_000_000 : maximumJobAttempts }

@@ -39,7 +39,7 @@ public struct PostgresJobQueue: JobQueue {
     public func claim(kind: String, worker: String, lease: TimeInterval) async throws(ArchiveError) -> Job? {
         let (tenant, logger, now) = (self.tenant, database.logger, Date().timeIntervalSince1970)
         let until = now + lease
-        let maximum = maximumJobAttempts
+        let maximum = maximumInterruptions(kind)
         let row = try await run { client -> (String, Data, Int32, Double)? in
             // Jobs interrupted too often (their process died every time) fail rather than loop.
             try await client.query(

@@ -49,7 +49,7 @@ public struct SQLiteJobQueue: JobQueue {
                     UPDATE jobs SET status = 'failed', lease_until = NULL,
                     failure = 'the job was interrupted ' || attempts || ' times'
                     WHERE tenant = ? AND kind = ? AND status = 'running' AND lease_until < ? AND attempts >= ?
-                    """, arguments: [tenant, kind, now, maximumJobAttempts])
+                    """, arguments: [tenant, kind, now, maximumInterruptions(kind)])
             let row = try Row.fetchOne(
                 db,
                 sql: """

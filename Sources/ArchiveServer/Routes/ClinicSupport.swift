@@ -79,7 +79,7 @@ struct ClinicSupport {
             let text = header.trimmingCharacters(in: .whitespaces).replacingOccurrences(of: "\"", with: "")
                 .replacingOccurrences(of: "W/", with: "")
             // "0": the writer saw no version yet (the ETag of tags never set).
-            guard let version = Int(text), version >= 0 else {
+            guard let version = Int(text), (0...Int(Int32.max)).contains(version) else {
                 throw HTTPFailure(.badRequest, "If-Match names a record version (\"3\")")
             }
             return version
@@ -87,7 +87,9 @@ struct ClinicSupport {
         guard let body, let fields = try? JSONSerialization.jsonObject(with: body) as? [String: Any],
             let raw = fields["version"]
         else { return nil }
-        guard let number = raw as? NSNumber, let version = Int(exactly: number.doubleValue), version > 0 else {
+        guard let number = raw as? NSNumber, let version = Int(exactly: number.doubleValue),
+            (1...Int(Int32.max)).contains(version)
+        else {
             throw HTTPFailure(.badRequest, "version must be a positive whole number")
         }
         return version

@@ -44,7 +44,10 @@ struct ExportRoutes {
         context.audit.action =
             "export \(plan.id) (channel \(channel.rawValue), \(plan.items.count) photos, \(plan.withheld) withheld, "
             + "consents \(plan.consentIDs.joined(separator: ","))"
-        context.audit.touch(plan.items.map(\.record))
+        // One export discloses photos of many patients: the event names each study (and so each patient, by keyed
+        // hash) and every photo, not only the first one's study.
+        context.audit.instanceUIDs = plan.items.map(\.record.sopInstanceUID)
+        context.audit.resultStudyUIDs = Array(Set(plan.items.map(\.record.studyInstanceUID))).sorted()
         let practice = services.settings.practiceName
         let retrieve = tenant.retrieve
         var headers = HTTPFields()

@@ -256,6 +256,7 @@ struct PatientRoutes {
         }
         let before = try ClinicTerms.date(beforeText, field: "before")
         let after = try ClinicTerms.date(afterText, field: "after")
+        guard before < after else { throw HTTPFailure(.badRequest, "before is a day earlier than after") }
         return try await pairAnswer(summary, context) { captures, treatments in
             PatientDirectory.pair(
                 captures, beforeDate: before, afterDate: after, region: filters.region, view: filters.view,

@@ -114,19 +114,28 @@ struct ShareRoutes {
             }
         }
         var consentID: String?
-        let recipient = try ClinicTerms.text(try ClinicJSON.string(fields, "recipient"), field: "recipient", limit: 200)
+        var recipient = try ClinicTerms.text(try ClinicJSON.string(fields, "recipient"), field: "recipient", limit: 200)
         let records = try clinic.records(context)
         if audience == .provider {
-            // Sharing with another provider is a disclosure: the patient's consent must cover everything shown.
+            // Sharing with another provider is a disclosure: the patient's consent must cover everything shown (a
+            // photo's treatment is its tag's), and name this recipient when the link names one.
+            let tags = try await records.tags(patient: key.hex)
+            let wanted = recipient?.lowercased()
             let consents = try await records.consents(patient: key.hex).filter { held in
                 held.consent.kind == .disclosure && held.consent.isActive(at: now)
-                    && covered.allSatisfy { uid in held.consent.covers(instance: uid, treatment: nil) }
+                    && covered.allSatisfy { uid in
+                        held.consent.covers(instance: uid, treatment: tags[uid]?.0.treatment)
+                    }
+                    && (wanted == nil || held.consent.recipient?.lowercased() == wanted)
             }
             guard let consent = consents.first else {
                 throw HTTPFailure(
-                    .unprocessableContent, "no active disclosure consent of the patient covers what would be shared")
+                    .unprocessableContent,
+                    "no active disclosure consent of the patient covers what would be shared"
+                        + (wanted == nil ? "" : " with this recipient"))
             }
             consentID = consent.id
+            recipient = recipient ?? consent.consent.recipient
         }
         let share = ShareLink(
             audience: audience, instances: comparison == nil ? covered : [], comparison: comparison, report: report,
@@ -197,6 +206,14 @@ struct ShareRoutes {
             context.audit.action = "\(action) (patient \(found.patient), share \(found.id))"
             guard found.value.isOpen(at: Date()) else {
                 throw HTTPFailure(.gone, found.value.revoked == nil ? "this link has expired" : "this link was revoked")
+            }
+            // A provider's link lives only as long as the disclosure consent it was made under.
+            if found.value.audience == .provider {
+                var held: Versioned<Consent>?
+                if let id = found.value.consent { held = try await records.current(.consent, id: id, as: Consent.self) }
+                guard let held, !held.deleted, held.value.isActive(at: Date()) else {
+                    throw HTTPFailure(.gone, "the patient's consent to this disclosure has ended")
+                }
             }
             return (tenant, found)
         }

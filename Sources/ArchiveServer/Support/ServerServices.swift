@@ -204,12 +204,30 @@ struct ServerServices: Sendable {
             let queue = tenant.queue
         else { return }
         let (records, named) = Webhooks.identifiers(in: note.action)
-        let patient = note.studyUID.flatMap(tenant.archive.patientKey(forStudy:)) ?? named
-        let event = Webhooks.Event(
-            name: name, tenant: tenant.tenant, patient: patient, study: note.studyUID, instances: note.instanceUIDs,
-            records: records)
+        var events: [Webhooks.Event] = []
+        if note.studyUID == nil && !note.instanceUIDs.isEmpty {
+            // Photos of several patients (an export): one event per patient, each with that patient's photos only.
+            let catalog = tenant.archive.index.catalog()
+            var byPatient: [String: [String]] = [:]
+            for uid in note.instanceUIDs {
+                guard let record = catalog.instances[uid],
+                    let patient = tenant.archive.patientKey(forStudy: record.studyInstanceUID)
+                else { continue }
+                byPatient[patient, default: []].append(uid)
+            }
+            events = byPatient.sorted { $0.key < $1.key }.map { patient, uids in
+                Webhooks.Event(name: name, tenant: tenant.tenant, patient: patient, instances: uids, records: records)
+            }
+        } else {
+            events = [
+                Webhooks.Event(
+                    name: name, tenant: tenant.tenant,
+                    patient: note.studyUID.flatMap(tenant.archive.patientKey(forStudy:)) ?? named,
+                    study: note.studyUID, instances: note.instanceUIDs, records: records)
+            ]
+        }
         do {
-            try await Webhooks.publish(event, settings: webhooks, queue: queue)
+            for event in events { try await Webhooks.publish(event, settings: webhooks, queue: queue) }
             webhookBell.ring()
         } catch {
             logger.error(

@@ -15,7 +15,7 @@ import Foundation
 public enum Watermark {
     /// What the invisible mark carries.
     public struct Payload: Sendable, Equatable, CustomStringConvertible {
-        /// The practice: the first 16 bits of SHA-256 of its name (`practiceCode(_:)`).
+        /// The practice: 16 bits of FNV-1a of its name (`practiceCode(_:)`).
         public var practice: UInt16
         /// The patient's pseudonym (24 bits).
         public var pseudonym: UInt32
