@@ -16,6 +16,14 @@ public enum Formatting {
     }
 
     /// `2026-11-22T05:09:07.123Z`: RFC 3339 in UTC with milliseconds.
+    /// An ISO 8601 instant as clients write it (with or without fractional seconds), nil otherwise.
+    public static func instant(_ text: String) -> Date? {
+        let plain = ISO8601DateFormatter()
+        let precise = ISO8601DateFormatter()
+        precise.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
+        return plain.date(from: text) ?? precise.date(from: text)
+    }
+
     public static func timestamp(_ date: Date) -> String {
         // Any date prints: one outside years 1..9999 (a token's claimed expiry, say) is clamped, never a trap.
         let interval = min(max(date.timeIntervalSince1970, -62_135_596_800), 253_402_300_799)

@@ -75,7 +75,8 @@ public enum DICOMXML {
         }
     }
 
-    static func escape(_ text: String) -> String {
+    /// Text for XML character data or a double-quoted attribute (control characters XML 1.0 forbids dropped).
+    public static func escape(_ text: String) -> String {
         var out = ""
         for scalar in text.unicodeScalars {
             switch scalar {

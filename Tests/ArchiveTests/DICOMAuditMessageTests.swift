@@ -1,3 +1,4 @@
+import DICOMCore
 import Foundation
 import Testing
 
@@ -40,6 +41,6 @@ import Testing
                 "ParticipantObjectID=\"\(patient)\" ParticipantObjectTypeCode=\"1\" ParticipantObjectTypeCodeRole=\"1\""
             ))
         #expect(xml.contains("NetworkAccessPointID=\"10.0.0.5\" NetworkAccessPointTypeCode=\"2\""))
-        #expect(DICOMAuditMessage.escaped("a<b&\"c\u{1}") == "a&lt;b&amp;&quot;c")
+        #expect(DICOMXML.escape("a<b&\"c\u{1}") == "a&lt;b&amp;&quot;c")
     }
 }

@@ -1,3 +1,4 @@
+import DICOMCore
 import Foundation
 
 /// An audit entry as a DICOM audit message (PS3.15 Annex A.5, the XML schema of A.5.1; event codes of A.5.3 and
@@ -72,26 +73,8 @@ public enum DICOMAuditMessage {
         return text.hasPrefix("error") ? "8" : "4"
     }
 
-    static func escaped(_ text: String) -> String {
-        var out = ""
-        for scalar in text.unicodeScalars {
-            switch scalar {
-            case "&": out += "&amp;"
-            case "<": out += "&lt;"
-            case ">": out += "&gt;"
-            case "\"": out += "&quot;"
-            case "'": out += "&apos;"
-            default:
-                // XML 1.0 allows no other control characters.
-                if scalar.value < 0x20 && scalar != "\t" && scalar != "\n" && scalar != "\r" { continue }
-                out.unicodeScalars.append(scalar)
-            }
-        }
-        return out
-    }
-
     static func code(_ element: String, _ code: (String, String), system: String = "DCM") -> String {
-        "<\(element) csd-code=\"\(escaped(code.0))\" codeSystemName=\"\(system)\" originalText=\"\(escaped(code.1))\"/>"
+        "<\(element) csd-code=\"\(DICOMXML.escape(code.0))\" codeSystemName=\"\(system)\" originalText=\"\(DICOMXML.escape(code.1))\"/>"
     }
 
     /// One `AuditMessage` element.
@@ -99,26 +82,26 @@ public enum DICOMAuditMessage {
         let kind = classify(entry.action)
         var xml = "<AuditMessage>"
         xml +=
-            "<EventIdentification EventActionCode=\"\(kind.action)\" EventDateTime=\"\(escaped(entry.time))\" "
+            "<EventIdentification EventActionCode=\"\(kind.action)\" EventDateTime=\"\(DICOMXML.escape(entry.time))\" "
             + "EventOutcomeIndicator=\"\(outcome(entry.outcome))\">"
         xml += code("EventID", kind.id)
         if let type = kind.type { xml += code("EventTypeCode", type) }
-        xml += "<EventOutcomeDescription>\(escaped(entry.action))</EventOutcomeDescription>"
+        xml += "<EventOutcomeDescription>\(DICOMXML.escape(entry.action))</EventOutcomeDescription>"
         xml += "</EventIdentification>"
         let address = entry.address
         let network =
             address.isEmpty || address == "unknown" || address == "local"
-            ? "" : " NetworkAccessPointID=\"\(escaped(address))\" NetworkAccessPointTypeCode=\"2\""
-        xml += "<ActiveParticipant UserID=\"\(escaped(entry.actor))\" UserIsRequestor=\"true\"\(network)/>"
+            ? "" : " NetworkAccessPointID=\"\(DICOMXML.escape(address))\" NetworkAccessPointTypeCode=\"2\""
+        xml += "<ActiveParticipant UserID=\"\(DICOMXML.escape(entry.actor))\" UserIsRequestor=\"true\"\(network)/>"
         xml +=
-            "<ActiveParticipant UserID=\"\(escaped(source))\" UserIsRequestor=\"false\">"
+            "<ActiveParticipant UserID=\"\(DICOMXML.escape(source))\" UserIsRequestor=\"false\">"
             + code("RoleIDCode", ("110150", "Application")) + "</ActiveParticipant>"
         xml +=
-            "<AuditSourceIdentification AuditSourceID=\"\(escaped(source))\">"
+            "<AuditSourceIdentification AuditSourceID=\"\(DICOMXML.escape(source))\">"
             + code("AuditSourceTypeCode", ("4", "Application Server"), system: "DCM") + "</AuditSourceIdentification>"
         for patient in entry.patients.sorted() {
             xml +=
-                "<ParticipantObjectIdentification ParticipantObjectID=\"\(escaped(patient))\" "
+                "<ParticipantObjectIdentification ParticipantObjectID=\"\(DICOMXML.escape(patient))\" "
                 + "ParticipantObjectTypeCode=\"1\" ParticipantObjectTypeCodeRole=\"1\">"
                 + code("ParticipantObjectIDTypeCode", ("2", "Patient Number"), system: "RFC-3881")
                 + "</ParticipantObjectIdentification>"
@@ -127,7 +110,7 @@ public enum DICOMAuditMessage {
         studies += entry.resultStudies.filter { !studies.contains($0) }
         for study in studies {
             xml +=
-                "<ParticipantObjectIdentification ParticipantObjectID=\"\(escaped(study))\" "
+                "<ParticipantObjectIdentification ParticipantObjectID=\"\(DICOMXML.escape(study))\" "
                 + "ParticipantObjectTypeCode=\"2\" ParticipantObjectTypeCodeRole=\"3\">"
                 + code("ParticipantObjectIDTypeCode", ("110180", "Study Instance UID"))
                 + (study == entry.study && !entry.instances.isEmpty

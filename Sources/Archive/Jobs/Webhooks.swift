@@ -92,7 +92,7 @@ public enum Webhooks {
             for key in ["consent", "share", "export", "comparison"] { records[key] = object[key] as? String }
             return Event(
                 name: name, tenant: tenant,
-                time: (object["time"] as? String).flatMap { ISO8601DateFormatter.precise.date(from: $0) } ?? Date(),
+                time: (object["time"] as? String).flatMap(Formatting.instant) ?? Date(),
                 patient: object["patient"] as? String, study: object["study"] as? String,
                 instances: object["instances"] as? [String] ?? [], records: records)
         }
@@ -143,15 +143,6 @@ public enum Webhooks {
         } catch {
             return .failed("the receiver could not be reached")
         }
-    }
-}
-
-extension ISO8601DateFormatter {
-    /// With milliseconds, as `Formatting.timestamp` writes.
-    static var precise: ISO8601DateFormatter {
-        let formatter = ISO8601DateFormatter()
-        formatter.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
-        return formatter
     }
 }
 

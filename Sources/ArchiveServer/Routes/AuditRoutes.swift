@@ -62,10 +62,7 @@ struct AuditRoutes {
         func instant(_ name: String) throws -> String? {
             guard let text = values[name] else { return nil }
             if text.count == 10 { return try ClinicTerms.date(text, field: name) }
-            let formatter = ISO8601DateFormatter()
-            let precise = ISO8601DateFormatter()
-            precise.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
-            guard let date = formatter.date(from: text) ?? precise.date(from: text) else {
+            guard let date = Formatting.instant(text) else {
                 throw HTTPFailure(.badRequest, "\(name) is a date (YYYY-MM-DD) or an ISO 8601 instant")
             }
             return Formatting.timestamp(date)
@@ -75,8 +72,8 @@ struct AuditRoutes {
         if let id = values["patientID"] {
             filter.patient = try ClinicSupport(services: services).key(id, issuer: values["issuer"], context).hex
         }
-        let limit = try number(values["limit"], "limit", fallback: 1000, range: 1...10_000)
-        let offset = try number(values["offset"], "offset", fallback: 0, range: 0...Int(Int32.max))
+        let limit = try RequestParts.number(values["limit"], "limit", default: 1000, range: 1...10_000)
+        let offset = try RequestParts.number(values["offset"], "offset", default: 0, range: 0...Int(Int32.max))
         let dicom =
             values["format"] == "dicom"
             || (values["format"] == nil && RequestParts.accept(request).first?.media.subtype == "xml")
@@ -99,14 +96,5 @@ struct AuditRoutes {
             var entries: [Out]
         }
         return try ClinicSupport.json(Answer(total: matching.count, offset: offset, entries: page.map(Out.init)))
-    }
-
-    func number(_ text: String?, _ name: String, fallback: Int, range: ClosedRange<Int>) throws -> Int {
-        guard let text else { return fallback }
-        guard let value = Int(text), range.contains(value) else {
-            throw HTTPFailure(
-                .badRequest, "\(name) must be a whole number in \(range.lowerBound)...\(range.upperBound)")
-        }
-        return value
     }
 }

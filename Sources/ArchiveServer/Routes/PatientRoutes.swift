@@ -38,8 +38,8 @@ struct PatientRoutes {
                 .badRequest,
                 "unknown parameter \(unknown.name.prefix(40)); known: \(known.sorted().joined(separator: ", "))")
         }
-        let limit = try number(value("limit"), "limit", default: 100, range: 1...1000)
-        let offset = try number(value("offset"), "offset", default: 0, range: 0...Int(Int32.max))
+        let limit = try RequestParts.number(value("limit"), "limit", default: 100, range: 1...1000)
+        let offset = try RequestParts.number(value("offset"), "offset", default: 0, range: 0...Int(Int32.max))
         let birthDate = try value("birthDate").map { d throws(ArchiveError) in
             try ClinicTerms.date(d, field: "birthDate")
         }
@@ -77,15 +77,6 @@ struct PatientRoutes {
         }
         return try ClinicSupport.json(
             Answer(total: found.count, offset: offset, patients: page.map(ClinicOut.Patient.init)))
-    }
-
-    func number(_ text: String?, _ name: String, default fallback: Int, range: ClosedRange<Int>) throws -> Int {
-        guard let text else { return fallback }
-        guard let value = Int(text), range.contains(value) else {
-            throw HTTPFailure(
-                .badRequest, "\(name) must be a whole number in \(range.lowerBound)...\(range.upperBound)")
-        }
-        return value
     }
 
     func register(_ request: Request, _ context: FacetRequestContext) async throws -> Response {

@@ -99,9 +99,7 @@ struct ShareRoutes {
         let latest = now.addingTimeInterval(Double(audience.maximumDays) * 86_400)
         var expires = latest
         if let text = try ClinicJSON.string(fields, "expires") {
-            let precise = ISO8601DateFormatter()
-            precise.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
-            if let instant = ISO8601DateFormatter().date(from: text) ?? precise.date(from: text) {
+            if let instant = Formatting.instant(text) {
                 expires = instant
             } else {
                 let day = try ClinicTerms.date(text, field: "expires")

@@ -342,6 +342,16 @@ enum RequestParts {
         return items
     }
 
+    /// A whole-number query parameter within `range` (`default` when absent), or 400 naming it.
+    static func number(_ text: String?, _ name: String, default fallback: Int, range: ClosedRange<Int>) throws -> Int {
+        guard let text else { return fallback }
+        guard let value = Int(text), range.contains(value) else {
+            throw HTTPFailure(
+                .badRequest, "\(name) must be a whole number in \(range.lowerBound)...\(range.upperBound)")
+        }
+        return value
+    }
+
     static func accept(_ request: Request) -> [AcceptEntry] {
         Negotiation.entries(request.headers[values: .accept])
     }
