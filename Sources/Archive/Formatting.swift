@@ -15,7 +15,26 @@ public enum Formatting {
         return String(decoding: out, as: UTF8.self)
     }
 
-    /// `2026-11-22T05:09:07.123Z`: RFC 3339 in UTC with milliseconds.
+    /// The bytes of lower-case or upper-case hexadecimal, nil for anything else.
+    static func bytes(hex: String) -> Data? {
+        let digits = Array(hex.utf8)
+        guard digits.count % 2 == 0 else { return nil }
+        func value(_ c: UInt8) -> UInt8? {
+            switch c {
+            case 48...57: c - 48
+            case 97...102: c - 87
+            case 65...70: c - 55
+            default: nil
+            }
+        }
+        var out = Data(capacity: digits.count / 2)
+        for i in stride(from: 0, to: digits.count, by: 2) {
+            guard let high = value(digits[i]), let low = value(digits[i + 1]) else { return nil }
+            out.append(high << 4 | low)
+        }
+        return out
+    }
+
     /// An ISO 8601 instant as clients write it (with or without fractional seconds), nil otherwise.
     public static func instant(_ text: String) -> Date? {
         let plain = ISO8601DateFormatter()
@@ -24,6 +43,7 @@ public enum Formatting {
         return plain.date(from: text) ?? precise.date(from: text)
     }
 
+    /// `2026-11-22T05:09:07.123Z`: RFC 3339 in UTC with milliseconds.
     public static func timestamp(_ date: Date) -> String {
         // Any date prints: one outside years 1..9999 (a token's claimed expiry, say) is clamped, never a trap.
         let interval = min(max(date.timeIntervalSince1970, -62_135_596_800), 253_402_300_799)

@@ -117,6 +117,7 @@ func addRoutes(to router: Router<FacetRequestContext>, services: ServerServices)
     ShareRoutes(services: services).add(to: router)
     AuditRoutes(services: services).add(to: router)
     RetentionRoutes(services: services).add(to: router)
+    DisposalRoutes(services: services).add(to: router)
     OpenAPIRoutes().add(to: router)
 }
 

@@ -49,6 +49,8 @@ public struct ServerSettings: Sendable {
     /// the collector's certificate), and the CA certificate (PEM) that signed it (default: the system's).
     public var syslogURL: String?
     public var syslogCA: String?
+    /// The master key's file outside the data folder (`master-key-file`, FACET_MASTER_KEY_FILE).
+    public var masterKeyFile: String?
     /// Where blobs are kept: nil for the data folder, or `s3://bucket/prefix` on an S3-compatible store at
     /// `s3Endpoint` (default AWS in `s3Region`), credentials from `AWS_ACCESS_KEY_ID` / `AWS_SECRET_ACCESS_KEY`.
     public var blobs: String?
@@ -161,6 +163,7 @@ public struct ServerSettings: Sendable {
         settings.webhookURL = config.string(forKey: "webhook-url")
         settings.syslogURL = config.string(forKey: "syslog-url")
         settings.syslogCA = config.string(forKey: "syslog-ca")
+        settings.masterKeyFile = config.string(forKey: "master-key-file")
         settings.webhookSecret = config.string(forKey: "webhook-secret")
         settings.webhookEvents = config.string(forKey: "webhook-events", default: settings.webhookEvents)
         settings.webhookRetrySeconds = config.int(

@@ -12,7 +12,8 @@ struct FacetCommand: AsyncParsableCommand {
         version: Facet.version,
         subcommands: [
             ServeCommand.self, DicomizeCommand.self, DumpCommand.self, MeshCommand.self, CompareCommand.self,
-            AuditCommand.self, UsersCommand.self, MigrateCommand.self, WatermarkCommand.self,
+            AuditCommand.self, UsersCommand.self, MigrateCommand.self, WatermarkCommand.self, BackupCommand.self,
+            KeysCommand.self,
         ]
     )
 }

@@ -23,8 +23,9 @@ struct ServeCommand: AsyncParsableCommand {
             FACET_BLOCKING_THREADS, FACET_BLOCKING_QUEUE, FACET_QUARANTINE_DAYS, FACET_TLS_CERT, FACET_TLS_KEY, \
             FACET_TLS_MIN_VERSION, FACET_OIDC_ISSUER, FACET_OIDC_AUDIENCE, FACET_OIDC_JWKS, FACET_OIDC_ROLE_CLAIM, \
             FACET_OIDC_TENANT_CLAIM, FACET_OIDC_TENANTS), then --config FILE (YAML, see \
-            config/facet.example.yaml). The master key is read from FACET_MASTER_KEY or DATA/keys/master.key \
-            (created on first start, with a warning to back it up).
+            config/facet.example.yaml). The master key is read from FACET_MASTER_KEY, or the file \
+            master-key-file (FACET_MASTER_KEY_FILE) names (keep it on other media than the data), or \
+            DATA/keys/master.key (created on first start, with a warning to back it up); the start-up log says which.
             """)
 
     @Option(name: .customLong("data-dir"), help: "Data folder (default ./facet-data).") var dataDirectory: String?
@@ -66,6 +67,8 @@ struct ServeCommand: AsyncParsableCommand {
                 code: 2)
         }
         try initializeDCMTK()
+        // Every opener of the keys (each clinic's archive, the account store) reads it from the environment.
+        if let file = settings.masterKeyFile, !file.isEmpty { setenv("FACET_MASTER_KEY_FILE", file, 1) }
 
         let service: ArchiveService
         let report: ArchiveService.StartReport
@@ -85,9 +88,11 @@ struct ServeCommand: AsyncParsableCommand {
         logger.logLevel = .info
         if report.createdMasterKey {
             logger.warning(
-                "generated a new master key in DATA/keys/master.key: back it up apart from the data, or the archive cannot be read"
+                "generated a new master key: back it up apart from the data (facet keys backup), or the archive cannot be read"
             )
         }
+        logger.notice(
+            "\(MasterKeyLocation.describe(dataDirectory: URL(fileURLWithPath: settings.dataDirectory)))")
         if report.removedTemporaryFiles > 0 || report.quarantinedBlobs > 0 || report.expiredQuarantinedBlobs > 0 {
             logger.notice(
                 "cleaned up after an interrupted run: unacknowledged blobs quarantined",

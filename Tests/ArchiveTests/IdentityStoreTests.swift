@@ -176,8 +176,9 @@ import Testing
                 "jobs v1: background work taken by exactly one worker",
                 "jobs v2: the subject a job is about (a patient's key)",
                 "clinic records v1: versioned, sealed records beside the images",
+                "disposal v1: the ids of destroyed patient keys",
             ])
-        #expect(applied.count == 5)
+        #expect(applied.count == 6)
         let tables = try await pool.read { db in
             try String.fetchAll(db, sql: "SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name")
         }

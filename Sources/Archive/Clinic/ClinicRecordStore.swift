@@ -6,6 +6,9 @@ public enum ClinicRecordKind: String, Sendable, CaseIterable {
     case patient, treatment, tags, annotation, consent, share
     /// A legal hold on a patient (id: the patient's key) and the clinic's retention policy (id `retention`).
     case hold, policy
+    /// A disposal request and, once approved and carried out, its certificate (clinic-wide: it outlives the
+    /// patient's records).
+    case disposal
 }
 
 /// One version of a clinic record. Records are never rewritten: a change is a new version (the old ones stay,
@@ -70,7 +73,11 @@ extension ClinicRecordStore {
     /// Seals a version's body for its row.
     static func seal(_ record: ClinicRecord, _ sealer: AttributeSealer) throws(ArchiveError) -> Data {
         do {
-            return try sealer.seal(record.body, uid: record.sealingContext)
+            // A patient's records go with the patient's key (disposal destroys it); clinic-wide ones (the
+            // retention policy, disposal certificates) stay under the tenant's.
+            return try sealer.seal(
+                record.body, uid: record.sealingContext,
+                patient: PatientKey(hex: record.patient) != nil ? record.patient : nil)
         } catch {
             throw ArchiveError(.key, "a clinic record cannot be sealed")
         }

@@ -76,7 +76,10 @@ public struct SQLiteClinicRecordStore: ClinicRecordStore {
                 }
         }
         var opened: [ClinicRecord] = []
-        for row in rows { opened.append(try Self.open(row, index.sealer)) }
+        // A disposed patient's records (in a backup made before the disposal) are gone, not damaged.
+        for row in rows where !index.sealer.isErased(row.body, uid: row.sealingContext) {
+            opened.append(try Self.open(row, index.sealer))
+        }
         return opened
     }
 

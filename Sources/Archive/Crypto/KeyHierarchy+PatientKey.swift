@@ -19,4 +19,9 @@ extension ArchiveService {
         }
         return keys.patientKey(patientID: id, issuer: study.attributes.string(Tag(0x0010, 0x0021)))
     }
+
+    /// The keyed patient hash of a stored instance's patient.
+    public func patientKey(forInstance sopInstanceUID: String) -> String? {
+        index.instance(sopInstanceUID).flatMap { patientKey(forStudy: $0.studyInstanceUID) }
+    }
 }

@@ -24,6 +24,10 @@ public struct KeyHierarchy: Sendable {
     }
 
     private let patientKeyBytes: Data
+    /// The patients' own keys (crypto-shredding): attached by `open` for an archive whose keys are in a key
+    /// directory; nil where keys come from a shared database (PostgreSQL), whose rows and blobs stay under the tenant
+    /// key.
+    public internal(set) var patientKeys: PatientKeyring?
     /// The key of `PatientKey` (HKDF of the master key, "facet patient key v1").
     var patientHashKey: SymmetricKey { SymmetricKey(data: patientKeyBytes) }
 
@@ -44,7 +48,9 @@ public struct KeyHierarchy: Sendable {
             tenantKey = SymmetricKey(size: .bits256)
             try writePrivateFile(tenantFile, try wrap(tenantKey, with: master, purpose: "tenant:\(tenant)"))
         }
-        return (KeyHierarchy(tenant: tenant, tenantKey: tenantKey, masterKey: master), created)
+        var keys = KeyHierarchy(tenant: tenant, tenantKey: tenantKey, masterKey: master)
+        keys.patientKeys = try PatientKeyring(keyDirectory: keyDirectory, tenant: tenant, tenantKey: tenantKey)
+        return (keys, created)
     }
 
     static func checkTenant(_ tenant: String) throws(ArchiveError) {
@@ -53,7 +59,8 @@ public struct KeyHierarchy: Sendable {
         }
     }
 
-    /// The master key: FACET_MASTER_KEY, or `keyDirectory/master.key` (generated on first use: `created`).
+    /// The master key: FACET_MASTER_KEY, or the file FACET_MASTER_KEY_FILE names (the `master-key-file` setting),
+    /// or `keyDirectory/master.key`; a file is generated on first use (`created`).
     static func masterKey(keyDirectory: URL, environment: [String: String]) throws(ArchiveError)
         -> (key: SymmetricKey, created: Bool)
     {
@@ -66,7 +73,8 @@ public struct KeyHierarchy: Sendable {
             }
             master = SymmetricKey(data: bytes)
         } else {
-            let file = keyDirectory.appendingPathComponent("master.key")
+            let file =
+                MasterKeyLocation.file(environment: environment) ?? keyDirectory.appendingPathComponent("master.key")
             if FileManager.default.fileExists(atPath: file.path) {
                 master = SymmetricKey(data: try readPrivateFile(file, expectedLength: 32))
             } else {
@@ -219,4 +227,32 @@ func syncDirectory(_ url: URL) {
     guard fd >= 0 else { return }
     _ = fsync(fd)
     close(fd)
+}
+
+/// Where the master key is: the base64 value of `FACET_MASTER_KEY`, the file `FACET_MASTER_KEY_FILE` names (the
+/// `master-key-file` setting: outside the data folder, on other media), or `DATA/keys/master.key` by default.
+public enum MasterKeyLocation {
+    /// The file `FACET_MASTER_KEY_FILE` names, nil when unset.
+    public static func file(environment: [String: String] = ProcessInfo.processInfo.environment) -> URL? {
+        environment["FACET_MASTER_KEY_FILE"].flatMap { $0.isEmpty ? nil : URL(fileURLWithPath: $0) }
+    }
+
+    /// One sentence for the start-up log: where the key is, and what backups must not carry.
+    public static func describe(
+        dataDirectory: URL, environment: [String: String] = ProcessInfo.processInfo.environment
+    ) -> String {
+        if environment["FACET_MASTER_KEY"] != nil {
+            return "master key: from FACET_MASTER_KEY (not on disk); data backups (facet backup) carry no keys"
+        }
+        if let file = file(environment: environment) {
+            let inside = file.standardizedFileURL.path.hasPrefix(dataDirectory.standardizedFileURL.path + "/")
+            return "master key: \(file.path) (master-key-file)"
+                + (inside
+                    ? "; it is inside the data folder: move it to other media, backups of the folder must not carry it"
+                    : "; data backups (facet backup) carry no keys; back the keys up apart (facet keys backup)")
+        }
+        return "master key: \(dataDirectory.appendingPathComponent("keys/master.key").path); backups of the data "
+            + "folder must not carry DATA/keys (facet backup leaves it out; facet keys backup seals it apart), or set "
+            + "master-key-file to keep the key on other media"
+    }
 }

@@ -14,8 +14,8 @@ import GRDB
 public final class SQLiteStudyIndex: StudyIndex, @unchecked Sendable {
     let pool: DatabasePool
     let sealer: AttributeSealer
-    private let lock = NSLock()
-    private var current = Catalog()
+    let lock = NSLock()
+    var current = Catalog()
     /// UIDs of rows left out of the catalogue at load because they could not be decoded (a bad seal or malformed
     /// attributes), and of instances left out with their study or series. Their blobs stay referenced.
     public private(set) var quarantinedRows: [String] = []
@@ -145,6 +145,14 @@ public final class SQLiteStudyIndex: StudyIndex, @unchecked Sendable {
                     CREATE INDEX clinic_records_by_parent ON clinic_records (tenant, kind, parent, current);
                     """)
         }
+        migrator.registerMigration("disposal v1: the ids of destroyed patient keys") { db in
+            try db.execute(
+                sql: """
+                    CREATE TABLE destroyed_patient_keys (
+                        tenant TEXT NOT NULL, key_id TEXT NOT NULL, destroyed REAL NOT NULL,
+                        PRIMARY KEY (tenant, key_id));
+                    """)
+        }
         return migrator
     }
 
@@ -247,10 +255,13 @@ public final class SQLiteStudyIndex: StudyIndex, @unchecked Sendable {
         let newStudy = current.studies[record.studyInstanceUID] == nil
         let newSeries = current.series[record.seriesInstanceUID] == nil
         do {
-            let studyRow = newStudy ? try sealer.seal(entry.study, uid: record.studyInstanceUID) : nil
-            let seriesRow = newSeries ? try sealer.seal(entry.series, uid: record.seriesInstanceUID) : nil
-            let attributes = try sealer.seal(record.attributes, uid: record.sopInstanceUID)
-            let metadata = try sealer.seal(Data(entry.metadataJSON.utf8), uid: record.sopInstanceUID)
+            let patient = sealer.patient(of: entry.study)
+            let studyRow = newStudy ? try sealer.seal(entry.study, uid: record.studyInstanceUID, patient: patient) : nil
+            let seriesRow =
+                newSeries ? try sealer.seal(entry.series, uid: record.seriesInstanceUID, patient: patient) : nil
+            let attributes = try sealer.seal(record.attributes, uid: record.sopInstanceUID, patient: patient)
+            let metadata = try sealer.seal(
+                Data(entry.metadataJSON.utf8), uid: record.sopInstanceUID, patient: patient)
             let patientIndex = sealer.blindIndex("PatientID", entry.study.string(.patientID))
             let accessionIndex = sealer.blindIndex("AccessionNumber", entry.study.string(.accessionNumber))
             try pool.write { db in
@@ -355,18 +366,16 @@ public final class SQLiteStudyIndex: StudyIndex, @unchecked Sendable {
         }
     }
 
+    /// Every blob id the rows reference (current and superseded instances, originals, deleted ones).
+    static let referencedBlobsSQL = """
+        SELECT blob_id FROM instances UNION SELECT blob_id FROM superseded
+        UNION SELECT blob_id FROM originals UNION SELECT blob_id FROM deleted_instances
+        UNION SELECT blob_id FROM deleted_originals
+        """
+
     func referencedBlobIDsBlocking() throws(ArchiveError) -> Set<String> {
         do {
-            return try pool.read { db in
-                Set(
-                    try String.fetchAll(
-                        db,
-                        sql: """
-                            SELECT blob_id FROM instances UNION SELECT blob_id FROM superseded
-                            UNION SELECT blob_id FROM originals UNION SELECT blob_id FROM deleted_instances
-                            UNION SELECT blob_id FROM deleted_originals
-                            """))
-            }
+            return try pool.read { db in Set(try String.fetchAll(db, sql: Self.referencedBlobsSQL)) }
         } catch {
             throw ArchiveError(.io, "index cannot be read")
         }
@@ -404,7 +413,11 @@ public final class SQLiteStudyIndex: StudyIndex, @unchecked Sendable {
 
     func addOriginalBlocking(_ original: OriginalFile, to sopInstanceUID: String) throws(ArchiveError) {
         do {
-            let sealed = try sealer.sealOriginal(original, uid: sopInstanceUID)
+            let study = lock.withLock {
+                current.instances[sopInstanceUID].flatMap { current.studies[$0.studyInstanceUID] }
+            }
+            let sealed = try sealer.sealOriginal(
+                original, uid: sopInstanceUID, patient: study.flatMap { sealer.patient(of: $0.attributes) })
             try pool.write { db in
                 // Kept only beside a live instance: one deleted meanwhile must not gain originals that a later
                 // instance stored under its UID would show.
@@ -458,7 +471,11 @@ public final class SQLiteStudyIndex: StudyIndex, @unchecked Sendable {
         let records = sopInstanceUIDs.compactMap { uid in seen.insert(uid).inserted ? current.instances[uid] : nil }
         guard !records.isEmpty else { return [] }
         do {
-            let sealed = try records.map { try sealer.sealDeletion(why, uid: $0.sopInstanceUID) }
+            let sealed = try records.map { record in
+                try sealer.sealDeletion(
+                    why, uid: record.sopInstanceUID,
+                    patient: current.studies[record.studyInstanceUID].flatMap { sealer.patient(of: $0.attributes) })
+            }
             try pool.write { db in
                 for (record, details) in zip(records, sealed) {
                     // The instance row moves as it is: its attributes and metadata stay sealed under its UID.

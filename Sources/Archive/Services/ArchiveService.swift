@@ -186,9 +186,14 @@ public final class ArchiveService: Sendable {
                 // Not even created: an empty index must not be left behind to look like the real one.
                 throw unknownBlobs(listed.count)
             }
-            index = try await storage.runTyped { () throws(ArchiveError) in
+            let embedded = try await storage.runTyped { () throws(ArchiveError) in
                 try SQLiteStudyIndex(path: indexURL, keys: keys)
             }
+            // Keys a disposal destroyed stay destroyed, even when a key backup made before it was restored.
+            if let ring = keys.patientKeys {
+                _ = try ring.destroy(keyIDs: try embedded.destroyedKeyIDs(tenant: tenant))
+            }
+            index = embedded
         }
         let referenced = try await index.referencedBlobIDs()
         let pending = try await index.pendingBlobIDs()
@@ -402,7 +407,11 @@ public final class ArchiveService: Sendable {
         }
         let reference: BlobReference
         do {
-            reference = try await writeBlob(prepared.data, owner: sopInstance)
+            reference = try await writeBlob(
+                prepared.data, owner: sopInstance,
+                patient: prepared.patientID.flatMap {
+                    keys.patientKey(patientID: $0, issuer: prepared.issuerOfPatientID)
+                })
         } catch {
             return fail(
                 FailureReason.outOfResources, "the instance could not be written: \(error.message)",
@@ -445,11 +454,11 @@ public final class ArchiveService: Sendable {
     }
 
     /// Records the write as pending, then writes the blob; a failed write leaves no pending record.
-    private func writeBlob(_ data: Data, owner: String) async throws(ArchiveError) -> BlobReference {
+    private func writeBlob(_ data: Data, owner: String, patient: String?) async throws(ArchiveError) -> BlobReference {
         let (id, index) = (blobs.newBlobID(), self.index)
         try await index.addPendingBlob(id, owner: owner)
         do {
-            return try await blobs.put(data, owner: owner, id: id)
+            return try await blobs.put(data, owner: owner, id: id, patient: patient)
         } catch {
             // A store that did not answer may have kept the object: the pending record stays, so that the next
             // start-up finds and quarantines it (a bucket is never listed).
@@ -514,7 +523,8 @@ public final class ArchiveService: Sendable {
     public func keepOriginal(_ data: Data, mediaType: String, fileName: String?, for sopInstanceUID: String)
         async throws(ArchiveError)
     {
-        let reference = try await writeBlob(data, owner: sopInstanceUID)
+        let reference = try await writeBlob(
+            data, owner: sopInstanceUID, patient: patientKey(forInstance: sopInstanceUID))
         let index = self.index
         do {
             try await index.addOriginal(

@@ -193,7 +193,7 @@ public struct RetrieveService: Sendable {
         let decompress = native && record.transferSyntaxUID != UID.explicitVRLittleEndian
         let (archive, pool) = (self.archive, self.pool)
         return try await pool.objects.holding(admitted: false) {
-            var data = try await archive.read(record)
+            let data = try await archive.read(record)
             return try await pool.run(alwaysQueue: true) { [data] in
                 var data = data
                 var syntax = record.transferSyntaxUID

@@ -31,10 +31,13 @@ extension BlobReference {
 public protocol BlobStore: Sendable {
     /// A fresh opaque id, so that a write can be recorded as pending before it happens.
     func newBlobID() -> String
-    /// Writes `data` under `id` (from `newBlobID()`, not used before), bound to `owner`.
-    func put(_ data: Data, owner: String, id: String) async throws(ArchiveError) -> BlobReference
+    /// Writes `data` under `id` (from `newBlobID()`, not used before), bound to `owner`; its data key is wrapped by
+    /// `patient`'s key (a patient's keyed hash) where the archive has patient keys, so that destroying that key
+    /// makes the blob unreadable.
+    func put(_ data: Data, owner: String, id: String, patient: String?) async throws(ArchiveError) -> BlobReference
     /// Streams a file into the store without holding it in memory.
-    func put(contentsOf url: URL, owner: String, id: String) async throws(ArchiveError) -> BlobReference
+    func put(contentsOf url: URL, owner: String, id: String, patient: String?) async throws(ArchiveError)
+        -> BlobReference
     /// The whole plaintext, after checking every chunk and the SHA-256, with the SHA-256 (hex) the blob's
     /// authenticated header holds.
     func getVerified(_ id: String, owner: String) async throws(ArchiveError) -> (data: Data, sha256: String)
@@ -51,12 +54,19 @@ public protocol BlobStore: Sendable {
 }
 
 extension BlobStore {
-    public func put(_ data: Data, owner: String) async throws(ArchiveError) -> BlobReference {
-        try await put(data, owner: owner, id: newBlobID())
+    public func put(_ data: Data, owner: String, patient: String? = nil) async throws(ArchiveError) -> BlobReference {
+        try await put(data, owner: owner, id: newBlobID(), patient: patient)
     }
 
-    public func put(contentsOf url: URL, owner: String) async throws(ArchiveError) -> BlobReference {
-        try await put(contentsOf: url, owner: owner, id: newBlobID())
+    public func put(contentsOf url: URL, owner: String, patient: String? = nil) async throws(ArchiveError)
+        -> BlobReference
+    {
+        try await put(contentsOf: url, owner: owner, id: newBlobID(), patient: patient)
+    }
+
+    /// A blob of no patient (under the tenant's key).
+    public func put(_ data: Data, owner: String, id: String) async throws(ArchiveError) -> BlobReference {
+        try await put(data, owner: owner, id: id, patient: nil)
     }
 
     /// The whole plaintext, after checking every chunk and the SHA-256.

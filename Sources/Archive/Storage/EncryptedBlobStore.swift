@@ -11,7 +11,16 @@ import Foundation
 /// The sealed info holds the plaintext length and SHA-256. In version 2 the associated data of every chunk and of
 /// the info binds the blob id, the owner (the SOP Instance UID the blob belongs to) and the chunk index, so a blob
 /// moved to another id, or read for another owner, fails authentication. Version-1 blobs (chunk index only) stay
-/// readable. Encryption and decryption run on the storage pool, never on a cooperative thread.
+/// readable.
+///
+/// Version 3 is a patient's blob: its data key is wrapped by the patient's own key (`PatientKeyring`), whose id sits
+/// in the header before the wrapped key:
+///
+///     "FCTB" | version 3 | chunk size u32 | patient key id (16) | wrapped data key (60) | base nonce (12)
+///     | sealed info (56) | chunks as in version 2
+///
+/// Destroying the patient's key (disposal) leaves every copy of the blob unreadable. Encryption and decryption run
+/// on the storage pool, never on a cooperative thread.
 public struct EncryptedBlobStore: BlobStore {
     public let objects: any ObjectStore
     let keys: KeyHierarchy
@@ -19,7 +28,9 @@ public struct EncryptedBlobStore: BlobStore {
     let pool: BlockingPool
 
     static let magic = Data("FCTB".utf8)
+    /// The header of versions 1 and 2; version 3 adds the patient key's id.
     static let headerSize = 4 + 1 + 4 + 60 + 12 + 56
+    static func headerSize(version: UInt8) -> Int { version >= 3 ? headerSize + 16 : headerSize }
     static let tagSize = 16
     /// The format new blobs are written in.
     static let currentVersion: UInt8 = 2
@@ -48,21 +59,25 @@ public struct EncryptedBlobStore: BlobStore {
 
     // MARK: writing
 
-    public func put(_ data: Data, owner: String, id: String) async throws(ArchiveError) -> BlobReference {
-        try await put(data, owner: owner, id: id, formatVersion: Self.currentVersion)
+    public func put(_ data: Data, owner: String, id: String, patient: String?) async throws(ArchiveError)
+        -> BlobReference
+    {
+        try await put(data, owner: owner, id: id, formatVersion: Self.currentVersion, patient: patient)
     }
 
-    /// `formatVersion` 1 exists for tests that check old blobs stay readable.
-    func put(_ data: Data, owner: String, id: String, formatVersion: UInt8) async throws(ArchiveError)
-        -> BlobReference
+    /// `formatVersion` 1 exists for tests that check old blobs stay readable; a patient's blob is version 3 when
+    /// the archive has patient keys.
+    func put(_ data: Data, owner: String, id: String, formatVersion: UInt8, patient: String? = nil)
+        async throws(ArchiveError) -> BlobReference
     {
         try Self.checkID(id)
         let (keys, chunkSize) = (self.keys, self.chunkSize)
         let (sealed, reference) = try await pool.runTyped { () throws(ArchiveError) in
             var out = Data()
-            out.reserveCapacity(Self.headerSize + data.count + (data.count / chunkSize + 1) * Self.tagSize)
+            out.reserveCapacity(Self.headerSize + 16 + data.count + (data.count / chunkSize + 1) * Self.tagSize)
             var offset = 0
-            let sealer = try Sealer(id: id, owner: owner, version: formatVersion, chunkSize: chunkSize, keys: keys)
+            let sealer = try Sealer(
+                id: id, owner: owner, version: formatVersion, chunkSize: chunkSize, keys: keys, patient: patient)
             out.append(sealer.header)
             while offset < data.count {
                 let end = min(data.count, offset + chunkSize)
@@ -70,19 +85,22 @@ public struct EncryptedBlobStore: BlobStore {
                 offset = end
             }
             let info = try sealer.finish()
-            out.replaceSubrange((Self.headerSize - 56)..<Self.headerSize, with: info)
+            let end = sealer.header.count
+            out.replaceSubrange((end - 56)..<end, with: info)
             return (out, sealer.reference)
         }
         try await objects.put(id, data: sealed)
         return reference
     }
 
-    public func put(contentsOf url: URL, owner: String, id: String) async throws(ArchiveError) -> BlobReference {
+    public func put(contentsOf url: URL, owner: String, id: String, patient: String?) async throws(ArchiveError)
+        -> BlobReference
+    {
         try Self.checkID(id)
         let (keys, chunkSize) = (self.keys, self.chunkSize)
         let scratch = objects.scratchFolder.appendingPathComponent("\(id).sealing")
         let reference = try await pool.runTyped { () throws(ArchiveError) in
-            try Self.seal(url, into: scratch, id: id, owner: owner, chunkSize: chunkSize, keys: keys)
+            try Self.seal(url, into: scratch, id: id, owner: owner, chunkSize: chunkSize, keys: keys, patient: patient)
         }
         do {
             try await objects.put(id, file: scratch)
@@ -95,7 +113,8 @@ public struct EncryptedBlobStore: BlobStore {
 
     /// Encrypts the file at `source` into a new file `target`, the info block written last into the header's space.
     private static func seal(
-        _ source: URL, into target: URL, id: String, owner: String, chunkSize: Int, keys: KeyHierarchy
+        _ source: URL, into target: URL, id: String, owner: String, chunkSize: Int, keys: KeyHierarchy,
+        patient: String?
     ) throws(ArchiveError) -> BlobReference {
         guard let handle = try? FileHandle(forReadingFrom: source) else {
             throw ArchiveError(.io, "input cannot be read")
@@ -108,7 +127,8 @@ public struct EncryptedBlobStore: BlobStore {
             close(fd)
             if !succeeded { unlink(target.path) }
         }
-        let sealer = try Sealer(id: id, owner: owner, version: currentVersion, chunkSize: chunkSize, keys: keys)
+        let sealer = try Sealer(
+            id: id, owner: owner, version: currentVersion, chunkSize: chunkSize, keys: keys, patient: patient)
         guard writeAll(fd, sealer.header) else { throw ArchiveError(.io, "blob cannot be written") }
         while true {
             let chunk: Data
@@ -120,7 +140,7 @@ public struct EncryptedBlobStore: BlobStore {
             }
             guard writeAll(fd, try sealer.seal(chunk)) else { throw ArchiveError(.io, "blob cannot be written") }
         }
-        guard pwriteAll(fd, try sealer.finish(), at: headerSize - 56) else {
+        guard pwriteAll(fd, try sealer.finish(), at: sealer.header.count - 56) else {
             throw ArchiveError(.io, "blob cannot be written")
         }
         succeeded = true
@@ -144,9 +164,28 @@ public struct EncryptedBlobStore: BlobStore {
         private var index: UInt64 = 0
         private var digest = Data()
 
-        init(id: String, owner: String, version: UInt8, chunkSize: Int, keys: KeyHierarchy) throws(ArchiveError) {
+        init(id: String, owner: String, version: UInt8, chunkSize: Int, keys: KeyHierarchy, patient: String?)
+            throws(ArchiveError)
+        {
+            // A patient's blob, where the archive has patient keys, is version 3 (its data key under the patient's).
+            var patientKey: (id: Data, key: SymmetricKey)?
+            if version >= 2, let patient, let ring = keys.patientKeys {
+                let (id, key) = try ring.key(forPatient: patient)
+                guard let idBytes = Formatting.bytes(hex: id), idBytes.count == 16 else {
+                    throw ArchiveError(.key, "a patient key id has an unexpected shape")
+                }
+                patientKey = (idBytes, key)
+            }
+            let version = patientKey == nil ? version : 3
             binding = Binding(version: version, id: id, owner: owner)
-            let (dataKey, wrapped) = try keys.newDataKey()
+            let dataKey = SymmetricKey(size: .bits256)
+            let wrapped =
+                if let patientKey {
+                    try KeyHierarchy.wrap(
+                        dataKey, with: patientKey.key, purpose: "data:\(keys.tenant):\(Formatting.hex(patientKey.id))")
+                } else {
+                    try KeyHierarchy.wrap(dataKey, with: keys.tenantKey, purpose: "data:\(keys.tenant)")
+                }
             guard wrapped.count == 60 else { throw ArchiveError(.key, "wrapped key has an unexpected size") }
             key = dataKey
             var generator = SystemRandomNumberGenerator()
@@ -154,6 +193,7 @@ public struct EncryptedBlobStore: BlobStore {
             var header = EncryptedBlobStore.magic
             header.append(version)
             header.append(contentsOf: withUnsafeBytes(of: UInt32(chunkSize).littleEndian) { Array($0) })
+            if let patientKey { header.append(patientKey.id) }
             header.append(wrapped)
             header.append(baseNonce)
             header.append(Data(count: 56))  // sealed info, filled in at the end
@@ -261,7 +301,7 @@ public struct EncryptedBlobStore: BlobStore {
         var chunkCount: Int { (length + chunkSize - 1) / chunkSize }
         /// Where chunk `index` starts in the object.
         func offset(_ index: Int) -> Int {
-            EncryptedBlobStore.headerSize + index * (chunkSize + EncryptedBlobStore.tagSize)
+            EncryptedBlobStore.headerSize(version: binding.version) + index * (chunkSize + EncryptedBlobStore.tagSize)
         }
     }
 
@@ -313,22 +353,37 @@ public struct EncryptedBlobStore: BlobStore {
     /// Fetches the header (with the first chunks, in the same read) and authenticates it.
     private func openReader(_ id: String, owner: String) async throws(ArchiveError) -> Reader {
         try Self.checkID(id)
-        let first = try await objects.get(id, range: 0..<(Self.headerSize + chunkSize + Self.tagSize))
+        let first = try await objects.get(id, range: 0..<(Self.headerSize + 16 + chunkSize + Self.tagSize))
         guard first.count >= Self.headerSize, first.prefix(4) == Self.magic,
-            first[first.startIndex + 4] == 1 || first[first.startIndex + 4] == 2
+            (1...3).contains(first[first.startIndex + 4])
         else { throw ArchiveError(.integrity, "blob header is damaged") }
-        let bytes = [UInt8](first.prefix(Self.headerSize))
+        let version = first[first.startIndex + 4]
+        guard first.count >= Self.headerSize(version: version) else {
+            throw ArchiveError(.integrity, "blob header is damaged")
+        }
+        var bytes = [UInt8](first.prefix(Self.headerSize(version: version)))
         let chunkSize = Int(UInt32(bytes[5]) | UInt32(bytes[6]) << 8 | UInt32(bytes[7]) << 16 | UInt32(bytes[8]) << 24)
+        // Version 3: the patient key's id, then the rest as in version 2.
+        let patientKeyID = version >= 3 ? Formatting.hex(bytes[9..<25]) : nil
+        if version >= 3 { bytes.removeSubrange(9..<25) }
         let wrapped = Data(bytes[9..<69])
         let baseNonce = Data(bytes[69..<81])
         let sealedInfo = Data(bytes[81..<137])
-        let binding = Binding(version: bytes[4], id: id, owner: owner)
+        let binding = Binding(version: version, id: id, owner: owner)
         guard chunkSize >= 4096 && chunkSize <= 1 << 26 else {
             throw ArchiveError(.integrity, "blob header is damaged")
         }
         let key: SymmetricKey
-        do {
-            key = try keys.unwrapDataKey(wrapped)
+        do throws(ArchiveError) {
+            if let patientKeyID {
+                guard let patientKey = keys.patientKeys?.key(id: patientKeyID) else {
+                    throw ArchiveError(
+                        .integrity, "blob key is unavailable (its patient's key was destroyed) and is not served")
+                }
+                key = try KeyHierarchy.unwrap(wrapped, with: patientKey, purpose: "data:\(keys.tenant):\(patientKeyID)")
+            } else {
+                key = try keys.unwrapDataKey(wrapped)
+            }
         } catch {
             if error.code == .key { throw ArchiveError(.integrity, "blob key failed authentication and is not served") }
             throw error

@@ -75,21 +75,40 @@ struct RetentionRoutes {
             asOf = try ClinicTerms.date(item.value, field: "asOf")
         }
         let (policy, _) = try await current(context)
+        let (unsorted, heldCount) = try await dueList(context, policy: policy, asOf: asOf)
+        let due = unsorted.sorted { ($0.dueDate, $0.key) < ($1.dueDate, $1.key) }
+        context.audit.action = "retention due read (\(due.count) due on \(asOf), \(heldCount) held)"
+        context.audit.resultStudyUIDs = []
+        struct Answer: Encodable {
+            var asOf: String
+            var policy: PolicyOut
+            var held: Int
+            var patients: [Due]
+        }
+        return try ClinicSupport.json(
+            Answer(asOf: asOf, policy: PolicyOut(policy, version: 0), held: heldCount, patients: due))
+    }
+
+    struct Due: Encodable {
+        var patientID: String
+        var issuer: String?
+        var key: String
+        var name: String?
+        var birthDate: String?
+        var lastVisit: String
+        var dueDate: String
+        var rule: String
+    }
+
+    /// The patients due on `asOf` under `policy` (not sorted), and how many more would be but are held.
+    func dueList(_ context: FacetRequestContext, policy: RetentionPolicy, asOf: String) async throws
+        -> (due: [Due], held: Int)
+    {
         let records = try clinic.records(context)
         let held = Set(try await records.list(.hold, as: LegalHold.self).map(\.patient))
         var lastTreatment: [String: String] = [:]
         for treatment in try await records.list(.treatment, as: Treatment.self) {
             lastTreatment[treatment.patient] = max(lastTreatment[treatment.patient] ?? "", treatment.value.date)
-        }
-        struct Due: Encodable {
-            var patientID: String
-            var issuer: String?
-            var key: String
-            var name: String?
-            var birthDate: String?
-            var lastVisit: String
-            var dueDate: String
-            var rule: String
         }
         var due: [Due] = []
         var heldCount = 0
@@ -107,17 +126,7 @@ struct RetentionRoutes {
                     patientID: summary.patientID, issuer: summary.issuer, key: summary.key.hex, name: summary.name,
                     birthDate: summary.birthDate, lastVisit: last, dueDate: date, rule: rule))
         }
-        due.sort { ($0.dueDate, $0.key) < ($1.dueDate, $1.key) }
-        context.audit.action = "retention due read (\(due.count) due on \(asOf), \(heldCount) held)"
-        context.audit.resultStudyUIDs = []
-        struct Answer: Encodable {
-            var asOf: String
-            var policy: PolicyOut
-            var held: Int
-            var patients: [Due]
-        }
-        return try ClinicSupport.json(
-            Answer(asOf: asOf, policy: PolicyOut(policy, version: 0), held: heldCount, patients: due))
+        return (due, heldCount)
     }
 
     func hold(_ request: Request, _ context: FacetRequestContext) async throws -> Response {

@@ -146,9 +146,12 @@ public final class PostgresStudyIndex: StudyIndex, @unchecked Sendable {
         let (study, series, sop) = (record.studyInstanceUID, record.seriesInstanceUID, record.sopInstanceUID)
         let sealed: (study: Data, series: Data, attributes: Data, metadata: Data)
         do {
+            let patient = sealer.patient(of: entry.study)
             sealed = (
-                try sealer.seal(entry.study, uid: study), try sealer.seal(entry.series, uid: series),
-                try sealer.seal(record.attributes, uid: sop), try sealer.seal(Data(entry.metadataJSON.utf8), uid: sop)
+                try sealer.seal(entry.study, uid: study, patient: patient),
+                try sealer.seal(entry.series, uid: series, patient: patient),
+                try sealer.seal(record.attributes, uid: sop, patient: patient),
+                try sealer.seal(Data(entry.metadataJSON.utf8), uid: sop, patient: patient)
             )
         } catch {
             throw ArchiveError(.key, "index value cannot be sealed")
@@ -394,7 +397,11 @@ public final class PostgresStudyIndex: StudyIndex, @unchecked Sendable {
     public func addOriginal(_ original: OriginalFile, to sopInstanceUID: String) async throws(ArchiveError) {
         let sealed: Data
         do {
-            sealed = try sealer.sealOriginal(original, uid: sopInstanceUID)
+            let study = lock.withLock {
+                current.instances[sopInstanceUID].flatMap { current.studies[$0.studyInstanceUID] }
+            }
+            sealed = try sealer.sealOriginal(
+                original, uid: sopInstanceUID, patient: study.flatMap { sealer.patient(of: $0.attributes) })
         } catch {
             throw ArchiveError(.key, "index value cannot be sealed")
         }
@@ -454,13 +461,17 @@ public final class PostgresStudyIndex: StudyIndex, @unchecked Sendable {
 
     public func softDelete(_ sopInstanceUIDs: [String], why: Deletion) async throws(ArchiveError) -> [InstanceRecord] {
         var seen = Set<String>()
-        let records = lock.withLock {
-            sopInstanceUIDs.compactMap { uid in seen.insert(uid).inserted ? current.instances[uid] : nil }
+        let (records, catalog) = lock.withLock {
+            (sopInstanceUIDs.compactMap { uid in seen.insert(uid).inserted ? current.instances[uid] : nil }, current)
         }
         guard !records.isEmpty else { return [] }
         let sealed: [Data]
         do {
-            sealed = try records.map { try sealer.sealDeletion(why, uid: $0.sopInstanceUID) }
+            sealed = try records.map { record in
+                try sealer.sealDeletion(
+                    why, uid: record.sopInstanceUID,
+                    patient: catalog.studies[record.studyInstanceUID].flatMap { sealer.patient(of: $0.attributes) })
+            }
         } catch {
             throw ArchiveError(.key, "index value cannot be sealed")
         }
