@@ -27,6 +27,9 @@ import Testing
             ("consent withdrawn (patient \(patient), consent y)", "110110", "U"),
             ("annotation delete", "110110", "D"), ("timeline read (patient \(patient))", "110110", "R"),
             ("access denied: patient read", "110110", "R"), ("audit read (3 of 3 entries)", "110101", "R"),
+            ("disposal request 1 (patient \(patient))", "110110", "C"), ("disposal cancel 1", "110110", "U"),
+            ("disposal read 1", "110110", "R"),
+            ("disposal 1 (patient \(patient)): done by cryptographic erase, key k", "110110", "D"),
         ]
         for (action, id, code) in cases {
             let kind = DICOMAuditMessage.classify(action)

@@ -44,6 +44,13 @@ public enum DICOMAuditMessage {
             return Classification(id: ("110104", "DICOM Instances Transferred"), action: "C")
         }
         if starts("delete") { return Classification(id: ("110105", "DICOM Study Deleted"), action: "D") }
+        // Disposal (issue 12 §4): asked for (C), withdrawn (U), read (R); approved and carried out (D).
+        if starts("disposal request") { return Classification(id: ("110110", "Patient Record"), action: "C") }
+        if starts("disposal cancel") { return Classification(id: ("110110", "Patient Record"), action: "U") }
+        if starts("disposal read", "disposal list") {
+            return Classification(id: ("110110", "Patient Record"), action: "R")
+        }
+        if starts("disposal") { return Classification(id: ("110110", "Patient Record"), action: "D") }
         if starts("export", "share opened", "share download") {
             return Classification(id: ("110106", "Export"), action: "R")
         }
