@@ -113,3 +113,32 @@ def test_backup_of_a_running_server_holds_no_key_and_restores_with_the_key_backu
         assert pydicom.dcmread(io.BytesIO(got.content)).PatientName == "Backup^Betty"
     finally:
         recovered.stop()
+
+
+def test_keys_rotate_while_stopped_and_the_archive_serves_on(facet, tmp_path):
+    server = FacetServer(facet, tmp_path / "data").start()
+    ds = photo_dataset("ROTATE-5", "Rota^Rolf")
+    DICOMwebClient(server.url).store_instances([ds])
+    # Refused while the server runs: it holds the data folder.
+    busy = run(facet, "keys", "rotate", "--all", "--data-dir", tmp_path / "data")
+    assert busy.returncode != 0 and "another facet process" in busy.stderr
+    nothing = run(facet, "keys", "rotate", "--data-dir", tmp_path / "data")
+    assert nothing.returncode == 2
+    server.stop()
+    master = (tmp_path / "data" / "keys" / "master.key").read_bytes()
+    rotated = run(facet, "keys", "rotate", "--all", "--data-dir", tmp_path / "data")
+    assert rotated.returncode == 0, rotated.stderr
+    assert "rotated the master key" in rotated.stdout and "rotated the tenant default key" in rotated.stdout
+    assert (tmp_path / "data" / "keys" / "master.key").read_bytes() != master
+    ready = None
+    server.start()
+    try:
+        ready = requests.get(server.root + "/health/ready", timeout=10).json()
+        assert ready["status"] == "ready" and "details" not in ready  # fresh keys: no reminder
+        got = requests.get(f"{server.url}/studies/{ds.StudyInstanceUID}/series/{ds.SeriesInstanceUID}"
+                           f"/instances/{ds.SOPInstanceUID}", headers={"Accept": "application/dicom"}, timeout=10)
+        assert got.status_code == 200
+    finally:
+        server.stop()
+    verified = run(facet, "audit", "verify", "--data-dir", tmp_path / "data")
+    assert verified.returncode == 0, verified.stderr

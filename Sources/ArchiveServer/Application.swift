@@ -64,10 +64,21 @@ func buildApplication(
     router.get("/health/live") { _, _ in Responses.text("{\"status\":\"live\"}", contentType: "application/json") }
     router.get("/health/ready") { _, _ in
         // Ready when the index answers and the blob store's folder is writable.
-        // No count: it is open without a token.
+        // No count: it is open without a token. The details remind of keys in use for a year (dates only).
         let writable = FileManager.default.isWritableFile(atPath: service.temporaryDirectory.path)
+        let tenants =
+            ["default"]
+            + ((try? FileManager.default.contentsOfDirectory(atPath: services.archives.tenantsDirectory.path)) ?? [])
+            .filter {
+                Account.isValidTenant($0) && $0 != "default"
+            }
+        let reminders = KeyRotation.reminders(
+            keyDirectory: services.archives.dataDirectory.appendingPathComponent("keys"), tenants: tenants)
+        let details =
+            reminders.isEmpty
+            ? "" : ",\"details\":{\"keyRotation\":[" + reminders.map(Responses.jsonString).joined(separator: ",") + "]}"
         return Responses.text(
-            "{\"status\":\"\(writable ? "ready" : "not-ready")\"}",
+            "{\"status\":\"\(writable ? "ready" : "not-ready")\"\(details)}",
             status: writable ? .ok : .serviceUnavailable, contentType: "application/json")
     }
     router.get("/metrics") { _, _ in

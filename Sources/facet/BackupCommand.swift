@@ -42,8 +42,8 @@ struct BackupCommand: ParsableCommand {
 /// `facet keys`: the key directory's own backups, and rotation.
 struct KeysCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
-        commandName: "keys", abstract: "Back up and restore the archive's keys.",
-        subcommands: [KeysBackupCommand.self, KeysRestoreCommand.self])
+        commandName: "keys", abstract: "Back up, restore and rotate the archive's keys.",
+        subcommands: [KeysBackupCommand.self, KeysRestoreCommand.self, KeysRotateCommand.self])
 }
 
 /// The passphrase of a key backup: `FACET_KEY_BACKUP_PASSPHRASE`, or the first line of `--passphrase-file`.
@@ -132,6 +132,88 @@ struct KeysRestoreCommand: ParsableCommand {
                     + "disposals destroyed since are destroyed again when the server starts")
         } catch {
             throw fail(error.message, code: 2)
+        }
+    }
+}
+
+/// `facet keys rotate --master | --tenant NAME | --all`: new key-encryption keys, with the server stopped.
+struct KeysRotateCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "rotate",
+        abstract: "Rotate the master key and/or a clinic's key (nothing is re-encrypted but the keys they wrap).",
+        discussion: """
+            Stop the server first (the data folder's lock is taken). The master key the archive was made with stays \
+            the root of the server-wide derived keys, wrapped by the new one; a clinic's rotation re-wraps its \
+            patients' keys. Every rotation is written to the clinic's audit log. Make a key backup afterwards.
+            """)
+
+    @Option(name: .customLong("data-dir"), help: "The archive's data folder.")
+    var dataDirectory: String = "./facet-data"
+
+    @Flag(help: "Rotate the master key.")
+    var master = false
+
+    @Option(help: "Rotate this clinic's key (repeatable).")
+    var tenant: [String] = []
+
+    @Flag(help: "Rotate the master key and every clinic's key.")
+    var all = false
+
+    func run() async throws {
+        let environment = ProcessInfo.processInfo.environment
+        if let index = environment["FACET_INDEX"], !index.isEmpty {
+            throw fail(
+                "a PostgreSQL setup keeps its clinics' keys in the database: rotation there is not built", code: 2)
+        }
+        let data = URL(fileURLWithPath: dataDirectory)
+        let keys = data.appendingPathComponent("keys")
+        guard FileManager.default.fileExists(atPath: data.appendingPathComponent("index.sqlite").path),
+            FileManager.default.fileExists(atPath: keys.path)
+        else { throw fail("no archive under the data folder", code: 2) }
+        var tenants = tenant
+        if all {
+            let names = (try? FileManager.default.contentsOfDirectory(atPath: keys.path)) ?? []
+            tenants = names.filter { $0.hasPrefix("tenant-") && $0.hasSuffix(".key") && !$0.hasSuffix(".wrap.key") }
+                .map { String($0.dropFirst(7).dropLast(4)) }.sorted()
+        }
+        guard master || all || !tenants.isEmpty else {
+            throw fail("say what to rotate: --master, --tenant NAME or --all", code: 2)
+        }
+        try initializeDCMTK()
+        do throws(ArchiveError) {
+            // Opening the archive takes the data folder's lock: a running server keeps it (and this refuses).
+            let (archive, _) = try await ArchiveService.openEmbedded(dataDirectory: data, environment: environment)
+            var done: [(String, KeyRotation.Outcome)] = []
+            if master || all {
+                done.append(("default", try KeyRotation.rotateMaster(keyDirectory: keys, environment: environment)))
+            }
+            for name in tenants {
+                done.append(
+                    (name, try KeyRotation.rotateTenant(keyDirectory: keys, tenant: name, environment: environment)))
+            }
+            let user = environment["USER"].map { "cli/\($0)" } ?? "cli"
+            for (name, outcome) in done {
+                let action =
+                    "key rotation (\(outcome.what): \(outcome.oldID) -> \(outcome.newID), \(outcome.rewrapped) keys re-wrapped)"
+                if name == "default" {
+                    try await archive.audit.record(
+                        AuditEvent(actor: user, address: "local", action: action, outcome: "success"),
+                        durability: .immediate)
+                } else {
+                    let folder = data.appendingPathComponent("tenants").appendingPathComponent(name)
+                    let (clinic, _) = try await ArchiveService.openEmbedded(
+                        dataDirectory: folder, keyDirectory: keys, tenant: name, environment: environment)
+                    try await clinic.audit.record(
+                        AuditEvent(actor: user, address: "local", action: action, outcome: "success"),
+                        durability: .immediate)
+                }
+                print(
+                    "rotated the \(outcome.what) key: \(outcome.oldID) -> \(outcome.newID); \(outcome.rewrapped) keys re-wrapped"
+                )
+            }
+            print("make a new key backup now (facet keys backup): older ones hold the old keys until they expire")
+        } catch {
+            throw fail(error.message, code: error.code == .io ? 3 : 2)
         }
     }
 }

@@ -27,7 +27,9 @@ public enum DICOMAuditMessage {
             return Classification(
                 id: ("110113", "Security Alert"), action: "E", type: ("110137", "User security Attributes Changed"))
         }
-        if starts("audit chain", "audit log") { return Classification(id: ("110113", "Security Alert"), action: "E") }
+        if starts("audit chain", "audit log", "key rotation") {
+            return Classification(id: ("110113", "Security Alert"), action: "E")
+        }
         if starts("audit read", "audit export") {
             return Classification(id: ("110101", "Audit Log Used"), action: "R")
         }

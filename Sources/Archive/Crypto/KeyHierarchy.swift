@@ -13,15 +13,21 @@ public struct KeyHierarchy: Sendable {
     var tenantKey: SymmetricKey { SymmetricKey(data: tenantKeyBytes) }
     var masterKey: SymmetricKey { SymmetricKey(data: masterKeyBytes) }
 
-    init(tenant: String, tenantKey: SymmetricKey, masterKey: SymmetricKey) {
+    /// `root` is what the server-wide keys are derived from: the master key the archive was made with, kept (wrapped
+    /// by the current master key in `root.key`) once `facet keys rotate --master` has replaced it; nil: the master.
+    init(tenant: String, tenantKey: SymmetricKey, masterKey: SymmetricKey, root: SymmetricKey? = nil) {
         self.tenant = tenant
         self.tenantKeyBytes = tenantKey.withUnsafeBytes { Data($0) }
         self.masterKeyBytes = masterKey.withUnsafeBytes { Data($0) }
+        let root = root ?? masterKey
+        self.rootKeyBytes = root.withUnsafeBytes { Data($0) }
         // Derived once: every audit event and every study of a care-team search hashes a patient with it.
         self.patientKeyBytes = HKDF<SHA256>.deriveKey(
-            inputKeyMaterial: masterKey, info: Data("facet patient key v1".utf8), outputByteCount: 32
+            inputKeyMaterial: root, info: Data("facet patient key v1".utf8), outputByteCount: 32
         ).withUnsafeBytes { Data($0) }
     }
+
+    private let rootKeyBytes: Data
 
     private let patientKeyBytes: Data
     /// The patients' own keys (crypto-shredding): attached by `open` for an archive whose keys are in a key
@@ -39,6 +45,7 @@ public struct KeyHierarchy: Sendable {
     ) throws(ArchiveError) -> (keys: KeyHierarchy, createdMasterKey: Bool) {
         try checkTenant(tenant)
         let (master, created) = try masterKey(keyDirectory: keyDirectory, environment: environment)
+        let root = try rootKey(keyDirectory: keyDirectory, master: master)
         let tenantFile = keyDirectory.appendingPathComponent("tenant-\(tenant).key")
         let tenantKey: SymmetricKey
         if FileManager.default.fileExists(atPath: tenantFile.path) {
@@ -48,9 +55,30 @@ public struct KeyHierarchy: Sendable {
             tenantKey = SymmetricKey(size: .bits256)
             try writePrivateFile(tenantFile, try wrap(tenantKey, with: master, purpose: "tenant:\(tenant)"))
         }
-        var keys = KeyHierarchy(tenant: tenant, tenantKey: tenantKey, masterKey: master)
-        keys.patientKeys = try PatientKeyring(keyDirectory: keyDirectory, tenant: tenant, tenantKey: tenantKey)
+        var keys = KeyHierarchy(tenant: tenant, tenantKey: tenantKey, masterKey: master, root: root)
+        keys.patientKeys = try PatientKeyring(
+            keyDirectory: keyDirectory, tenant: tenant,
+            tenantKey: try wrappingKey(keyDirectory: keyDirectory, tenant: tenant, master: master) ?? tenantKey)
         return (keys, created)
+    }
+
+    /// The root of the server-wide derived keys: `root.key` unwrapped by the master key, or nil (the master itself).
+    static func rootKey(keyDirectory: URL, master: SymmetricKey) throws(ArchiveError) -> SymmetricKey? {
+        let file = keyDirectory.appendingPathComponent(KeyRotation.rootFile)
+        guard FileManager.default.fileExists(atPath: file.path) else { return nil }
+        return try unwrap(
+            try readPrivateFile(file, expectedLength: nil), with: master, purpose: KeyRotation.rootPurpose)
+    }
+
+    /// The tenant's current key-encryption key for its patient keys (`tenant-<t>.wrap.key`, made by a tenant key
+    /// rotation), nil before the first rotation (the tenant key itself wraps them).
+    static func wrappingKey(keyDirectory: URL, tenant: String, master: SymmetricKey) throws(ArchiveError)
+        -> SymmetricKey?
+    {
+        let file = keyDirectory.appendingPathComponent(KeyRotation.wrapFile(tenant))
+        guard FileManager.default.fileExists(atPath: file.path) else { return nil }
+        return try unwrap(
+            try readPrivateFile(file, expectedLength: nil), with: master, purpose: KeyRotation.wrapPurpose(tenant))
     }
 
     static func checkTenant(_ tenant: String) throws(ArchiveError) {
@@ -65,6 +93,8 @@ public struct KeyHierarchy: Sendable {
         -> (key: SymmetricKey, created: Bool)
     {
         try createPrivateDirectory(keyDirectory)
+        // A rotation interrupted after its commit point is finished here; one interrupted before it is discarded.
+        try KeyRotation.recover(keyDirectory: keyDirectory, environment: environment)
         var created = false
         let master: SymmetricKey
         if let encoded = environment["FACET_MASTER_KEY"] {
@@ -87,10 +117,13 @@ public struct KeyHierarchy: Sendable {
     }
 
     /// Opens a tenant's key kept elsewhere (the shared index), wrapped by the master key.
-    static func opening(tenant: String, wrapped: Data, master: SymmetricKey) throws(ArchiveError) -> KeyHierarchy {
+    static func opening(tenant: String, wrapped: Data, master: SymmetricKey, root: SymmetricKey? = nil)
+        throws(ArchiveError) -> KeyHierarchy
+    {
         KeyHierarchy(
-            tenant: tenant, tenantKey: try unwrap(wrapped, with: master, purpose: "tenant:\(tenant)"), masterKey: master
-        )
+            tenant: tenant, tenantKey: try unwrap(wrapped, with: master, purpose: "tenant:\(tenant)"),
+            masterKey: master,
+            root: root)
     }
 
     /// A new tenant key, wrapped by the master key, and the local file's wrapped key if there is one.
@@ -129,7 +162,8 @@ public struct KeyHierarchy: Sendable {
 
     /// A key derived from the master key for one purpose (HKDF-SHA256): the server-wide ones (accounts).
     public func derivedKey(_ purpose: String) -> SymmetricKey {
-        HKDF<SHA256>.deriveKey(inputKeyMaterial: masterKey, info: Data(purpose.utf8), outputByteCount: 32)
+        HKDF<SHA256>.deriveKey(
+            inputKeyMaterial: SymmetricKey(data: rootKeyBytes), info: Data(purpose.utf8), outputByteCount: 32)
     }
 
     static func wrap(_ key: SymmetricKey, with wrapping: SymmetricKey, purpose: String) throws(ArchiveError) -> Data {

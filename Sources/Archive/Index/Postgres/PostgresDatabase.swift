@@ -192,7 +192,9 @@ public final class PostgresDatabase: Sendable {
             return recorded
         }
         guard let recorded else { throw ArchiveError(.key, "the tenant key could not be recorded in the index") }
-        let keys = try KeyHierarchy.opening(tenant: tenant, wrapped: recorded, master: master)
+        let keys = try KeyHierarchy.opening(
+            tenant: tenant, wrapped: recorded, master: master,
+            root: try KeyHierarchy.rootKey(keyDirectory: keyDirectory, master: master))
         guard let local else {
             // The data folder keeps the same key, so that the tools that open it (`facet users`, `facet audit`)
             // never make one of their own.
