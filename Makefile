@@ -24,7 +24,7 @@ unit: build testdata/generated/manifest.json
 	FACET_REQUIRE_DCIODVFY=1 bash scripts/with-services.sh $(SWIFT) test
 
 conformance: build
-	FACET_BIN="$(BIN)/facet" bash scripts/with-services.sh .venv/bin/python -m pytest -q --durations=12 conformance
+	FACET_BIN="$(BIN)/facet" bash scripts/with-services.sh .venv/bin/python -m pytest -q -n 2 --durations=12 conformance
 
 # Not part of `make test`: the S3 suites against Ceph's RGW from Debian (scripts/ceph.sh, a throwaway single node),
 # stricter than SeaweedFS on SigV4 payload hashes; Ceph is stopped whatever the outcome.

@@ -76,7 +76,9 @@ func buildApplication(
             keyDirectory: services.archives.dataDirectory.appendingPathComponent("keys"), tenants: tenants)
         let details =
             reminders.isEmpty
-            ? "" : ",\"details\":{\"keyRotation\":[" + reminders.map(Responses.jsonString).joined(separator: ",") + "]}"
+            ? ""
+            : ",\"details\":{\"keyRotation\":\"\(reminders.count) key\(reminders.count == 1 ? "" : "s") in use for over a year: "
+                + "rotate (facet keys rotate); the start-up log names them\"}"
         return Responses.text(
             "{\"status\":\"\(writable ? "ready" : "not-ready")\"\(details)}",
             status: writable ? .ok : .serviceUnavailable, contentType: "application/json")

@@ -13,10 +13,12 @@ import Testing
 @Suite struct DisposalRoutesTests {
     typealias Call = ClinicRecordsTests
 
-    /// P-OLD last seen in 2010 (due under the federal six years), P-NEW this year.
+    /// P-OLD last seen in 2010 (due under the federal six years), P-NEW a week ago.
     static func storePatients(_ archive: TestArchive) async throws -> (old: String, new: String) {
         var uids: [String] = []
-        for (id, name, date) in [("P-OLD", "Old^Olga", "20100105"), ("P-NEW", "New^Nina", "20260105")] {
+        // A week ago: due under no policy.
+        let recent = ClinicTerms.day(of: Date().addingTimeInterval(-7 * 86_400)).replacingOccurrences(of: "-", with: "")
+        for (id, name, date) in [("P-OLD", "Old^Olga", "20100105"), ("P-NEW", "New^Nina", recent)] {
             let photo = try TestArchive.photo(TestArchive.metadata(patient: name, id: id, date: date))
             guard case .stored = await archive.service.store(photo.bytes) else { throw HTTPFailure(.badRequest, id) }
             uids.append(photo.instance)

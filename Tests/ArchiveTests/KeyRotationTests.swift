@@ -127,6 +127,28 @@ import Testing
         #expect(MasterKeyLocation.describe(dataDirectory: folder, environment: environment).contains(external.path))
     }
 
+    @Test func aMissingMasterKeyIsNeverReplacedByANewOne() async throws {
+        let folder = try temporaryFolder()
+        let sop = try await seed(folder)
+        let master = folder.appendingPathComponent("keys/master.key")
+        let saved = try #require(FileManager.default.contents(atPath: master.path))
+        try FileManager.default.removeItem(at: master)
+        await #expect(throws: ArchiveError.self) { _ = try await openArchive(folder) }
+        #expect(!FileManager.default.fileExists(atPath: master.path), "no new master key was made")
+        // The key backup packs the master key the server reads (the external file), not a stray copy.
+        let media = try temporaryFolder().appendingPathComponent("master.key")
+        try saved.write(to: media)
+        chmod(media.path, 0o600)
+        try Data(repeating: 1, count: 32).write(to: master)
+        chmod(master.path, 0o600)
+        let sealed = try KeyBackup.make(
+            keyDirectory: folder.appendingPathComponent("keys"), masterKeyFile: media, passphrase: "twelve chars ok",
+            days: 1)
+        #expect(try KeyBackup.open(sealed, passphrase: "twelve chars ok").files["master.key"] == saved)
+        try FileManager.default.removeItem(at: master)
+        #expect(try await readsBack(folder, sop, environment: ["FACET_MASTER_KEY_FILE": media.path]))
+    }
+
     @Test func theReminderComesOnceAKeyIsAYearOld() async throws {
         let folder = try temporaryFolder()
         let keys = folder.appendingPathComponent("keys")

@@ -5,7 +5,11 @@ import Foundation
 /// other PHI, so it is a clinic-wide record that outlives the patient's own.
 public struct Disposal: Codable, Sendable, Equatable {
     public enum Status: String, Codable, Sendable {
-        case pending, completed, cancelled
+        /// Asked for, waiting for a second practice manager.
+        case pending
+        /// Approved: the erase is under way (or was interrupted, and its approver may run it again).
+        case approved
+        case completed, cancelled
     }
 
     public var patientKey: String
@@ -17,6 +21,9 @@ public struct Disposal: Codable, Sendable, Equatable {
     public var requestedBy: String
     public var requestedAt: Date
     public var approvedBy: String?
+    /// The patient key's id as it was when approved (the certificate names it even when a run after an interrupted
+    /// one finds the key gone already).
+    public var keyID: String?
     public var cancelledBy: String?
     public var certificate: DisposalCertificate?
 
@@ -61,6 +68,9 @@ extension ArchiveService {
     /// Whether this archive can dispose of a patient by cryptographic erase: its keys include patient keys and its
     /// index is the embedded one. (A PostgreSQL deployment seals under the clinic's key only.)
     public var canDisposeByCryptoErase: Bool { keys.patientKeys != nil && index is SQLiteStudyIndex }
+
+    /// The id of a patient's key (nil when the patient has none).
+    public func patientKeyID(_ patient: String) -> String? { keys.patientKeys?.keyID(ofPatient: patient) }
 
     /// Carries out a disposal: purges the patient's index rows (blobs recorded as pending in the same
     /// transaction), destroys the patient's key, then deletes the blobs. Interrupted anywhere, running it again

@@ -49,7 +49,9 @@ public enum KeyBackup {
         let scratch = FileManager.default.temporaryDirectory.appendingPathComponent("facet-keys-\(UUID().uuidString)")
         try createPrivateDirectory(scratch)
         defer { try? FileManager.default.removeItem(at: scratch) }
-        for name in names where !name.hasPrefix(".") && !name.hasSuffix("-journal") {
+        // The master key where the server reads it: the external file wins over a stray copy in the folder.
+        for name in names
+        where !name.hasPrefix(".") && !name.hasSuffix("-journal") && !(name == "master.key" && masterKeyFile != nil) {
             let url = keyDirectory.appendingPathComponent(name)
             let bytes: Data?
             if name.hasSuffix(".sqlite") {
@@ -62,7 +64,7 @@ public enum KeyBackup {
             guard let bytes else { throw ArchiveError(.io, "a key file cannot be read") }
             files[name] = bytes.base64EncodedString()
         }
-        if let masterKeyFile, files["master.key"] == nil {
+        if let masterKeyFile {
             files["master.key"] = try readPrivateFile(masterKeyFile, expectedLength: 32).base64EncodedString()
         }
         guard files["master.key"] != nil else {
@@ -125,9 +127,8 @@ public enum KeyBackup {
     /// Writes a backup's files into an empty (or new) key directory, mode 0600.
     public static func restore(_ files: [String: Data], into keyDirectory: URL) throws(ArchiveError) {
         try createPrivateDirectory(keyDirectory)
-        let present = ((try? FileManager.default.contentsOfDirectory(atPath: keyDirectory.path)) ?? []).filter {
-            !$0.hasPrefix(".")
-        }
+        // Dot-files count: a staged rotation left there would be applied over the restored keys.
+        let present = (try? FileManager.default.contentsOfDirectory(atPath: keyDirectory.path)) ?? []
         guard present.isEmpty else {
             throw ArchiveError(.invalidRequest, "the key directory is not empty: nothing was restored over it")
         }

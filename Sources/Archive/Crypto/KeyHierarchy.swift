@@ -108,6 +108,15 @@ public struct KeyHierarchy: Sendable {
             if FileManager.default.fileExists(atPath: file.path) {
                 master = SymmetricKey(data: try readPrivateFile(file, expectedLength: 32))
             } else {
+                // Keys wrapped by a master key exist: that key is missing (another location, media not mounted), and
+                // a new one would open none of them.
+                let names = (try? FileManager.default.contentsOfDirectory(atPath: keyDirectory.path)) ?? []
+                guard !names.contains(where: { $0.hasPrefix("tenant-") && $0.hasSuffix(".key") }) else {
+                    throw ArchiveError(
+                        .key,
+                        "the master key is missing (\(file.lastPathComponent)) while keys wrapped by it exist: "
+                            + "set master-key-file / FACET_MASTER_KEY_FILE or restore it from the key backup")
+                }
                 master = SymmetricKey(size: .bits256)
                 try writePrivateFile(file, master.withUnsafeBytes { Data($0) })
                 created = true

@@ -232,6 +232,7 @@ public enum KeyRotation {
         try recover(keyDirectory: keyDirectory, environment: [:])
         let stage = keyDirectory.appendingPathComponent(stageFolder)
         try createPrivateDirectory(stage)
+        syncDirectory(keyDirectory)
         for (name, data) in files { try writePrivateFile(stage.appendingPathComponent(name), data) }
         var manifest: [String: Any] = ["files": files.keys.sorted()]
         if let (url, data) = external {

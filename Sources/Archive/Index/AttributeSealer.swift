@@ -58,7 +58,7 @@ public struct AttributeSealer: @unchecked Sendable {
 
     /// The id of the patient key a sealed value names (nil for one sealed under the tenant's key).
     public static func patientKeyID(of sealed: Data) -> String? {
-        guard sealed.count > 3 + 16 + 28, sealed.prefix(3) == patientMagic else { return nil }
+        guard sealed.count >= 3 + 16 + 28, sealed.prefix(3) == patientMagic else { return nil }
         return Formatting.hex(sealed.dropFirst(3).prefix(16))
     }
 

@@ -3,10 +3,14 @@ import GRDB
 import PostgresNIO
 
 /// Copies an embedded archive (a data folder: SQLite index, blobs in files) into the server setup (an index on
-/// PostgreSQL, blobs on an S3-compatible store), clinic by clinic. Nothing is decrypted on the way: the tenant key
-/// moves into the database wrapped by the same master key, so the sealed rows and the encrypted blobs are copied
-/// byte for byte, and then every instance is read back through the new setup (chunk tags, SHA-256 and size against
-/// the index). Resumable: rows and blobs already copied are skipped. The source is locked while it is copied.
+/// PostgreSQL, blobs on an S3-compatible store), clinic by clinic. The tenant key moves into the database wrapped by
+/// the same master key, so rows and blobs sealed under it are copied byte for byte. A server setup has no patient
+/// keys (they live in a data folder's key directory): a patient's sealed rows are opened and sealed again under the
+/// clinic's key, and a patient's blob (format 3) gets a format-2 header whose data key is wrapped by the clinic's
+/// key, its chunks unchanged (no plaintext is written anywhere). Disposal by cryptographic erase is then no longer
+/// available for the migrated archive. Every instance is read back through the new setup (chunk tags, SHA-256 and
+/// size against the index). Resumable: rows and blobs already copied are skipped. The source is locked while it is
+/// copied.
 public struct ArchiveMigration: Sendable {
     public struct Progress: Sendable {
         public var tenant: String
@@ -81,7 +85,11 @@ public struct ArchiveMigration: Sendable {
             throw ArchiveError(.io, "the source index cannot be opened")
         }
         try await refuseServedTarget(tenant)
-        try await copyRows(from: queue, tenant: tenant)
+        // The source's own keys, patient keys included, to open what is sealed under a patient's key.
+        let (sourceKeys, _) = try KeyHierarchy.open(
+            keyDirectory: source.appendingPathComponent("keys"), tenant: tenant, environment: environment)
+        let reseal = Resealer(from: AttributeSealer(keys: sourceKeys), to: AttributeSealer(keys: keys))
+        try await copyRows(from: queue, tenant: tenant, reseal: reseal)
         // Blobs: every one the index refers to, raw (ciphertext), skipping those already there.
         let blobIDs: [(id: String, owner: String)]
         do {
@@ -106,7 +114,8 @@ public struct ArchiveMigration: Sendable {
                 report.blobsSkipped += 1
             } else {
                 let file = to.scratchFolder.appendingPathComponent("\(blob.id).migrating")
-                let bytes = try await from.get(blob.id, range: 0..<Int.max)
+                let bytes = try EncryptedBlobStore.clinicKeyed(
+                    try await from.get(blob.id, range: 0..<Int.max), from: sourceKeys, to: keys)
                 do {
                     try bytes.write(to: file)
                 } catch {
@@ -171,7 +180,7 @@ public struct ArchiveMigration: Sendable {
     }
 
     /// Copies the index rows as they are (sealed), each table in one transaction, skipping rows already copied.
-    private func copyRows(from queue: DatabaseQueue, tenant: String) async throws(ArchiveError) {
+    private func copyRows(from queue: DatabaseQueue, tenant: String, reseal: Resealer) async throws(ArchiveError) {
         struct Rows: Sendable {
             var studies: [(String, Data, String?, String?)] = []
             var series: [(String, String, String?, Data)] = []
@@ -188,21 +197,26 @@ public struct ArchiveMigration: Sendable {
                 var rows = Rows()
                 rows.studies = try Row.fetchAll(
                     db, sql: "SELECT study_uid, attributes, patient_id_index, accession_index FROM studies"
-                ).map { ($0[0], $0[1], $0[2], $0[3]) }
+                ).map { ($0[0], try reseal($0[1], $0[0]), $0[2], $0[3]) }
                 rows.series = try Row.fetchAll(
                     db, sql: "SELECT series_uid, study_uid, modality, attributes FROM series"
                 )
-                .map { ($0[0], $0[1], $0[2], $0[3]) }
+                .map { ($0[0], $0[1], $0[2], try reseal($0[3], $0[0])) }
                 rows.instances = try Row.fetchAll(
                     db,
                     sql: """
                         SELECT sop_uid, sop_class, series_uid, study_uid, transfer_syntax, blob_id, size, sha256, stored,
                         attributes, metadata FROM instances ORDER BY seq
                         """
-                ).map { ($0[0], $0[1], $0[2], $0[3], $0[4], $0[5], $0[6], $0[7], $0[8], $0[9], $0[10]) }
+                ).map {
+                    (
+                        $0[0], $0[1], $0[2], $0[3], $0[4], $0[5], $0[6], $0[7], $0[8], try reseal($0[9], $0[0]),
+                        try reseal($0[10], $0[0])
+                    )
+                }
                 rows.originals = try Row.fetchAll(
                     db, sql: "SELECT sop_uid, seq, blob_id, size, sha256, details FROM originals ORDER BY sop_uid, seq"
-                ).map { ($0[0], $0[1], $0[2], $0[3], $0[4], $0[5]) }
+                ).map { ($0[0], $0[1], $0[2], $0[3], $0[4], try reseal($0[5], $0[0])) }
                 rows.superseded = try Row.fetchAll(db, sql: "SELECT blob_id, sop_uid, sha256, replaced FROM superseded")
                     .map { ($0[0], $0[1], $0[2], $0[3]) }
                 rows.deleted = try Row.fetchAll(
@@ -211,10 +225,16 @@ public struct ArchiveMigration: Sendable {
                         SELECT sop_uid, series_uid, study_uid, blob_id, size, sha256, deleted, details, attributes,
                         metadata FROM deleted_instances ORDER BY seq
                         """
-                ).map { ($0[0], $0[1], $0[2], $0[3], $0[4], $0[5], $0[6], $0[7], $0[8], $0[9]) }
+                ).map {
+                    (
+                        $0[0], $0[1], $0[2], $0[3], $0[4], $0[5], $0[6],
+                        try reseal($0[7], "deleted:" + ($0[0] as String)),
+                        try reseal($0[8], $0[0]), try reseal($0[9], $0[0])
+                    )
+                }
                 rows.deletedOriginals = try Row.fetchAll(
                     db, sql: "SELECT sop_uid, seq, blob_id, size, sha256, details, deleted FROM deleted_originals"
-                ).map { ($0[0], $0[1], $0[2], $0[3], $0[4], $0[5], $0[6]) }
+                ).map { ($0[0], $0[1], $0[2], $0[3], $0[4], try reseal($0[5], $0[0]), $0[6]) }
                 if try db.tableExists("audit_anchor") {
                     rows.anchor = try Row.fetchOne(db, sql: "SELECT sequence, mac, seal FROM audit_anchor WHERE id = 1")
                         .map { ($0[0], $0[1], $0[2]) }
@@ -304,5 +324,17 @@ public struct ArchiveMigration: Sendable {
                 }
             }
         }
+    }
+}
+
+/// Opens a value sealed under a patient's key and seals it again under the clinic's (values already under the
+/// clinic's key pass as they are).
+struct Resealer: Sendable {
+    let from: AttributeSealer
+    let to: AttributeSealer
+
+    func callAsFunction(_ sealed: Data, _ uid: String) throws -> Data {
+        guard AttributeSealer.patientKeyID(of: sealed) != nil else { return sealed }
+        return try to.seal(try from.openData(sealed, uid: uid), uid: uid)
     }
 }

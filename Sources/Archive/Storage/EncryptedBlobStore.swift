@@ -398,6 +398,31 @@ public struct EncryptedBlobStore: BlobStore {
         return Reader(store: self, header: header, prefix: Data(first))
     }
 
+    /// A stored object as a format-2 object under `target`'s clinic key: a patient's blob (format 3) gets its data
+    /// key unwrapped by the patient's key (from `source`) and wrapped by the clinic's, and loses the key id; its
+    /// nonce, sealed info and chunks are kept as they are (their associated data is the same in formats 2 and 3).
+    /// Other objects are returned unchanged. For moving to a setup without patient keys (`facet migrate`).
+    static func clinicKeyed(_ object: Data, from source: KeyHierarchy, to target: KeyHierarchy) throws(ArchiveError)
+        -> Data
+    {
+        let bytes = [UInt8](object.prefix(headerSize(version: 3)))
+        guard bytes.count == headerSize(version: 3), object.prefix(4) == magic, bytes[4] == 3 else { return object }
+        let id = Formatting.hex(bytes[9..<25])
+        guard let patientKey = source.patientKeys?.key(id: id) else {
+            throw ArchiveError(.integrity, "a patient's blob cannot be moved: its patient key is missing")
+        }
+        let dataKey = try KeyHierarchy.unwrap(
+            Data(bytes[25..<85]), with: patientKey, purpose: "data:\(source.tenant):\(id)")
+        let wrapped = try KeyHierarchy.wrap(dataKey, with: target.tenantKey, purpose: "data:\(target.tenant)")
+        var out = magic
+        out.append(2)
+        out.append(contentsOf: bytes[5..<9])
+        out.append(wrapped)
+        out.append(contentsOf: bytes[85...])
+        out.append(object.dropFirst(headerSize(version: 3)))
+        return out
+    }
+
     // MARK: chunk crypto
 
     static func nonce(_ base: Data, _ index: UInt64) throws -> AES.GCM.Nonce {

@@ -6,7 +6,8 @@ import Hummingbird
 /// Disposal of a patient whose retention has run out (issue 12 §4), for practice managers, under the two-person
 /// rule: `POST /api/v1/patients/{patientID}/disposal` (`{"reason"}`) asks for it (201, pending; refused with 409
 /// when the patient is not due or is under a legal hold), `POST /api/v1/disposals/{id}/approve` by another practice
-/// manager checks again and carries it out by cryptographic erase (the patient's key destroyed, every row purged,
+/// manager checks again, records the approval (status `approved`: a second approver gets 409; an interrupted erase
+/// is run again by its approver) and carries it out by cryptographic erase (the patient's key destroyed, every row purged,
 /// every blob removed) and answers the certificate, `POST /api/v1/disposals/{id}/cancel` withdraws a pending one,
 /// `GET /api/v1/disposals` and `GET /api/v1/disposals/{id}` read them. Requests and certificates name the patient by
 /// keyed hash only; each step is audited.
@@ -176,9 +177,6 @@ struct DisposalRoutes {
         context.audit.action = "disposal approval"
         let record = try await disposal(context)
         let archive = try archive(context)
-        guard record.value.status == .pending else {
-            throw HTTPFailure(.conflict, "the disposal is \(record.value.status.rawValue), not pending")
-        }
         guard record.value.requestedBy != context.audit.actor else {
             throw HTTPFailure(
                 .forbidden, "two-person rule: the disposal must be approved by someone other than who asked for it")
@@ -186,17 +184,31 @@ struct DisposalRoutes {
         let key = record.value.patientKey
         guard let patientKey = PatientKey(hex: key) else { throw HTTPFailure(.notFound, "no such disposal") }
         try await services.authorize(context, .retention, patient: patientKey)
-        // Still due and not held (a hold placed after the request wins).
-        _ = try await dueToday(key, context)
-        // The approval is on record before anything is destroyed: a lost race with another approver ends here.
-        var approved = record.value
-        approved.approvedBy = context.audit.actor
         let records = try clinic.records(context)
-        let claimed = try await records.write(
-            .disposal, id: record.id, patient: RetentionRoutes.clinicWide, value: approved,
-            actor: context.audit.actor, expectedVersion: record.version)
+        let claimed: Versioned<Disposal>
+        switch record.value.status {
+        case .pending:
+            // Still due and not held (a hold placed after the request wins).
+            _ = try await dueToday(key, context)
+            // The approval is on record before anything is destroyed: a second approver racing this one gets 409.
+            var approved = record.value
+            approved.status = .approved
+            approved.approvedBy = context.audit.actor
+            approved.keyID = archive.patientKeyID(key)
+            claimed = try await records.write(
+                .disposal, id: record.id, patient: RetentionRoutes.clinicWide, value: approved,
+                actor: context.audit.actor, expectedVersion: record.version)
+        case .approved where record.value.approvedBy == context.audit.actor:
+            // An erase that was interrupted: run again by its approver (it completes what is left).
+            claimed = record
+        case .approved:
+            throw HTTPFailure(.conflict, "the disposal was approved by another practice manager and is under way")
+        case .completed, .cancelled:
+            throw HTTPFailure(.conflict, "the disposal is \(record.value.status.rawValue), not pending")
+        }
         context.audit.action = "disposal \(record.id) (patient \(key)): approved, erasing"
-        let certificate = try await archive.disposePatient(key)
+        var certificate = try await archive.disposePatient(key)
+        certificate.destroyedKeyID = certificate.destroyedKeyID ?? claimed.value.keyID
         var done = claimed.value
         done.status = .completed
         done.certificate = certificate
