@@ -188,6 +188,16 @@ struct DisposalRoutes {
         let claimed: Versioned<Disposal>
         switch record.value.status {
         case .pending:
+            // An account made after the request (the requester could make one) is not a second person.
+            if let principal = context.principal,
+                let account = try await services.identity.store.account(
+                    tenant: principal.tenant, username: principal.username),
+                account.created >= record.value.requestedAt
+            {
+                throw HTTPFailure(
+                    .forbidden,
+                    "two-person rule: the approver's account must have existed before the disposal was asked for")
+            }
             // Still due and not held (a hold placed after the request wins).
             _ = try await dueToday(key, context)
             // The approval is on record before anything is destroyed: a second approver racing this one gets 409.
