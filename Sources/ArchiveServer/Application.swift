@@ -66,14 +66,7 @@ func buildApplication(
         // Ready when the index answers and the blob store's folder is writable.
         // No count: it is open without a token. The details remind of keys in use for a year (dates only).
         let writable = FileManager.default.isWritableFile(atPath: service.temporaryDirectory.path)
-        let tenants =
-            ["default"]
-            + ((try? FileManager.default.contentsOfDirectory(atPath: services.archives.tenantsDirectory.path)) ?? [])
-            .filter {
-                Account.isValidTenant($0) && $0 != "default"
-            }
-        let reminders = KeyRotation.reminders(
-            keyDirectory: services.archives.dataDirectory.appendingPathComponent("keys"), tenants: tenants)
+        let reminders = KeyRotation.reminders(dataDirectory: services.archives.dataDirectory)
         let details =
             reminders.isEmpty
             ? ""

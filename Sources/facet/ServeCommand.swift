@@ -93,13 +93,7 @@ struct ServeCommand: AsyncParsableCommand {
         }
         logger.notice(
             "\(MasterKeyLocation.describe(dataDirectory: URL(fileURLWithPath: settings.dataDirectory)))")
-        let clinics =
-            ((try? FileManager.default.contentsOfDirectory(
-                atPath: URL(fileURLWithPath: settings.dataDirectory).appendingPathComponent("tenants").path)) ?? [])
-        for reminder in KeyRotation.reminders(
-            keyDirectory: URL(fileURLWithPath: settings.dataDirectory).appendingPathComponent("keys"),
-            tenants: ["default"] + clinics.filter { Account.isValidTenant($0) && $0 != "default" })
-        {
+        for reminder in KeyRotation.reminders(dataDirectory: URL(fileURLWithPath: settings.dataDirectory)) {
             logger.warning("\(reminder)")
         }
         if report.removedTemporaryFiles > 0 || report.quarantinedBlobs > 0 || report.expiredQuarantinedBlobs > 0 {

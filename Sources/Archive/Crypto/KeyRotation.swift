@@ -73,6 +73,19 @@ public enum KeyRotation {
         return attributes?[.modificationDate] as? Date
     }
 
+    /// The reminders of a data folder's keys (`DATA/keys`; the default clinic and every one under `DATA/tenants`).
+    public static func reminders(
+        dataDirectory: URL, environment: [String: String] = ProcessInfo.processInfo.environment
+    ) -> [String] {
+        let clinics =
+            (try? FileManager.default.contentsOfDirectory(
+                atPath: dataDirectory.appendingPathComponent("tenants").path)) ?? []
+        return reminders(
+            keyDirectory: dataDirectory.appendingPathComponent("keys"),
+            tenants: ["default"] + clinics.filter { Account.isValidTenant($0) && $0 != "default" },
+            environment: environment)
+    }
+
     /// The reminders of keys in use for a year or more (empty when none is due), for `/health/ready`.
     public static func reminders(
         keyDirectory: URL, tenants: [String], environment: [String: String] = ProcessInfo.processInfo.environment,

@@ -44,7 +44,7 @@ public enum ArchiveBackup {
             "indexes": report.indexes, "blobs": report.blobs, "otherFiles": report.otherFiles,
         ]
         if let data = try? JSONSerialization.data(withJSONObject: manifest, options: [.sortedKeys, .prettyPrinted]) {
-            try writeDurably(data, to: target.appendingPathComponent("backup.json"))
+            try writePrivateFile(target.appendingPathComponent("backup.json"), data)
         }
         syncDirectory(target)
         return report
@@ -184,12 +184,5 @@ public enum ArchiveBackup {
         }
         guard fsync(output) == 0 else { throw ArchiveError(.io, "a backup file cannot be written") }
         return total
-    }
-
-    static func writeDurably(_ data: Data, to url: URL) throws(ArchiveError) {
-        let fd = open(url.path, O_WRONLY | O_CREAT | O_TRUNC, 0o600)
-        guard fd >= 0 else { throw ArchiveError(.io, "a backup file cannot be created") }
-        defer { close(fd) }
-        guard writeAll(fd, data), fsync(fd) == 0 else { throw ArchiveError(.io, "a backup file cannot be written") }
     }
 }
