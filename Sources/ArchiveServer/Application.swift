@@ -90,7 +90,8 @@ func buildApplication(
         services: [
             ComparisonWorker(
                 archives: services.archives, logger: logger, doorbell: services.jobs, webhooks: services.webhooks,
-                webhookBell: services.webhookBell)
+                webhookBell: services.webhookBell),
+            TrashSweeper(archives: services.archives, logger: logger),
         ]
             + (try auditForwarder(settings, services, logger).map { [$0] } ?? [])
             + (services.webhooks.map {
@@ -111,6 +112,7 @@ func addRoutes(to router: Router<FacetRequestContext>, services: ServerServices)
     RenderedRoutes(services: services).add(to: router)
     CapabilitiesRoutes().add(to: router)
     DeleteRoutes(services: services).add(to: router)
+    TrashRoutes(services: services).add(to: router)
     UploadRoutes(services: services).add(to: router)
     OriginalsRoutes(services: services).add(to: router)
     PatientAccessRoutes(services: services).add(to: router)

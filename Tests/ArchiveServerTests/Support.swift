@@ -37,16 +37,31 @@ struct TestArchive {
         token = try await identity.tokens.issue(tenant: "default", username: "tester", role: .physician).accessToken
     }
 
-    /// The data folder of an archive after a restart (the first one must be gone: it holds the folder's lock).
+    /// The data folder of an archive after a restart. The first one holds the folder's lock until its last
+    /// reference goes, which a loaded machine may delay (its tasks end after the last request): the lock is waited
+    /// for up to 30 s.
     init(reopening folder: URL) async throws {
         try Part10.initialize()
         self.folder = folder
-        (service, _) = try await ArchiveService.openEmbedded(dataDirectory: folder, environment: [:])
+        service = try await Self.open(folder)
         settings.dataDirectory = folder.path
         settings.publicBaseURL = "https://archive.example"
         settings.maximumResults = 50
         identity = try IdentityServices.open(dataDirectory: folder, keys: service.keys)
         token = try await identity.tokens.issue(tenant: "default", username: "tester", role: .physician).accessToken
+    }
+
+    /// Opens `folder`, waiting up to 30 s for an earlier archive of it to let go of its lock.
+    static func open(_ folder: URL) async throws -> ArchiveService {
+        for _ in 0..<300 {
+            do {
+                return try await ArchiveService.openEmbedded(dataDirectory: folder, environment: [:]).0
+            } catch {
+                guard "\(error)".contains("another facet process") else { throw error }
+                try await Task.sleep(for: .milliseconds(100))
+            }
+        }
+        return try await ArchiveService.openEmbedded(dataDirectory: folder, environment: [:]).0
     }
 
     /// A token for a new account of `role` (people and machines alike), for authorization tests.

@@ -177,8 +177,9 @@ import Testing
                 "jobs v2: the subject a job is about (a patient's key)",
                 "clinic records v1: versioned, sealed records beside the images",
                 "disposal v1: the ids of destroyed patient keys",
+                "trash v1: what a restore needs of a soft-deleted instance",
             ])
-        #expect(applied.count == 6)
+        #expect(applied.count == 7)
         let tables = try await pool.read { db in
             try String.fetchAll(db, sql: "SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name")
         }

@@ -45,6 +45,7 @@ public enum DICOMAuditMessage {
         if starts("STOW", "upload", "photo upload", "scan upload") {
             return Classification(id: ("110104", "DICOM Instances Transferred"), action: "C")
         }
+        if starts("trash restore") { return Classification(id: ("110110", "Patient Record"), action: "U") }
         if starts("delete") { return Classification(id: ("110105", "DICOM Study Deleted"), action: "D") }
         // Disposal (issue 12 §4): asked for (C), withdrawn (U), read (R); approved and carried out (D).
         if starts("disposal request") { return Classification(id: ("110110", "Patient Record"), action: "C") }

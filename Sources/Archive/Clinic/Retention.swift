@@ -20,6 +20,8 @@ public struct RetentionPolicy: Codable, Sendable, Equatable {
     }
 
     public static let federalYears = 6
+    /// The id of the clinic's policy among its records (kind `policy`).
+    public static let recordID = "retention"
     public static let states: [String: StateRule] = [
         "CA": StateRule(adultYears: 10, minorUntilAge: 19), "TX": StateRule(adultYears: 7, minorUntilAge: 19),
         "FL": StateRule(adultYears: 5, minorUntilAge: nil), "NY": StateRule(adultYears: 6, minorUntilAge: 21),

@@ -153,6 +153,15 @@ public final class SQLiteStudyIndex: StudyIndex, @unchecked Sendable {
                         PRIMARY KEY (tenant, key_id));
                     """)
         }
+        migrator.registerMigration("trash v1: what a restore needs of a soft-deleted instance") { db in
+            // Rows deleted before this migration have none of these: a restore reads them from the sealed metadata.
+            try db.execute(
+                sql: """
+                    ALTER TABLE deleted_instances ADD COLUMN sop_class TEXT;
+                    ALTER TABLE deleted_instances ADD COLUMN transfer_syntax TEXT;
+                    ALTER TABLE deleted_instances ADD COLUMN stored REAL;
+                    """)
+        }
         return migrator
     }
 
@@ -482,9 +491,9 @@ public final class SQLiteStudyIndex: StudyIndex, @unchecked Sendable {
                     try db.execute(
                         sql: """
                             INSERT INTO deleted_instances (sop_uid, series_uid, study_uid, blob_id, size, sha256,
-                            deleted, details, attributes, metadata)
-                            SELECT sop_uid, series_uid, study_uid, blob_id, size, sha256, ?, ?, attributes, metadata
-                            FROM instances WHERE sop_uid = ?
+                            deleted, details, attributes, metadata, sop_class, transfer_syntax, stored)
+                            SELECT sop_uid, series_uid, study_uid, blob_id, size, sha256, ?, ?, attributes, metadata,
+                            sop_class, transfer_syntax, stored FROM instances WHERE sop_uid = ?
                             """,
                         arguments: [why.date.timeIntervalSince1970, details, record.sopInstanceUID])
                     try db.execute(sql: "DELETE FROM instances WHERE sop_uid = ?", arguments: [record.sopInstanceUID])

@@ -156,10 +156,10 @@ public protocol StudyIndex: Sendable {
     func pendingBlobIDs() async throws(ArchiveError) -> Set<String>
     /// Records an uploaded file kept byte for byte beside the instance made from it (and ends its pending record).
     func addOriginal(_ original: OriginalFile, to sopInstanceUID: String) async throws(ArchiveError)
-    /// Soft-deletes instances in one transaction: they leave the catalogue (searches and retrievals no longer see
-    /// them; a study or series without instances left goes too) and are kept with `why` — the reason and who gave it,
-    /// sealed — until a retention purge; their blobs and originals stay referenced. The same SOP Instance UID may be
-    /// stored again afterwards. Returns the records deleted (unknown UIDs are skipped).
+    /// Soft-deletes instances in one transaction: they leave the catalogue (searches and retrievals no longer see them;
+    /// a study or series without instances left goes too) and are kept with `why` — the reason and who gave it, sealed
+    /// — in the trash (`SQLiteStudyIndex.trash()`); their blobs and originals stay referenced. The same SOP Instance
+    /// UID may be stored again afterwards. Returns the records deleted (unknown UIDs are skipped).
     func softDelete(_ sopInstanceUIDs: [String], why: Deletion) async throws(ArchiveError) -> [InstanceRecord]
     /// Soft-deleted instances, oldest first.
     func deletions() async throws(ArchiveError) -> [DeletedInstance]

@@ -5,9 +5,9 @@ extension IngestService {
     public static let maximumDeletionReasonBytes = 1000
 
     /// Soft-deletes the instances of one study (what a WADO-RS URL of a study, series or instance resolved to): an
-    /// audit intent naming them is fsynced first, then the index moves them out of the catalogue in one
-    /// transaction, keeping the reason and the actor sealed beside them. Nothing is erased: blobs and originals
-    /// stay until a retention purge. `.invalidInput` without a reason of 1 to 1000 bytes; `.audit` when the intent
+    /// audit intent naming them is fsynced first, then the index moves them out of the catalogue in one transaction,
+    /// keeping the reason and the actor sealed beside them. Nothing is erased: blobs and originals stay (the trash:
+    /// `ArchiveService.sweepTrash`). `.invalidInput` without a reason of 1 to 1000 bytes; `.audit` when the intent
     /// cannot be written (nothing deleted).
     public func softDelete(
         _ records: [InstanceRecord], reason: String, caller: Caller, intentRecorded: @Sendable () -> Void = {}

@@ -4,11 +4,11 @@ import HTTPTypes
 import Hummingbird
 
 /// Soft delete (issue 9 §3): `DELETE` on a WADO-RS study, series or instance URL with `{"reason": "..."}`, for a
-/// physician. The instances leave searches and retrievals at once (404 afterwards) but nothing is erased: the
-/// index keeps them with the reason and the actor, sealed, and their blobs stay until a retention purge. The audit
-/// trail gets an intent naming every instance before the change and the outcome after it; the reason, which may
-/// name the patient, stays out of the audit log. `GET /api/v1/deletions` lists what was deleted, when, by whom and
-/// why, for the auditor and the practice manager.
+/// physician. The instances leave searches and retrievals at once (404 afterwards) but nothing is erased: the index
+/// keeps them with the reason and the actor, sealed, and their blobs stay (the trash, `TrashRoutes`). The audit trail
+/// gets an intent naming every instance before the change and the outcome after it; the reason, which may name the
+/// patient, stays out of the audit log. `GET /api/v1/deletions` lists what was deleted, when, by whom and why, for the
+/// auditor and the practice manager.
 struct DeleteRoutes {
     let services: ServerServices
 

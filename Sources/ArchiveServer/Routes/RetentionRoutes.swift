@@ -11,7 +11,7 @@ import Hummingbird
 struct RetentionRoutes {
     let services: ServerServices
     var clinic: ClinicSupport { ClinicSupport(services: services) }
-    static let policyID = "retention"
+    static let policyID = RetentionPolicy.recordID
     /// The record store's patient field for the clinic-wide policy (a keyed hash is 64 hex digits: no clash).
     static let clinicWide = "clinic"
 
