@@ -25,6 +25,16 @@ def test_an_embedded_archive_moves_to_postgres_and_s3_and_is_served_from_there(f
         dataset = pydicom.dcmread(secondary_capture(tmp_path / f"{number}.dcm"))
         DICOMwebClient(embedded.url).store_instances([dataset])
         datasets.append(dataset)
+    # A clinic record beside the images, sealed under the patient's key: it moves too (two versions).
+    patient = datasets[0].PatientID
+    treatments = f"{embedded.root}/api/v1/patients/{patient}/treatments"
+    made = requests.post(treatments, json={"service": "Botox forehead", "date": "2026-02-01", "regions": ["forehead"],
+                                           "provider": "Dr Chen"})
+    assert made.status_code == 201, made.text
+    changed = requests.put(f"{treatments}/{made.json()['id']}", headers={"If-Match": '"1"'},
+                           json={"service": "Botox forehead", "date": "2026-02-01", "regions": ["forehead"],
+                                 "provider": "Dr Chen", "notes": "20 units"})
+    assert changed.status_code == 200, changed.text
     # Refused while the data folder is in use.
     busy = run(facet, "migrate", "--from", data, "--to-index", index["FACET_INDEX"], "--to-blobs",
                blobs["FACET_BLOBS"], "--s3-endpoint", blobs["FACET_S3_ENDPOINT"])
@@ -51,6 +61,8 @@ def test_an_embedded_archive_moves_to_postgres_and_s3_and_is_served_from_there(f
         found = requests.get(f"{served.url}/studies", params={"PatientID": datasets[0].PatientID})
         assert found.status_code == 200
         assert {s["0020000D"]["Value"][0] for s in found.json()} >= {d.StudyInstanceUID for d in datasets}
+        kept = requests.get(f"{served.root}/api/v1/patients/{patient}/treatments").json()
+        assert [(t["service"], t.get("notes"), t["version"]) for t in kept] == [("Botox forehead", "20 units", 2)]
         client.store_instances([pydicom.dcmread(secondary_capture(tmp_path / "new.dcm"))])
     finally:
         served.stop()

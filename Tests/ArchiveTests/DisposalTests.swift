@@ -189,6 +189,35 @@ import Testing
         }
     }
 
+    /// A store racing a disposal: its blob was written under the patient's key, which the disposal destroyed before
+    /// the index commit. The commit refuses it (never an acknowledged, unreadable instance); a store after the
+    /// disposal gets a new key and is readable.
+    @Test func aStoreWhoseKeyWasDestroyedMeanwhileIsRefusedAtCommit() async throws {
+        let folder = try temporaryFolder()
+        let (service, _) = try await openArchive(folder)
+        let ring = try #require(service.keys.patientKeys)
+        let patient = try #require(service.keys.patientKey(patientID: "RACE-1", issuer: nil))
+        _ = await expectStored(service, try Sample.instance(patientID: "RACE-1", name: "Race^Rita"))
+        let keyID = try #require(ring.keyID(ofPatient: patient))
+        let late = try Sample.instance(patientID: "RACE-1", name: "Race^Rita")
+        guard case .ready(let prepared) = service.prepare(late) else {
+            Issue.record("not prepared")
+            return
+        }
+        // The entry as the store made it before the disposal: its blob under the key about to be destroyed.
+        let blob = try await service.blobs.put(
+            late, owner: prepared.sopInstanceUID, id: service.blobs.newBlobID(), patient: patient)
+        var entry = ArchiveService.indexEntry(prepared.file, blob: blob)
+        entry.patientKeyID = keyID
+        _ = try await service.disposePatient(patient)
+        await #expect(throws: ArchiveError.self) { _ = try await service.index.commit(entry, allowNewVersion: false) }
+        #expect(service.index.instance(prepared.sopInstanceUID) == nil)
+        // Stored again after the disposal: a new key, readable.
+        let record = try #require(await expectStored(service, late)).0
+        #expect(ring.keyID(ofPatient: patient) != keyID)
+        #expect(try await service.read(record) == late)
+    }
+
     @Test func rowsSealedUnderAPatientKeyNameTheKeyAndOldRowsStillOpen() throws {
         let folder = try temporaryFolder()
         let (keys, _) = try KeyHierarchy.open(keyDirectory: folder, environment: [:])

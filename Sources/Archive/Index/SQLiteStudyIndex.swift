@@ -274,6 +274,15 @@ public final class SQLiteStudyIndex: StudyIndex, @unchecked Sendable {
             let patientIndex = sealer.blindIndex("PatientID", entry.study.string(.patientID))
             let accessionIndex = sealer.blindIndex("AccessionNumber", entry.study.string(.accessionNumber))
             try pool.write { db in
+                // A disposal of the patient ran since the blob was written: its key is gone, and the blob with it.
+                if let keyID = entry.patientKeyID,
+                    try Bool.fetchOne(
+                        db, sql: "SELECT EXISTS(SELECT 1 FROM destroyed_patient_keys WHERE key_id = ?)",
+                        arguments: [keyID]) == true
+                {
+                    throw ArchiveError(
+                        .conflict, "the patient's record was disposed of while the instance was stored; store it again")
+                }
                 // A study or series row is only ever replaced once none of its instances is live (all deleted):
                 // one set aside at load (undecodable) still has instances and must not be overwritten.
                 for (table, column, uid, isNew) in [

@@ -101,6 +101,9 @@ public struct IndexEntry: Sendable {
     public var instance: InstanceRecord
     /// The instance's full metadata as DICOM JSON, bulk values as relative `bulkdata/<tag>` URIs.
     public var metadataJSON: String
+    /// The id of the patient key the blob was written under (nil without patient keys): an index that records
+    /// destroyed keys refuses the commit when this one was destroyed meanwhile (a disposal racing the store).
+    public var patientKeyID: String?
 
     public init(study: Dataset, series: Dataset, instance: InstanceRecord, metadataJSON: String) {
         self.study = study

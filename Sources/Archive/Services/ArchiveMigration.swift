@@ -8,9 +8,9 @@ import PostgresNIO
 /// keys (they live in a data folder's key directory): a patient's sealed rows are opened and sealed again under the
 /// clinic's key, and a patient's blob (format 3) gets a format-2 header whose data key is wrapped by the clinic's
 /// key, its chunks unchanged (no plaintext is written anywhere). Disposal by cryptographic erase is then no longer
-/// available for the migrated archive. Every instance is read back through the new setup (chunk tags, SHA-256 and
-/// size against the index). Resumable: rows and blobs already copied are skipped. The source is locked while it is
-/// copied.
+/// available for the migrated archive. Clinic records (every version) move with the rows; queued jobs do not. Every
+/// instance is read back through the new setup (chunk tags, SHA-256 and size against the index). Resumable: rows
+/// and blobs already copied are skipped. The source is locked while it is copied.
 public struct ArchiveMigration: Sendable {
     public struct Progress: Sendable {
         public var tenant: String
@@ -190,6 +190,9 @@ public struct ArchiveMigration: Sendable {
             var deleted: [(String, String, String, String, Int64, String, Double, Data, Data, Data)] = []
             var deletedOriginals: [(String, Int32, String, Int64, String, Data, Double)] = []
             var anchor: (Int64, String, String)?
+            /// Clinic records of every version: kind, id, version, patient key, parent, body, actor, created,
+            /// deleted, current.
+            var records: [(String, String, Int64, String, String?, Data, String, Double, Bool, Bool)] = []
         }
         let rows: Rows
         do {
@@ -235,6 +238,25 @@ public struct ArchiveMigration: Sendable {
                 rows.deletedOriginals = try Row.fetchAll(
                     db, sql: "SELECT sop_uid, seq, blob_id, size, sha256, details, deleted FROM deleted_originals"
                 ).map { ($0[0], $0[1], $0[2], $0[3], $0[4], try reseal($0[5], $0[0]), $0[6]) }
+                if try db.tableExists("clinic_records") {
+                    rows.records = try Row.fetchAll(
+                        db,
+                        sql: """
+                            SELECT kind, id, version, patient_key, parent, body, actor, created, deleted, current
+                            FROM clinic_records WHERE tenant = ? ORDER BY kind, id, version
+                            """, arguments: [tenant]
+                    ).map { row in
+                        let (kind, id, version, patient): (String, String, Int64, String) = (
+                            row[0], row[1], row[2], row[3]
+                        )
+                        // Sealed for its row as `ClinicRecord.sealingContext` names it.
+                        let context = "record:\(kind):\(id):\(version):\(patient)"
+                        return (
+                            kind, id, version, patient, row[4], try reseal(row[5], context), row[6], row[7], row[8],
+                            row[9]
+                        )
+                    }
+                }
                 if try db.tableExists("audit_anchor") {
                     rows.anchor = try Row.fetchOne(db, sql: "SELECT sequence, mac, seal FROM audit_anchor WHERE id = 1")
                         .map { ($0[0], $0[1], $0[2]) }
@@ -312,6 +334,14 @@ public struct ArchiveMigration: Sendable {
                     try await db.query(
                         "DELETE FROM originals WHERE tenant = \(tenant) AND sop_uid = \(row.0) AND blob_id = \(row.2)",
                         logger: logger)
+                }
+                for row in rows.records {
+                    try await db.query(
+                        """
+                        INSERT INTO clinic_records (tenant, kind, id, version, patient_key, parent, body, actor,
+                        created, deleted, current) VALUES (\(tenant), \(row.0), \(row.1), \(row.2), \(row.3),
+                        \(row.4), \(row.5), \(row.6), \(row.7), \(row.8), \(row.9)) ON CONFLICT DO NOTHING
+                        """, logger: logger)
                 }
                 if let (sequence, mac, seal) = rows.anchor {
                     // The anchor only moves forward: a newer one must never be replaced by the source's.

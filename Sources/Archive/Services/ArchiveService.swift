@@ -406,12 +406,15 @@ public final class ArchiveService: Sendable {
                 retryable: retryable)
         }
         let reference: BlobReference
+        let patient = prepared.patientID.flatMap { keys.patientKey(patientID: $0, issuer: prepared.issuerOfPatientID) }
+        // The patient key the blob goes under, checked again by the index commit: a disposal that destroys it
+        // meanwhile makes the commit refuse the instance (its blob would be unreadable), never acknowledge it.
+        let patientKeyID: String?
         do {
-            reference = try await writeBlob(
-                prepared.data, owner: sopInstance,
-                patient: prepared.patientID.flatMap {
-                    keys.patientKey(patientID: $0, issuer: prepared.issuerOfPatientID)
-                })
+            patientKeyID = try patient.flatMap { patient throws(ArchiveError) in
+                try keys.patientKeys?.key(forPatient: patient).id
+            }
+            reference = try await writeBlob(prepared.data, owner: sopInstance, patient: patient)
         } catch {
             return fail(
                 FailureReason.outOfResources, "the instance could not be written: \(error.message)",
@@ -420,7 +423,11 @@ public final class ArchiveService: Sendable {
         let (index, allowNewVersion) = (self.index, duplicatePolicy == .newVersion)
         let entry: IndexEntry
         do {
-            entry = try await storage.runTyped { Self.indexEntry(prepared.file, blob: reference) }
+            entry = try await storage.runTyped {
+                var entry = Self.indexEntry(prepared.file, blob: reference)
+                entry.patientKeyID = patientKeyID
+                return entry
+            }
         } catch {
             await discardBlob(reference.id)
             return fail(FailureReason.processingFailure, "the index could not be updated: \(error.message)")
