@@ -41,6 +41,7 @@ import Testing
                 let status = try await Call.call(client, .post, "/api/v1/patients/P-OLD/disposal", [:]).status
                 #expect(status == .forbidden)
             }
+            _ = try await archive.token(for: .nurse, username: "nurse-early")
             second = try await archive.token(for: .practiceManager, username: "manager-two")
             archive.token = try await archive.token(for: .practiceManager, username: "manager-one")
             id = try await archive.app.test(.router) { client in
@@ -73,11 +74,23 @@ import Testing
                 #expect(try await Call.call(client, .post, "/api/v1/disposals/nope/approve").status == .notFound)
                 return id
             }
-            // A practice-manager account made after the request is not a second person.
+            // A practice-manager account made after the request is not a second person, nor is an older account
+            // promoted to practice manager after it.
             archive.token = try await archive.token(for: .practiceManager, username: "manager-late")
             try await archive.app.test(.router) { client in
                 let reply = try await Call.call(client, .post, "/api/v1/disposals/\(id)/approve")
                 #expect(reply.status == .forbidden)
+                #expect(try await Call.call(client, .get, "/api/v1/patients/P-OLD").status == .ok)
+            }
+            try await archive.identity.administration.setRole(
+                tenant: "default", username: "nurse-early", role: .practiceManager)
+            archive.token = try await archive.identity.tokens.issue(
+                tenant: "default", username: "nurse-early", role: .practiceManager
+            ).accessToken
+            try await archive.app.test(.router) { client in
+                let reply = try await Call.call(client, .post, "/api/v1/disposals/\(id)/approve")
+                #expect(reply.status == .forbidden)
+                #expect(String(describing: reply.object["error"] ?? reply.object).contains("two-person rule"))
                 #expect(try await Call.call(client, .get, "/api/v1/patients/P-OLD").status == .ok)
             }
             archive.token = second
@@ -124,6 +137,12 @@ import Testing
         archive.token = try await archive.token(for: .practiceManager, username: "manager-one")
         try await archive.app.test(.router) { client in
             _ = try await Call.call(client, .put, "/api/v1/retention/policy", ["state": "FL", "minimumYears": 0])
+            // Without a second practice manager nobody could approve it: refused at once.
+            let alone = try await Call.call(client, .post, "/api/v1/patients/P-OLD/disposal", [:])
+            #expect(alone.status == .conflict)
+        }
+        _ = try await archive.token(for: .practiceManager, username: "manager-two")
+        try await archive.app.test(.router) { client in
             let id = try #require(
                 try await Call.call(client, .post, "/api/v1/patients/P-OLD/disposal", [:]).object["id"] as? String)
             let reply = try await Call.call(client, .post, "/api/v1/disposals/\(id)/cancel")

@@ -20,6 +20,10 @@ public struct Disposal: Codable, Sendable, Equatable {
     public var rule: String
     public var requestedBy: String
     public var requestedAt: Date
+    /// Who may approve (two-person rule): the practice managers other than the requester, active when it was asked
+    /// for (`tenant/username`). An account made or promoted afterwards is not a second person. Nil in requests made
+    /// before this list was kept (their approver's account must merely predate the request).
+    public var approvers: [String]?
     public var approvedBy: String?
     /// The patient key's id as it was when approved (the certificate names it even when a run after an interrupted
     /// one finds the key gone already).

@@ -34,6 +34,7 @@ struct DisposalRoutes {
         var rule: String
         var requestedBy: String
         var requestedAt: String
+        var approvers: [String]?
         var approvedBy: String?
         var cancelledBy: String?
         var certificate: CertificateOut?
@@ -49,6 +50,7 @@ struct DisposalRoutes {
             rule = value.rule
             requestedBy = value.requestedBy
             requestedAt = Formatting.timestamp(value.requestedAt)
+            approvers = value.approvers
             approvedBy = value.approvedBy
             cancelledBy = value.cancelledBy
             certificate = value.certificate.map { CertificateOut($0, record: record) }
@@ -135,13 +137,23 @@ struct DisposalRoutes {
         }) {
             throw HTTPFailure(.conflict, "a disposal of this patient is already waiting for approval")
         }
+        // The second persons: practice managers already active now (one made or promoted later cannot approve).
+        let tenant = try services.tenant(context).tenant
+        let approvers = try await services.identity.store.accounts(tenant: tenant).filter {
+            $0.role == .practiceManager && $0.status == .active
+        }.map { "\(tenant)/\($0.username)" }.filter { $0 != context.audit.actor }.sorted()
+        guard !approvers.isEmpty else {
+            throw HTTPFailure(
+                .conflict, "two-person rule: the clinic has no second active practice manager to approve a disposal")
+        }
         let id = UUID().uuidString.lowercased()
+        var disposal = Disposal(
+            patientKey: key, reason: reason, dueDate: entry.dueDate, rule: entry.rule, requestedBy: context.audit.actor,
+            at: Date())
+        disposal.approvers = approvers
         let written = try await records.write(
-            .disposal, id: id, patient: RetentionRoutes.clinicWide,
-            value: Disposal(
-                patientKey: key, reason: reason, dueDate: entry.dueDate, rule: entry.rule,
-                requestedBy: context.audit.actor, at: Date()),
-            actor: context.audit.actor, expectedVersion: 0)
+            .disposal, id: id, patient: RetentionRoutes.clinicWide, value: disposal, actor: context.audit.actor,
+            expectedVersion: 0)
         context.audit.action = "disposal request \(id) (patient \(key))"
         return try ClinicSupport.json(
             Out(written), status: .created,
@@ -188,8 +200,14 @@ struct DisposalRoutes {
         let claimed: Versioned<Disposal>
         switch record.value.status {
         case .pending:
-            // An account made after the request (the requester could make one) is not a second person.
-            if let principal = context.principal,
+            // Only a practice manager who was one when the disposal was asked for is a second person (the requester
+            // could make or promote an account).
+            if let approvers = record.value.approvers, !approvers.contains(context.audit.actor) {
+                throw HTTPFailure(
+                    .forbidden,
+                    "two-person rule: the approver must have been a practice manager when the disposal was asked for")
+            }
+            if record.value.approvers == nil, let principal = context.principal,
                 let account = try await services.identity.store.account(
                     tenant: principal.tenant, username: principal.username),
                 account.created >= record.value.requestedAt
